@@ -1,0 +1,60 @@
+// Lint rules that keep the architecture visible: imports point one way
+// (http -> services -> (db, queue, storage, publish, webhooks) -> domain; engine imports nothing of ours).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', '.bench-data/**', 'packages/console/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'off',
+    },
+  },
+  {
+    files: ['packages/engine/src/**/*.ts'],
+    rules: restrict([
+      { group: ['@rockit/server', '@rockit/cli', '@rockit/gamegen', '**/server/**', '**/cli/**', '**/gamegen/**'], message: 'engine imports nothing of ours' },
+      { group: ['kysely', 'fastify', 'pg', 'better-sqlite3', '@fastify/*'], message: 'engine has no database or HTTP server' },
+    ]),
+  },
+  {
+    files: ['packages/engine/src/**/*.ts'],
+    ignores: ['packages/engine/src/**/*.test.ts'],
+    rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'engine never reads process.env' }] },
+  },
+  {
+    files: ['packages/gamegen/src/**/*.ts', 'packages/cli/src/**/*.ts'],
+    rules: restrict([{ group: ['@rockit/server', '**/server/src/**'], message: 'talk to the server over HTTP only' }]),
+  },
+  {
+    files: ['packages/server/src/domain/**/*.ts'],
+    rules: restrict([
+      { group: ['**/http/**', '**/services/**', '**/db/**', '**/queue/**', '**/storage/**', '**/publish/**', '**/webhooks/**'], message: 'domain is pure' },
+      { group: ['kysely', 'fastify', '@fastify/*', 'pg', 'better-sqlite3'], message: 'domain is pure' },
+    ]),
+  },
+  {
+    files: ['packages/server/src/{db,queue,storage,publish,webhooks}/**/*.ts'],
+    rules: restrict([
+      { group: ['**/http/**', '**/services/**'], message: 'imports point one way: http -> services -> (db, queue, storage) -> domain' },
+      { group: ['fastify', '@fastify/*'], message: 'Fastify only in http/' },
+    ]),
+  },
+  {
+    files: ['packages/server/src/services/**/*.ts'],
+    rules: restrict([
+      { group: ['**/http/**'], message: 'nothing imports http' },
+      { group: ['fastify', '@fastify/*'], message: 'Fastify only in http/' },
+    ]),
+  },
+  {
+    files: ['packages/server/src/**/*.ts'],
+    ignores: ['packages/server/src/config/**', 'packages/server/src/**/*.test.ts', 'packages/server/src/test-support/**', 'packages/server/src/bin.ts'],
+    rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'configuration is read once in config/' }] },
+  },
+);
