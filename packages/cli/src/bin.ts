@@ -4,12 +4,22 @@ import { Command } from 'commander';
 import { register as registerImage } from './commands/image.js';
 import { register as registerPatch } from './commands/patch.js';
 import { register as registerGamegen } from './commands/gamegen.js';
+import { register as registerLogin } from './commands/login.js';
+import { register as registerApps } from './commands/apps.js';
+import { register as registerDeployments } from './commands/deployments.js';
+import { register as registerPush } from './commands/push.js';
+import { register as registerTasks } from './commands/tasks.js';
 
 const program = new Command();
 program.name('rockit').description('ROCKIT images, patches and test data on the command line').version('0.1.0');
 registerImage(program);
 registerPatch(program);
 registerGamegen(program);
+registerLogin(program);
+registerApps(program);
+registerDeployments(program);
+registerPush(program);
+registerTasks(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof Error ? err.message : String(err);

@@ -1,1 +1,35 @@
+// Public API of @rockit/engine. Everything else is internal.
 export * from './format/types.js';
+export * from './errors.js';
+export * from './trace/index.js';
+export * from './patch/index.js';
+export {
+  IMAGE_FORMAT_VERSION,
+  IMAGE_JSON_NAME,
+  PACKS_DIR,
+  DEFAULT_CHUNKING,
+  DEFAULT_ZSTD_LEVEL,
+  DEFAULT_PACK_SIZE_BYTES,
+  DEFAULT_LIMITS,
+  type InputLimits,
+} from './format/constants.js';
+export { FastCdcChunker, chunkLengths, validateChunkingParams } from './chunker/fastcdc.js';
+export { sha256, decodeChunk } from './codec/chunk-codec.js';
+export { CodecPool, type CodecPoolOptions } from './codec/codec-pool.js';
+export { encodeManifest, decodeManifest } from './format/manifest.js';
+export { parseImageJson, type ImageJson } from './format/image-json.js';
+export { readTarEntries, detectCompression, type TarCompression } from './tar/tar-reader.js';
+export { walkFolder } from './tar/folder-walker.js';
+export { InputGuard, type InputEntry, type AdmittedEntry } from './tar/input-entry.js';
+export { buildImage, type BuildImageOptions, type BuildResult, type BuildStats, type BuildProgress } from './image/build.js';
+export { ImageWriter } from './image/image-writer.js';
+export {
+  FolderImageSource,
+  HttpImageSource,
+  openImageSource,
+  type ImageSource,
+  type HttpImageSourceOptions,
+} from './image/image-source.js';
+export { openImage, readChunks, verifyChunk, coalesce, type OpenedImage, type ReadChunksOptions } from './image/reader.js';
+export { extractImage, type ExtractImageOptions, type ExtractResult, type ExtractProgress } from './image/extract.js';
+export { verifyImage, type VerifyReport, type DamagedChunk } from './image/verify.js';

@@ -1,1 +1,10 @@
-export {};
+export { loadConfig, ConfigError, type Config, type ConfigFlags } from './config/config.js';
+export { buildServer, startServer, resolveAdminToken, type Server, type ServerOptions, type ReadinessCheck } from './server.js';
+export { buildApp, type AppDeps, type AppServices } from './http/app.js';
+export { createDb, type Db } from './db/dialect.js';
+export { migrateToLatest, MIGRATIONS } from './db/migrator.js';
+export { AppError, ERROR_STATUS, type ErrorCode } from './domain/errors.js';
+export { ManualClock, systemClock, type Clock } from './domain/clock.js';
+export { RESOURCES, RESOURCE_MAX, type Permissions, type Resource } from './domain/permissions.js';
+export type { SelfCheck } from './queue/handlers/hello.js';
+export { Worker, PermanentTaskError, type TaskHandler, type TaskContext } from './queue/worker.js';

@@ -1,0 +1,106 @@
+// Following one import through its pipeline (api.md §7.2): dltar → mkraw → deploy.
+//
+// The server names only the first task when the build is submitted; each later stage is found
+// with `GET /be/v1/tasks` as the first task of the next type for the same app created no earlier
+// than the stage before it and, when both carry one, for the same build id. Imports of one app
+// run one at a time in order, so that task is ours; the build id guards against an earlier
+// import whose later stages are created after our submission.
+import type { ApiClient } from './client.js';
+import { FINAL_TASK_STATUSES, type ListEnvelope, type SuccessEnvelope, type Task } from './types.js';
+
+/** A task of the import pipeline ended in failure (or expired or was canceled). */
+export class TaskFailedError extends Error {
+  override readonly name = 'TaskFailedError';
+  constructor(readonly task: { name: string; type: string; status: string; error?: unknown }) {
+    super(`task ${task.name} (${task.type}) ${task.status}${errorMessageOf(task.error)}`);
+  }
+}
+
+function errorMessageOf(error: unknown): string {
+  if (error && typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
+    return `: ${(error as { message: string }).message}`;
+  }
+  return '';
+}
+
+export const IMPORT_PIPELINE = ['dltar', 'mkraw', 'deploy'] as const;
+
+export interface FollowOptions {
+  client: ApiClient;
+  appName: string;
+  /** The task the submission answered with (the first stage). */
+  first: Task;
+  pollIntervalMs: number;
+  sleep: (ms: number) => Promise<void>;
+  /** Stage types in order, starting with `first.type`. */
+  pipeline?: readonly string[];
+  /** Polls to wait for the next stage to appear before giving up. Default: 2 minutes' worth. */
+  maxAppearPolls?: number;
+  /** Called with every task state seen (the first one too). */
+  onUpdate?: (task: Task) => void;
+}
+
+/**
+ * Waits for every stage to finish and returns their final states in order. Throws
+ * `TaskFailedError` as soon as a stage ends in any state but `succeeded`, and an `Error` if a
+ * next stage does not appear in time. API failures propagate as `ApiError`/`NetworkError`.
+ */
+export async function followPipeline(opts: FollowOptions): Promise<Task[]> {
+  const pipeline = opts.pipeline ?? IMPORT_PIPELINE;
+  const start = pipeline.indexOf(opts.first.type);
+  if (start === -1) throw new Error(`task ${opts.first.name} has type ${opts.first.type}, not one of ${pipeline.join(', ')}`);
+  const maxAppearPolls = opts.maxAppearPolls ?? Math.max(1, Math.ceil(120_000 / Math.max(1, opts.pollIntervalMs)));
+  const done: Task[] = [];
+  let task: Task = opts.first;
+  for (let stage = start; ; stage++) {
+    task = await waitForEnd(opts, task);
+    done.push(task);
+    if (task.status !== 'succeeded') throw new TaskFailedError(task);
+    const nextType = pipeline[stage + 1];
+    if (nextType === undefined) return done;
+    task = await findNext(opts, task, nextType, done, maxAppearPolls);
+  }
+}
+
+async function waitForEnd(opts: FollowOptions, initial: Task): Promise<Task> {
+  let task = initial;
+  opts.onUpdate?.(task);
+  while (!FINAL_TASK_STATUSES.has(task.status)) {
+    await opts.sleep(opts.pollIntervalMs);
+    const res = await opts.client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(task.name)}`);
+    task = res.task;
+    opts.onUpdate?.(task);
+  }
+  return task;
+}
+
+function buildIdOf(task: Task): number | null {
+  if (typeof task.buildId === 'number') return task.buildId;
+  const fromResult = task.result?.buildId;
+  return typeof fromResult === 'number' ? fromResult : null;
+}
+
+async function findNext(opts: FollowOptions, prev: Task, type: string, seen: readonly Task[], maxPolls: number): Promise<Task> {
+  const seenNames = new Set(seen.map((t) => t.name));
+  const buildId = buildIdOf(prev);
+  for (let poll = 0; poll < maxPolls; poll++) {
+    if (poll > 0) await opts.sleep(opts.pollIntervalMs);
+    const res = await opts.client.get<ListEnvelope & { tasks: Task[] }>('/be/v1/tasks', {
+      appName: opts.appName,
+      type,
+      since: prev.created,
+      'order[]': 'created',
+      limit: 100,
+    });
+    const match = (res.tasks ?? []).find(
+      (t) =>
+        t.type === type &&
+        t.appName === opts.appName &&
+        !seenNames.has(t.name) &&
+        (typeof prev.created !== 'number' || typeof t.created !== 'number' || t.created >= prev.created) &&
+        (buildId === null || buildIdOf(t) === null || buildIdOf(t) === buildId),
+    );
+    if (match) return match;
+  }
+  throw new Error(`no ${type} task appeared for app ${opts.appName} after ${prev.type} ${prev.name} succeeded`);
+}

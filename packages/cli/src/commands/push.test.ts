@@ -1,0 +1,197 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tarStream from 'tar-stream';
+import { register, parseTarget } from './push.js';
+import { fail, loggedInEnv, ok, runCli, startStandIn, withAuth, type RecordedRequest, type Reply, type StandIn } from '../api/test-support/stand-in-server.js';
+import type { Task } from '../api/types.js';
+
+let dir: string;
+let game: string;
+const servers: StandIn[] = [];
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rockit-push-'));
+  game = path.join(dir, 'game');
+  await fs.mkdir(path.join(game, 'data'), { recursive: true });
+  await fs.writeFile(path.join(game, 'game.exe'), Buffer.alloc(1500, 7));
+  await fs.writeFile(path.join(game, 'data', 'level.pak'), Buffer.from('level data'));
+});
+afterEach(async () => {
+  while (servers.length) await servers.pop()!.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function untar(archive: Buffer): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const ex = tarStream.extract();
+  ex.on('entry', (header, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      if (header.type === 'file') files.set(header.name, Buffer.concat(chunks).toString('utf8'));
+      next();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    ex.on('finish', resolve);
+    ex.on('error', reject);
+    ex.end(archive);
+  });
+  return files;
+}
+
+interface Scenario {
+  /** The status mkraw ends in, and its error. */
+  mkraw?: { status: string; error?: Record<string, unknown> };
+  /** Where the upload goes: the API server itself (relative URL) or another origin. */
+  uploadUrl?: string;
+  uploadReply?: Reply;
+}
+
+/**
+ * A scripted import: dltar (submitted → running → succeeded), then mkraw and deploy, each found
+ * through the task list. An older import's mkraw (build 2) is listed first and must be skipped.
+ */
+function importServer(sc: Scenario) {
+  const now = Math.floor(Date.now() / 1000);
+  const polls = new Map<string, number>();
+  const task = (name: string, type: string, status: string, extra: Partial<Task> = {}): Task => ({
+    name, type, status, appName: 'demo', buildId: 3, progress: status === 'succeeded' ? 1 : 0.5, created: now, error: null, ...extra,
+  });
+  const states: Record<string, Task[]> = {
+    t_dl: [task('t_dl', 'dltar', 'running'), task('t_dl', 'dltar', 'succeeded')],
+    t_mk: [task('t_mk', 'mkraw', 'running'), task('t_mk', 'mkraw', sc.mkraw?.status ?? 'succeeded', { error: (sc.mkraw?.error ?? null) as Task['error'] })],
+    t_dp: [task('t_dp', 'deploy', 'succeeded')],
+  };
+  return (req: RecordedRequest): Reply => {
+    if (req.method === 'POST' && req.path === '/be/v1/builds') {
+      return ok({ task: task('t_dl', 'dltar', 'submitted'), upload: { url: sc.uploadUrl ?? '/be/v1/uploads/t_dl', method: 'PUT', expires: now + 3600 } }, 202);
+    }
+    if (req.method === 'PUT' && req.path === '/be/v1/uploads/t_dl') return sc.uploadReply ?? ok({});
+    if (req.method === 'PATCH' && req.path === '/be/v1/tasks') return ok({ task: task('t_dl', 'dltar', 'expired') });
+    const m = /^\/be\/v1\/tasks\/(\w+)$/.exec(req.path);
+    if (m && states[m[1]]) {
+      const n = polls.get(m[1]) ?? 0;
+      polls.set(m[1], n + 1);
+      return ok({ task: states[m[1]][Math.min(n, states[m[1]].length - 1)] });
+    }
+    if (req.path === '/be/v1/tasks') {
+      const type = req.query.get('type');
+      const list =
+        type === 'mkraw'
+          ? [task('t_old', 'mkraw', 'running', { buildId: 2 }), { ...states.t_mk[0], status: 'submitted' }]
+          : type === 'deploy'
+            ? [{ ...states.t_dp[0], status: 'submitted' }]
+            : [];
+      return ok({ total: list.length, offset: 0, limit: 100, tasks: list });
+    }
+    if (req.path === '/be/v1/apps/demo') {
+      return ok({
+        app: {
+          name: 'demo', iCurBuild: 3, dxfName: 'b0003-t001',
+          builds: [{ buildId: 1, buildName: '1.0.0' }, { buildId: 2, buildName: '1.0.1' }, { buildId: 3, buildName: '1.0.2' }],
+          patches: [{ fromBuildId: 1, toBuildId: 3, sizeBytes: 2048 }, { fromBuildId: 2, toBuildId: 3, sizeBytes: 1024 }, { fromBuildId: 1, toBuildId: 2, sizeBytes: 9 }],
+        },
+      });
+    }
+    return fail(404, 'not-found', `no route ${req.method} ${req.path}`);
+  };
+}
+
+async function setup(sc: Scenario = {}) {
+  const api = await startStandIn(withAuth(importServer(sc)));
+  servers.push(api);
+  const env = await loggedInEnv(api.url, path.join(dir, 'cfg'));
+  const run = (argv: string[]) => runCli([register], argv, { env });
+  return { api, run };
+}
+
+describe('rockit push', () => {
+  it('streams a folder as a tar with its exact length, follows the pipeline and prints the release', async () => {
+    const { api, run } = await setup();
+    const r = await run(['push', game, 'acme/demo', '--name', '1.0.2']);
+    expect(r.exitCode, r.stderr).toBe(0);
+
+    expect(api.requests.find((q) => q.path === '/be/v1/builds')?.json).toEqual({ appName: 'demo', buildName: '1.0.2' });
+    const put = api.requests.find((q) => q.method === 'PUT')!;
+    expect(Number(put.headers['content-length'])).toBe(put.body.length);
+    expect(put.headers['transfer-encoding']).toBeUndefined();
+    expect(put.headers['x-rockit-beauth-token']).toBe('auth-1'); // same origin: credentials go along
+    expect(await untar(put.body)).toEqual(new Map([['data/level.pak', 'level data'], ['game.exe', '\u0007'.repeat(1500)]]));
+
+    // The older import's mkraw (build 2) was skipped; ours was followed to the end.
+    const polled = api.requests.filter((q) => q.path.startsWith('/be/v1/tasks/')).map((q) => q.path);
+    expect(polled).not.toContain('/be/v1/tasks/t_old');
+    expect(polled).toContain('/be/v1/tasks/t_mk');
+    expect(r.stderr).toMatch(/dltar\s+t_dl\s+succeeded/);
+    expect(r.stderr).toMatch(/deploy\s+t_dp\s+succeeded/);
+    expect(r.stdout).toBe('published acme/demo build 3 (1.0.2), dxf b0003-t001; patches from build 1 (2.0 KiB), 2 (1.0 KiB)\n');
+  });
+
+  it('sends a tar file unchanged to another origin without credentials, and reports JSON', async () => {
+    const bucket = await startStandIn(() => ({ status: 200, text: '' }));
+    servers.push(bucket);
+    const { run } = await setup({ uploadUrl: `${bucket.url}/presigned/put?sig=abc` });
+    const tar = path.join(dir, 'build.tar');
+    await fs.writeFile(tar, Buffer.alloc(10240, 3));
+    const r = await run(['push', tar, 'acme/demo', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const put = bucket.requests[0];
+    expect(put.path).toBe('/presigned/put');
+    expect(put.query.get('sig')).toBe('abc');
+    expect(put.body.equals(Buffer.alloc(10240, 3))).toBe(true);
+    expect(Object.keys(put.headers).filter((h) => h.startsWith('x-rockit'))).toEqual([]);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ status: 'success', appName: 'demo', uploadedBytes: 10240, release: { iCurBuild: 3, dxfName: 'b0003-t001', buildName: '1.0.2' } });
+    expect(out.tasks.map((t: Task) => `${t.type}:${t.status}`)).toEqual(['dltar:succeeded', 'mkraw:succeeded', 'deploy:succeeded']);
+    expect(out.release.patches).toHaveLength(2);
+  });
+
+  it('exits 1 with the failed task and its detail fields', async () => {
+    const { api, run } = await setup({
+      mkraw: { status: 'failed', error: { message: 'cannot read file', fileReadFailed: { filename: 'data/level.pak', typeExpected: 'file', typeDetected: 'symlink' } } },
+    });
+    const r = await run(['push', game, 'acme/demo']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('task t_mk (mkraw) failed: cannot read file');
+    expect(r.stderr).toContain('fileReadFailed.filename: data/level.pak');
+    expect(r.stderr).toContain('fileReadFailed.typeDetected: symlink');
+    expect(api.requests.some((q) => q.query.get('type') === 'deploy')).toBe(false);
+
+    const j = await run(['push', game, 'acme/demo', '--json']);
+    expect(j.exitCode).toBe(1);
+    expect(JSON.parse(j.stdout)).toMatchObject({ status: 'error', error: 'task-failed', task: { name: 't_mk', error: { fileReadFailed: { filename: 'data/level.pak' } } } });
+  });
+
+  it('returns after the upload with --no-wait', async () => {
+    const { api, run } = await setup();
+    const r = await run(['push', game, 'acme/demo', '--no-wait']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('rockit tasks --app demo');
+    expect(api.requests.some((q) => q.path.startsWith('/be/v1/tasks'))).toBe(false);
+  });
+
+  it('reports a refused upload with the API error and expires the upload task', async () => {
+    const { api, run } = await setup({ uploadReply: fail(413, 'payload-too-large', 'upload over the limit') });
+    const r = await run(['push', game, 'acme/demo']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('upload of task t_dl failed: upload over the limit');
+    expect(r.stderr).toContain('payload-too-large (HTTP 413)');
+    expect(api.requests.find((q) => q.method === 'PATCH')?.json).toEqual({ name: 't_dl', expire: true });
+    expect(r.stderr).toContain('task t_dl expired');
+  });
+
+  it('refuses another organization and a malformed target before uploading', async () => {
+    const { api, run } = await setup();
+    const r = await run(['push', game, 'other/demo']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('logged in to organization acme');
+    expect(api.requests.some((q) => q.path === '/be/v1/builds')).toBe(false);
+    expect(() => parseTarget('demo')).toThrow(/<org>\/<app>/);
+    expect(() => parseTarget('a/b/c')).toThrow(/<org>\/<app>/);
+    expect(parseTarget('acme/demo')).toEqual({ orgName: 'acme', appName: 'demo' });
+  });
+});

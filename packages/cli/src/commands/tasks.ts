@@ -1,0 +1,82 @@
+import { Option, type Command } from 'commander';
+import {
+  connect,
+  parsePositiveInt,
+  processContext,
+  runAction,
+  withConnectionOptions,
+  type CliContext,
+  type ConnectionOptions,
+} from '../api/context.js';
+import { formatAge, formatTable } from '../api/output.js';
+import { TASK_STATUSES, TASK_TYPES, type ListEnvelope, type Task } from '../api/types.js';
+
+interface TasksOptions extends ConnectionOptions {
+  app?: string;
+  status?: string;
+  type?: string;
+  limit: number;
+}
+
+/**
+ * Registers `rockit tasks`: the most recent tasks first (`GET /be/v1/tasks`, api.md §8), as a
+ * table or, with `--json`, the server's task objects unchanged. `--app` is the server's partial
+ * match on the app name.
+ */
+export function register(program: Command, ctx: CliContext = processContext()): void {
+  withConnectionOptions(
+    program
+      .command('tasks')
+      .description('show recent tasks (imports, deploys, trace processing)')
+      .option('--app <name>', 'only tasks of apps whose name contains this')
+      .addOption(new Option('--status <status>', 'only tasks in this state').choices(TASK_STATUSES))
+      .addOption(new Option('--type <type>', 'only tasks of this type').choices(TASK_TYPES))
+      .option('--limit <n>', 'how many (1-1000)', parsePositiveInt('--limit'), 20)
+      .option('--json', 'print the tasks as a JSON array'),
+  ).action((opts: TasksOptions) =>
+    runAction(ctx, opts.json, async () => {
+      if (opts.limit > 1000) throw new Error('--limit must be at most 1000');
+      const { client } = await connect(ctx, opts);
+      const res = await client.get<ListEnvelope & { tasks: Task[] }>('/be/v1/tasks', {
+        appName: opts.app,
+        status: opts.status,
+        type: opts.type,
+        'order[]': '-created',
+        limit: opts.limit,
+      });
+      const tasks = res.tasks ?? [];
+      if (opts.json) {
+        ctx.stdout.write(JSON.stringify(tasks, null, 2) + '\n');
+        return;
+      }
+      if (tasks.length === 0) {
+        ctx.stdout.write('no tasks\n');
+        return;
+      }
+      ctx.stdout.write(formatTasks(tasks, ctx.now()));
+      if (res.total > tasks.length) ctx.stdout.write(`(${tasks.length} of ${res.total}; use --limit for more)\n`);
+    }),
+  );
+}
+
+/** The task table: name, type, status, app, build, progress, age, error message. */
+export function formatTasks(tasks: readonly Task[], nowMs: number): string {
+  return formatTable(
+    ['NAME', 'TYPE', 'STATUS', 'APP', 'BUILD', 'PROGRESS', 'AGE', 'ERROR'],
+    tasks.map((t) => [
+      t.name,
+      t.type,
+      t.status,
+      t.appName ?? '-',
+      t.buildId != null ? String(t.buildId) : '-',
+      typeof t.progress === 'number' ? `${Math.round(t.progress * 100)}%` : '-',
+      formatAge(t.created, nowMs),
+      oneLine(t.error?.message ?? (t.error ? JSON.stringify(t.error) : '')),
+    ]),
+  );
+}
+
+function oneLine(s: string): string {
+  const flat = s.replace(/\s+/g, ' ').trim();
+  return flat.length > 80 ? flat.slice(0, 79) + '…' : flat;
+}

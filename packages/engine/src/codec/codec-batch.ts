@@ -1,0 +1,67 @@
+// Hash + compress a batch of chunks. Runs inside codec workers and, as a fallback, on the calling thread.
+// The result is packed into one ArrayBuffer so it crosses the thread boundary without a copy.
+import { ChunkCompressor, compressBound, sha256 } from './chunk-codec.js';
+
+export interface CodecBatch {
+  level: number;
+  /** Chunk bytes back to back. */
+  data: Uint8Array;
+  /** Length of each chunk in `data`, in order. */
+  lengths: Uint32Array;
+}
+
+export interface CodecBatchResult {
+  /** 32 bytes per chunk: SHA-256 of its raw bytes. */
+  hashes: Uint8Array;
+  /** Codec per chunk (Codec values). */
+  codecs: Uint8Array;
+  /** Stored payload length per chunk. */
+  storedLengths: Uint32Array;
+  /** Stored payloads back to back. */
+  payload: Uint8Array;
+}
+
+const compressors = new Map<number, ChunkCompressor>();
+
+/** Packs [count u32][storedLengths u32*n][hashes 32*n][codecs n][payload]. 4-byte alignment is kept for the u32s. */
+export function encodeBatch(batch: CodecBatch): Uint8Array {
+  const n = batch.lengths.length;
+  let compressor = compressors.get(batch.level);
+  if (!compressor) {
+    compressor = new ChunkCompressor(batch.level);
+    compressors.set(batch.level, compressor);
+  }
+  let bound = 0;
+  for (let i = 0; i < n; i++) bound += compressBound(batch.lengths[i]);
+  const headerBytes = 4 + 4 * n + 32 * n + n;
+  const out = new Uint8Array(new ArrayBuffer(headerBytes + bound));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, n, true);
+  let src = 0;
+  let dst = headerBytes;
+  for (let i = 0; i < n; i++) {
+    const raw = batch.data.subarray(src, src + batch.lengths[i]);
+    src += batch.lengths[i];
+    out.set(sha256(raw), 4 + 4 * n + 32 * i);
+    const { codec, bytes } = compressor.encodeInto(raw, out, dst);
+    out[4 + 4 * n + 32 * n + i] = codec;
+    view.setUint32(4 + 4 * i, bytes, true);
+    dst += bytes;
+  }
+  return out.subarray(0, dst);
+}
+
+/** Views over a packed result (no copies). */
+export function decodeBatchResult(packed: Uint8Array): CodecBatchResult {
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const n = view.getUint32(0, true);
+  const storedLengths = new Uint32Array(n);
+  for (let i = 0; i < n; i++) storedLengths[i] = view.getUint32(4 + 4 * i, true);
+  const h = 4 + 4 * n;
+  return {
+    storedLengths,
+    hashes: packed.subarray(h, h + 32 * n),
+    codecs: packed.subarray(h + 32 * n, h + 33 * n),
+    payload: packed.subarray(h + 33 * n),
+  };
+}

@@ -1,0 +1,57 @@
+// A pool of worker threads that hash and compress chunk batches on all cores (piscina).
+// The worker entry is the compiled `codec-worker.js` beside this module. When this module runs from TypeScript
+// sources (vitest) there is no such .js file; the pool then looks for the compiled twin under dist/, and if
+// that is missing too it runs batches on the calling thread (same code, same results, no parallelism).
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import { decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult } from './codec-batch.js';
+
+export interface CodecPoolOptions {
+  /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
+  threads?: number;
+  /** Explicit worker module (file path or URL), mainly for tests. */
+  workerFile?: string | URL;
+}
+
+/** Finds the compiled worker module, or undefined when only TypeScript sources are present. */
+export function resolveCodecWorkerFile(): string | undefined {
+  const here = fileURLToPath(import.meta.url);
+  const sibling = here.replace(/codec-pool\.(ts|js)$/, 'codec-worker.js');
+  if (here.endsWith('.js') && existsSync(sibling)) return sibling;
+  // Running from src/ (tests): use the build output if it exists.
+  const inDist = sibling.replace(/([/\\])src([/\\])codec([/\\])codec-worker\.js$/, '$1dist$2codec$3codec-worker.js');
+  if (inDist !== sibling && existsSync(inDist)) return inDist;
+  return undefined;
+}
+
+/** Runs codec batches in parallel. Call `close()` when done (it is idempotent). */
+export class CodecPool {
+  readonly threads: number;
+  private readonly piscina?: Piscina;
+
+  constructor(opts: CodecPoolOptions = {}) {
+    const wanted = opts.threads ?? availableParallelism();
+    const file = wanted > 0 ? (opts.workerFile ?? resolveCodecWorkerFile()) : undefined;
+    if (file !== undefined && wanted > 0) {
+      const url = file instanceof URL ? file.href : pathToFileURL(file).href;
+      this.piscina = new Piscina({ filename: url, minThreads: wanted, maxThreads: wanted, idleTimeout: 1000 });
+      this.threads = wanted;
+    } else {
+      this.threads = 0;
+    }
+  }
+
+  /** Hashes and compresses one batch. The batch's buffer is transferred to the worker: do not reuse it. */
+  async run(batch: CodecBatch): Promise<CodecBatchResult> {
+    if (!this.piscina) return decodeBatchResult(encodeBatch(batch));
+    const transferList = [batch.data.buffer as ArrayBuffer, batch.lengths.buffer as ArrayBuffer];
+    const packed = (await this.piscina.run(batch, { transferList })) as Uint8Array;
+    return decodeBatchResult(packed);
+  }
+
+  async close(): Promise<void> {
+    if (this.piscina) await this.piscina.destroy();
+  }
+}

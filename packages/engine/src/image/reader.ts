@@ -1,0 +1,118 @@
+// Opening an image and reading its chunks, verified. Every chunk read is decompressed into a buffer of its
+// recorded size and its SHA-256 checked; a mismatch is a CorruptionError naming the chunk (hex) and its pack.
+import { createHash } from 'node:crypto';
+import { decodeChunk } from '../codec/chunk-codec.js';
+import { CorruptionError, FormatError } from '../errors.js';
+import { IMAGE_JSON_MAX_BYTES, IMAGE_JSON_NAME, MAX_COALESCED_READ_BYTES, PACKS_DIR } from '../format/constants.js';
+import { parseImageJson, type ImageJson } from '../format/image-json.js';
+import { decodeManifest } from '../format/manifest.js';
+import type { ChunkEntry, Manifest } from '../format/types.js';
+import type { ImageSource } from './image-source.js';
+
+export interface OpenedImage {
+  source: ImageSource;
+  imageJson: ImageJson;
+  manifest: Manifest;
+}
+
+/**
+ * Reads image.json and the manifest, checking the manifest's size and SHA-256 against image.json.
+ * Errors: CorruptionError ('image-json', 'manifest'), FormatError (unsupported or malformed files).
+ */
+export async function openImage(source: ImageSource): Promise<OpenedImage> {
+  const imageJson = parseImageJson(await source.readFile(IMAGE_JSON_NAME, IMAGE_JSON_MAX_BYTES));
+  const { name, sha256, sizeBytes } = imageJson.manifest;
+  const bytes = await source.readFile(name, sizeBytes);
+  if (bytes.length !== sizeBytes) throw new CorruptionError('manifest', name, `${name} is ${bytes.length} bytes, image.json says ${sizeBytes} (truncated)`);
+  if (createHash('sha256').update(bytes).digest('hex') !== sha256) throw new CorruptionError('manifest', name, `${name}: SHA-256 does not match image.json (damaged)`);
+  const manifest = decodeManifest(bytes, name);
+  if (manifest.chunks.length !== imageJson.chunkCount || manifest.packs.length !== imageJson.packCount) {
+    throw new FormatError(`${name}: counts disagree with image.json`, 'format-invalid');
+  }
+  return { source, imageJson, manifest };
+}
+
+export function hex(hash: Uint8Array): string {
+  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex');
+}
+
+export function packPath(m: Manifest, c: ChunkEntry): string {
+  return `${PACKS_DIR}/${m.packs[c.pack].name}`;
+}
+
+/** Decodes and verifies one stored payload. Throws CorruptionError 'chunk' naming the chunk and its pack. */
+export function verifyChunk(m: Manifest, c: ChunkEntry, stored: Uint8Array): Buffer {
+  let raw: Buffer;
+  try {
+    raw = decodeChunk(c.codec, stored, c.rawSizeBytes);
+  } catch (err) {
+    throw new CorruptionError('chunk', hex(c.hash), `chunk ${hex(c.hash)} in pack ${m.packs[c.pack].name} at ${c.offset} does not decode: ${(err as Error).message}`, m.packs[c.pack].name);
+  }
+  const h = createHash('sha256').update(raw).digest();
+  if (!h.equals(c.hash)) {
+    throw new CorruptionError('chunk', hex(c.hash), `chunk ${hex(c.hash)} in pack ${m.packs[c.pack].name} at ${c.offset} has the wrong SHA-256`, m.packs[c.pack].name);
+  }
+  return raw;
+}
+
+/** Groups chunk indexes (in the given order) into runs that are adjacent in one pack, each at most maxBytes. */
+export function coalesce(m: Manifest, indexes: readonly number[], maxBytes = MAX_COALESCED_READ_BYTES): number[][] {
+  const groups: number[][] = [];
+  let cur: number[] = [];
+  let end = -1;
+  let pack = -1;
+  let bytes = 0;
+  for (const i of indexes) {
+    const c = m.chunks[i];
+    if (cur.length > 0 && c.pack === pack && c.offset === end && bytes + c.storedSizeBytes <= maxBytes) {
+      cur.push(i);
+    } else {
+      if (cur.length > 0) groups.push(cur);
+      cur = [i];
+      pack = c.pack;
+      bytes = 0;
+    }
+    end = c.offset + c.storedSizeBytes;
+    bytes += c.storedSizeBytes;
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
+export interface ReadChunksOptions {
+  /** Range requests kept in flight (default 4). */
+  parallelReads?: number;
+}
+
+/**
+ * Yields the raw bytes of the given chunks in the given order (one read per run of adjacent chunks, a few reads
+ * ahead), each verified. Errors: CorruptionError ('chunk', 'pack-missing', 'pack-truncated'), source errors.
+ */
+export async function* readChunks(img: OpenedImage, indexes: readonly number[], opts: ReadChunksOptions = {}): AsyncGenerator<{ index: number; raw: Buffer }> {
+  const m = img.manifest;
+  const groups = coalesce(m, indexes);
+  const ahead = Math.max(1, opts.parallelReads ?? 4);
+  const reads: Array<Promise<Uint8Array>> = [];
+  const start = (g: number[]): Promise<Uint8Array> => {
+    const first = m.chunks[g[0]];
+    const last = m.chunks[g[g.length - 1]];
+    const p = img.source.readRange(packPath(m, first), first.offset, last.offset + last.storedSizeBytes - first.offset);
+    p.catch(() => undefined);
+    return p;
+  };
+  let next = 0;
+  try {
+    for (let gi = 0; gi < groups.length; gi++) {
+      while (next < groups.length && next < gi + ahead) reads.push(start(groups[next++]));
+      const bytes = await reads.shift()!;
+      const g = groups[gi];
+      const base = m.chunks[g[0]].offset;
+      for (const i of g) {
+        const c = m.chunks[i];
+        yield { index: i, raw: verifyChunk(m, c, bytes.subarray(c.offset - base, c.offset - base + c.storedSizeBytes)) };
+      }
+    }
+  } finally {
+    await Promise.allSettled(reads);
+  }
+}

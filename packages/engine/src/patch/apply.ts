@@ -1,0 +1,526 @@
+// applyPatch: A's installed folder + a patch -> B in a new folder (docs/FORMATS.md, "## Patch").
+
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, symlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FileEntry, Manifest } from '../format/types.js';
+import { DATA_PART_NAME, ManifestPartKind, MANIFEST_PART_NAME, BASE_PART_NAME, MAX_REF_BYTES, RecordTag, RunCodec } from './constants.js';
+import { PatchCorruptError, PatchInputError, PatchUnsupportedError, UnsafePathError, WrongBaseError } from './errors.js';
+import {
+  DATA_HEADER_BYTES,
+  decodeDataPartHeader,
+  decodeManifestPartHeader,
+  decodeRecordHeader,
+  MANIFEST_HEADER_BYTES,
+  MAX_RUN_HEADER_BYTES,
+  type PatchPointer,
+  type RunHeader,
+} from './format.js';
+import type { PatchProgress } from './make.js';
+import { canonicalManifestId, decodeManifestCanonical, encodeManifestCanonical } from './manifest-codec.js';
+import { openPatch } from './patch-source.js';
+import { zstdDecompressExact } from './zstd.js';
+
+export interface ApplyPatchOptions {
+  /** Patch folder or http(s) URL of one. */
+  patch: string;
+  /** A's installed folder (read only). */
+  fromDir: string;
+  /** Where B is written; must not exist or be empty. */
+  outDir: string;
+  /** A's manifest when the caller keeps it; otherwise the patch's base-manifest part is used. */
+  fromManifest?: Manifest;
+  onProgress?: (p: PatchProgress) => void;
+}
+
+export interface ApplyPatchResult {
+  pointer: PatchPointer;
+  manifest: Manifest;
+  /** Bytes of B taken from A's files. */
+  copiedBytes: number;
+  /** Bytes of B decoded from the patch. */
+  patchedBytes: number;
+}
+
+/** Internal knobs used by applyPatchInPlace. */
+export interface ApplyInternals {
+  /** Hard-link (instead of copy) B files identical to an A file with the same mode. */
+  linkUnchanged?: boolean;
+}
+
+const hex = (h: Uint8Array) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('hex');
+
+/**
+ * Builds B into `outDir` from A's files and the patch. Every chunk of A that is read is checked
+ * against A's manifest and every chunk and whole file of B against B's manifest.
+ * Errors: PatchCorruptError (damaged patch, names the part), PatchUnsupportedError,
+ * WrongBaseError (A's folder differs, names the file), UnsafePathError, PatchInputError.
+ * On error `outDir` may hold a partial B (never anything outside it).
+ */
+export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyInternals = {}): Promise<ApplyPatchResult> {
+  const patch = await openPatch(opts.patch);
+  try {
+    const { a, b } = await loadManifests(patch.pointer, opts.fromManifest, (role) => patch.partPath(role));
+    validateTarget(b);
+    validateBase(a);
+    const dataPath = await patch.partPath('data');
+    await prepareEmptyDir(opts.outDir);
+    const applier = new Applier(a, b, opts, internals);
+    const dataFh = await open(dataPath, 'r');
+    try {
+      await applier.run(new DataReader(dataFh, (await dataFh.stat()).size, patch.pointer.to.manifestId));
+    } finally {
+      await dataFh.close();
+      await applier.closeAll();
+    }
+    return { pointer: patch.pointer, manifest: b, copiedBytes: applier.copiedBytes, patchedBytes: applier.patchedBytes };
+  } finally {
+    await patch.close();
+  }
+}
+
+/** Decodes A's and B's manifests and checks them against the pointer's ids. */
+export async function loadManifests(
+  pointer: PatchPointer,
+  fromManifest: Manifest | undefined,
+  partPath: (role: 'manifest' | 'baseManifest') => Promise<string>,
+): Promise<{ a: Manifest; b: Manifest }> {
+  let encA: Buffer;
+  let a: Manifest;
+  if (fromManifest) {
+    encA = encodeManifestCanonical(fromManifest);
+    if (canonicalManifestId(encA) !== pointer.from.manifestId) throw new PatchInputError('the given manifest is not the base build of this patch');
+    a = fromManifest;
+  } else {
+    encA = await readManifestPart(await partPath('baseManifest'), BASE_PART_NAME, pointer.from.manifestId);
+    a = decodeManifestCanonical(encA, (d, o) => new PatchCorruptError(BASE_PART_NAME, d, o));
+  }
+  const encB = await readManifestPart(await partPath('manifest'), MANIFEST_PART_NAME, pointer.to.manifestId, encA, pointer.from.manifestId);
+  const b = decodeManifestCanonical(encB, (d, o) => new PatchCorruptError(MANIFEST_PART_NAME, d, o));
+  return { a, b };
+}
+
+async function readManifestPart(path: string, part: string, expectId: string, base?: Buffer, baseId?: string): Promise<Buffer> {
+  const buf = await readFile(path);
+  const h = decodeManifestPartHeader(part, buf.subarray(0, MANIFEST_HEADER_BYTES));
+  if (h.targetId !== expectId) throw new PatchCorruptError(part, 'manifest id does not match the pointer');
+  let dict: Buffer | undefined;
+  if (h.kind === ManifestPartKind.DeltaFromBase) {
+    if (!base || h.baseId !== baseId) throw new PatchCorruptError(part, 'delta against another base manifest');
+    dict = base;
+  } else if (h.kind !== ManifestPartKind.Full) {
+    throw new PatchUnsupportedError(part, `manifest kind ${h.kind}`);
+  }
+  let enc: Buffer;
+  try {
+    enc = zstdDecompressExact(buf.subarray(MANIFEST_HEADER_BYTES), h.rawSize, dict);
+  } catch (err) {
+    throw new PatchCorruptError(part, `zstd: ${(err as Error).message}`, MANIFEST_HEADER_BYTES);
+  }
+  if (canonicalManifestId(enc) !== expectId) throw new PatchCorruptError(part, 'decoded manifest hash does not match');
+  return enc;
+}
+
+/** A path is safe when relative, '/'-separated, without empty, '.' or '..' components or NUL. */
+export function checkRelativePath(p: string): void {
+  if (p === '' || p.startsWith('/') || p.includes('\\') || p.includes('\0')) throw new UnsafePathError(p, 'not a relative path');
+  for (const part of p.split('/')) if (part === '' || part === '.' || part === '..') throw new UnsafePathError(p, 'bad path component');
+}
+
+/**
+ * B's entries must stay inside the output folder: safe paths, unique, every parent a directory
+ * entry of B (so nothing is ever written through a symlink), hard links to regular files of B,
+ * symlink targets that resolve inside the root.
+ */
+export function validateTarget(m: Manifest): void {
+  const types = new Map<string, FileEntry['type']>();
+  for (const f of m.files) {
+    checkRelativePath(f.path);
+    if (types.has(f.path)) throw new UnsafePathError(f.path, 'duplicate path');
+    types.set(f.path, f.type);
+  }
+  for (const f of m.files) {
+    const slash = f.path.lastIndexOf('/');
+    if (slash > 0 && types.get(f.path.slice(0, slash)) !== 'dir') throw new UnsafePathError(f.path, 'parent is not a directory of the build');
+    if (f.type === 'hardlink') {
+      checkRelativePath(f.linkTarget);
+      if (types.get(f.linkTarget) !== 'file') throw new UnsafePathError(f.path, 'hard link to something that is not a file of the build');
+    }
+    if (f.type === 'symlink') {
+      if (f.linkTarget.startsWith('/') || f.linkTarget === '') throw new UnsafePathError(f.path, 'absolute symlink');
+      let depth = f.path.split('/').length - 1;
+      for (const part of f.linkTarget.split('/')) {
+        if (part === '..') depth--;
+        else if (part !== '.' && part !== '') depth++;
+        if (depth < 0) throw new UnsafePathError(f.path, 'symlink points outside the root');
+      }
+    }
+  }
+}
+
+function validateBase(m: Manifest): void {
+  for (const f of m.files) if (f.type === 'file') checkRelativePath(f.path);
+}
+
+async function prepareEmptyDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if ((await readdir(dir)).length > 0) throw new PatchInputError(`output folder is not empty: ${dir}`);
+}
+
+/** Sequential reader of the data part's records. */
+class DataReader {
+  private buf = Buffer.alloc(0);
+  private bufPos = 0; // file offset of buf[0]
+  pos: number; // file offset of the next unread byte
+  runsRead = 0;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+    private readonly targetId: string,
+  ) {
+    this.pos = 0;
+  }
+
+  private async fill(n: number): Promise<Buffer> {
+    const want = Math.min(n, this.size - this.pos);
+    if (this.pos >= this.bufPos && this.pos + want <= this.bufPos + this.buf.length) {
+      return this.buf.subarray(this.pos - this.bufPos, this.pos - this.bufPos + want);
+    }
+    const len = Math.max(want, 1 << 20);
+    const b = Buffer.allocUnsafe(Math.min(len, this.size - this.pos));
+    const { bytesRead } = await this.fh.read(b, 0, b.length, this.pos);
+    this.buf = b.subarray(0, bytesRead);
+    this.bufPos = this.pos;
+    return this.buf.subarray(0, Math.min(want, bytesRead));
+  }
+
+  async header(): Promise<void> {
+    const h = decodeDataPartHeader(DATA_PART_NAME, await this.fill(DATA_HEADER_BYTES));
+    if (h.targetId !== this.targetId) throw new PatchCorruptError(DATA_PART_NAME, 'data belongs to another target build', 0);
+    this.pos = DATA_HEADER_BYTES;
+  }
+
+  /** Next run with its payload, or undefined at a valid end record (checked to be the last bytes). */
+  async next(): Promise<{ run: RunHeader; payload: Buffer; offset: number } | undefined> {
+    const offset = this.pos;
+    const rec = decodeRecordHeader(DATA_PART_NAME, await this.fill(MAX_RUN_HEADER_BYTES), offset);
+    this.pos += rec.headerBytes;
+    if (rec.tag === RecordTag.End) {
+      if (rec.runCount !== this.runsRead) throw new PatchCorruptError(DATA_PART_NAME, `end record counts ${rec.runCount} runs, read ${this.runsRead}`, offset);
+      if (this.pos !== this.size) throw new PatchCorruptError(DATA_PART_NAME, 'bytes after the end record', this.pos);
+      return undefined;
+    }
+    const payload = Buffer.from(await this.fill(rec.run.payloadSize));
+    if (payload.length !== rec.run.payloadSize) throw new PatchCorruptError(DATA_PART_NAME, 'truncated run payload', offset);
+    this.pos += payload.length;
+    this.runsRead++;
+    return { run: rec.run, payload, offset };
+  }
+}
+
+interface CopiedSpan {
+  /** Offset in the B file being written. */
+  offset: number;
+  /** B chunk indexes of the span. */
+  chunks: number[];
+  aFile: number;
+  aOffset: number;
+}
+
+interface ALoc {
+  file: number;
+  offset: number;
+}
+
+class Applier {
+  copiedBytes = 0;
+  patchedBytes = 0;
+  private readonly aByHash = new Map<string, number>();
+  private readonly aLoc: Array<ALoc | undefined>;
+  private readonly aFileBySha = new Map<string, number>();
+  /** Where each new chunk of B was first written: (B file, offset). */
+  private readonly bLoc: Array<ALoc | undefined>;
+  private readonly aHandles = new Map<number, FileHandle>();
+  private readonly aOffsets = new Map<number, number[]>();
+  private pending: { run: RunHeader; payload: Buffer; offset: number } | undefined | null = null;
+  private reader!: DataReader;
+  private done = 0;
+  private readonly total: number;
+
+  constructor(
+    private readonly a: Manifest,
+    private readonly b: Manifest,
+    private readonly opts: ApplyPatchOptions,
+    private readonly internals: ApplyInternals,
+  ) {
+    a.chunks.forEach((c, i) => this.aByHash.set(hex(c.hash), i));
+    this.aLoc = new Array(a.chunks.length);
+    a.files.forEach((f, fi) => {
+      if (f.type !== 'file') return;
+      this.aFileBySha.set(hex(f.sha256), fi);
+      let off = 0;
+      for (const ci of f.chunks) {
+        if (!this.aLoc[ci]) this.aLoc[ci] = { file: fi, offset: off };
+        off += a.chunks[ci].rawSizeBytes;
+      }
+    });
+    this.bLoc = new Array(b.chunks.length);
+    this.total = b.files.reduce((s, f) => s + f.sizeBytes, 0);
+  }
+
+  async run(reader: DataReader): Promise<void> {
+    this.reader = reader;
+    await reader.header();
+    const out = this.opts.outDir;
+    for (const f of this.b.files) if (f.type === 'dir') await mkdir(join(out, f.path), { recursive: true });
+    for (let fi = 0; fi < this.b.files.length; fi++) {
+      const f = this.b.files[fi];
+      if (f.type === 'file') await this.writeFile(fi, f);
+    }
+    const left = await this.peek();
+    if (left) throw new PatchCorruptError(DATA_PART_NAME, `run for file #${left.run.bFile} chunk ${left.run.ordinal} was never used`, left.offset);
+    for (const f of this.b.files) {
+      if (f.type === 'hardlink') await link(join(out, f.linkTarget), join(out, f.path));
+      else if (f.type === 'symlink') await symlink(f.linkTarget, join(out, f.path));
+    }
+    // Directory modes last (a read-only directory would refuse its own content).
+    for (let i = this.b.files.length - 1; i >= 0; i--) {
+      const f = this.b.files[i];
+      if (f.type === 'dir') await chmod(join(out, f.path), f.mode & 0o7777);
+    }
+  }
+
+  private async peek() {
+    if (this.pending === null) this.pending = await this.reader.next();
+    return this.pending;
+  }
+
+  private progress(n: number): void {
+    this.done += n;
+    this.opts.onProgress?.({ phase: 'write', doneBytes: this.done, totalBytes: this.total });
+  }
+
+  private async aHandle(fi: number): Promise<FileHandle> {
+    let fh = this.aHandles.get(fi);
+    if (fh) return fh;
+    const path = this.a.files[fi].path;
+    try {
+      const st = await lstat(join(this.opts.fromDir, path));
+      if (!st.isFile()) throw new WrongBaseError(path, 'not a regular file');
+      fh = await open(join(this.opts.fromDir, path), 'r');
+    } catch (err) {
+      if (err instanceof WrongBaseError) throw err;
+      throw new WrongBaseError(path, `cannot open (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (this.aHandles.size >= 64) {
+      const [k, v] = this.aHandles.entries().next().value as [number, FileHandle];
+      this.aHandles.delete(k);
+      await v.close();
+    }
+    this.aHandles.set(fi, fh);
+    return fh;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const fh of this.aHandles.values()) await fh.close();
+    this.aHandles.clear();
+  }
+
+  /** Reads A chunks `chunkIdx` (consecutive in A file fi from `offset`) and verifies each. */
+  private async readA(fi: number, offset: number, chunkIdx: number[], verify = true): Promise<Buffer> {
+    const size = chunkIdx.reduce((s, ci) => s + this.a.chunks[ci].rawSizeBytes, 0);
+    const fh = await this.aHandle(fi);
+    const buf = Buffer.allocUnsafe(size);
+    const { bytesRead } = await fh.read(buf, 0, size, offset);
+    const path = this.a.files[fi].path;
+    if (bytesRead !== size) throw new WrongBaseError(path, `shorter than expected (read ${bytesRead} of ${size} bytes at ${offset})`);
+    if (!verify) return buf;
+    let p = 0;
+    for (const ci of chunkIdx) {
+      const c = this.a.chunks[ci];
+      if (!createHash('sha256').update(buf.subarray(p, p + c.rawSizeBytes)).digest().equals(c.hash)) {
+        throw new WrongBaseError(path, `bytes at offset ${offset + p} differ`);
+      }
+      p += c.rawSizeBytes;
+    }
+    return buf;
+  }
+
+  private async writeFile(fi: number, f: FileEntry): Promise<void> {
+    const outPath = join(this.opts.outDir, f.path);
+    const sameA = this.aFileBySha.get(hex(f.sha256));
+    if (sameA !== undefined && this.a.files[sameA].sizeBytes === f.sizeBytes && !f.chunks.some((ci) => this.bLoc[ci] === undefined && !this.aByHash.has(hex(this.b.chunks[ci].hash)))) {
+      await this.copyWhole(sameA, f, outPath);
+      return;
+    }
+    const fh = await open(outPath, 'w');
+    const whole = createHash('sha256');
+    const sources: CopiedSpan[] = [];
+    let off = 0;
+    const put = async (buf: Buffer) => {
+      whole.update(buf);
+      let w = 0;
+      while (w < buf.length) w += (await fh.write(buf, w, buf.length - w, off + w)).bytesWritten;
+      off += buf.length;
+    };
+    try {
+      let k = 0;
+      while (k < f.chunks.length) {
+        const ci = f.chunks[k];
+        const c = this.b.chunks[ci];
+        const ai = this.aByHash.get(hex(c.hash));
+        if (ai !== undefined) {
+          // Coalesce chunks that sit one after another in the same A file (bounded read size).
+          const loc = this.aLoc[ai];
+          if (!loc) throw new PatchCorruptError(BASE_PART_NAME, `chunk of ${f.path} is in no file of the base`);
+          const idx = [ai];
+          let end = loc.offset + c.rawSizeBytes;
+          let bytes = c.rawSizeBytes;
+          while (k + idx.length < f.chunks.length && bytes < 8 << 20) {
+            const nai = this.aByHash.get(hex(this.b.chunks[f.chunks[k + idx.length]].hash));
+            const nl = nai === undefined ? undefined : this.aLoc[nai];
+            if (!nl || nl.file !== loc.file || nl.offset !== end) break;
+            idx.push(nai!);
+            end += this.a.chunks[nai!].rawSizeBytes;
+            bytes += this.a.chunks[nai!].rawSizeBytes;
+          }
+          // Copied spans are verified by the whole-file hash below (one hashing pass over B);
+          // only on a mismatch are they re-checked chunk by chunk to name the culprit.
+          sources.push({ offset: off, chunks: f.chunks.slice(k, k + idx.length), aFile: loc.file, aOffset: loc.offset });
+          await put(await this.readA(loc.file, loc.offset, idx, false));
+          this.copiedBytes += bytes;
+          this.progress(bytes);
+          k += idx.length;
+          continue;
+        }
+        const prev = this.bLoc[ci];
+        if (prev) {
+          const src = prev.file === fi ? fh : await open(join(this.opts.outDir, this.b.files[prev.file].path), 'r');
+          try {
+            const buf = Buffer.allocUnsafe(c.rawSizeBytes);
+            await src.read(buf, 0, buf.length, prev.offset);
+            if (!createHash('sha256').update(buf).digest().equals(c.hash)) throw new PatchInputError(`output file ${this.b.files[prev.file].path} changed while applying`);
+            await put(buf);
+          } finally {
+            if (src !== fh) await src.close();
+          }
+          this.progress(c.rawSizeBytes);
+          k++;
+          continue;
+        }
+        const rec = await this.peek();
+        if (!rec || rec.run.bFile !== fi || rec.run.ordinal !== k) {
+          throw new PatchCorruptError(DATA_PART_NAME, `expected the run of ${f.path} chunk ${k}`, rec?.offset ?? this.reader.pos);
+        }
+        this.pending = null;
+        const raw = await this.decodeRun(rec.run, rec.payload, rec.offset, f, k);
+        let p = 0;
+        for (let j = 0; j < rec.run.count; j++) {
+          const cj = this.b.chunks[f.chunks[k + j]];
+          const piece = raw.subarray(p, p + cj.rawSizeBytes);
+          if (!createHash('sha256').update(piece).digest().equals(cj.hash)) {
+            throw new PatchCorruptError(DATA_PART_NAME, `chunk ${k + j} of ${f.path} does not match its hash`, rec.offset);
+          }
+          if (!this.bLoc[f.chunks[k + j]]) this.bLoc[f.chunks[k + j]] = { file: fi, offset: off + p };
+          p += cj.rawSizeBytes;
+        }
+        await put(raw);
+        this.patchedBytes += raw.length;
+        this.progress(raw.length);
+        k += rec.run.count;
+      }
+      if (off !== f.sizeBytes || !whole.digest().equals(f.sha256)) {
+        await this.diagnose(fh, sources);
+        throw new PatchCorruptError(MANIFEST_PART_NAME, `file ${f.path} does not match its hash`);
+      }
+    } finally {
+      await fh.close();
+    }
+    await chmod(outPath, f.mode & 0o7777);
+  }
+
+  /** After a whole-file mismatch: finds the copied span of A that was wrong and names A's file. */
+  private async diagnose(fh: FileHandle, sources: CopiedSpan[]): Promise<void> {
+    for (const s of sources) {
+      let p = 0;
+      for (const ci of s.chunks) {
+        const c = this.b.chunks[ci];
+        const buf = Buffer.allocUnsafe(c.rawSizeBytes);
+        await fh.read(buf, 0, buf.length, s.offset + p);
+        if (!createHash('sha256').update(buf).digest().equals(c.hash)) {
+          throw new WrongBaseError(this.a.files[s.aFile].path, `bytes at offset ${s.aOffset + p} differ`);
+        }
+        p += c.rawSizeBytes;
+      }
+    }
+  }
+
+  private async copyWhole(ai: number, f: FileEntry, outPath: string): Promise<void> {
+    const af = this.a.files[ai];
+    const src = join(this.opts.fromDir, af.path);
+    const st = await lstat(src).catch(() => undefined);
+    if (!st?.isFile()) throw new WrongBaseError(af.path, 'missing or not a regular file');
+    if (this.internals.linkUnchanged && (st.mode & 0o7777) === (f.mode & 0o7777)) await link(src, outPath);
+    else await copyFile(src, outPath);
+    const h = createHash('sha256');
+    const fh = await open(outPath, 'r');
+    let size = 0;
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, size);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+    if (size !== f.sizeBytes || !h.digest().equals(f.sha256)) throw new WrongBaseError(af.path, 'content differs from the base build');
+    if (!this.internals.linkUnchanged || (st.mode & 0o7777) !== (f.mode & 0o7777)) await chmod(outPath, f.mode & 0o7777);
+    this.copiedBytes += size;
+    this.progress(size);
+  }
+
+  private async decodeRun(run: RunHeader, payload: Buffer, offset: number, f: FileEntry, k: number): Promise<Buffer> {
+    let expect = 0;
+    if (k + run.count > f.chunks.length) throw new PatchCorruptError(DATA_PART_NAME, `run goes past the end of ${f.path}`, offset);
+    for (let j = 0; j < run.count; j++) expect += this.b.chunks[f.chunks[k + j]].rawSizeBytes;
+    if (expect !== run.rawSize) throw new PatchCorruptError(DATA_PART_NAME, `run size ${run.rawSize} does not match ${f.path}`, offset);
+    if (run.codec === RunCodec.Raw) {
+      if (payload.length !== run.rawSize) throw new PatchCorruptError(DATA_PART_NAME, 'raw run of the wrong size', offset);
+      return payload;
+    }
+    let dict: Buffer | undefined;
+    if (run.codec === RunCodec.ZstdDelta) {
+      const parts: Buffer[] = [];
+      let size = 0;
+      for (const s of run.refs) {
+        const af = this.a.files[s.aFile];
+        if (!af || af.type !== 'file' || s.count === 0 || s.ordinal + s.count > af.chunks.length) {
+          throw new PatchCorruptError(DATA_PART_NAME, 'reference outside the base build', offset);
+        }
+        const idx = af.chunks.slice(s.ordinal, s.ordinal + s.count);
+        size += idx.reduce((t, ci) => t + this.a.chunks[ci].rawSizeBytes, 0);
+        if (size > MAX_REF_BYTES) throw new PatchCorruptError(DATA_PART_NAME, 'reference too large', offset);
+        parts.push(await this.readA(s.aFile, this.offsetsOf(s.aFile)[s.ordinal], idx));
+      }
+      dict = Buffer.concat(parts);
+    }
+    try {
+      return zstdDecompressExact(payload, run.rawSize, dict);
+    } catch (err) {
+      throw new PatchCorruptError(DATA_PART_NAME, `zstd: ${(err as Error).message}`, offset);
+    }
+  }
+
+  private offsetsOf(fi: number): number[] {
+    let o = this.aOffsets.get(fi);
+    if (!o) {
+      o = [0];
+      for (const ci of this.a.files[fi].chunks) o.push(o[o.length - 1] + this.a.chunks[ci].rawSizeBytes);
+      this.aOffsets.set(fi, o);
+    }
+    return o;
+  }
+}

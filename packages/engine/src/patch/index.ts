@@ -1,0 +1,12 @@
+// Public API of patches: make, apply, in-place apply with crash recovery.
+export { makePatch, makePatchFromSides } from './make.js';
+export type { MakePatchOptions, MakePatchResult, PatchProgress } from './make.js';
+export { applyPatch } from './apply.js';
+export type { ApplyPatchOptions, ApplyPatchResult } from './apply.js';
+export { applyPatchInPlace, recoverInPlace } from './in-place.js';
+export type { ApplyInPlaceOptions, ApplyInPlaceResult, InPlaceStep, RecoveryOutcome } from './in-place.js';
+export { openBuildSide } from './open-side.js';
+export type { BuildSide } from './side.js';
+export type { PatchPointer, PatchPart, PatchStats } from './format.js';
+export { PatchError, PatchCorruptError, PatchUnsupportedError, WrongBaseError, UnsafePathError, PatchInputError } from './errors.js';
+export type { PatchErrorCode } from './errors.js';

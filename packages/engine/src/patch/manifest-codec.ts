@@ -1,0 +1,169 @@
+// Canonical byte encoding of a Manifest used inside patches (docs/FORMATS.md, "## Patch").
+// It is laid out so that two manifests of neighbouring builds share long identical byte runs:
+// chunk hashes in one column, offsets written relative to the previous chunk's end, chunk lists
+// as differences from "next index", so inserting one chunk does not change every later entry.
+// B's encoding is then compressed with zstd using A's encoding as raw-content dictionary.
+
+import { createHash } from 'node:crypto';
+import type { ChunkEntry, FileEntry, Manifest, EntryType } from '../format/types.js';
+import { ByteReader, ByteWriter } from './bytes.js';
+
+const ENTRY_TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink'];
+
+/** Deterministic: equal manifests give equal bytes. */
+export function encodeManifestCanonical(m: Manifest): Buffer {
+  const w = new ByteWriter();
+  w.uv(m.formatVersion);
+  w.u8(0); // chunking algorithm: 0 = fastcdc
+  w.uv(m.chunking.minSizeBytes);
+  w.uv(m.chunking.avgSizeBytes);
+  w.uv(m.chunking.maxSizeBytes);
+  w.uv(m.packs.length);
+  for (const p of m.packs) {
+    w.str(p.name);
+    w.uv(p.sizeBytes);
+  }
+  const chunks = m.chunks;
+  w.uv(chunks.length);
+  for (const c of chunks) w.bytes(c.hash);
+  for (const c of chunks) w.uv(c.rawSizeBytes);
+  for (const c of chunks) w.u8(c.codec);
+  let prevPack = 0;
+  let prevEnd = 0;
+  for (const c of chunks) {
+    w.sv(c.pack - prevPack);
+    if (c.pack !== prevPack) prevEnd = 0;
+    w.sv(c.offset - prevEnd);
+    w.sv(c.storedSizeBytes - c.rawSizeBytes);
+    prevPack = c.pack;
+    prevEnd = c.offset + c.storedSizeBytes;
+  }
+  w.uv(m.files.length);
+  let prevPath = '';
+  for (const f of m.files) {
+    let common = 0;
+    const max = Math.min(prevPath.length, f.path.length);
+    while (common < max && prevPath.charCodeAt(common) === f.path.charCodeAt(common)) common++;
+    w.uv(common);
+    w.str(f.path.slice(common));
+    prevPath = f.path;
+    w.u8(ENTRY_TYPES.indexOf(f.type));
+    w.uv(f.mode);
+    w.uv(f.sizeBytes);
+    w.uv(f.sha256.length);
+    w.bytes(f.sha256);
+    w.str(f.linkTarget);
+    w.uv(f.chunks.length);
+    let prev = -1;
+    for (const ci of f.chunks) {
+      w.sv(ci - (prev + 1));
+      prev = ci;
+    }
+  }
+  if (m.profile) {
+    w.u8(1);
+    w.uv(m.profile.points.length);
+    let pt = 0;
+    let pn = 0;
+    for (const p of m.profile.points) {
+      w.sv(p.tMs - pt);
+      w.sv(p.needBytes - pn);
+      pt = p.tMs;
+      pn = p.needBytes;
+    }
+  } else {
+    w.u8(0);
+  }
+  return w.finish();
+}
+
+/**
+ * Inverse of encodeManifestCanonical. Structural checks only (indexes in range, sizes consistent);
+ * path safety is checked by the applier. Throws what `fail` builds on any malformed input.
+ */
+export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, offset: number) => Error): Manifest {
+  const r = new ByteReader(buf, fail);
+  const formatVersion = r.uv();
+  const algo = r.u8();
+  if (algo !== 0) throw fail(`unknown chunking algorithm ${algo}`, r.pos);
+  const chunking = { algorithm: 'fastcdc' as const, minSizeBytes: r.uv(), avgSizeBytes: r.uv(), maxSizeBytes: r.uv() };
+  const nPacks = r.count(2);
+  const packs = [];
+  for (let i = 0; i < nPacks; i++) packs.push({ name: r.str(), sizeBytes: r.uv() });
+  const nChunks = r.count(32 + 4);
+  const chunks: ChunkEntry[] = new Array(nChunks);
+  for (let i = 0; i < nChunks; i++) {
+    chunks[i] = { hash: r.bytes(32).slice(), rawSizeBytes: 0, storedSizeBytes: 0, codec: 0, pack: 0, offset: 0 };
+  }
+  for (let i = 0; i < nChunks; i++) chunks[i].rawSizeBytes = r.uv();
+  for (let i = 0; i < nChunks; i++) chunks[i].codec = r.u8();
+  let prevPack = 0;
+  let prevEnd = 0;
+  for (let i = 0; i < nChunks; i++) {
+    const c = chunks[i];
+    c.pack = prevPack + r.sv();
+    if (c.pack !== prevPack) prevEnd = 0;
+    c.offset = prevEnd + r.sv();
+    c.storedSizeBytes = c.rawSizeBytes + r.sv();
+    if (c.pack < 0 || (c.pack >= nPacks && nPacks > 0) || c.offset < 0 || c.storedSizeBytes < 0) {
+      throw fail(`chunk ${i} has an invalid location`, r.pos);
+    }
+    prevPack = c.pack;
+    prevEnd = c.offset + c.storedSizeBytes;
+  }
+  const nFiles = r.count(8);
+  const files: FileEntry[] = [];
+  let prevPath = '';
+  for (let i = 0; i < nFiles; i++) {
+    const common = r.uv();
+    if (common > prevPath.length) throw fail(`file ${i} has an invalid path prefix`, r.pos);
+    const path = prevPath.slice(0, common) + r.str();
+    prevPath = path;
+    const t = r.u8();
+    const type = ENTRY_TYPES[t];
+    if (type === undefined) throw fail(`file ${i} has unknown type ${t}`, r.pos);
+    const mode = r.uv();
+    const sizeBytes = r.uv();
+    const shaLen = r.uv();
+    if (shaLen !== 0 && shaLen !== 32) throw fail(`file ${i} has a hash of ${shaLen} bytes`, r.pos);
+    const sha256 = r.bytes(shaLen).slice();
+    const linkTarget = r.str();
+    const n = r.count(1);
+    const list: number[] = new Array(n);
+    let prev = -1;
+    let total = 0;
+    for (let k = 0; k < n; k++) {
+      const ci = prev + 1 + r.sv();
+      if (ci < 0 || ci >= nChunks) throw fail(`file ${path} refers to chunk ${ci} of ${nChunks}`, r.pos);
+      list[k] = ci;
+      total += chunks[ci].rawSizeBytes;
+      prev = ci;
+    }
+    if (type === 'file' && (total !== sizeBytes || shaLen !== 32)) throw fail(`file ${path}: chunks do not add up to its size`, r.pos);
+    if (type !== 'file' && n !== 0) throw fail(`entry ${path} of type ${type} has chunks`, r.pos);
+    files.push({ path, type, mode, sizeBytes, sha256, linkTarget, chunks: list });
+  }
+  const m: Manifest = { formatVersion, chunking, files, chunks, packs };
+  const hasProfile = r.u8();
+  if (hasProfile === 1) {
+    const n = r.count(2);
+    const points = [];
+    let pt = 0;
+    let pn = 0;
+    for (let i = 0; i < n; i++) {
+      pt += r.sv();
+      pn += r.sv();
+      points.push({ tMs: pt, needBytes: pn });
+    }
+    m.profile = { points };
+  } else if (hasProfile !== 0) {
+    throw fail('invalid profile flag', r.pos);
+  }
+  if (r.remaining !== 0) throw fail(`${r.remaining} trailing bytes`, r.pos);
+  return m;
+}
+
+/** SHA-256 (hex) of the canonical encoding: the identity of a build inside patches. */
+export function canonicalManifestId(encoded: Uint8Array): string {
+  return createHash('sha256').update(encoded).digest('hex');
+}

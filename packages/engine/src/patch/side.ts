@@ -1,0 +1,10 @@
+import type { Manifest } from '../format/types.js';
+
+/** One build as the patch maker sees it: its manifest and verified access to its chunk bytes. */
+export interface BuildSide {
+  manifest: Manifest;
+  /** Raw bytes of chunk `index`, verified against its hash; throws a typed error otherwise. */
+  readChunk(index: number): Promise<Buffer>;
+  /** Releases temp files and handles. */
+  close(): Promise<void>;
+}

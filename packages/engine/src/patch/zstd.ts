@@ -1,0 +1,34 @@
+// zstd through zstd-napi for patches. Decompression always goes into a buffer of the size the
+// caller expects (from B's manifest), never a size read from the frame header, so a mutated
+// patch cannot make the reader allocate without bound.
+
+import { createRequire } from 'node:module';
+import { Compressor } from 'zstd-napi';
+
+type Binding = typeof import('zstd-napi/binding.js');
+const binding = createRequire(import.meta.url)('zstd-napi/binding.js') as Binding;
+
+export interface ZstdSettings {
+  level: number;
+  windowLog: number;
+}
+
+/** Compresses `data`; with a non-empty `dict`, the dictionary is used as raw content (patch-from). */
+export function zstdCompress(data: Uint8Array, settings: ZstdSettings, dict?: Uint8Array): Buffer {
+  const c = new Compressor();
+  c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, checksumFlag: false });
+  if (dict && dict.length > 0) c.loadDictionary(dict);
+  return c.compress(data);
+}
+
+/**
+ * Decompresses one zstd frame into exactly `rawSize` bytes. Throws (a plain Error, the caller
+ * wraps it) when the frame is malformed, needs more room, or yields fewer bytes than expected.
+ */
+export function zstdDecompressExact(frame: Uint8Array, rawSize: number, dict?: Uint8Array): Buffer {
+  const dctx = new binding.DCtx();
+  const out = Buffer.allocUnsafe(rawSize);
+  const n = dict && dict.length > 0 ? dctx.decompressUsingDict(out, frame, dict) : dctx.decompress(out, frame);
+  if (n !== rawSize) throw new Error(`frame decodes to ${n} bytes, expected ${rawSize}`);
+  return out;
+}

@@ -1,0 +1,142 @@
+import path from 'node:path';
+
+/**
+ * The installation's configuration: read once at start-up from command-line flags and ROCKIT_*
+ * environment variables (flags win), validated, frozen. Nothing else reads process.env.
+ */
+export type DatabaseConfig =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'pg'; url: string; /** search_path; created if absent. */ schema?: string };
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  database: DatabaseConfig;
+  /** Set by ROCKIT_ADMIN_TOKEN; otherwise a token is generated on first start and its hash kept in dataDir. */
+  adminToken?: string;
+  /** Org whose Administrators may create and delete orgs through /be/v1/orgs (spec §4). */
+  operatorOrg?: string;
+  sessionSeconds: number;
+  authSeconds: number;
+  bodyLimitBytes: number;
+  /** scrypt N for new password hashes (power of two). */
+  scryptCost: number;
+  login: { maxFailuresPerUser: number; maxFailuresPerAddress: number; windowSeconds: number };
+  worker: { enabled: boolean; concurrency: number; pollMs: number; leaseSeconds: number; maxAttempts: number };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  trustProxy: boolean;
+}
+
+/** Flags of `rockit-edge serve` / `migrate`; undefined = not given. */
+export interface ConfigFlags {
+  host?: string;
+  port?: string | number;
+  data?: string;
+  worker?: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Builds the frozen Config. Throws ConfigError listing every problem found (not only the first).
+ */
+export function loadConfig(flags: ConfigFlags, env: Env): Readonly<Config> {
+  const problems: string[] = [];
+
+  const int = (name: string, raw: string | number | undefined, def: number, min: number, max: number): number => {
+    if (raw === undefined || raw === '') return def;
+    const s = String(raw).trim();
+    const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer in ${min}..${max} (got '${raw}')`);
+      return def;
+    }
+    return n;
+  };
+  const bool = (name: string, raw: string | undefined, def: boolean): boolean => {
+    if (raw === undefined || raw === '') return def;
+    if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+    problems.push(`${name} must be true or false (got '${raw}')`);
+    return def;
+  };
+
+  const host = flags.host ?? env.ROCKIT_HOST ?? '127.0.0.1';
+  const port = int(flags.port !== undefined ? '--port' : 'ROCKIT_PORT', flags.port ?? env.ROCKIT_PORT, 8080, 0, 65535);
+  const dataDir = path.resolve(flags.data ?? env.ROCKIT_DATA ?? './data');
+
+  let database: DatabaseConfig = { kind: 'sqlite', file: path.join(dataDir, 'rockit-edge.sqlite') };
+  const dbUrl = env.ROCKIT_DATABASE_URL;
+  if (dbUrl) {
+    if (/^postgres(ql)?:\/\//.test(dbUrl)) {
+      const schema = env.ROCKIT_DATABASE_SCHEMA;
+      if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+        problems.push(`ROCKIT_DATABASE_SCHEMA must match ^[a-z_][a-z0-9_]{0,62}$ (got '${schema}')`);
+      }
+      database = { kind: 'pg', url: dbUrl, ...(schema ? { schema } : {}) };
+    } else if (dbUrl.startsWith('sqlite:')) {
+      database = { kind: 'sqlite', file: path.resolve(dbUrl.slice('sqlite:'.length)) };
+    } else {
+      problems.push('ROCKIT_DATABASE_URL must start with postgres:// (or sqlite:<file>)');
+    }
+  }
+
+  const adminToken = env.ROCKIT_ADMIN_TOKEN;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    problems.push('ROCKIT_ADMIN_TOKEN must be at least 16 characters');
+  }
+  const operatorOrg = env.ROCKIT_OPERATOR_ORG || undefined;
+  if (operatorOrg !== undefined && !/^[A-Za-z0-9_]{2,50}$/.test(operatorOrg)) {
+    problems.push('ROCKIT_OPERATOR_ORG must be an organization name (^[A-Za-z0-9_]{2,50}$)');
+  }
+
+  const scryptCost = int('ROCKIT_SCRYPT_COST', env.ROCKIT_SCRYPT_COST, 16384, 1024, 1 << 20);
+  if ((scryptCost & (scryptCost - 1)) !== 0) problems.push('ROCKIT_SCRYPT_COST must be a power of two');
+
+  const logLevel = (env.ROCKIT_LOG_LEVEL ?? 'info') as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`ROCKIT_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const config: Config = {
+    host,
+    port,
+    dataDir,
+    database,
+    ...(adminToken ? { adminToken } : {}),
+    ...(operatorOrg ? { operatorOrg } : {}),
+    sessionSeconds: int('ROCKIT_SESSION_SECONDS', env.ROCKIT_SESSION_SECONDS, 24 * 3600, 60, 365 * 24 * 3600),
+    authSeconds: int('ROCKIT_AUTH_SECONDS', env.ROCKIT_AUTH_SECONDS, 300, 10, 24 * 3600),
+    bodyLimitBytes: int('ROCKIT_BODY_LIMIT_BYTES', env.ROCKIT_BODY_LIMIT_BYTES, 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    scryptCost,
+    login: {
+      maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
+      maxFailuresPerAddress: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS, 50, 1, 100000),
+      windowSeconds: int('ROCKIT_LOGIN_WINDOW_SECONDS', env.ROCKIT_LOGIN_WINDOW_SECONDS, 15 * 60, 1, 24 * 3600),
+    },
+    worker: {
+      enabled: flags.worker ?? !bool('ROCKIT_NO_WORKER', env.ROCKIT_NO_WORKER, false),
+      concurrency: int('ROCKIT_WORKER_CONCURRENCY', env.ROCKIT_WORKER_CONCURRENCY, 2, 1, 64),
+      pollMs: int('ROCKIT_WORKER_POLL_MS', env.ROCKIT_WORKER_POLL_MS, 500, 10, 60_000),
+      leaseSeconds: int('ROCKIT_LEASE_SECONDS', env.ROCKIT_LEASE_SECONDS, 60, 5, 3600),
+      maxAttempts: int('ROCKIT_TASK_MAX_ATTEMPTS', env.ROCKIT_TASK_MAX_ATTEMPTS, 5, 1, 100),
+    },
+    logLevel,
+    trustProxy: bool('ROCKIT_TRUST_PROXY', env.ROCKIT_TRUST_PROXY, false),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): Readonly<T> {
+  for (const v of Object.values(o as object)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}

@@ -1,0 +1,136 @@
+import type { OrgRow, UserRow } from '../database.js';
+import type { Executor } from './common.js';
+
+/** Sessions, auth tokens and API keys: all stored as SHA-256 hashes of the secret. */
+
+export interface CredentialOwner {
+  user: UserRow;
+  org: OrgRow;
+}
+
+const ownerColumns = [
+  'users.id as u_id',
+  'users.org_id as u_org_id',
+  'users.username as u_username',
+  'users.type as u_type',
+  'users.email as u_email',
+  'users.firstname as u_firstname',
+  'users.surname as u_surname',
+  'users.title as u_title',
+  'users.label as u_label',
+  'users.password_hash as u_password_hash',
+  'users.disabled as u_disabled',
+  'users.created_ms as u_created_ms',
+  'users.updated_ms as u_updated_ms',
+  'users.last_login_ms as u_last_login_ms',
+  'orgs.id as o_id',
+  'orgs.name as o_name',
+  'orgs.label as o_label',
+  'orgs.created_ms as o_created_ms',
+  'orgs.updated_ms as o_updated_ms',
+] as const;
+
+function owner(r: any): CredentialOwner {
+  return {
+    user: {
+      id: r.u_id, org_id: r.u_org_id, username: r.u_username, type: r.u_type, email: r.u_email, firstname: r.u_firstname,
+      surname: r.u_surname, title: r.u_title, label: r.u_label, password_hash: r.u_password_hash, disabled: r.u_disabled,
+      created_ms: r.u_created_ms, updated_ms: r.u_updated_ms, last_login_ms: r.u_last_login_ms,
+    },
+    org: { id: r.o_id, name: r.o_name, label: r.o_label, created_ms: r.o_created_ms, updated_ms: r.o_updated_ms },
+  };
+}
+
+export async function insertSession(
+  db: Executor,
+  row: { id: string; token_hash: string; user_id: string; created_ms: number; expires_ms: number },
+): Promise<void> {
+  await db.insertInto('sessions').values({ ...row, revoked: 0 }).execute();
+}
+
+export interface SessionLookup extends CredentialOwner {
+  sessionId: string;
+  expiresMs: number;
+  revoked: boolean;
+}
+
+export async function findSessionByHash(db: Executor, tokenHash: string): Promise<SessionLookup | undefined> {
+  const r = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .innerJoin('orgs', 'orgs.id', 'users.org_id')
+    .select([...ownerColumns, 'sessions.id as s_id', 'sessions.expires_ms as s_expires_ms', 'sessions.revoked as s_revoked'])
+    .where('sessions.token_hash', '=', tokenHash)
+    .executeTakeFirst();
+  if (!r) return undefined;
+  return { ...owner(r), sessionId: r.s_id, expiresMs: Number(r.s_expires_ms), revoked: Number(r.s_revoked) !== 0 };
+}
+
+export async function revokeSession(db: Executor, sessionId: string): Promise<void> {
+  await db.updateTable('sessions').set({ revoked: 1 }).where('id', '=', sessionId).execute();
+}
+
+export async function insertAuthToken(
+  db: Executor,
+  row: { id: string; token_hash: string; session_id: string; created_ms: number; expires_ms: number },
+): Promise<void> {
+  await db.insertInto('auth_tokens').values(row).execute();
+}
+
+export interface AuthTokenLookup extends CredentialOwner {
+  expiresMs: number;
+  /** The session the token was derived from was revoked (logout): the token is revoked too. */
+  revoked: boolean;
+}
+
+export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<AuthTokenLookup | undefined> {
+  const r = await db
+    .selectFrom('auth_tokens')
+    .innerJoin('sessions', 'sessions.id', 'auth_tokens.session_id')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .innerJoin('orgs', 'orgs.id', 'users.org_id')
+    .select([...ownerColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
+    .where('auth_tokens.token_hash', '=', tokenHash)
+    .executeTakeFirst();
+  if (!r) return undefined;
+  return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0 };
+}
+
+/** Deletes expired sessions (their auth tokens cascade). Returns nothing; housekeeping only. */
+export async function purgeExpiredSessions(db: Executor, beforeMs: number): Promise<void> {
+  await db.deleteFrom('sessions').where('expires_ms', '<', beforeMs).execute();
+}
+
+export async function insertApiKey(db: Executor, row: { id: string; user_id: string; key_hash: string; created_ms: number }): Promise<void> {
+  await db.insertInto('api_keys').values({ ...row, revoked_ms: null }).execute();
+}
+
+/** The live (unrevoked) key of (org name, username) with this hash, with its owner. */
+export async function findApiKey(db: Executor, orgName: string, username: string, keyHash: string): Promise<CredentialOwner | undefined> {
+  const r = await db
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .innerJoin('orgs', 'orgs.id', 'users.org_id')
+    .select(ownerColumns)
+    .where('api_keys.key_hash', '=', keyHash)
+    .where('api_keys.revoked_ms', 'is', null)
+    .where('orgs.name', '=', orgName)
+    .where('users.username', '=', username)
+    .executeTakeFirst();
+  return r ? owner(r) : undefined;
+}
+
+/** Key ids are per org: a key of another org is never found. */
+export async function findApiKeyInOrg(db: Executor, orgId: string, id: string): Promise<{ id: string; user_id: string; revoked_ms: number | null } | undefined> {
+  return db
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .select(['api_keys.id', 'api_keys.user_id', 'api_keys.revoked_ms'])
+    .where('api_keys.id', '=', id)
+    .where('users.org_id', '=', orgId)
+    .executeTakeFirst();
+}
+
+export async function revokeApiKey(db: Executor, id: string, nowMs: number): Promise<void> {
+  await db.updateTable('api_keys').set({ revoked_ms: nowMs }).where('id', '=', id).execute();
+}

@@ -1,0 +1,85 @@
+import type { UserRow, UserUpdate } from '../database.js';
+import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
+
+export const findUser = (db: Executor, orgId: string, username: string): Promise<UserRow | undefined> =>
+  db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('username', '=', username).executeTakeFirst();
+
+export const findUserById = (db: Executor, id: string): Promise<UserRow | undefined> =>
+  db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+
+export interface UserFilter {
+  username?: string;
+  type?: 'user' | 'machine';
+  role?: string;
+}
+
+export async function listUsers(db: Executor, orgId: string, f: UserFilter, w: ListWindow): Promise<{ total: number; rows: UserRow[] }> {
+  let base = db.selectFrom('users').where('users.org_id', '=', orgId);
+  if (f.username) base = base.where(contains('users.username', f.username));
+  if (f.type) base = base.where('users.type', '=', f.type);
+  if (f.role) {
+    const role = f.role;
+    base = base.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('user_roles')
+          .innerJoin('roles', 'roles.id', 'user_roles.role_id')
+          .select('user_roles.user_id')
+          .whereRef('user_roles.user_id', '=', 'users.id')
+          .where('roles.name', '=', role),
+      ),
+    );
+  }
+  const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+  const rows = await applyWindow(base.selectAll('users'), w, 'users.username').execute();
+  return { total: Number(total), rows };
+}
+
+/** Role names per user id (sorted), for building DTOs of a page of users in one query. */
+export async function roleNamesOfUsers(db: Executor, userIds: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>(userIds.map((id) => [id, []]));
+  if (userIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('user_roles')
+    .innerJoin('roles', 'roles.id', 'user_roles.role_id')
+    .select(['user_roles.user_id', 'roles.name'])
+    .where('user_roles.user_id', 'in', userIds)
+    .orderBy('roles.name')
+    .execute();
+  for (const r of rows) out.get(r.user_id)?.push(r.name);
+  return out;
+}
+
+export async function insertUser(db: Executor, row: UserRow): Promise<void> {
+  await db.insertInto('users').values(row).execute();
+}
+
+export async function updateUser(db: Executor, id: string, changes: UserUpdate): Promise<void> {
+  await db.updateTable('users').set(changes).where('id', '=', id).execute();
+}
+
+export async function deleteUser(db: Executor, id: string): Promise<void> {
+  await db.deleteFrom('users').where('id', '=', id).execute();
+}
+
+/** Replaces the user's roles with exactly `roleIds`. */
+export async function setUserRoles(db: Executor, userId: string, roleIds: string[]): Promise<void> {
+  await db.deleteFrom('user_roles').where('user_id', '=', userId).execute();
+  if (roleIds.length > 0) {
+    await db.insertInto('user_roles').values(roleIds.map((role_id) => ({ user_id: userId, role_id }))).execute();
+  }
+}
+
+export async function userHasRole(db: Executor, userId: string, roleId: string): Promise<boolean> {
+  const r = await db.selectFrom('user_roles').select('user_id').where('user_id', '=', userId).where('role_id', '=', roleId).executeTakeFirst();
+  return r !== undefined;
+}
+
+export async function countRoleHolders(db: Executor, roleId: string): Promise<number> {
+  const { c } = await db
+    .selectFrom('user_roles')
+    .select((eb) => eb.fn.countAll<number>().as('c'))
+    .where('role_id', '=', roleId)
+    .executeTakeFirstOrThrow();
+  return Number(c);
+}

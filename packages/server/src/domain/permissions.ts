@@ -1,0 +1,71 @@
+import { invalidParam } from './errors.js';
+
+/** Permission bits of spec/api.md §2.3. */
+export const Bit = { create: 1, read: 2, update: 4, delete: 8, execute: 16 } as const;
+export type Action = keyof typeof Bit;
+
+/** The 12 resources and the maximum (= every bit the resource has). */
+export const RESOURCE_MAX = {
+  apps: 15,
+  beUsers: 15,
+  bundles: 15,
+  consumption: 2,
+  dependencies: 15,
+  deployments: 15,
+  keys: 15,
+  roles: 15,
+  sources: 15,
+  subscriptions: 15,
+  tasks: 31,
+  trainings: 6,
+} as const;
+
+export type Resource = keyof typeof RESOURCE_MAX;
+export const RESOURCES = Object.keys(RESOURCE_MAX) as Resource[];
+
+/** A complete permission set: every resource present. */
+export type Permissions = Record<Resource, number>;
+
+export const noPermissions = (): Permissions =>
+  Object.fromEntries(RESOURCES.map((r) => [r, 0])) as Permissions;
+
+export const allPermissions = (): Permissions => ({ ...RESOURCE_MAX });
+
+/**
+ * The name a refused permission carries in `403 forbidden` (`permission` field). The pages name
+ * beUsers `users.*` and tasks eXecute `trigger.create`; the rest are `<resource>.<action>`.
+ */
+export function permissionName(resource: Resource, action: Action): string {
+  if (resource === 'tasks' && action === 'execute') return 'trigger.create';
+  return `${resource === 'beUsers' ? 'users' : resource}.${action}`;
+}
+
+export const hasPermission = (perms: Permissions, resource: Resource, action: Action): boolean =>
+  (perms[resource] & Bit[action]) !== 0;
+
+/** Bitwise OR over roles (spec §2.3). */
+export function unionPermissions(sets: Iterable<Partial<Permissions>>): Permissions {
+  const out = noPermissions();
+  for (const s of sets) for (const r of RESOURCES) out[r] |= s[r] ?? 0;
+  return out;
+}
+
+export const isFull = (perms: Permissions, resource: Resource): boolean =>
+  (perms[resource] & RESOURCE_MAX[resource]) === RESOURCE_MAX[resource];
+
+/**
+ * Validates a (partial) permissions object from a request: only known resources, integer values
+ * with no bit outside the resource's maximum. Throws invalid-param naming `permissions.<resource>`.
+ */
+export function validatePermissions(input: Record<string, unknown>): Partial<Permissions> {
+  const out: Partial<Permissions> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (!(key in RESOURCE_MAX)) throw invalidParam(`permissions.${key}`, 'is not a resource');
+    const max = RESOURCE_MAX[key as Resource];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || (value & ~max) !== 0) {
+      throw invalidParam(`permissions.${key}`, `must be an integer using only the bits of ${max}`);
+    }
+    out[key as Resource] = value;
+  }
+  return out;
+}

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import type { Config } from '../config/config.js';
+import type { AdminService } from '../services/admin.service.js';
+import type { ApiKeyService } from '../services/apikey.service.js';
+import type { AuthService } from '../services/auth.service.js';
+import type { OrgService } from '../services/org.service.js';
+import type { RoleService } from '../services/role.service.js';
+import type { TaskService } from '../services/task.service.js';
+import type { UserService } from '../services/user.service.js';
+import { registerAuth } from './plugins/auth.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import { genRequestId, registerRequestId } from './plugins/request-id.js';
+import { adminRoutes } from './routes/admin.routes.js';
+import { apiKeyRoutes } from './routes/apikeys.routes.js';
+import { loginRoutes } from './routes/login.routes.js';
+import { orgRoutes } from './routes/orgs.routes.js';
+import { roleRoutes } from './routes/roles.routes.js';
+import { srvRoutes, type HealthReport, type Versions } from './routes/srv.routes.js';
+import { taskRoutes } from './routes/tasks.routes.js';
+import { userRoutes } from './routes/users.routes.js';
+import { ErrorResponse } from './schemas/common.js';
+
+export interface AppServices {
+  auth: AuthService;
+  admin: AdminService;
+  orgs: OrgService;
+  users: UserService;
+  roles: RoleService;
+  apiKeys: ApiKeyService;
+  tasks: TaskService;
+}
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  services: AppServices;
+  health(): Promise<HealthReport>;
+  versions: Versions;
+  /** Pino logger options, or false for none (tests). */
+  logger: FastifyServerOptions['logger'];
+  /** Markdown shown as the reference's description (the CHANGELOG). */
+  changelog?: string;
+}
+
+/** Headers that carry secrets: never logged. */
+export const REDACTED_HEADERS = [
+  'x-rockit-admin-token',
+  'x-rockit-besession-token',
+  'x-rockit-beauth-token',
+  'x-rockit-api-key',
+  'authorization',
+  'cookie',
+] as const;
+
+export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+  return {
+    level,
+    redact: {
+      paths: REDACTED_HEADERS.flatMap((h) => [`req.headers["${h}"]`, `headers["${h}"]`]),
+      censor: '[redacted]',
+    },
+  };
+}
+
+/** Reads CHANGELOG.md from the repository root (src/http or dist/http → ../../../../). */
+export function readChangelog(): string | undefined {
+  try {
+    return fs.readFileSync(new URL('../../../../CHANGELOG.md', import.meta.url), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The whole HTTP API as one Fastify instance: infrastructure plugins first (request id, errors,
+ * validation, auth, OpenAPI), routes last. Validation is strict: bodies are never coerced and
+ * unknown fields are refused; query strings are coerced (they are text) and arrays accept one value.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger,
+    bodyLimit: deps.config.bodyLimitBytes,
+    trustProxy: deps.config.trustProxy,
+    genReqId: genRequestId,
+    requestIdHeader: false,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const ajvBase = { strict: false, allErrors: false, removeAdditional: false, useDefaults: false } as const;
+  const bodyAjv = new Ajv({ ...ajvBase, coerceTypes: false });
+  const textAjv = new Ajv({ ...ajvBase, coerceTypes: 'array' });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+
+  // JSON only: without a text/plain parser, other content types answer 415.
+  app.removeContentTypeParser('text/plain');
+
+  registerRequestId(app);
+  registerErrorHandler(app);
+  app.addSchema(ErrorResponse);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'ROCKIT Edge API',
+        version: deps.versions.edge,
+        description:
+          'The HTTP contract of the open ROCKIT Edge service (spec/api.md). Every response carries `x-request-id`; errors use ' +
+          'the envelope `{ status: "error", error, message, ... }`.\n\n' +
+          (deps.changelog ?? '# Changelog\n\n(CHANGELOG.md not found next to this installation.)'),
+      },
+      tags: [
+        { name: 'admin', description: 'Admin API (x-rockit-admin-token)' },
+        { name: 'srv', description: 'Monitoring and installers (no credentials)' },
+        { name: 'auth', description: 'Login, auth tokens, logout, API keys' },
+        { name: 'orgs', description: 'Organizations' },
+        { name: 'users', description: 'Users and machine users (beUsers)' },
+        { name: 'roles', description: 'Roles and permission bitmasks' },
+        { name: 'tasks', description: 'Asynchronous tasks' },
+      ],
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'apiKey', in: 'header', name: 'x-rockit-admin-token' },
+          sessionToken: { type: 'apiKey', in: 'header', name: 'x-rockit-besession-token' },
+          authToken: { type: 'apiKey', in: 'header', name: 'x-rockit-beauth-token' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'the auth token' },
+          apiKeyOrg: { type: 'apiKey', in: 'header', name: 'x-rockit-orgname' },
+          apiKeyUser: { type: 'apiKey', in: 'header', name: 'x-rockit-username' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'x-rockit-api-key' },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerAuth(app, deps.services.auth);
+
+  await app.register(srvRoutes, { health: deps.health, versions: deps.versions });
+  await app.register(adminRoutes, { services: deps.services });
+  await app.register(loginRoutes, { services: deps.services });
+  await app.register(apiKeyRoutes, { services: deps.services });
+  await app.register(orgRoutes, { services: deps.services });
+  await app.register(userRoutes, { services: deps.services });
+  await app.register(roleRoutes, { services: deps.services });
+  await app.register(taskRoutes, { services: deps.services });
+  return app;
+}

@@ -1,0 +1,42 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppServices } from '../app.js';
+import { principal } from '../plugins/auth.js';
+import { ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { TaskSchema } from '../schemas/dto.js';
+
+const Status = Type.Union(['submitted', 'running', 'succeeded', 'failed', 'expired', 'canceled'].map((s) => Type.Literal(s)));
+
+/** /be/v1/tasks (spec §8; tasks.read). */
+export const taskRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+  const tags = ['tasks'];
+  const common = { config: { auth: 'user' as const } };
+
+  app.get('/be/v1/tasks', {
+    ...common,
+    schema: {
+      tags, summary: 'Lists the org\'s tasks (newest first by default)', security: Security.user,
+      querystring: Type.Object({
+        ...ListQuery,
+        appName: Type.Optional(Type.String({ maxLength: 50, description: 'partial match' })),
+        type: Type.Optional(Type.String({ maxLength: 20 })),
+        status: Type.Optional(Status),
+        since: Type.Optional(Type.Integer({ minimum: 0, description: 'created at or after (UNIX seconds)' })),
+        until: Type.Optional(Type.Integer({ minimum: 0, description: 'created before (UNIX seconds)' })),
+      }),
+      response: { 200: Ok({ ...ListMeta, tasks: Type.Array(Type.Partial(TaskSchema)) }), ...errorResponses(401, 403) },
+    },
+  }, async (req) => {
+    const { appName, type, status, since, until } = req.query;
+    const page = await services.tasks.list(principal(req), { appName, type, status: status as any, since, until }, toRawListQuery(req.query));
+    return { status: 'success' as const, total: page.total, offset: page.offset, limit: page.limit, tasks: page.items };
+  });
+
+  app.get('/be/v1/tasks/:name', {
+    ...common,
+    schema: {
+      tags, summary: 'One task', security: Security.user,
+      params: Type.Object({ name: Type.String({ maxLength: 100 }) }),
+      response: { 200: Ok({ task: TaskSchema }), ...errorResponses(401, 403) },
+    },
+  }, async (req) => ({ status: 'success' as const, task: await services.tasks.get(principal(req), req.params.name) }));
+};

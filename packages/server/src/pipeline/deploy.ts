@@ -1,0 +1,274 @@
+// Step 3 of an import (api.md §7.2 `deploy`): publish a release from the depot to origins, and the
+// delayed removal of what a newer release no longer needs (api.md §7.3, grace period).
+import type { Origin } from '../publish/origin.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { StepError, canceledError, throwIfAborted, type StepErrorDetails } from './errors.js';
+import { joinKey } from './layout.js';
+import { IMAGE_POINTER_FILE, PATCH_POINTER_FILE } from './mkraw.js';
+import { releasePath, serializeRelease, type ReleaseDocument } from './release.js';
+import { openRead } from './store-io.js';
+
+/** A deployment's origin, named for error reports (`deployment`) and results. */
+export interface DeployTarget {
+  /** The deployment's name (api.md §9.1), or e.g. `depot` for the installation's own origin. */
+  deployment: string;
+  origin: Origin;
+}
+
+/** Where mkraw left the release's files: the layout lives under `prefix` in `store`. */
+export interface DepotSource {
+  store: BlobStore;
+  prefix: string;
+}
+
+export interface DeployProgress {
+  deployment: string;
+  doneFiles: number;
+  totalFiles: number;
+  /** Overall fraction of the step over all targets, in [0, 1]. */
+  fraction: number;
+}
+
+export interface DeployOptions {
+  release: ReleaseDocument;
+  depot: DepotSource;
+  targets: DeployTarget[];
+  onProgress?: (p: DeployProgress) => void;
+  signal?: AbortSignal;
+  /** Files copied at once per target (default 4). */
+  concurrency?: number;
+}
+
+export interface TargetResult {
+  deployment: string;
+  ok: boolean;
+  /** Files written (absent or of another size on the target). */
+  filesCopied: number;
+  /** Files already present with the same size. */
+  filesSkipped: number;
+  bytesCopied: number;
+  /** Whether release.json was written (only after every file of the release is on the target). */
+  releaseWritten: boolean;
+  /** The failure, for a target that is not ok. */
+  error?: StepError;
+}
+
+/** A deploy where at least one target failed; `deployment` names the first, `results` has them all. */
+export class DeployError extends StepError {
+  readonly results: TargetResult[];
+  constructor(message: string, details: StepErrorDetails & { deployment: string }, results: TargetResult[]) {
+    super('deploy-failed', message, details);
+    this.results = results;
+  }
+}
+
+interface SourceFile {
+  /** Key relative to the layout root (= the key on an origin). */
+  key: string;
+  sizeBytes: number;
+}
+
+/**
+ * Publishes `release` to every target: copies the image folder and each patch folder from the
+ * depot (streamed; a file already on the target with the same size is skipped — packs and
+ * manifests are content-addressed, and pointer files are rewritten anyway), writes each folder's
+ * pointer file (image.json, patch.json) after the folder's other files, and writes `release.json`
+ * LAST, only once every file of the release is on that target. Targets are independent: one
+ * failing does not stop the others. Safe to run again (handlers may run twice).
+ *
+ * Returns one result per target, in order. Errors: `storage-failed` (not retryable) when the depot
+ * lacks a file the release names (nothing is written anywhere); `canceled`; `DeployError`
+ * (`deploy-failed`, `deployment` = the first failing target, message naming it and the store's
+ * reason, never a secret; `results` = every target's result) when any target failed — a failed
+ * target keeps its previous release.json.
+ */
+export async function deployRelease(options: DeployOptions): Promise<TargetResult[]> {
+  const { release, depot, targets, signal } = options;
+  throwIfAborted(signal);
+  const files = await collectFiles(release, depot);
+  const nonPointers = files.filter((f) => !isPointer(f.key));
+  const pointers = files.filter((f) => isPointer(f.key));
+  const releaseBody = serializeRelease(release);
+  const releaseKey = releasePath(release);
+  const perTarget = files.length + 1;
+  const done = new Array<number>(targets.length).fill(0);
+  const report = (i: number): void => {
+    done[i] += 1;
+    const total = perTarget * Math.max(1, targets.length);
+    options.onProgress?.({
+      deployment: targets[i].deployment,
+      doneFiles: done[i],
+      totalFiles: perTarget,
+      fraction: done.reduce((a, b) => a + b, 0) / total,
+    });
+  };
+
+  const results = await Promise.all(
+    targets.map(async (target, i): Promise<TargetResult> => {
+      const result: TargetResult = { deployment: target.deployment, ok: false, filesCopied: 0, filesSkipped: 0, bytesCopied: 0, releaseWritten: false };
+      try {
+        await forEachLimited(nonPointers, options.concurrency ?? 4, async (f) => {
+          await copyOne(target, depot, f, result, signal);
+          report(i);
+        });
+        for (const f of pointers) {
+          await copyOne(target, depot, f, result, signal);
+          report(i);
+        }
+        throwIfAborted(signal);
+        await target.origin.store.put(releaseKey, releaseBody, {
+          contentType: 'application/json',
+          expectedSizeBytes: releaseBody.length,
+          ...(signal ? { signal } : {}),
+        });
+        result.releaseWritten = true;
+        result.ok = true;
+        report(i);
+      } catch (err) {
+        if (signal?.aborted) result.error = canceledError(signal);
+        else result.error = targetError(target, err, 'publishing failed');
+      }
+      return result;
+    }),
+  );
+  if (signal?.aborted) throw canceledError(signal);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length > 0) {
+    const first = failed[0];
+    const others = failed.length > 1 ? ` (and ${failed.length - 1} more deployment${failed.length > 2 ? 's' : ''})` : '';
+    throw new DeployError(`${first.error?.message ?? `deployment ${first.deployment} failed`}${others}`, { deployment: first.deployment, cause: first.error }, results);
+  }
+  return results;
+}
+
+export interface RemovalResult {
+  deployment: string;
+  ok: boolean;
+  /** Objects deleted on this target. */
+  deleted: number;
+  error?: StepError;
+}
+
+/**
+ * Deletes `prefixes` (from `planCleanup`, relative to the origin prefix) on every target — call it
+ * once the plan's `notBefore` has passed. Only folder prefixes under `dxf/` or `pat/` are accepted
+ * (anything else is a programming error: TypeError, nothing deleted). Deleting what is already gone
+ * is not an error, so it is safe to run again. Targets are independent; when any failed, throws
+ * `DeployError` naming the first, after trying all.
+ */
+export async function removeExpired(targets: DeployTarget[], prefixes: string[], signal?: AbortSignal): Promise<RemovalResult[]> {
+  for (const p of prefixes) {
+    if (!/^(dxf|pat)\/[^/]+\/[^/]+\/.+\/$/.test(p) || p.split('/').some((s) => s === '.' || s === '..')) {
+      throw new TypeError(`removeExpired: refusing prefix ${JSON.stringify(p)}`);
+    }
+  }
+  const results = await Promise.all(
+    targets.map(async (target): Promise<RemovalResult> => {
+      const r: RemovalResult = { deployment: target.deployment, ok: false, deleted: 0 };
+      try {
+        for (const p of prefixes) {
+          throwIfAborted(signal);
+          r.deleted += await target.origin.store.deletePrefix(p);
+        }
+        r.ok = true;
+      } catch (err) {
+        r.error = err instanceof StepError ? err : targetError(target, err, 'removing expired files failed');
+      }
+      return r;
+    }),
+  );
+  throwIfAborted(signal);
+  const failed = results.find((r) => !r.ok);
+  if (failed) {
+    throw new DeployError(failed.error?.message ?? `deployment ${failed.deployment} failed`, { deployment: failed.deployment, cause: failed.error }, []);
+  }
+  return results;
+}
+
+/** Every file the release needs, from the depot listing; refuses a release whose files are missing. */
+async function collectFiles(release: ReleaseDocument, depot: DepotSource): Promise<SourceFile[]> {
+  const folders = [
+    { path: release.image.path, required: [IMAGE_POINTER_FILE, release.image.manifest] },
+    ...release.patches.map((p) => ({ path: p.path, required: [PATCH_POINTER_FILE] })),
+  ];
+  const out: SourceFile[] = [];
+  for (const folder of folders) {
+    const srcPrefix = joinKey(depot.prefix, folder.path);
+    const found: SourceFile[] = [];
+    try {
+      for await (const obj of depot.store.list(srcPrefix)) found.push({ key: folder.path + obj.key.slice(srcPrefix.length), sizeBytes: obj.sizeBytes });
+    } catch (err) {
+      throw new StepError('storage-failed', `reading the depot failed (${codeOf(err) ?? 'error'})`, { cause: err });
+    }
+    const names = new Set(found.map((f) => f.key.slice(folder.path.length)));
+    const missing = folder.required.filter((n) => !names.has(n));
+    if (missing.length > 0) {
+      throw new StepError('storage-failed', `the depot lacks ${folder.path}${missing[0]}: the release cannot be published`, { retryable: false });
+    }
+    out.push(...found);
+  }
+  return out;
+}
+
+async function copyOne(target: DeployTarget, depot: DepotSource, f: SourceFile, result: TargetResult, signal?: AbortSignal): Promise<void> {
+  throwIfAborted(signal);
+  const store = target.origin.store;
+  // Pointers are rewritten every time: same size does not prove same content for them.
+  if (!isPointer(f.key)) {
+    const existing = await store.head(f.key);
+    if (existing && existing.sizeBytes === f.sizeBytes) {
+      result.filesSkipped += 1;
+      return;
+    }
+  }
+  let body;
+  try {
+    body = await openRead(depot.store, joinKey(depot.prefix, f.key));
+  } catch (err) {
+    throw new StepError('storage-failed', `reading ${f.key} from the depot failed (${codeOf(err) ?? 'error'})`, { cause: err });
+  }
+  await store.put(f.key, body, { expectedSizeBytes: f.sizeBytes, ...(signal ? { signal } : {}) });
+  result.filesCopied += 1;
+  result.bytesCopied += f.sizeBytes;
+}
+
+function isPointer(key: string): boolean {
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  return name === IMAGE_POINTER_FILE || name === PATCH_POINTER_FILE;
+}
+
+/** The error of one target; StorageError messages are secret-free by contract (storage-error.ts). */
+function targetError(target: DeployTarget, err: unknown, what: string): StepError {
+  if (err instanceof StepError && err.code === 'storage-failed') {
+    return new StepError('deploy-failed', `deployment ${target.deployment}: ${err.message}`, { deployment: target.deployment, cause: err, retryable: err.retryable });
+  }
+  const code = codeOf(err);
+  const reason = err instanceof Error && err.name === 'StorageError' ? err.message : (code ?? 'unexpected error');
+  return new StepError('deploy-failed', `deployment ${target.deployment}: ${what}: ${reason}`, {
+    deployment: target.deployment,
+    cause: err,
+  });
+}
+
+function codeOf(err: unknown): string | undefined {
+  const c = (err as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; the first failure stops new calls. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure !== undefined) throw failure;
+}

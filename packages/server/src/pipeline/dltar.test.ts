@@ -1,0 +1,264 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { obtainTar, sniffTar } from './dltar.js';
+import { DownloadExitCode, StepError } from './errors.js';
+import {
+  gzip,
+  makeTar,
+  makeTempDir,
+  pseudoRandomBytes,
+  sha256Hex,
+  startHttpServer,
+  unusedPort,
+  type TestHttpServer,
+} from './test-support/fixtures.js';
+
+const MAX = 64 * 1024 * 1024;
+
+async function expectStepError(p: Promise<unknown>): Promise<StepError> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected the step to fail');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StepError);
+  return err as StepError;
+}
+
+describe('obtainTar', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let store: FsBlobStore;
+  let server: TestHttpServer;
+  let tar: Buffer;
+  let tgz: Buffer;
+
+  beforeAll(async () => {
+    tmp = await makeTempDir('dltar');
+    store = new FsBlobStore({ root: join(tmp.dir, 'blobs'), fsync: false });
+    tar = await makeTar([
+      { name: 'game/', type: 'directory' },
+      { name: 'game/bin/run', content: pseudoRandomBytes(70_000, 1), mode: 0o755 },
+      { name: 'game/data.pak', content: pseudoRandomBytes(300_000, 2) },
+    ]);
+    tgz = gzip(tar);
+    server = await startHttpServer((req, res) => {
+      const url = req.url ?? '/';
+      if (url.startsWith('/build.tar')) {
+        res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': tar.length });
+        res.end(tar);
+      } else if (url === '/build.tgz') {
+        // No Content-Length: chunked transfer.
+        res.writeHead(200, { 'content-type': 'application/gzip' });
+        res.write(tgz.subarray(0, 1000));
+        res.end(tgz.subarray(1000));
+      } else if (url === '/page.html') {
+        const html = Buffer.from('<!DOCTYPE html><html><body>login required</body></html>'.padEnd(2000, ' '));
+        res.writeHead(200, { 'content-type': 'text/html', 'content-length': html.length });
+        res.end(html);
+      } else if (url === '/cut.tar') {
+        res.writeHead(200, { 'content-length': tar.length });
+        res.write(tar.subarray(0, 100_000), () => res.socket?.destroy());
+      } else if (url === '/stall.tar') {
+        res.writeHead(200, { 'content-length': tar.length });
+        res.write(tar.subarray(0, 4096));
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found');
+      }
+    });
+  });
+
+  afterAll(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  it('streams a plain tar into the store and verifies size and sha256', async () => {
+    const progress: number[] = [];
+    const got = await obtainTar({
+      url: `${server.baseUrl}/build.tar?X-Amz-Signature=secret`,
+      sizeBytes: tar.length,
+      sha256: sha256Hex(tar).toUpperCase(),
+      blobStore: store,
+      destKey: 'uploads/acme/demo/1.tar',
+      maxBytes: MAX,
+      onProgress: (p) => progress.push(p.fraction ?? -1),
+    });
+    expect(got).toEqual({ tarKey: 'uploads/acme/demo/1.tar', sizeBytes: tar.length, sha256: sha256Hex(tar), compression: 'none' });
+    const stored = await store.get('uploads/acme/demo/1.tar');
+    const chunks: Buffer[] = [];
+    for await (const c of stored.body) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(tar)).toBe(true);
+    expect(progress.at(-1)).toBe(1);
+  });
+
+  it('accepts a gzip tar sent without Content-Length', async () => {
+    const got = await obtainTar({ url: `${server.baseUrl}/build.tgz`, blobStore: store, destKey: 'x/gz.tar', maxBytes: MAX });
+    expect(got.compression).toBe('gzip');
+    expect(got.sizeBytes).toBe(tgz.length);
+    expect(got.sha256).toBe(sha256Hex(tgz));
+  });
+
+  it('reports an HTTP error with httpStatus and exit code 22, and stores nothing', async () => {
+    const err = await expectStepError(
+      obtainTar({ url: `${server.baseUrl}/missing.tar`, blobStore: store, destKey: 'x/404.tar', maxBytes: MAX }),
+    );
+    expect(err.toTaskError()).toMatchObject({ code: 'download-failed', httpStatus: 404, exitCode: 22, retryable: false });
+    expect(await store.head('x/404.tar')).toBeNull();
+  });
+
+  it('reports a refused connection with exit code 7', async () => {
+    const port = await unusedPort();
+    const err = await expectStepError(
+      obtainTar({ url: `http://127.0.0.1:${port}/b.tar`, blobStore: store, destKey: 'x/refused.tar', maxBytes: MAX }),
+    );
+    expect(err.code).toBe('download-failed');
+    expect(err.exitCode).toBe(DownloadExitCode.CouldNotConnect);
+    expect(err.httpStatus).toBeUndefined();
+    expect(err.retryable).toBe(true);
+  });
+
+  it('refuses an unsupported scheme with exit code 1', async () => {
+    const err = await expectStepError(obtainTar({ url: 'ftp://example.com/b.tar', blobStore: store, destKey: 'x/ftp.tar', maxBytes: MAX }));
+    expect(err.exitCode).toBe(DownloadExitCode.UnsupportedProtocol);
+  });
+
+  it('reports a size mismatch announced by Content-Length before reading the body', async () => {
+    const err = await expectStepError(
+      obtainTar({ url: `${server.baseUrl}/build.tar`, sizeBytes: tar.length + 1, blobStore: store, destKey: 'x/size.tar', maxBytes: MAX }),
+    );
+    expect(err.toTaskError()).toMatchObject({ code: 'size-mismatch', sizeBytesActual: tar.length, sizeBytesExpected: tar.length + 1 });
+    expect(await store.head('x/size.tar')).toBeNull();
+  });
+
+  it('reports a size mismatch of a body without Content-Length while streaming', async () => {
+    const err = await expectStepError(
+      obtainTar({ url: `${server.baseUrl}/build.tgz`, sizeBytes: 1500, blobStore: store, destKey: 'x/size2.tar', maxBytes: MAX }),
+    );
+    expect(err.code).toBe('size-mismatch');
+    expect(err.sizeBytesExpected).toBe(1500);
+    expect(err.sizeBytesActual).toBeGreaterThan(1500);
+    expect(await store.head('x/size2.tar')).toBeNull();
+  });
+
+  it('reports a sha256 mismatch with both digests and deletes the object', async () => {
+    const wrong = 'ab'.repeat(32);
+    const err = await expectStepError(
+      obtainTar({ url: `${server.baseUrl}/build.tar`, sha256: wrong, blobStore: store, destKey: 'x/sha.tar', maxBytes: MAX }),
+    );
+    expect(err.toTaskError()).toMatchObject({ code: 'sha256-mismatch', sha256Actual: sha256Hex(tar), sha256Expected: wrong });
+    expect(await store.head('x/sha.tar')).toBeNull();
+  });
+
+  it('refuses something that is not a tar with fileReadFailed', async () => {
+    const err = await expectStepError(
+      obtainTar({ url: `${server.baseUrl}/page.html`, blobStore: store, destKey: 'x/html.tar', maxBytes: MAX }),
+    );
+    expect(err.toTaskError()).toMatchObject({
+      code: 'not-a-tar',
+      fileReadFailed: { filename: 'page.html', typeExpected: 'tar (plain, gzip or zstd)', typeDetected: 'html' },
+    });
+    expect(await store.head('x/html.tar')).toBeNull();
+  });
+
+  it('reports a body cut off before its Content-Length with exit code 18', async () => {
+    const err = await expectStepError(obtainTar({ url: `${server.baseUrl}/cut.tar`, blobStore: store, destKey: 'x/cut.tar', maxBytes: MAX }));
+    expect(err.code).toBe('download-failed');
+    expect(err.exitCode).toBe(DownloadExitCode.PartialFile);
+    expect(err.sizeBytesExpected).toBe(tar.length);
+    expect(err.sizeBytesActual).toBeLessThan(tar.length);
+    expect(await store.head('x/cut.tar')).toBeNull();
+  });
+
+  it('reports a stalled body with exit code 28', async () => {
+    const err = await expectStepError(
+      obtainTar({ url: `${server.baseUrl}/stall.tar`, blobStore: store, destKey: 'x/stall.tar', maxBytes: MAX, idleTimeoutMs: 300 }),
+    );
+    expect(err.exitCode).toBe(DownloadExitCode.Timeout);
+    expect(await store.head('x/stall.tar')).toBeNull();
+  });
+
+  it('refuses a body over maxBytes with exit code 63', async () => {
+    const err = await expectStepError(obtainTar({ url: `${server.baseUrl}/build.tgz`, blobStore: store, destKey: 'x/big.tar', maxBytes: 1024 }));
+    expect(err.code).toBe('too-large');
+    expect(err.exitCode).toBe(DownloadExitCode.FileSizeExceeded);
+    expect(await store.head('x/big.tar')).toBeNull();
+  });
+
+  it('stops with canceled when the signal fires', async () => {
+    const controller = new AbortController();
+    const p = obtainTar({ url: `${server.baseUrl}/stall.tar`, blobStore: store, destKey: 'x/abort.tar', maxBytes: MAX, signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('shutting down')), 50);
+    const err = await expectStepError(p);
+    expect(err.code).toBe('canceled');
+    expect(await store.head('x/abort.tar')).toBeNull();
+  });
+
+  it('never shows credentials or query strings in messages', async () => {
+    const err = await expectStepError(
+      obtainTar({ url: `http://user:pw@127.0.0.1:1/b.tar?sig=topsecret`, blobStore: store, destKey: 'x/s.tar', maxBytes: MAX }),
+    );
+    expect(err.message).not.toMatch(/topsecret|pw@|user:/);
+  });
+
+  it('reads s3:// URLs through the injected store factory', async () => {
+    const bucketStore = new FsBlobStore({ root: join(tmp.dir, 'bucket-incoming'), fsync: false });
+    await bucketStore.put('builds/v1.tar', tar);
+    const factory = (bucket: string): FsBlobStore => {
+      expect(bucket).toBe('incoming');
+      return bucketStore;
+    };
+    const got = await obtainTar({ url: 's3://incoming/builds/v1.tar', blobStore: store, destKey: 'x/s3.tar', maxBytes: MAX, s3StoreFactory: factory });
+    expect(got.sha256).toBe(sha256Hex(tar));
+    const err = await expectStepError(
+      obtainTar({ url: 's3://incoming/builds/none.tar', blobStore: store, destKey: 'x/s3none.tar', maxBytes: MAX, s3StoreFactory: factory }),
+    );
+    expect(err.toTaskError()).toMatchObject({ code: 'download-failed', httpStatus: 404, exitCode: 22 });
+  });
+
+  describe('uploads (no url)', () => {
+    it('verifies the uploaded object in place', async () => {
+      await store.put('uploads/u1.tar', tar);
+      const got = await obtainTar({ uploadKey: 'uploads/u1.tar', sizeBytes: tar.length, sha256: sha256Hex(tar), blobStore: store, maxBytes: MAX });
+      expect(got).toEqual({ tarKey: 'uploads/u1.tar', sizeBytes: tar.length, sha256: sha256Hex(tar), compression: 'none' });
+      expect(await store.head('uploads/u1.tar')).toEqual({ sizeBytes: tar.length });
+    });
+
+    it('reports a missing upload', async () => {
+      const err = await expectStepError(obtainTar({ uploadKey: 'uploads/none.tar', blobStore: store, maxBytes: MAX }));
+      expect(err.code).toBe('upload-missing');
+    });
+
+    it('refuses and removes an upload of the wrong size', async () => {
+      await store.put('uploads/u2.tar', tar);
+      const err = await expectStepError(obtainTar({ uploadKey: 'uploads/u2.tar', sizeBytes: 10, blobStore: store, maxBytes: MAX }));
+      expect(err.toTaskError()).toMatchObject({ code: 'size-mismatch', sizeBytesActual: tar.length, sizeBytesExpected: 10 });
+      expect(await store.head('uploads/u2.tar')).toBeNull();
+    });
+
+    it('refuses and removes an upload that is not a tar', async () => {
+      await store.put('uploads/u3.bin', pseudoRandomBytes(5000, 9));
+      const err = await expectStepError(obtainTar({ uploadKey: 'uploads/u3.bin', blobStore: store, maxBytes: MAX }));
+      expect(err.code).toBe('not-a-tar');
+      expect(err.fileReadFailed?.filename).toBe('u3.bin');
+      expect(await store.head('uploads/u3.bin')).toBeNull();
+    });
+  });
+});
+
+describe('sniffTar', () => {
+  it('recognises tar headers by checksum and compressed tars by magic', async () => {
+    const tar = await makeTar([{ name: 'a.txt', content: 'hello' }]);
+    expect(sniffTar(tar)).toEqual({ compression: 'none' });
+    expect(sniffTar(gzip(tar))).toEqual({ compression: 'gzip' });
+    expect(sniffTar(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]))).toEqual({ compression: 'zstd' });
+    const broken = Buffer.from(tar);
+    broken[0] ^= 0xff; // the stored checksum no longer matches
+    expect(sniffTar(broken.subarray(0, 512))).toEqual({ typeDetected: 'unknown' });
+    expect(sniffTar(Buffer.from('PK\x03\x04rest', 'latin1'))).toEqual({ typeDetected: 'zip' });
+    expect(sniffTar(Buffer.alloc(0))).toEqual({ typeDetected: 'empty file' });
+  });
+});

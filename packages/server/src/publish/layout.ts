@@ -1,0 +1,106 @@
+/**
+ * Where published files go inside an origin (api.md §7.3), relative to the origin's prefix:
+ *
+ *   dxf/{orgName}/{appName}/{buildId:04}/{dxfName}/…        the ROCKIT image
+ *   pat/{orgName}/{appName}/{toBuildId:04}/{fromBuildId:04}/…  a patch
+ *   dxf/{orgName}/{appName}/release.json                     pointer to the current release, written last
+ *
+ * Every helper validates its inputs, so a name can never add or climb path segments.
+ * Prefixes end with `/` (they name a folder of files); keys do not.
+ */
+import { StorageError } from '../storage/storage-error.js';
+
+/** api.md: every org, app and deployment name. */
+const NAME = /^[A-Za-z0-9_]{2,50}$/;
+/** An image variant name such as `b0003-t002`. */
+const DXF_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function checkName(value: string, what: string): string {
+  if (!NAME.test(value)) throw new StorageError('invalid-key', `${what} ${JSON.stringify(value)} is not a valid name`);
+  return value;
+}
+
+/** Build ids count 1, 2, 3... and appear zero-padded to at least 4 digits (`0003`, `12345`). */
+export function padBuildId(buildId: number): string {
+  if (!Number.isSafeInteger(buildId) || buildId < 1) throw new StorageError('invalid-key', `build id ${buildId} is not a positive integer`);
+  return String(buildId).padStart(4, '0');
+}
+
+export function checkDxfName(dxfName: string): string {
+  if (!DXF_NAME.test(dxfName) || dxfName.includes('..')) {
+    throw new StorageError('invalid-key', `image name ${JSON.stringify(dxfName)} is not valid`);
+  }
+  return dxfName;
+}
+
+/** `dxf/{org}/{app}/` — every image of the app and its release.json. */
+export const appImagesPrefix = (orgName: string, appName: string): string =>
+  `dxf/${checkName(orgName, 'organization')}/${checkName(appName, 'app')}/`;
+
+/** `pat/{org}/{app}/` — every patch of the app. */
+export const appPatchesPrefix = (orgName: string, appName: string): string =>
+  `pat/${checkName(orgName, 'organization')}/${checkName(appName, 'app')}/`;
+
+/** Both prefixes that hold an app's published files (what deleting an app removes). */
+export const appPrefixes = (orgName: string, appName: string): string[] => [appImagesPrefix(orgName, appName), appPatchesPrefix(orgName, appName)];
+
+/** `dxf/{org}/{app}/{buildId:04}/{dxfName}/` */
+export const imagePrefix = (orgName: string, appName: string, buildId: number, dxfName: string): string =>
+  `${appImagesPrefix(orgName, appName)}${padBuildId(buildId)}/${checkDxfName(dxfName)}/`;
+
+/** `pat/{org}/{app}/{toBuildId:04}/{fromBuildId:04}/` */
+export function patchPrefix(orgName: string, appName: string, toBuildId: number, fromBuildId: number): string {
+  if (fromBuildId >= toBuildId) throw new StorageError('invalid-key', `a patch goes from an older build to a newer one (${fromBuildId} → ${toBuildId})`);
+  return `${appPatchesPrefix(orgName, appName)}${padBuildId(toBuildId)}/${padBuildId(fromBuildId)}/`;
+}
+
+/** `dxf/{org}/{app}/release.json` */
+export const releaseKey = (orgName: string, appName: string): string => `${appImagesPrefix(orgName, appName)}release.json`;
+
+export const RELEASE_FORMAT = 'rockit-release';
+export const RELEASE_VERSION = 1;
+
+/**
+ * The content of release.json (decided): what a launcher reads first. Paths are relative to
+ * the origin's prefix (the same base URL serves release.json and the files), and end with `/`.
+ */
+export interface ReleaseDocument {
+  format: typeof RELEASE_FORMAT;
+  version: typeof RELEASE_VERSION;
+  orgName: string;
+  appName: string;
+  buildId: number;
+  buildName?: string;
+  dxfName: string;
+  /** Folder of the current image. */
+  image: string;
+  /** Patches to the current build from each older kept build. */
+  patches: { fromBuildId: number; toBuildId: number; path: string }[];
+  /** UNIX seconds. */
+  published: number;
+}
+
+export function buildReleaseDocument(input: {
+  orgName: string;
+  appName: string;
+  buildId: number;
+  buildName?: string;
+  dxfName: string;
+  patchesFrom: number[];
+  published: number;
+}): ReleaseDocument {
+  return {
+    format: RELEASE_FORMAT,
+    version: RELEASE_VERSION,
+    orgName: input.orgName,
+    appName: input.appName,
+    buildId: input.buildId,
+    ...(input.buildName !== undefined ? { buildName: input.buildName } : {}),
+    dxfName: input.dxfName,
+    image: imagePrefix(input.orgName, input.appName, input.buildId, input.dxfName),
+    patches: [...input.patchesFrom]
+      .sort((a, b) => b - a)
+      .map((from) => ({ fromBuildId: from, toBuildId: input.buildId, path: patchPrefix(input.orgName, input.appName, input.buildId, from) })),
+    published: input.published,
+  };
+}

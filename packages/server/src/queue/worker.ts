@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { DbCapabilities } from '../db/capabilities.js';
+import type { Database, TaskRow } from '../db/database.js';
+import type { Clock } from '../domain/clock.js';
+import { claimTask, completeTask, failTask, heartbeatTask, reclaimExpiredLeases, type BackoffPolicy } from './tasks.queue.js';
+
+/** What a handler gets for one attempt of one task. */
+export interface TaskContext {
+  task: TaskRow;
+  payload: unknown;
+  /** Aborted when the worker stops without draining or loses the lease. */
+  signal: AbortSignal;
+  log: Logger;
+  /** Reports progress in [0, 1] (stored with the next heartbeat). */
+  progress(fraction: number): void;
+}
+
+/** A handler may run more than once for one task (retries, lease takeover): it must be idempotent. */
+export type TaskHandler = (ctx: TaskContext) => Promise<unknown>;
+
+/** Thrown by a handler to fail the task without retrying (the input can never succeed). */
+export class PermanentTaskError extends Error {
+  constructor(message: string, readonly detail: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'PermanentTaskError';
+  }
+}
+
+export interface WorkerOptions {
+  db: Kysely<Database>;
+  capabilities: DbCapabilities;
+  clock: Clock;
+  log: Logger;
+  handlers: Readonly<Record<string, TaskHandler>>;
+  concurrency: number;
+  pollMs: number;
+  leaseMs: number;
+  backoff: BackoffPolicy;
+}
+
+/**
+ * Claims and runs tasks with up to `concurrency` in flight. While a handler runs the lease is
+ * renewed every third of its length. stop({ drain: true }) stops claiming and waits for running
+ * handlers; stop({ drain: false }) also aborts them (their tasks are retried after the lease lapses).
+ */
+export class Worker {
+  readonly id = `w-${randomUUID()}`;
+  private running = new Set<Promise<void>>();
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private lastBeatMs = 0;
+
+  constructor(private readonly o: WorkerOptions) {}
+
+  /** True while the loop is alive (for /srv/v1/health). */
+  get alive(): boolean {
+    return this.loop !== undefined && !this.stopping;
+  }
+
+  /** Milliseconds-epoch of the loop's last iteration. */
+  get lastBeat(): number {
+    return this.lastBeatMs;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+  }
+
+  /** Wakes the loop now (e.g. right after a task was enqueued in this process). */
+  poke(): void {
+    this.wake?.();
+  }
+
+  async stop(opts: { drain: boolean }): Promise<void> {
+    this.stopping = true;
+    if (!opts.drain) this.abort.abort();
+    this.wake?.();
+    await this.loop;
+    await Promise.allSettled([...this.running]);
+  }
+
+  private async run(): Promise<void> {
+    const types = Object.keys(this.o.handlers);
+    let lastReclaim = 0;
+    while (!this.stopping) {
+      this.lastBeatMs = this.o.clock.now();
+      let claimed = false;
+      try {
+        const now = this.o.clock.now();
+        if (now - lastReclaim >= this.o.leaseMs / 2) {
+          lastReclaim = now;
+          const n = await reclaimExpiredLeases(this.o.db, now);
+          if (n > 0) this.o.log.warn({ count: n }, 'reclaimed tasks with lapsed leases');
+        }
+        while (!this.stopping && this.running.size < this.o.concurrency) {
+          const task = await claimTask(this.o.db, this.o.capabilities, this.id, types, this.o.clock.now(), this.o.leaseMs);
+          if (!task) break;
+          claimed = true;
+          const p = this.execute(task).finally(() => {
+            this.running.delete(p);
+            this.wake?.();
+          });
+          this.running.add(p);
+        }
+      } catch (err) {
+        this.o.log.error({ err }, 'worker loop error');
+      }
+      if (this.stopping) break;
+      if (!claimed || this.running.size >= this.o.concurrency) await this.sleep(this.o.pollMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  private async execute(task: TaskRow): Promise<void> {
+    const { db, clock, leaseMs } = this.o;
+    const log = this.o.log.child({ taskName: task.name, taskType: task.type });
+    const lost = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, lost.signal]);
+    let progress: number | undefined;
+    const beat = setInterval(() => {
+      heartbeatTask(db, task.name, this.id, clock.now(), leaseMs, progress)
+        .then((held) => {
+          if (!held) lost.abort(new Error('lease lost'));
+        })
+        .catch((err) => log.warn({ err }, 'heartbeat failed'));
+    }, Math.max(50, Math.floor(leaseMs / 3)));
+    try {
+      const handler = this.o.handlers[task.type];
+      const result = await handler({
+        task,
+        payload: JSON.parse(task.payload),
+        signal,
+        log,
+        progress: (f) => {
+          progress = Math.min(1, Math.max(0, f));
+        },
+      });
+      const held = await completeTask(db, task.name, this.id, clock.now(), result);
+      if (!held) log.warn('task finished after its lease was lost; result dropped');
+      else log.info('task succeeded');
+    } catch (err) {
+      const permanent = err instanceof PermanentTaskError;
+      const detail = permanent ? { message: err.message, ...err.detail } : { message: err instanceof Error ? err.message : String(err) };
+      const status = await failTask(db, task, this.id, clock.now(), detail, this.o.backoff, !permanent).catch((e) => {
+        log.error({ err: e }, 'could not record task failure');
+        return undefined;
+      });
+      log.warn({ err, status }, 'task attempt failed');
+    } finally {
+      clearInterval(beat);
+    }
+  }
+}

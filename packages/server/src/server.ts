@@ -1,0 +1,168 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { Config } from './config/config.js';
+import { createDb, pingDb, type Db } from './db/dialect.js';
+import { migrateToLatest } from './db/migrator.js';
+import { systemClock, type Clock } from './domain/clock.js';
+import { randomSecret, sha256Hex } from './domain/secrets.js';
+import { buildApp, loggerOptions, readChangelog } from './http/app.js';
+import type { HealthReport } from './http/routes/srv.routes.js';
+import { helloHandler, type SelfCheck } from './queue/handlers/hello.js';
+import { Worker, type TaskHandler } from './queue/worker.js';
+import { AdminService } from './services/admin.service.js';
+import { ApiKeyService } from './services/apikey.service.js';
+import { AuthService, configuredAdminToken, hashedAdminToken, type AdminTokenVerifier } from './services/auth.service.js';
+import type { ServiceDeps, ServiceHooks } from './services/context.js';
+import { OrgService } from './services/org.service.js';
+import { RoleService } from './services/role.service.js';
+import { TaskService } from './services/task.service.js';
+import { UserService } from './services/user.service.js';
+import { currentVersions } from './version.js';
+import pino, { type Logger } from 'pino';
+
+/** A readiness probe reported by /srv/v1/health (e.g. the blob store). Throws when not ready. */
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+export interface ServerOptions {
+  config: Readonly<Config>;
+  clock?: Clock;
+  /** Pino options for the HTTP logger; default from config.logLevel. `false` silences it. */
+  logger?: FastifyServerOptions['logger'];
+  hooks?: Partial<ServiceHooks>;
+  /** Run by `hello` with maintenance (the storage helper plugs its probes in here). */
+  selfChecks?: SelfCheck[];
+  readinessChecks?: ReadinessCheck[];
+  /** Extra task handlers by type (later issues). */
+  handlers?: Record<string, TaskHandler>;
+  /** Where the generated admin token is printed once (default: stdout). */
+  print?: (line: string) => void;
+}
+
+export interface Server {
+  app: FastifyInstance;
+  db: Db;
+  config: Readonly<Config>;
+  worker: Worker | undefined;
+  /** Stops taking requests, drains in-flight requests and running tasks, closes the database. Idempotent. */
+  close(): Promise<void>;
+}
+
+const ADMIN_TOKEN_FILE = 'admin-token.sha256';
+
+/**
+ * The admin-token verifier: ROCKIT_ADMIN_TOKEN when set; otherwise the SHA-256 kept in
+ * `<dataDir>/admin-token.sha256`, generated (and printed once) on first start.
+ */
+export function resolveAdminToken(config: Readonly<Config>, print: (line: string) => void): AdminTokenVerifier {
+  if (config.adminToken) return configuredAdminToken(config.adminToken);
+  const file = path.join(config.dataDir, ADMIN_TOKEN_FILE);
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  try {
+    const stored = fs.readFileSync(file, 'utf8').trim();
+    if (/^[0-9a-f]{64}$/.test(stored)) return hashedAdminToken(stored);
+    throw new Error(`${file} is corrupt: delete it to generate a new admin token`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const token = randomSecret('rkadm_');
+  // 'wx': never overwrite a token another process generated at the same moment.
+  fs.writeFileSync(file, sha256Hex(token) + '\n', { flag: 'wx', mode: 0o600 });
+  print(`Generated admin token (shown once; its hash is kept in ${file}): ${token}`);
+  return hashedAdminToken(sha256Hex(token));
+}
+
+/** config → database → migrations → services → worker → app. Does not listen. */
+export async function buildServer(opts: ServerOptions): Promise<Server> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  const adminToken = resolveAdminToken(config, print);
+  const db = await createDb(config.database);
+  try {
+    await migrateToLatest(db.db);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  const hooks: ServiceHooks = { pruneOrgFiles: async () => {}, ...opts.hooks };
+  const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
+  const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
+
+  let worker: Worker | undefined;
+  if (config.worker.enabled) {
+    const selfChecks = opts.selfChecks ?? [];
+    worker = new Worker({
+      db: db.db, capabilities: db.capabilities, clock, log: taskLog.child({ component: 'worker' }),
+      handlers: { hello: helloHandler(() => selfChecks), ...opts.handlers },
+      concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
+      backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
+    });
+  }
+
+  const services = {
+    auth: new AuthService(deps, adminToken),
+    admin: new AdminService(deps, () => worker?.poke()),
+    orgs: new OrgService(deps),
+    users: new UserService(deps),
+    roles: new RoleService(deps),
+    apiKeys: new ApiKeyService(deps),
+    tasks: new TaskService(deps),
+  };
+
+  const health = async (): Promise<HealthReport> => {
+    let database: 'ok' | 'error' = 'ok';
+    try {
+      await pingDb(db.db);
+    } catch {
+      database = 'error';
+    }
+    const checks = await Promise.all(
+      (opts.readinessChecks ?? []).map(async (c) => {
+        try {
+          await c.check();
+          return { name: c.name, ok: true };
+        } catch (e) {
+          return { name: c.name, ok: false, message: e instanceof Error ? e.message : String(e) };
+        }
+      }),
+    );
+    const workers = { enabled: worker !== undefined, alive: worker?.alive ?? false, concurrency: worker ? config.worker.concurrency : 0 };
+    const ready = database === 'ok' && checks.every((c) => c.ok) && (!workers.enabled || workers.alive);
+    return { ready, database, workers, checks };
+  };
+
+  const app = await buildApp({
+    config,
+    services,
+    health,
+    versions: currentVersions(),
+    logger: opts.logger ?? loggerOptions(config.logLevel),
+    changelog: readChangelog(),
+  });
+  worker?.start();
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await app.close();
+      await worker?.stop({ drain: true });
+      await db.close();
+    })());
+  return { app, db, config, worker, close };
+}
+
+/** buildServer, then listen on config.host:config.port. Returns the server and the bound address. */
+export async function startServer(opts: ServerOptions): Promise<Server & { address: string }> {
+  const server = await buildServer(opts);
+  try {
+    const address = await server.app.listen({ host: opts.config.host, port: opts.config.port });
+    return { ...server, address };
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+}

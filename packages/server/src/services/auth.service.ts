@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { OrgRow, UserRow } from '../db/database.js';
+import {
+  findApiKey,
+  findAuthTokenByHash,
+  findSessionByHash,
+  insertAuthToken,
+  insertSession,
+  revokeSession,
+  type CredentialOwner,
+} from '../db/repositories/credential.repository.js';
+import { findOrgByName } from '../db/repositories/org.repository.js';
+import { grantsOfUser } from '../db/repositories/role.repository.js';
+import { findUser, roleNamesOfUsers, updateUser } from '../db/repositories/user.repository.js';
+import { toUnixSeconds } from '../domain/clock.js';
+import { AppError } from '../domain/errors.js';
+import { unionPermissions, type Permissions } from '../domain/permissions.js';
+import { constantTimeEqual, hashPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
+import { FailureThrottle } from '../domain/throttle.js';
+import type { AdminPrincipal, ServiceDeps, UserPrincipal } from './context.js';
+import { parsePermissions, toUserDto, type UserDto } from './mappers.js';
+
+export interface LoginInput {
+  orgName: string;
+  username: string;
+  password: string;
+}
+
+export interface LoginResult {
+  session: { token: string; expires: number };
+  user: UserDto;
+  permissions: Permissions;
+}
+
+/** Verifies the admin token: either the configured one, or the hash stored at first start. */
+export interface AdminTokenVerifier {
+  verify(token: string): boolean;
+}
+
+export const configuredAdminToken = (token: string): AdminTokenVerifier => ({ verify: (t) => constantTimeEqual(t, token) });
+export const hashedAdminToken = (sha256: string): AdminTokenVerifier => ({ verify: (t) => constantTimeEqual(sha256Hex(t), sha256) });
+
+const invalidCredentials = () => new AppError('invalid-credentials', 'organization, username or password is wrong');
+const tokenInvalid = (what: string) => new AppError('token-invalid', `${what} is invalid or revoked`);
+
+/**
+ * Login, sessions, auth tokens, API keys and the admin token. Tokens and keys are random and
+ * stored hashed; every lookup checks revocation, expiry (with the injected clock), the account's
+ * disabled flag, and reads the user's roles afresh (a role change applies on the next request).
+ */
+export class AuthService {
+  private readonly userThrottle: FailureThrottle;
+  private readonly addressThrottle: FailureThrottle;
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly adminToken: AdminTokenVerifier,
+  ) {
+    const { login } = deps.config;
+    this.userThrottle = new FailureThrottle(deps.clock, login.maxFailuresPerUser, login.windowSeconds);
+    this.addressThrottle = new FailureThrottle(deps.clock, login.maxFailuresPerAddress, login.windowSeconds);
+  }
+
+  authenticateAdmin(token: string): AdminPrincipal {
+    if (!this.adminToken.verify(token)) throw tokenInvalid('the admin token');
+    return { kind: 'admin' };
+  }
+
+  /**
+   * Errors: rate-limited (429, with retryAfterSeconds) when the (org, username) pair or the client
+   * address failed too often; invalid-credentials (same answer for unknown org, unknown user,
+   * machine user and wrong password); account-disabled only after the password was right.
+   */
+  async login(input: LoginInput, clientAddress: string): Promise<LoginResult> {
+    const userKey = `${input.orgName}\u0000${input.username}`;
+    const wait = Math.max(this.userThrottle.retryAfterSeconds(userKey), this.addressThrottle.retryAfterSeconds(clientAddress));
+    if (wait > 0) {
+      throw new AppError('rate-limited', 'too many failed login attempts; try again later', { retryAfterSeconds: wait });
+    }
+    const { db, clock, config } = this.deps;
+    const org = await findOrgByName(db, input.orgName);
+    const user = org ? await findUser(db, org.id, input.username) : undefined;
+    // Spend the same scrypt work whether or not the user exists, so timing does not reveal names.
+    const hash = user?.type === 'user' && user.password_hash ? user.password_hash : await this.getDummyHash();
+    const ok = (await verifyPassword(input.password, hash)) && user !== undefined && user.type === 'user';
+    if (!ok || !org || !user) {
+      this.userThrottle.recordFailure(userKey);
+      this.addressThrottle.recordFailure(clientAddress);
+      throw invalidCredentials();
+    }
+    if (Number(user.disabled) !== 0) throw new AppError('account-disabled', 'the account is disabled');
+    this.userThrottle.reset(userKey);
+
+    const now = clock.now();
+    const token = randomSecret('rks_');
+    const expiresMs = now + config.sessionSeconds * 1000;
+    await db.transaction().execute(async (trx) => {
+      await insertSession(trx, { id: randomUUID(), token_hash: sha256Hex(token), user_id: user.id, created_ms: now, expires_ms: expiresMs });
+      await updateUser(trx, user.id, { last_login_ms: now });
+    });
+    const roles = (await roleNamesOfUsers(db, [user.id])).get(user.id) ?? [];
+    const principal = await this.principalOf({ user, org }, 'token');
+    return {
+      session: { token, expires: toUnixSeconds(expiresMs) },
+      user: toUserDto({ ...user, last_login_ms: now }, roles),
+      permissions: principal.permissions,
+    };
+  }
+
+  /** Exchanges a live session token for a short auth token (expiring no later than the session). */
+  async issueAuthToken(sessionToken: string): Promise<{ token: string; expires: number }> {
+    const { db, clock, config } = this.deps;
+    const s = await findSessionByHash(db, sha256Hex(sessionToken));
+    if (!s || s.revoked) throw tokenInvalid('the session token');
+    const now = clock.now();
+    if (s.expiresMs <= now) throw new AppError('token-expired', 'the session token has expired; log in again');
+    if (Number(s.user.disabled) !== 0) throw new AppError('account-disabled', 'the account is disabled');
+    const token = randomSecret('rka_');
+    const expiresMs = Math.min(now + config.authSeconds * 1000, s.expiresMs);
+    await insertAuthToken(db, { id: randomUUID(), token_hash: sha256Hex(token), session_id: s.sessionId, created_ms: now, expires_ms: expiresMs });
+    return { token, expires: toUnixSeconds(expiresMs) };
+  }
+
+  /** Revokes the session and, through it, every auth token derived from it. An expired session may still log out. */
+  async logout(sessionToken: string): Promise<void> {
+    const s = await findSessionByHash(this.deps.db, sha256Hex(sessionToken));
+    if (!s || s.revoked) throw tokenInvalid('the session token');
+    await revokeSession(this.deps.db, s.sessionId);
+  }
+
+  async authenticateAuthToken(token: string): Promise<UserPrincipal> {
+    const t = await findAuthTokenByHash(this.deps.db, sha256Hex(token));
+    if (!t || t.revoked) throw tokenInvalid('the auth token');
+    if (t.expiresMs <= this.deps.clock.now()) throw new AppError('token-expired', 'the auth token has expired');
+    return this.principalOf(t, 'token');
+  }
+
+  /** API keys authenticate machine users only. */
+  async authenticateApiKey(orgName: string, username: string, key: string): Promise<UserPrincipal> {
+    const owner = await findApiKey(this.deps.db, orgName, username, sha256Hex(key));
+    if (!owner || owner.user.type !== 'machine') throw tokenInvalid('the API key');
+    return this.principalOf(owner, 'apikey');
+  }
+
+  private async principalOf(owner: { user: UserRow; org: OrgRow } | CredentialOwner, via: 'token' | 'apikey'): Promise<UserPrincipal> {
+    if (Number(owner.user.disabled) !== 0) throw new AppError('account-disabled', 'the account is disabled');
+    const grants = await grantsOfUser(this.deps.db, owner.user.id);
+    return {
+      kind: 'user',
+      orgId: owner.org.id,
+      orgName: owner.org.name,
+      userId: owner.user.id,
+      username: owner.user.username,
+      userType: owner.user.type,
+      via,
+      permissions: unionPermissions(grants.map((g) => parsePermissions(g.permissions))),
+      isAdministrator: grants.some((g) => Number(g.builtin) === 1),
+    };
+  }
+
+  private getDummyHash(): Promise<string> {
+    this.dummyHash ??= hashPassword(randomSecret(''), this.deps.config.scryptCost);
+    return this.dummyHash;
+  }
+}

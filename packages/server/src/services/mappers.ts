@@ -1,0 +1,109 @@
+import type { OrgRow, RoleRow, TaskRow, UserRow } from '../db/database.js';
+import { toUnixSeconds } from '../domain/clock.js';
+import { noPermissions, RESOURCES, type Permissions } from '../domain/permissions.js';
+
+/** Explicit DTO mappers: the only way rows leave the service layer (never hashes, never ids of rows). */
+
+export interface OrgDto {
+  name: string;
+  label: string;
+  created: number;
+  updated: number;
+}
+
+export const toOrgDto = (r: OrgRow): OrgDto => ({
+  name: r.name,
+  label: r.label,
+  created: toUnixSeconds(r.created_ms),
+  updated: toUnixSeconds(r.updated_ms),
+});
+
+export interface RoleDto {
+  name: string;
+  label: string;
+  permissions: Permissions;
+  users: number;
+  created: number;
+  updated: number;
+}
+
+export function parsePermissions(json: string): Permissions {
+  const stored = JSON.parse(json) as Partial<Permissions>;
+  const out = noPermissions();
+  for (const r of RESOURCES) out[r] = stored[r] ?? 0;
+  return out;
+}
+
+export const toRoleDto = (r: RoleRow & { users: number }): RoleDto => ({
+  name: r.name,
+  label: r.label,
+  permissions: parsePermissions(r.permissions),
+  users: r.users,
+  created: toUnixSeconds(r.created_ms),
+  updated: toUnixSeconds(r.updated_ms),
+});
+
+export interface UserDto {
+  username: string;
+  type: 'user' | 'machine';
+  email?: string;
+  firstname?: string;
+  surname?: string;
+  title?: string;
+  label?: string;
+  roles: string[];
+  disabled: boolean;
+  created: number;
+  updated: number;
+  lastLogin?: number;
+}
+
+export function toUserDto(r: UserRow, roles: string[]): UserDto {
+  const dto: UserDto = {
+    username: r.username,
+    type: r.type,
+    roles,
+    disabled: Number(r.disabled) !== 0,
+    created: toUnixSeconds(r.created_ms),
+    updated: toUnixSeconds(r.updated_ms),
+  };
+  if (r.email !== null) dto.email = r.email;
+  if (r.firstname !== null) dto.firstname = r.firstname;
+  if (r.surname !== null) dto.surname = r.surname;
+  if (r.title !== null) dto.title = r.title;
+  if (r.label !== null) dto.label = r.label;
+  if (r.last_login_ms !== null) dto.lastLogin = toUnixSeconds(r.last_login_ms);
+  return dto;
+}
+
+export interface TaskDto {
+  name: string;
+  type: string;
+  status: TaskRow['status'];
+  appName: string | null;
+  buildId: number | null;
+  progress: number;
+  attempts: number;
+  warnings: Array<{ code: string; message: string; acknowledged: boolean }>;
+  error: Record<string, unknown> | null;
+  result: Record<string, unknown> | null;
+  created: number;
+  started: number | null;
+  ended: number | null;
+}
+
+export const toTaskDto = (r: TaskRow): TaskDto => ({
+  name: r.name,
+  type: r.type,
+  status: r.status,
+  appName: r.app_name,
+  buildId: r.build_id,
+  progress: Number(r.progress),
+  attempts: Number(r.attempts),
+  warnings: JSON.parse(r.warnings),
+  error: r.error === null ? null : JSON.parse(r.error),
+  result: r.result === null ? null : JSON.parse(r.result),
+  created: toUnixSeconds(r.created_ms),
+  started: r.started_ms === null ? null : toUnixSeconds(r.started_ms),
+  ended: r.ended_ms === null ? null : toUnixSeconds(r.ended_ms),
+});

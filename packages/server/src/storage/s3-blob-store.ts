@@ -1,0 +1,446 @@
+/**
+ * A blob store in an S3-compatible bucket, under an optional key prefix: key `a/b` is the object
+ * `<prefix>/a/b`.
+ *
+ * Invariants:
+ * - puts stream through `@aws-sdk/lib-storage`'s Upload: one PUT for small bodies, multipart
+ *   otherwise, with at most `queueSize` parts in memory; a failed or aborted put aborts its
+ *   multipart upload, so no partial object ever becomes visible;
+ * - checksums are computed only when the operation requires them (`WHEN_REQUIRED`): recent SDKs
+ *   otherwise send aws-chunked bodies with checksum trailers, which many S3-compatible stores
+ *   (and the test server) do not accept; integrity is ours to check (sha256 of every put);
+ * - error messages name the bucket, prefix and key, never the credentials.
+ */
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import {
+  assertValidKey,
+  assertValidPrefix,
+  checkExpectations,
+  HashingStream,
+  resolveRange,
+  type BlobListing,
+  type BlobStore,
+  type BlobStoreDescription,
+  type ByteRange,
+  type GetResult,
+  type PutOptions,
+  type PutResult,
+} from './blob-store.js';
+import { StorageError, type StorageErrorCode } from './storage-error.js';
+
+export interface S3BlobStoreOptions {
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing `/` (both are stripped). */
+  prefix?: string;
+  /**
+   * The service endpoint, naming no bucket (`s3.us-east-1.amazonaws.com`, `http://127.0.0.1:9000`).
+   * Without a scheme, `http` is used for loopback hosts and `https` otherwise. Absent: AWS itself.
+   */
+  endpoint?: string;
+  /** Default: the region in an AWS endpoint name, else `us-east-1`. */
+  region?: string;
+  /** Both or neither; neither means the SDK's default credential chain. */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** `bucket` in the path instead of the host name (most self-hosted S3-compatible stores need it). */
+  forcePathStyle?: boolean;
+  /** Part size of multipart puts (≥ 5 MiB; default 8 MiB; raised automatically for very large expected sizes). */
+  partSizeBytes?: number;
+  /** Parts uploaded (and held in memory) at once (default 4). */
+  queueSize?: number;
+  /** TCP connect timeout (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Socket idle timeout (default 120 s). */
+  idleTimeoutMs?: number;
+  /** Attempts per request, including the first (default 3). */
+  maxAttempts?: number;
+}
+
+const MIB = 1024 * 1024;
+const MIN_PART_BYTES = 5 * MIB;
+const DEFAULT_PART_BYTES = 8 * MIB;
+/** S3 allows 10 000 parts; keep a margin for an under-estimated size. */
+const MAX_PARTS_TARGET = 9000;
+/** DeleteObjects takes at most 1000 keys. */
+const DELETE_BATCH = 1000;
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1', '0.0.0.0']);
+
+/**
+ * Turns an endpoint as users write it into a URL origin: adds the scheme when missing (http for
+ * loopback hosts, https otherwise) and refuses anything that is not a bare http(s) origin — a
+ * path (which would name a bucket), credentials, a query or a fragment.
+ */
+export function normalizeS3Endpoint(endpoint: string): string {
+  const trimmed = endpoint.trim();
+  if (trimmed === '') throw new StorageError('invalid-config', 'the S3 endpoint is empty');
+  let withScheme = trimmed;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
+    const host = trimmed.split('/')[0].replace(/:\d+$/, '').toLowerCase();
+    withScheme = `${LOOPBACK_HOSTS.has(host) || host.startsWith('127.') ? 'http' : 'https'}://${trimmed}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new StorageError('invalid-config', 'the S3 endpoint is not a valid host name or URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new StorageError('invalid-config', 'the S3 endpoint must use http or https');
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new StorageError('invalid-config', 'the S3 endpoint must not contain credentials');
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    throw new StorageError('invalid-config', 'the S3 endpoint must name no bucket or path (e.g. s3.us-east-1.amazonaws.com)');
+  }
+  return url.origin;
+}
+
+/** The region in an AWS endpoint host (`s3.eu-west-1.amazonaws.com`, `s3-eu-west-1.amazonaws.com`). */
+export function regionFromEndpoint(endpoint: string | undefined): string | undefined {
+  if (!endpoint) return undefined;
+  const match = /(?:^|\.)s3[.-]([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?$/.exec(new URL(endpoint).hostname);
+  return match?.[1];
+}
+
+const ACCESS_DENIED_NAMES = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'AllAccessDisabled',
+  'AccountProblem',
+]);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+interface SdkLikeError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function redact(text: string, secrets: string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('***');
+  return out;
+}
+
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly endpoint?: string;
+  private readonly partSizeBytes: number;
+  private readonly queueSize: number;
+  private readonly secrets: string[];
+
+  constructor(options: S3BlobStoreOptions) {
+    if (!options.bucket || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {
+      throw new StorageError('invalid-config', 'the S3 bucket name must be 3–63 lower-case letters, digits, dots or hyphens');
+    }
+    if ((options.accessKeyId === undefined) !== (options.secretAccessKey === undefined)) {
+      throw new StorageError('invalid-config', 'give both the S3 access key id and the secret access key, or neither');
+    }
+    const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    if (prefix !== '') {
+      try {
+        assertValidKey(prefix);
+      } catch {
+        throw new StorageError('invalid-config', `the S3 key prefix ${JSON.stringify(prefix)} is not a valid relative path`);
+      }
+    }
+    this.bucket = options.bucket;
+    this.prefix = prefix;
+    this.endpoint = options.endpoint === undefined ? undefined : normalizeS3Endpoint(options.endpoint);
+    this.partSizeBytes = Math.max(MIN_PART_BYTES, options.partSizeBytes ?? DEFAULT_PART_BYTES);
+    this.queueSize = Math.max(1, options.queueSize ?? 4);
+    this.secrets = options.secretAccessKey ? [options.secretAccessKey] : [];
+    this.client = new S3Client({
+      region: options.region || regionFromEndpoint(this.endpoint) || 'us-east-1',
+      ...(this.endpoint ? { endpoint: this.endpoint } : {}),
+      forcePathStyle: options.forcePathStyle ?? false,
+      ...(options.accessKeyId !== undefined && options.secretAccessKey !== undefined
+        ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
+        : {}),
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: options.maxAttempts ?? 3,
+      requestHandler: {
+        connectionTimeout: options.connectTimeoutMs ?? 10_000,
+        socketTimeout: options.idleTimeoutMs ?? 120_000,
+      },
+    });
+  }
+
+  private fullKey(key: string): string {
+    return this.prefix === '' ? key : `${this.prefix}/${key}`;
+  }
+
+  private where(key: string): string {
+    return `s3://${this.bucket}/${this.fullKey(key)}`;
+  }
+
+  /** Maps an SDK or network error to a StorageError; the message carries no server text that could echo credentials. */
+  private mapError(err: unknown, op: string, key: string): StorageError {
+    if (err instanceof StorageError) return err;
+    const e = (typeof err === 'object' && err !== null ? err : {}) as SdkLikeError;
+    const status = e.$metadata?.httpStatusCode;
+    const name = e.name ?? 'Error';
+    const what = `S3 ${op} ${this.where(key)}`;
+    let code: StorageErrorCode;
+    let detail: string;
+    if (name === 'AbortError' || e.code === 'ABORT_ERR') {
+      code = 'aborted';
+      detail = 'aborted';
+    } else if (name === 'NoSuchBucket') {
+      code = 'not-found';
+      detail = `bucket ${this.bucket} does not exist`;
+    } else if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
+      code = 'not-found';
+      detail = 'no such object';
+    } else if (status === 401 || status === 403 || ACCESS_DENIED_NAMES.has(name)) {
+      code = 'access-denied';
+      detail = `access denied (${name})`;
+    } else if (status === 416 || name === 'InvalidRange') {
+      code = 'invalid-range';
+      detail = 'range not satisfiable';
+    } else if (status === undefined && (NETWORK_CODES.has(e.code ?? '') || name === 'TimeoutError' || e.code === 'ETIMEDOUT')) {
+      code = 'unreachable';
+      // Network messages carry host:port and the errno, nothing secret; redact anyway.
+      detail = `endpoint unreachable (${e.code ?? name})`;
+    } else if (status === undefined && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|socket hang up|timed? ?out/i.test(e.message ?? '')) {
+      code = 'unreachable';
+      detail = 'endpoint unreachable';
+    } else {
+      code = 'io';
+      detail = status === undefined ? `${name}` : `${name} (HTTP ${status})`;
+    }
+    const message = redact(`${what}: ${detail}${status !== undefined ? ` [HTTP ${status}]` : ''}`, this.secrets);
+    return new StorageError(code, message, status !== undefined ? { httpStatus: status } : {});
+  }
+
+  async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
+    assertValidKey(key);
+    const hasher = new HashingStream();
+    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    source.once('error', (err) => hasher.destroy(err));
+    source.pipe(hasher);
+    let partSize = this.partSizeBytes;
+    if (options?.expectedSizeBytes !== undefined) {
+      partSize = Math.max(partSize, Math.ceil(options.expectedSizeBytes / MAX_PARTS_TARGET));
+    }
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: this.fullKey(key),
+        Body: hasher,
+        ...(options?.contentType ? { ContentType: options.contentType } : {}),
+      },
+      partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    const onProgress = options?.onProgress;
+    if (onProgress) upload.on('httpUploadProgress', (p) => p.loaded !== undefined && onProgress(p.loaded));
+    const signal = options?.signal;
+    const onAbort = () => {
+      hasher.destroy(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+      void upload.abort().catch(() => undefined);
+    };
+    try {
+      if (signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      await upload.done();
+      const result = hasher.result();
+      try {
+        checkExpectations(result, options, key);
+      } catch (err) {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })).catch(() => undefined);
+        throw err;
+      }
+      return result;
+    } catch (err) {
+      if (!source.destroyed) source.destroy();
+      if (signal?.aborted) throw new StorageError('aborted', `S3 put ${this.where(key)}: aborted`);
+      throw this.mapError(err, 'put', key);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<GetResult> {
+    assertValidKey(key);
+    if (range) resolveRange(range, Number.MAX_SAFE_INTEGER, key); // shape checks only; S3 checks the size
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {}),
+        }),
+      );
+      const body = (res.Body as Readable | undefined) ?? Readable.from([]);
+      const contentRange = res.ContentRange ? /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange) : null;
+      if (contentRange) {
+        const [start, end, sizeBytes] = [Number(contentRange[1]), Number(contentRange[2]), Number(contentRange[3])];
+        if (start >= sizeBytes || end >= sizeBytes || end < start) {
+          // Not a satisfiable answer (s3rver sends "bytes 0-0/0" for an empty object).
+          body.destroy();
+          throw new StorageError('invalid-range', `S3 get ${this.where(key)}: range ${range?.start ?? 0}- is outside the object (${sizeBytes} bytes)`);
+        }
+        return { body, start, end, sizeBytes };
+      }
+      const size = res.ContentLength ?? 0;
+      if (range && range.start >= size) {
+        body.destroy();
+        throw new StorageError('invalid-range', `S3 get ${this.where(key)}: range starts past the last byte (${size} bytes)`);
+      }
+      if (range && (range.start !== 0 || (range.end !== undefined && range.end < size - 1))) {
+        body.destroy();
+        throw new StorageError('io', `S3 get ${this.where(key)}: the service ignored the Range header`);
+      }
+      return { body, start: 0, end: size - 1, sizeBytes: size };
+    } catch (err) {
+      const mapped = this.mapError(err, 'get', key);
+      if (range && !['not-found', 'access-denied', 'invalid-range', 'aborted'].includes(mapped.code)) {
+        // Some S3-compatible servers drop the connection instead of answering 416 (s3rver does
+        // for any range of an empty object): tell an unsatisfiable range from a real failure.
+        const head = await this.head(key).catch(() => null);
+        if (head && range.start >= head.sizeBytes) {
+          throw new StorageError('invalid-range', `S3 get ${this.where(key)}: range starts past the last byte (${head.sizeBytes} bytes)`);
+        }
+      }
+      throw mapped;
+    }
+  }
+
+  /**
+   * HEAD answers carry no error body, so a missing bucket looks like a missing object here
+   * (null); every other operation names the missing bucket.
+   */
+  async head(key: string): Promise<{ sizeBytes: number } | null> {
+    assertValidKey(key);
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      return { sizeBytes: res.ContentLength ?? 0 };
+    } catch (err) {
+      const mapped = this.mapError(err, 'head', key);
+      // A missing bucket is a configuration problem, not a missing object.
+      if (mapped.code === 'not-found' && (err as SdkLikeError).name !== 'NoSuchBucket') return null;
+      throw mapped;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+    } catch (err) {
+      const mapped = this.mapError(err, 'delete', key);
+      if (mapped.code === 'not-found' && (err as SdkLikeError).name !== 'NoSuchBucket') return;
+      throw mapped;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobListing> {
+    assertValidPrefix(prefix);
+    const full = this.prefix === '' ? prefix : `${this.prefix}/${prefix}`;
+    const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ...(token ? { ContinuationToken: token } : {}) }),
+        );
+      } catch (err) {
+        throw this.mapError(err, 'list', prefix);
+      }
+      for (const item of page.Contents ?? []) {
+        if (item.Key === undefined) continue;
+        yield { key: item.Key.slice(strip), sizeBytes: item.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    assertValidPrefix(prefix);
+    let count = 0;
+    let batch: string[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const keys = batch;
+      batch = [];
+      let res;
+      try {
+        res = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: keys.map((k) => ({ Key: this.fullKey(k) })), Quiet: true },
+          }),
+        );
+      } catch (err) {
+        throw this.mapError(err, 'delete', prefix);
+      }
+      const failed = res.Errors ?? [];
+      if (failed.length > 0) {
+        const first = failed[0];
+        throw this.mapError({ name: first.Code ?? 'DeleteFailed', $metadata: { httpStatusCode: first.Code === 'AccessDenied' ? 403 : 500 } }, 'delete', first.Key?.slice(this.prefix === '' ? 0 : this.prefix.length + 1) ?? prefix);
+      }
+      count += keys.length;
+    };
+    // Collect a batch, then delete it: S3 listings stay consistent because deleted keys sort before the next page.
+    for await (const { key } of this.list(prefix)) {
+      batch.push(key);
+      if (batch.length >= DELETE_BATCH) await flush();
+    }
+    await flush();
+    return count;
+  }
+
+  describe(): BlobStoreDescription {
+    const at = this.endpoint ?? 'AWS';
+    return {
+      kind: 's3',
+      location: `s3://${this.bucket}${this.prefix === '' ? '' : `/${this.prefix}`} @ ${at}`,
+      capabilities: { multipartUpload: true, keyMayPrefixOtherKeys: true },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+export function createS3BlobStore(options: S3BlobStoreOptions): S3BlobStore {
+  return new S3BlobStore(options);
+}
