@@ -5,6 +5,8 @@ import { closeSync, openSync, readdirSync, readSync, rmSync, statSync } from 'no
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { compress } from 'zstd-napi';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -93,7 +95,7 @@ export function fixedChunkStorePatch(oldDir, newDir, blockBytes = 1024 * 1024) {
 }
 
 export const MB = 1e6;
-export const fmtMB = (n) => `${(n / MB).toFixed(1)} MB`;
+export const fmtMB = (n) => (n < MB ? `${(n / 1e3).toFixed(1)} kB` : `${(n / MB).toFixed(1)} MB`);
 export const fmtRate = (bytes, s) => `${(bytes / MB / s).toFixed(1)} MB/s`;
 export const fmtS = (s) => `${s.toFixed(2)} s`;
 export const ratio = (a, b) => (b > 0 ? (a / b).toFixed(3) : 'n/a');

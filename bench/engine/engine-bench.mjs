@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import process from 'node:process';
 import { fixedChunkStorePatch, fmtMB, fmtRate, fmtS, ratio, rm, runOp, sizeOf, timed } from './bench-lib.mjs';
 
 const { values: opt } = parseArgs({

@@ -2,6 +2,7 @@
 // { op, seconds, maxRssBytes, result }. The parent measures peak memory per operation this way.
 // Usage: node run-op.mjs <op> '<json args>'   (ops: import, extract, make-patch, apply-patch, gamegen)
 import { performance } from 'node:perf_hooks';
+import process from 'node:process';
 
 const [op, argsJson] = process.argv.slice(2);
 const args = JSON.parse(argsJson ?? '{}');

@@ -28,8 +28,8 @@ export interface CodeFunction {
 
 export type FileContent =
   | { type: 'archive'; assets: Asset[] }
-  | { type: 'binary'; functions: CodeFunction[]; rodata: number[] }
-  | { type: 'text'; style: TextStyle; lines: number[] }
+  | { type: 'binary'; functions: CodeFunction[]; rodata: number[]; rodataBytes: number }
+  | { type: 'text'; style: TextStyle; lines: number[]; bytes: number }
   | { type: 'blob'; segments: Array<{ kind: PayloadKind; seed: number; sizeBytes: number }> };
 
 export interface FileModel {
@@ -60,22 +60,9 @@ export type SeriesChange =
 export const BINARY_HEADER_BYTES = 64;
 export const FUNCTION_ALIGN_BYTES = 16;
 
-const textCache = new Map<string, number>();
-
-/** UTF-8 size of a text recipe (lines are ASCII). */
-export function textBytes(style: TextStyle, lines: readonly number[]): number {
-  let n = 0;
-  for (const s of lines) {
-    const key = `${style}:${s}`;
-    let len = textCache.get(key);
-    if (len === undefined) {
-      len = textLine(style, s).length;
-      if (textCache.size > 200_000) textCache.clear();
-      textCache.set(key, len);
-    }
-    n += len;
-  }
-  return n;
+/** UTF-8 size of one generated line (lines are ASCII). */
+export function lineBytes(style: TextStyle, seed: number): number {
+  return textLine(style, seed).length;
 }
 
 /** Exact size in bytes of a file generated from `content`. */
@@ -87,9 +74,9 @@ export function contentBytes(c: FileContent): number {
       return alignUp(p) + gpakTocBytes(c.assets.map((a) => a.name));
     }
     case 'binary':
-      return alignUp(codeBytes(c.functions) + BINARY_HEADER_BYTES, FUNCTION_ALIGN_BYTES) + textBytes('txt', c.rodata);
+      return alignUp(codeBytes(c.functions) + BINARY_HEADER_BYTES, FUNCTION_ALIGN_BYTES) + c.rodataBytes;
     case 'text':
-      return textBytes(c.style, c.lines);
+      return c.bytes;
     case 'blob':
       return c.segments.reduce((s, g) => s + g.sizeBytes, 0);
   }
@@ -125,15 +112,15 @@ function newFunctions(r: Rng, bytes: number): CodeFunction[] {
   return fns;
 }
 
-function newLines(r: Rng, style: TextStyle, bytes: number): number[] {
+function newLines(r: Rng, style: TextStyle, bytes: number): { lines: number[]; bytes: number } {
   const lines: number[] = [];
   let total = 0;
   while (total < bytes) {
     const s = r.u32();
     lines.push(s);
-    total += textBytes(style, [s]);
+    total += lineBytes(style, s);
   }
-  return lines;
+  return { lines, bytes: total };
 }
 
 const TEXT_DIRS: ReadonlyArray<readonly [string, TextStyle, string]> = [
@@ -154,7 +141,8 @@ function newTextFile(r: Rng, taken: Set<string>, maxBytes: number): FileModel {
   do path = `${dir}/${r.pick(['', 'x_', 'new_'])}${textLine('txt', r.u32()).split(' ')[0]}_${r.u32().toString(36)}.${ext}`;
   while (taken.has(path));
   taken.add(path);
-  return { path, mode: 0o644, content: { type: 'text', style, lines: newLines(r, style, r.logInt(256, Math.max(512, maxBytes))) } };
+  const text = newLines(r, style, r.logInt(256, Math.max(512, maxBytes)));
+  return { path, mode: 0o644, content: { type: 'text', style, lines: text.lines, bytes: text.bytes } };
 }
 
 /**
@@ -176,10 +164,15 @@ export function createBuild(seed: number, sizeBytes: number): BuildModel {
   const binBudget = Math.max(16 * 1024, Math.floor(sizeBytes * 0.06));
   const libs = ['lib/libengine.so', 'lib/libphysics.so', 'lib/libaudio.so', 'lib/libnet.so'];
   const exeShare = 0.5;
-  files.push({ path: 'Game.x86_64', mode: 0o755, content: { type: 'binary', functions: newFunctions(r, binBudget * exeShare), rodata: newLines(r, 'txt', binBudget * 0.05) } });
+  const binary = (codeBytes: number, rodataBytes: number): FileContent => {
+    const functions = newFunctions(r, codeBytes);
+    const rodata = newLines(r, 'txt', rodataBytes);
+    return { type: 'binary', functions, rodata: rodata.lines, rodataBytes: rodata.bytes };
+  };
+  files.push({ path: 'Game.x86_64', mode: 0o755, content: binary(binBudget * exeShare, binBudget * 0.05) });
   for (const lib of libs) {
     const b = (binBudget * (1 - exeShare)) / libs.length;
-    files.push({ path: lib, mode: 0o755, content: { type: 'binary', functions: newFunctions(r, b * 0.9), rodata: newLines(r, 'txt', b * 0.1) } });
+    files.push({ path: lib, mode: 0o755, content: binary(b * 0.9, b * 0.1) });
   }
 
   const movieBudget = Math.floor(sizeBytes * 0.04);
@@ -321,7 +314,13 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
       }
     }
     c.functions = fns;
-    for (let i = 0; i < c.rodata.length; i++) if (r.chance(0.02)) c.rodata[i] = r.u32();
+    for (let i = 0; i < c.rodata.length; i++) {
+      if (r.chance(0.02)) {
+        const s = r.u32();
+        c.rodataBytes += lineBytes('txt', s) - lineBytes('txt', c.rodata[i]);
+        c.rodata[i] = s;
+      }
+    }
     changes.push({ type: 'binary-rebuild', path: f.path, functionsChanged: changed, functionsAdded: added, functionsRemoved: removed });
   }
 
@@ -333,11 +332,14 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
     let linesAdded = 0;
     for (let j = 0, m = r.int(1, 3); j < m; j++) {
       const i = r.int(0, c.lines.length - 1);
+      const s = r.u32();
       if (r.chance(0.5)) {
-        c.lines[i] = r.u32();
+        c.bytes += lineBytes(c.style, s) - lineBytes(c.style, c.lines[i]);
+        c.lines[i] = s;
         linesChanged++;
       } else {
-        c.lines.splice(i, 0, r.u32());
+        c.lines.splice(i, 0, s);
+        c.bytes += lineBytes(c.style, s);
         linesAdded++;
       }
     }

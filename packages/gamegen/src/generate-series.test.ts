@@ -54,9 +54,9 @@ describe('generateSeries determinism', () => {
       v3: treeHash(join(a, 'v3')),
       tar3: sha(readFileSync(join(a, 'v3.tar'))),
     }).toEqual({
-      v1: 'e0214721206b04f435da3aea87c280ff7c6421fb07d896737987fff87b728cb5',
-      v3: '0186b4316ebb823b8fbafcd785cee9b5307e07c009dac2cbc4f27665b406a044',
-      tar3: '67161896c6820c58ff9538f914a6fc170d7e3af0e2246403b4afdd7309d8a2cd',
+      v1: 'e0c615072ad35a12e8a4a6ef0ed06e6d6f97fa1c11ba8170b0b05550b8cc7953',
+      v3: 'e4eb3b67c579a4b7232bbc5ae943cb81c3e6b6f4c4f3f406f75aea39766ec512',
+      tar3: 'c568e5140fb6c2d35d1f634649c141378d67ac88b774bc3aa4473831ccba347a',
     });
   });
 

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig, type ConfigFlags } from './config/config.js';
 import { createDb } from './db/dialect.js';
 import { migrateToLatest } from './db/migrator.js';
-import { startServer } from './server.js';
+import { buildServer, startServer } from './server.js';
 
 const program = new Command();
 program.name('rockit-edge').description('The open ROCKIT Edge service');
@@ -49,6 +49,22 @@ program
   });
 
 program
+  .command('worker')
+  .description('runs task workers only (cluster mode: API nodes run `serve --no-worker`)')
+  .option('--data <dir>', 'data folder (env ROCKIT_DATA)')
+  .action(async (opts: { data?: string }) => {
+    const cfg = config({ data: opts.data, worker: true });
+    // The HTTP app is built (shared wiring) but never listens.
+    const server = await buildServer({ config: cfg });
+    server.app.log.info({ database: cfg.database.kind, concurrency: cfg.worker.concurrency }, 'rockit-edge worker running');
+    const stop = () => {
+      server.close().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+program
   .command('migrate')
   .description('brings the database schema to the latest version, then exits')
   .option('--data <dir>', 'data folder (env ROCKIT_DATA)')
@@ -56,7 +72,7 @@ program
     const cfg = config({ data: opts.data });
     const db = await createDb(cfg.database);
     try {
-      const r = await migrateToLatest(db.db);
+      const r = await migrateToLatest(db.db, db.schema);
       for (const m of r.results ?? []) process.stdout.write(`${m.status.toLowerCase()}: ${m.migrationName}\n`);
       process.stdout.write('database is at the latest migration\n');
     } finally {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
 import { createDb, pingDb, type Db } from './db/dialect.js';
+import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { randomSecret, sha256Hex } from './domain/secrets.js';
@@ -52,6 +53,8 @@ export interface Server {
 }
 
 const ADMIN_TOKEN_FILE = 'admin-token.sha256';
+const SESSION_RETENTION_MS = 7 * 24 * 3600 * 1000;
+const HOUSEKEEPING_INTERVAL_MS = 10 * 60 * 1000;
 
 /**
  * The admin-token verifier: ROCKIT_ADMIN_TOKEN when set; otherwise the SHA-256 kept in
@@ -83,7 +86,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const adminToken = resolveAdminToken(config, print);
   const db = await createDb(config.database);
   try {
-    await migrateToLatest(db.db);
+    await migrateToLatest(db.db, db.schema);
   } catch (e) {
     await db.close();
     throw e;
@@ -145,9 +148,17 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   });
   worker?.start();
 
+  // Housekeeping: sessions (and their auth tokens) a week past expiry are deleted; until then an
+  // expired token still answers token-expired rather than token-invalid.
+  const housekeeping = setInterval(() => {
+    purgeExpiredSessions(db.db, clock.now() - SESSION_RETENTION_MS).catch((err) => taskLog.warn({ err }, 'session purge failed'));
+  }, HOUSEKEEPING_INTERVAL_MS);
+  housekeeping.unref();
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      clearInterval(housekeeping);
       await app.close();
       await worker?.stop({ drain: true });
       await db.close();

@@ -28,6 +28,11 @@ export interface CliContext {
   sleep: (ms: number) => Promise<void>;
   now: () => number;
   setExitCode: (code: number) => void;
+  /**
+   * Runs `handler` on Ctrl-C (SIGINT) instead of exiting, until the returned function is called.
+   * Absent: Ctrl-C keeps its default meaning.
+   */
+  onInterrupt?: (handler: () => void) => () => void;
 }
 
 /** The context of a real run: process streams and environment. */
@@ -43,6 +48,10 @@ export function processContext(): CliContext {
     now: Date.now,
     setExitCode: (code) => {
       process.exitCode = code;
+    },
+    onInterrupt: (handler) => {
+      process.once('SIGINT', handler);
+      return () => process.removeListener('SIGINT', handler);
     },
   };
 }

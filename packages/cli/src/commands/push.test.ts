@@ -104,7 +104,7 @@ async function setup(sc: Scenario = {}) {
   const api = await startStandIn(withAuth(importServer(sc)));
   servers.push(api);
   const env = await loggedInEnv(api.url, path.join(dir, 'cfg'));
-  const run = (argv: string[]) => runCli([register], argv, { env });
+  const run = (argv: string[], interruptAtOnce = false) => runCli([register], argv, { env, interruptAtOnce });
   return { api, run };
 }
 
@@ -182,6 +182,15 @@ describe('rockit push', () => {
     expect(r.stderr).toContain('payload-too-large (HTTP 413)');
     expect(api.requests.find((q) => q.method === 'PATCH')?.json).toEqual({ name: 't_dl', expire: true });
     expect(r.stderr).toContain('task t_dl expired');
+  });
+
+  it('stops the upload on Ctrl-C and expires the upload task', async () => {
+    const { api, run } = await setup();
+    const r = await run(['push', game, 'acme/demo'], true);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('upload of task t_dl failed: interrupted');
+    expect(api.requests.find((q) => q.method === 'PATCH')?.json).toEqual({ name: 't_dl', expire: true });
+    expect(api.requests.some((q) => q.path.startsWith('/be/v1/tasks/'))).toBe(false);
   });
 
   it('refuses another organization and a malformed target before uploading', async () => {

@@ -110,22 +110,28 @@ async function push(ctx: CliContext, source: string, target: string, opts: PushO
   const headers = client.isSameOrigin(uploadUrl) ? await client.authHeaders() : {};
   const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json });
   const startedMs = ctx.now();
+  const tarStream = build.open();
+  // Ctrl-C during the upload stops it cleanly, so the upload task can be expired below rather
+  // than left waiting for bytes; after the upload, Ctrl-C just stops watching (the import goes on).
+  const stopWatching = ctx.onInterrupt?.(() => tarStream.destroy(new Error('interrupted')));
   try {
     await uploadStream({
       url: uploadUrl,
       method: submitted.upload.method || 'PUT',
-      body: build.open(),
+      body: tarStream,
       sizeBytes: build.sizeBytes,
       headers,
       onProgress: (sent) => bar.update(sent),
     });
   } catch (err) {
+    stopWatching?.();
     bar.done();
     if (err instanceof Error) err.message = `upload of task ${submitted.task.name} failed: ${err.message}`;
     const expired = await expireUpload(client, submitted.task.name);
     if (expired && !opts.json) ctx.stderr.write(`task ${submitted.task.name} expired; push again to retry\n`);
     throw err;
   }
+  stopWatching?.();
   bar.done();
   const seconds = Math.max(0.001, (ctx.now() - startedMs) / 1000);
   log(`uploaded ${formatBytes(build.sizeBytes)} in ${seconds.toFixed(1)} s (${formatBytes(build.sizeBytes / seconds)}/s)`);

@@ -10,10 +10,12 @@ type ZstdBinding = typeof import('zstd-napi/binding.js');
 // zstd-napi's binding is a CommonJS re-export of a .node addon; named ESM imports cannot see its members.
 const zstd = createRequire(import.meta.url)('zstd-napi/binding.js') as ZstdBinding;
 
+/** SHA-256 of `data` (32 bytes): the name of a chunk and the hash of a file. */
 export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
+/** Largest zstd output for `rawBytes` of input. */
 export function compressBound(rawBytes: number): number {
   return zstd.compressBound(rawBytes);
 }

@@ -1,6 +1,7 @@
 // Hash + compress a batch of chunks. Runs inside codec workers and, as a fallback, on the calling thread.
 // The result is packed into one ArrayBuffer so it crosses the thread boundary without a copy.
-import { ChunkCompressor, compressBound, sha256 } from './chunk-codec.js';
+import { ChunkCompressor, compressBound, decodeChunk, sha256 } from './chunk-codec.js';
+import type { Codec } from '../format/types.js';
 
 export interface CodecBatch {
   level: number;
@@ -64,4 +65,49 @@ export function decodeBatchResult(packed: Uint8Array): CodecBatchResult {
     codecs: packed.subarray(h + 32 * n, h + 33 * n),
     payload: packed.subarray(h + 33 * n),
   };
+}
+
+/** Stored payloads to decode and verify (extraction). */
+export interface DecodeBatch {
+  kind: 'decode';
+  /** Stored payloads back to back. */
+  data: Uint8Array;
+  codecs: Uint8Array;
+  storedLengths: Uint32Array;
+  rawLengths: Uint32Array;
+  /** Expected SHA-256 per chunk, 32 bytes each. */
+  hashes: Uint8Array;
+}
+
+/** Sentinel in the first word of a decode result: every chunk verified. */
+export const DECODE_OK = 0xffffffff;
+
+/**
+ * Decodes and verifies every chunk. Result: [u32 index of the first bad chunk or DECODE_OK][raw bytes back to
+ * back]. Never throws for bad data: damage is reported through the index.
+ */
+export function decodeBatch(batch: DecodeBatch): Uint8Array {
+  const n = batch.codecs.length;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += batch.rawLengths[i];
+  const out = new Uint8Array(new ArrayBuffer(4 + total));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, DECODE_OK, true);
+  let src = 0;
+  let dst = 4;
+  for (let i = 0; i < n; i++) {
+    const stored = batch.data.subarray(src, src + batch.storedLengths[i]);
+    src += batch.storedLengths[i];
+    const rawLen = batch.rawLengths[i];
+    try {
+      const raw = decodeChunk(batch.codecs[i] as Codec, stored, rawLen);
+      if (!sha256(raw).equals(batch.hashes.subarray(32 * i, 32 * i + 32))) throw new Error('hash mismatch');
+      out.set(raw, dst);
+    } catch {
+      view.setUint32(0, i, true);
+      return out.subarray(0, 4);
+    }
+    dst += rawLen;
+  }
+  return out;
 }

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import { decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult } from './codec-batch.js';
+import { decodeBatch, decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult, type DecodeBatch } from './codec-batch.js';
 
 export interface CodecPoolOptions {
   /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
@@ -49,6 +49,16 @@ export class CodecPool {
     const transferList = [batch.data.buffer as ArrayBuffer, batch.lengths.buffer as ArrayBuffer];
     const packed = (await this.piscina.run(batch, { transferList })) as Uint8Array;
     return decodeBatchResult(packed);
+  }
+
+  /**
+   * Decodes and verifies stored payloads. Returns [u32 first bad index or DECODE_OK][raw bytes]. The batch's
+   * buffers are transferred to the worker: do not reuse them.
+   */
+  async decode(batch: DecodeBatch): Promise<Uint8Array> {
+    if (!this.piscina) return decodeBatch(batch);
+    const transferList = [batch.data.buffer as ArrayBuffer];
+    return (await this.piscina.run(batch, { transferList })) as Uint8Array;
   }
 
   async close(): Promise<void> {

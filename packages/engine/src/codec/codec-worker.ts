@@ -1,8 +1,9 @@
-// Piscina worker entry: hash + compress one batch. Loaded by codec-pool.ts from the compiled dist/ folder.
+// Piscina worker entry: hash + compress one batch (build) or decode + verify one batch (extract).
+// Loaded by codec-pool.ts from the compiled dist/ folder.
 import { move } from 'piscina';
-import { encodeBatch, type CodecBatch } from './codec-batch.js';
+import { decodeBatch, encodeBatch, type CodecBatch, type DecodeBatch } from './codec-batch.js';
 
-export default function run(batch: CodecBatch): unknown {
-  const packed = encodeBatch(batch);
+export default function run(batch: CodecBatch | DecodeBatch): unknown {
+  const packed = 'kind' in batch && batch.kind === 'decode' ? decodeBatch(batch) : encodeBatch(batch as CodecBatch);
   return move(packed);
 }

@@ -32,6 +32,8 @@ export interface BuildImageOptions {
   /** Codec worker threads (default: all cores; 0 = calling thread only). */
   threads?: number;
   onProgress?: (p: BuildProgress) => void;
+  /** Cancels the build: it stops at the next entry or batch, removes its partial output and throws signal.reason. */
+  signal?: AbortSignal;
 }
 
 export interface BuildStats {
@@ -66,7 +68,8 @@ interface PendingBatch {
  * Builds an image from a tar or a folder into `outDir` (layout: docs/FORMATS.md). Chunks are stored in
  * stream order = first occurrence in input order; identical chunks are stored once.
  * Errors: TarError (unsafe or unreadable input), LimitError (limits), EngineError 'output-exists',
- * RangeError (invalid chunking parameters). On any error the partial output is removed.
+ * RangeError (invalid chunking parameters), signal.reason when cancelled. On any error the partial output is
+ * removed.
  */
 export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> {
   const started = process.hrtime.bigint();
@@ -117,6 +120,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
   };
 
   const dispatch = async (): Promise<void> => {
+    opts.signal?.throwIfAborted();
     if (lengths.length === 0) return;
     const batchLengths = Uint32Array.from(lengths);
     const result = pool.run({ level, data: data.subarray(0, used), lengths: batchLengths });
@@ -139,6 +143,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
 
   try {
     for await (const e of entries) {
+      opts.signal?.throwIfAborted();
       const a = guard.admit(e);
       if (!a) {
         await drain(e);

@@ -12,6 +12,7 @@ import { isNormalEntryPath, parentOf, symlinkEscapesRoot } from '../format/paths
 import type { FileEntry, Manifest } from '../format/types.js';
 import { openImageSource, type HttpImageSourceOptions, type ImageSource } from './image-source.js';
 import { openImage, readChunks, type ReadChunksOptions } from './reader.js';
+import { CodecPool } from '../codec/codec-pool.js';
 
 export interface ExtractProgress {
   /** Raw bytes written so far (this run). */
@@ -26,10 +27,14 @@ export interface ExtractImageOptions {
   /** Target folder; must not exist or be empty. */
   outDir: string;
   http?: HttpImageSourceOptions;
-  reads?: ReadChunksOptions;
+  reads?: Omit<ReadChunksOptions, 'pool'>;
+  /** Decode/verify worker threads (default: all cores; 0 = calling thread only). */
+  threads?: number;
   /** Save resume state after this many written bytes (default EXTRACT_STATE_EVERY_BYTES). */
   stateEveryBytes?: number;
   onProgress?: (p: ExtractProgress) => void;
+  /** Cancels the extraction at the next chunk (throws signal.reason); the staging folder is kept for a resume. */
+  signal?: AbortSignal;
 }
 
 export interface ExtractResult {
@@ -66,8 +71,8 @@ function checkPaths(m: Manifest): void {
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
     return (await readdir(dir)).length === 0;
-  } catch {
-    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 
@@ -172,6 +177,7 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
     // Writes use synchronous positional I/O on purpose: chunk-sized page-cache writes are cheaper inline than a
     // thread-pool round trip each (this is what `tar -x` does), and range reads keep running ahead meanwhile.
     const handles = new Map<number, number>();
+    const opened = new Uint8Array(m.files.length);
     const getHandle = (fi: number): number => {
       let fd = handles.get(fi);
       if (fd !== undefined) {
@@ -185,11 +191,16 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
         closeSync(ofd);
       }
       const p = join(staging, m.files[fi].path);
-      try {
-        fd = openSync(p, 'r+');
-      } catch {
-        fd = openSync(p, 'w');
+      if (!resumed && !opened[fi]) {
+        fd = openSync(p, 'w'); // fresh staging folder: the file does not exist yet
+      } else {
+        try {
+          fd = openSync(p, 'r+');
+        } catch {
+          fd = openSync(p, 'w');
+        }
       }
+      opened[fi] = 1;
       handles.set(fi, fd);
       return fd;
     };
@@ -201,9 +212,37 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
         closeSync(fd);
       }
       const p = join(staging, f.path);
-      const digest = reread[fi] || !hashes[fi] || nextOffset[fi] !== f.sizeBytes ? await hashFile(p) : hashes[fi]!.digest();
+      let digest = reread[fi] || !hashes[fi] || nextOffset[fi] !== f.sizeBytes ? await hashFile(p) : hashes[fi]!.digest();
       hashes[fi] = undefined;
+      if ((!digest || !digest.equals(f.sha256)) && resumed) {
+        // Bytes written by the interrupted run were lost or altered since: fetch the whole file again.
+        await rewriteFile(fi);
+        digest = await hashFile(p);
+      }
       if (!digest || !digest.equals(f.sha256)) throw new CorruptionError('file', f.path, `file ${JSON.stringify(f.path)} does not match its SHA-256 after writing`);
+    };
+    const rewriteFile = async (fi: number): Promise<void> => {
+      const f = m.files[fi];
+      const offsets = new Map<number, number[]>();
+      let off = 0;
+      for (const ci of f.chunks) {
+        const list = offsets.get(ci) ?? [];
+        list.push(off);
+        offsets.set(ci, list);
+        off += m.chunks[ci].rawSizeBytes;
+      }
+      const fd = openSync(join(staging, f.path), 'w');
+      try {
+        const wanted = [...offsets.keys()].sort((a, b) => a - b);
+        for await (const { index, raw } of readChunks(img, wanted, { ...opts.reads, pool })) {
+          for (const at of offsets.get(index)!) {
+            let w = 0;
+            while (w < raw.length) w += writeSync(fd, raw, w, raw.length - w, at + w);
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
     };
 
     let done = 0;
@@ -216,8 +255,10 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
     };
     if (!resumed) await saveState(0);
     const refetchCount = refetch.size;
+    const pool = new CodecPool({ threads: opts.threads });
     try {
-      for await (const { index: ci, raw } of readChunks(img, order, opts.reads)) {
+      for await (const { index: ci, raw } of readChunks(img, order, { ...opts.reads, pool })) {
+        opts.signal?.throwIfAborted();
         fetched++;
         for (let s = counts[ci]; s < counts[ci + 1]; s++) {
           const fi = locFile[s];
@@ -245,6 +286,7 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
     } finally {
       for (const fd of handles.values()) closeSync(fd);
       handles.clear();
+      await pool.close();
     }
 
     // Everything without chunks, then links, then modes.

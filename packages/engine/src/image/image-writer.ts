@@ -21,6 +21,9 @@ import type { ImageJson } from '../format/image-json.js';
 import { encodeManifest } from '../format/manifest.js';
 import type { ChunkEntry, Codec, Manifest, PackEntry } from '../format/types.js';
 
+/** Pack bytes allowed to be queued for writing before flush() waits. */
+const MAX_WRITE_BACKLOG_BYTES = 16 * 1024 * 1024;
+
 function packHeader(): Uint8Array {
   const h = new Uint8Array(PACK_HEADER_BYTES);
   h.set(PACK_MAGIC, 0);
@@ -37,6 +40,8 @@ export class ImageWriter {
   readonly packs: PackEntry[] = [];
   private pack?: { fh: FileHandle; tmpPath: string; size: number; nameHash: ReturnType<typeof createHash>; pending: Uint8Array[] };
   private packSeq = 0;
+  private writing: Promise<void> = Promise.resolve();
+  private backlogBytes = 0;
 
   private constructor(
     readonly outDir: string,
@@ -50,7 +55,8 @@ export class ImageWriter {
     let entries: string[] | undefined;
     try {
       entries = await readdir(target);
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EngineError('output-exists', `output path is not a usable folder: ${target}`);
       entries = undefined;
     }
     if (entries && entries.length > 0) throw new EngineError('output-exists', `output folder is not empty: ${target}`);
@@ -76,13 +82,30 @@ export class ImageWriter {
     return this.chunks.length - 1;
   }
 
-  /** Writes buffered payloads. Call at least once per batch so that buffered bytes stay bounded. */
+  /**
+   * Starts writing buffered payloads in the background (in order) and returns at once unless more than
+   * MAX_WRITE_BACKLOG_BYTES are still being written. Call at least once per batch so buffered bytes stay bounded.
+   * A write error surfaces from a later flush, closePack or finish.
+   */
   async flush(): Promise<void> {
     const p = this.pack;
-    if (!p || p.pending.length === 0) return;
-    const bufs = p.pending;
-    p.pending = [];
-    await p.fh.writev(bufs);
+    if (p && p.pending.length > 0) {
+      const bufs = p.pending;
+      p.pending = [];
+      const bytes = bufs.reduce((s, b) => s + b.length, 0);
+      this.backlogBytes += bytes;
+      this.writing = this.writing.then(async () => {
+        await p.fh.writev(bufs);
+        this.backlogBytes -= bytes;
+      });
+      this.writing.catch(() => undefined); // observed by the next awaiting call
+    }
+    if (this.backlogBytes > MAX_WRITE_BACKLOG_BYTES) await this.writing;
+  }
+
+  private async drainWrites(): Promise<void> {
+    await this.flush();
+    await this.writing;
   }
 
   private async openPack(): Promise<void> {
@@ -96,7 +119,7 @@ export class ImageWriter {
   private async closePack(): Promise<void> {
     const p = this.pack;
     if (!p) return;
-    await this.flush();
+    await this.drainWrites();
     await p.fh.close();
     this.pack = undefined;
     // Content-addressed: the name hashes the header and, per chunk, its raw-content hash, codec and stored size.
@@ -142,6 +165,7 @@ export class ImageWriter {
 
   /** Removes the staging folder (after a failure). */
   async abort(): Promise<void> {
+    await this.writing.catch(() => undefined);
     if (this.pack) await this.pack.fh.close().catch(() => undefined);
     this.pack = undefined;
     await rm(this.stagingDir, { recursive: true, force: true });

@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { zstdCompress } from '../codec/chunk-codec.js';
 import { resolveCodecWorkerFile } from '../codec/codec-pool.js';
-import { CorruptionError, EngineError } from '../errors.js';
+import { CorruptionError, EngineError, FormatError } from '../errors.js';
+import { ImageWriter } from './image-writer.js';
 import { buildImage, type BuildResult } from './build.js';
 import { extractImage } from './extract.js';
 import { hex } from './reader.js';
-import { describeTree, makeTempDir, removeDir, writeRandomTree } from './test-support/random-tree.js';
+import { describeTree, makeTempDir, removeDir, Rng, writeRandomTree } from './test-support/random-tree.js';
 import { verifyImage } from './verify.js';
 
 let tmp: string;
@@ -73,6 +74,18 @@ describe('build → extract round trips', () => {
     expect(await readdir(join(tmp, 'pooled', 'packs'))).toEqual(await readdir(join(tmp, 'base', 'packs')));
   });
 
+  it('can be cancelled: build removes its partial output, extract keeps its staging for a resume', async () => {
+    const ac = new AbortController();
+    ac.abort(new Error('stop'));
+    await expect(buildImage({ input: src, outDir: join(tmp, 'cancelled'), threads: 0, signal: ac.signal })).rejects.toThrow('stop');
+    expect((await readdir(tmp)).filter((n) => n.startsWith('cancelled'))).toEqual([]);
+    await expect(extractImage({ source: join(tmp, 'base'), outDir: join(tmp, 'cancelled-x'), signal: ac.signal, threads: 0 })).rejects.toThrow('stop');
+    expect(existsSync(join(tmp, 'cancelled-x'))).toBe(false);
+    const r = await extractImage({ source: join(tmp, 'base'), outDir: join(tmp, 'cancelled-x'), threads: 0 });
+    expect(r.resumed).toBe(true);
+    expect(await describeTree(join(tmp, 'cancelled-x'))).toEqual(expected);
+  });
+
   it('refuses a non-empty output folder and leaves it alone', async () => {
     const out = join(tmp, 'busy');
     await writeFile(join(tmp, 'marker'), 'x');
@@ -82,7 +95,7 @@ describe('build → extract round trips', () => {
   });
 });
 
-function serve(dir: string, opts: { failPackRequestsAfter?: number } = {}): Promise<{ server: Server; url: string; packRequests: () => number }> {
+function serve(dir: string, opts: { failPackRequestsAfter?: number; ignoreRange?: boolean } = {}): Promise<{ server: Server; url: string; packRequests: () => number }> {
   let packRequests = 0;
   const server = createServer(async (req, res) => {
     const name = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/img\//, '');
@@ -101,7 +114,7 @@ function serve(dir: string, opts: { failPackRequestsAfter?: number } = {}): Prom
       return;
     }
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (!m) {
+    if (!m || opts.ignoreRange) {
       res.writeHead(200, { 'content-length': body.length }).end(body);
       return;
     }
@@ -127,6 +140,17 @@ describe('extraction over HTTP', () => {
       expect(await describeTree(out)).toEqual(expected);
       expect(r.chunksFetched).toBe(base.manifest.chunks.length);
       expect(s.packRequests()).toBeLessThan(base.manifest.chunks.length);
+    } finally {
+      s.server.close();
+    }
+  });
+
+  it('copes with a server that ignores Range (whole-file 200 responses)', async () => {
+    const s = await serve(join(tmp, 'base'), { ignoreRange: true });
+    try {
+      const out = join(tmp, 'norange-out');
+      await extractImage({ source: s.url, outDir: out, threads: 0 });
+      expect(await describeTree(out)).toEqual(expected);
     } finally {
       s.server.close();
     }
@@ -158,7 +182,7 @@ describe('extraction over HTTP', () => {
     }
   });
 
-  it('re-fetches files that were damaged in the staging folder between attempts', async () => {
+  it('re-fetches files that were damaged in the staging folder between attempts (complete or partial)', async () => {
     const out = join(tmp, 'resume2-out');
     const failing = await serve(join(tmp, 'base'), { failPackRequestsAfter: 4 });
     try {
@@ -170,9 +194,38 @@ describe('extraction over HTTP', () => {
     const firstFile = base.manifest.files.find((f) => f.type === 'file' && f.sizeBytes > 1000 && f.chunks.every((c) => c < 3))!;
     expect(firstFile).toBeDefined();
     await writeFile(join(staging, firstFile.path), 'tampered');
+    // Also damage every other file already present (complete or partially written).
+    for (const f of base.manifest.files) {
+      if (f.type === 'file' && f.sizeBytes > 0 && existsSync(join(staging, f.path))) await writeFile(join(staging, f.path), 'x');
+    }
     const r = await extractImage({ source: join(tmp, 'base'), outDir: out });
     expect(r.resumed).toBe(true);
     expect(await describeTree(out)).toEqual(expected);
+  });
+});
+
+describe('resume of a partially written file', () => {
+  it('re-fetches the part written before the interruption when it was damaged meanwhile', async () => {
+    const one = join(tmp, 'one-src');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(one);
+    const big = new Rng(99).bytes(700_000);
+    await writeFile(join(one, 'big.pak'), big);
+    const img = await buildImage({ input: one, outDir: join(tmp, 'one-img'), threads: 0, packSizeBytes: 64 * 1024 });
+    const out = join(tmp, 'one-out');
+    const failing = await serve(join(tmp, 'one-img'), { failPackRequestsAfter: 3 });
+    try {
+      await extractImage({ source: failing.url, outDir: out, http: { attempts: 1 }, reads: { parallelReads: 1 }, stateEveryBytes: 1 }).catch(() => undefined);
+    } finally {
+      failing.server.close();
+    }
+    const state = JSON.parse(await readFile(out + '.rockit-state.json', 'utf8')) as { chunksDone: number };
+    expect(state.chunksDone).toBeGreaterThan(0); // part of big.pak was written ...
+    expect(state.chunksDone).toBeLessThan(img.manifest.chunks.length); // ... but not all of it
+    await writeFile(join(out + '.rockit-staging', 'big.pak'), 'damaged');
+    const r = await extractImage({ source: join(tmp, 'one-img'), outDir: out });
+    expect(r.resumed).toBe(true);
+    expect((await readFile(join(out, 'big.pak'))).equals(big)).toBe(true);
   });
 });
 
@@ -198,12 +251,15 @@ describe('corruption is detected and named', () => {
     expect(report.damagedChunks).toEqual([{ hash: hex(chunk0().hash), pack: pack0(), offset: chunk0().offset, reason: 'hash-mismatch' }]);
     const users = base.manifest.files.filter((f) => f.chunks.includes(0)).map((f) => f.path);
     expect(report.damagedFiles).toEqual(expect.arrayContaining(users));
-    const err = (await extractImage({ source: dir, outDir: join(tmp, 'flip-out') }).catch((e: unknown) => e)) as CorruptionError;
-    expect(err).toBeInstanceOf(CorruptionError);
-    expect(err.kind).toBe('chunk');
-    expect(err.itemName).toBe(hex(chunk0().hash));
-    expect(err.pack).toBe(pack0());
-    expect(existsSync(join(tmp, 'flip-out'))).toBe(false);
+    for (const threads of [0, 2]) {
+      // threads 0: verified on the calling thread; 2: on codec workers (when the compiled worker exists).
+      const err = (await extractImage({ source: dir, outDir: join(tmp, 'flip-out'), threads }).catch((e: unknown) => e)) as CorruptionError;
+      expect(err).toBeInstanceOf(CorruptionError);
+      expect(err.kind).toBe('chunk');
+      expect(err.itemName).toBe(hex(chunk0().hash));
+      expect(err.pack).toBe(pack0());
+      expect(existsSync(join(tmp, 'flip-out'))).toBe(false);
+    }
   });
 
   it('a flipped byte in the manifest', async () => {
@@ -245,5 +301,44 @@ describe('corruption is detected and named', () => {
     const report = await verifyImage(join(tmp, 'base'));
     expect(report).toMatchObject({ ok: true, damagedChunks: [], damagedFiles: [], missingPacks: [] });
     expect(report.chunksChecked).toBe(base.manifest.chunks.length);
+  });
+});
+
+describe('re-sequencing (trained stream order)', () => {
+  it('writes the chunks in the given order and still extracts the same folder', async () => {
+    const { repackImage } = await import('./repack.js');
+    const n = base.manifest.chunks.length;
+    const order = Array.from({ length: n }, (_, i) => n - 1 - i);
+    const r = await repackImage({ source: join(tmp, 'base'), outDir: join(tmp, 'reversed'), order, profile: { points: [{ tMs: 0, needBytes: 1 }] }, packSizeBytes: SMALL_PACKS });
+    expect(r.manifest.chunks.map((c) => hex(c.hash))).toEqual(order.map((ci) => hex(base.manifest.chunks[ci].hash)));
+    expect(r.manifestName).not.toBe(base.manifestName);
+    const out = join(tmp, 'reversed-out');
+    await extractImage({ source: join(tmp, 'reversed'), outDir: out });
+    expect(await describeTree(out)).toEqual(expected);
+    await expect(repackImage({ source: join(tmp, 'base'), outDir: join(tmp, 'bad-order'), order: [0, 0] })).rejects.toBeInstanceOf(RangeError);
+  });
+});
+
+describe('hostile images', () => {
+  async function imageWith(name: string, files: Parameters<ImageWriter['finish']>[0]['files']): Promise<string> {
+    const dir = join(tmp, name);
+    const w = await ImageWriter.create(dir, SMALL_PACKS);
+    await w.finish({ chunking: base.manifest.chunking, files });
+    return dir;
+  }
+  const entry = { mode: 0o777, sizeBytes: 0, sha256: new Uint8Array(0), chunks: [] as number[] };
+
+  it('refuses manifests whose symlinks or paths lead outside the target, writing nothing', async () => {
+    const parent = join(tmp, 'hostile-parent');
+    const chained = await imageWith('hostile-chain', [
+      { ...entry, path: 'd/e/s', type: 'symlink', linkTarget: '../../q' },
+      { ...entry, path: 'd/e/t', type: 'symlink', linkTarget: 's/../../..' },
+    ]);
+    const err = await extractImage({ source: chained, outDir: join(parent, 'out') }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as FormatError).code).toBe('format-unsafe-path');
+    const dotdot = await imageWith('hostile-dotdot', [{ ...entry, path: '../escape', type: 'dir', linkTarget: '' }]);
+    await expect(extractImage({ source: dotdot, outDir: join(parent, 'out') })).rejects.toBeInstanceOf(FormatError);
+    expect(existsSync(parent)).toBe(false);
   });
 });

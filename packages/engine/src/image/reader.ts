@@ -8,6 +8,8 @@ import { parseImageJson, type ImageJson } from '../format/image-json.js';
 import { decodeManifest } from '../format/manifest.js';
 import type { ChunkEntry, Manifest } from '../format/types.js';
 import type { ImageSource } from './image-source.js';
+import { DECODE_OK } from '../codec/codec-batch.js';
+import type { CodecPool } from '../codec/codec-pool.js';
 
 export interface OpenedImage {
   source: ImageSource;
@@ -82,6 +84,8 @@ export function coalesce(m: Manifest, indexes: readonly number[], maxBytes = MAX
 export interface ReadChunksOptions {
   /** Range requests kept in flight (default 4). */
   parallelReads?: number;
+  /** Decode and verify on these worker threads instead of the calling thread. */
+  pool?: CodecPool;
 }
 
 /**
@@ -92,11 +96,13 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
   const m = img.manifest;
   const groups = coalesce(m, indexes);
   const ahead = Math.max(1, opts.parallelReads ?? 4);
+  const pool = opts.pool && opts.pool.threads > 0 ? opts.pool : undefined;
   const reads: Array<Promise<Uint8Array>> = [];
   const start = (g: number[]): Promise<Uint8Array> => {
     const first = m.chunks[g[0]];
     const last = m.chunks[g[g.length - 1]];
-    const p = img.source.readRange(packPath(m, first), first.offset, last.offset + last.storedSizeBytes - first.offset);
+    let p = img.source.readRange(packPath(m, first), first.offset, last.offset + last.storedSizeBytes - first.offset);
+    if (pool) p = p.then((bytes) => decodeOnPool(pool, m, g, bytes));
     p.catch(() => undefined);
     return p;
   };
@@ -106,6 +112,17 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
       while (next < groups.length && next < gi + ahead) reads.push(start(groups[next++]));
       const bytes = await reads.shift()!;
       const g = groups[gi];
+      if (pool) {
+        // Already decoded and verified by a worker: raw chunks back to back.
+        let off = 0;
+        for (const i of g) {
+          const len = m.chunks[i].rawSizeBytes;
+          const raw = Buffer.from(bytes.buffer, bytes.byteOffset + off, len);
+          off += len;
+          yield { index: i, raw };
+        }
+        continue;
+      }
       const base = m.chunks[g[0]].offset;
       for (const i of g) {
         const c = m.chunks[i];
@@ -115,4 +132,29 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
   } finally {
     await Promise.allSettled(reads);
   }
+}
+
+async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array): Promise<Uint8Array> {
+  const n = g.length;
+  const codecs = new Uint8Array(n);
+  const storedLengths = new Uint32Array(n);
+  const rawLengths = new Uint32Array(n);
+  const hashes = new Uint8Array(32 * n);
+  g.forEach((ci, k) => {
+    const c = m.chunks[ci];
+    codecs[k] = c.codec;
+    storedLengths[k] = c.storedSizeBytes;
+    rawLengths[k] = c.rawSizeBytes;
+    hashes.set(c.hash, 32 * k);
+  });
+  // Transfer needs a buffer of our own (a source may hand out views of a shared pool).
+  const data = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : stored.slice();
+  const out = await pool.decode({ kind: 'decode', data, codecs, storedLengths, rawLengths, hashes });
+  const bad = new DataView(out.buffer, out.byteOffset, 4).getUint32(0, true);
+  if (bad !== DECODE_OK) {
+    const c = m.chunks[g[bad]];
+    const pack = m.packs[c.pack].name;
+    throw new CorruptionError('chunk', hex(c.hash), `chunk ${hex(c.hash)} in pack ${pack} at ${c.offset} does not decode to its SHA-256`, pack);
+  }
+  return out.subarray(4);
 }

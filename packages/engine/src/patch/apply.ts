@@ -18,6 +18,7 @@ import {
 } from './format.js';
 import type { PatchProgress } from './make.js';
 import { canonicalManifestId, decodeManifestCanonical, encodeManifestCanonical } from './manifest-codec.js';
+import { HashPool } from './hash-pool.js';
 import { openPatch } from './patch-source.js';
 import { zstdDecompressExact } from './zstd.js';
 
@@ -46,7 +47,12 @@ export interface ApplyPatchResult {
 export interface ApplyInternals {
   /** Hard-link (instead of copy) B files identical to an A file with the same mode. */
   linkUnchanged?: boolean;
+  /** fsync every written file before returning (the in-place swap must only ever expose durable bytes). */
+  durable?: boolean;
 }
+
+/** Threads hashing B's finished files beside the main thread's reads and writes. */
+const HASH_THREADS = 2;
 
 const hex = (h: Uint8Array) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('hex');
 
@@ -58,14 +64,19 @@ const hex = (h: Uint8Array) => Buffer.from(h.buffer, h.byteOffset, h.byteLength)
  * On error `outDir` may hold a partial B (never anything outside it).
  */
 export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyInternals = {}): Promise<ApplyPatchResult> {
-  const patch = await openPatch(opts.patch);
+  // Threads boot while the manifests load.
+  const pool = new HashPool(HASH_THREADS);
+  const patch = await openPatch(opts.patch).catch(async (err: unknown) => {
+    await pool.close();
+    throw err;
+  });
   try {
     const { a, b } = await loadManifests(patch.pointer, opts.fromManifest, (role) => patch.partPath(role));
     validateTarget(b);
     validateBase(a);
     const dataPath = await patch.partPath('data');
     await prepareEmptyDir(opts.outDir);
-    const applier = new Applier(a, b, opts, internals);
+    const applier = new Applier(a, b, opts, internals, pool);
     const dataFh = await open(dataPath, 'r');
     try {
       await applier.run(new DataReader(dataFh, (await dataFh.stat()).size, patch.pointer.to.manifestId));
@@ -76,6 +87,7 @@ export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyIntern
     return { pointer: patch.pointer, manifest: b, copiedBytes: applier.copiedBytes, patchedBytes: applier.patchedBytes };
   } finally {
     await patch.close();
+    await pool.close();
   }
 }
 
@@ -241,6 +253,9 @@ class Applier {
   /** Where each new chunk of B was first written: (B file, offset). */
   private readonly bLoc: Array<ALoc | undefined>;
   private readonly aHandles = new Map<number, FileHandle>();
+  private readonly linkedA = new Set<number>();
+  /** Whole-file checks of assembled files, running on the hash pool. */
+  private readonly verifications: Array<Promise<void>> = [];
   private readonly aOffsets = new Map<number, number[]>();
   private pending: { run: RunHeader; payload: Buffer; offset: number } | undefined | null = null;
   private reader!: DataReader;
@@ -252,6 +267,7 @@ class Applier {
     private readonly b: Manifest,
     private readonly opts: ApplyPatchOptions,
     private readonly internals: ApplyInternals,
+    private readonly pool: HashPool,
   ) {
     a.chunks.forEach((c, i) => this.aByHash.set(hex(c.hash), i));
     this.aLoc = new Array(a.chunks.length);
@@ -273,10 +289,33 @@ class Applier {
     await reader.header();
     const out = this.opts.outDir;
     for (const f of this.b.files) if (f.type === 'dir') await mkdir(join(out, f.path), { recursive: true });
-    for (let fi = 0; fi < this.b.files.length; fi++) {
-      const f = this.b.files[fi];
-      if (f.type === 'file') await this.writeFile(fi, f);
-    }
+    // Files identical to a file of A are copied whole, a few at a time, beside the sequential pass
+    // that assembles the other files (which consumes the data part in order).
+    const whole: Array<[number, FileEntry]> = [];
+    const assembled: Array<[number, FileEntry]> = [];
+    this.b.files.forEach((f, fi) => {
+      if (f.type !== 'file') return;
+      const sameA = this.aFileBySha.get(hex(f.sha256));
+      const allInA = f.chunks.every((ci) => this.aByHash.has(hex(this.b.chunks[ci].hash)));
+      if (sameA !== undefined && this.a.files[sameA].sizeBytes === f.sizeBytes && allInA) whole.push([sameA, f]);
+      else assembled.push([fi, f]);
+    });
+    let nextWhole = 0;
+    const copier = async () => {
+      while (nextWhole < whole.length) {
+        const [ai, f] = whole[nextWhole++];
+        await this.copyWhole(ai, f, join(out, f.path));
+      }
+    };
+    const copiers = [copier(), copier(), copier()];
+    const results = await Promise.allSettled([
+      ...copiers,
+      (async () => {
+        for (const [fi, f] of assembled) await this.writeFile(fi, f);
+      })(),
+    ]);
+    const checks = await Promise.allSettled(this.verifications);
+    for (const r of [...results, ...checks]) if (r.status === 'rejected') throw r.reason;
     const left = await this.peek();
     if (left) throw new PatchCorruptError(DATA_PART_NAME, `run for file #${left.run.bFile} chunk ${left.run.ordinal} was never used`, left.offset);
     for (const f of this.b.files) {
@@ -348,20 +387,24 @@ class Applier {
 
   private async writeFile(fi: number, f: FileEntry): Promise<void> {
     const outPath = join(this.opts.outDir, f.path);
-    const sameA = this.aFileBySha.get(hex(f.sha256));
-    if (sameA !== undefined && this.a.files[sameA].sizeBytes === f.sizeBytes && !f.chunks.some((ci) => this.bLoc[ci] === undefined && !this.aByHash.has(hex(this.b.chunks[ci].hash)))) {
-      await this.copyWhole(sameA, f, outPath);
-      return;
-    }
-    const fh = await open(outPath, 'w');
-    const whole = createHash('sha256');
+    const fh = await open(outPath, 'w+');
     const sources: CopiedSpan[] = [];
     let off = 0;
-    const put = async (buf: Buffer) => {
-      whole.update(buf);
+    // Writes are queued (a few in flight) so the next read and hash overlap the previous write.
+    const queue: Array<Promise<void>> = [];
+    const writeAt = async (buf: Buffer, at: number) => {
       let w = 0;
-      while (w < buf.length) w += (await fh.write(buf, w, buf.length - w, off + w)).bytesWritten;
+      while (w < buf.length) w += (await fh.write(buf, w, buf.length - w, at + w)).bytesWritten;
+    };
+    const drain = async () => {
+      while (queue.length > 0) await queue.shift();
+    };
+    const put = async (buf: Buffer) => {
+      const p = writeAt(buf, off);
+      p.catch(() => undefined);
+      queue.push(p);
       off += buf.length;
+      while (queue.length > 3) await queue.shift();
     };
     try {
       let k = 0;
@@ -384,7 +427,7 @@ class Applier {
             end += this.a.chunks[nai!].rawSizeBytes;
             bytes += this.a.chunks[nai!].rawSizeBytes;
           }
-          // Copied spans are verified by the whole-file hash below (one hashing pass over B);
+          // Copied spans are verified by B's whole-file hash (one hashing pass over B, on the pool);
           // only on a mismatch are they re-checked chunk by chunk to name the culprit.
           sources.push({ offset: off, chunks: f.chunks.slice(k, k + idx.length), aFile: loc.file, aOffset: loc.offset });
           await put(await this.readA(loc.file, loc.offset, idx, false));
@@ -395,6 +438,7 @@ class Applier {
         }
         const prev = this.bLoc[ci];
         if (prev) {
+          await drain();
           const src = prev.file === fi ? fh : await open(join(this.opts.outDir, this.b.files[prev.file].path), 'r');
           try {
             const buf = Buffer.allocUnsafe(c.rawSizeBytes);
@@ -429,14 +473,25 @@ class Applier {
         this.progress(raw.length);
         k += rec.run.count;
       }
-      if (off !== f.sizeBytes || !whole.digest().equals(f.sha256)) {
-        await this.diagnose(fh, sources);
-        throw new PatchCorruptError(MANIFEST_PART_NAME, `file ${f.path} does not match its hash`);
-      }
+      await drain();
+      if (this.internals.durable) await fh.sync();
     } finally {
+      await Promise.allSettled(queue);
       await fh.close();
     }
     await chmod(outPath, f.mode & 0o7777);
+    const check = this.pool.hashFile(outPath).then(async (d) => {
+      if (d.size === f.sizeBytes && d.sha256 === hex(f.sha256)) return;
+      const rfh = await open(outPath, 'r');
+      try {
+        await this.diagnose(rfh, sources);
+      } finally {
+        await rfh.close();
+      }
+      throw new PatchCorruptError(MANIFEST_PART_NAME, `file ${f.path} does not match its hash`);
+    });
+    check.catch(() => undefined);
+    this.verifications.push(check);
   }
 
   /** After a whole-file mismatch: finds the copied span of A that was wrong and names A's file. */
@@ -460,24 +515,26 @@ class Applier {
     const src = join(this.opts.fromDir, af.path);
     const st = await lstat(src).catch(() => undefined);
     if (!st?.isFile()) throw new WrongBaseError(af.path, 'missing or not a regular file');
-    if (this.internals.linkUnchanged && (st.mode & 0o7777) === (f.mode & 0o7777)) await link(src, outPath);
-    else await copyFile(src, outPath);
-    const h = createHash('sha256');
-    const fh = await open(outPath, 'r');
-    let size = 0;
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, size);
-        if (bytesRead === 0) break;
-        h.update(buf.subarray(0, bytesRead));
-        size += bytesRead;
+    // Link only the first B file taken from a given A file, and only an inode with no other names:
+    // B's distinct files must stay distinct inodes.
+    const linked = this.internals.linkUnchanged === true && (st.mode & 0o7777) === (f.mode & 0o7777) && st.nlink === 1 && !this.linkedA.has(ai);
+    if (linked) {
+      this.linkedA.add(ai);
+      await link(src, outPath);
+    } else {
+      await copyFile(src, outPath);
+      if (this.internals.durable) {
+        const cfh = await open(outPath, 'r+');
+        try {
+          await cfh.sync();
+        } finally {
+          await cfh.close();
+        }
       }
-    } finally {
-      await fh.close();
     }
-    if (size !== f.sizeBytes || !h.digest().equals(f.sha256)) throw new WrongBaseError(af.path, 'content differs from the base build');
-    if (!this.internals.linkUnchanged || (st.mode & 0o7777) !== (f.mode & 0o7777)) await chmod(outPath, f.mode & 0o7777);
+    const { size, sha256 } = await this.pool.hashFile(outPath);
+    if (size !== f.sizeBytes || sha256 !== hex(f.sha256)) throw new WrongBaseError(af.path, 'content differs from the base build');
+    if (!linked) await chmod(outPath, f.mode & 0o7777);
     this.copiedBytes += size;
     this.progress(size);
   }

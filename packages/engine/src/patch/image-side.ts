@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../image/build.js';
 import { openImageSource } from '../image/image-source.js';
-import { openImage, packPath, verifyChunk } from '../image/reader.js';
+import { openImage, packPath, readChunks, verifyChunk } from '../image/reader.js';
 import type { ChunkingParams } from '../format/types.js';
 import type { BuildSide } from './side.js';
 
@@ -24,6 +24,7 @@ export async function openImageSide(location: string, onClose?: () => Promise<vo
         const c = m.chunks[index];
         return verifyChunk(m, c, await source.readRange(packPath(m, c), c.offset, c.storedSizeBytes));
       },
+      scanChunks: (indexes) => readChunks(img, indexes),
       async close() {
         await source.close();
         await onClose?.();

@@ -98,6 +98,20 @@ describe('applyPatchInPlace', () => {
     expect(await snapshot(dir)).toEqual(snapB);
   });
 
+  it('keeps distinct files distinct when B holds two copies of an unchanged file', async () => {
+    const a = join(work, 'dupA');
+    const b = join(work, 'dupB');
+    const data = new Rng(5).bytes(40_000);
+    await makeTree(a, new Rng(1));
+    await makeTree(b, new Rng(1));
+    await writeFile(join(a, 'x.bin'), data);
+    await writeFile(join(b, 'x.bin'), data);
+    await writeFile(join(b, 'x-copy.bin'), data);
+    await makePatch({ from: a, to: b, outDir: join(work, 'dupP'), level: 1 });
+    await applyPatchInPlace({ patch: join(work, 'dupP'), dir: a });
+    expect(await snapshot(a)).toEqual(await snapshot(b));
+  });
+
   it('leaves A untouched when the installed folder is not the base', async () => {
     const dir = await freshInstall('wrong');
     const victim = join(dir, 'data/assets0.pak');

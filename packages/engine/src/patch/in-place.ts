@@ -1,7 +1,7 @@
 // applyPatchInPlace: crash-safe update of an installed folder from A to B.
 //
 // Protocol (all names beside the folder D):
-//   1. build B into D.rockit-new (unchanged files hard-linked from D), verifying everything;
+//   1. build B into D.rockit-new (unchanged files hard-linked from D), verifying everything, fsynced;
 //   2. write the journal D.rockit-journal {state: 'swap'} (temp file, fsync, rename, fsync dir);
 //   3. rename D -> D.rockit-old;   4. rename D.rockit-new -> D;
 //   5. remove D.rockit-old;        6. remove the journal.
@@ -142,7 +142,7 @@ export async function applyPatchInPlace(opts: ApplyInPlaceOptions): Promise<Appl
         opts.onProgress?.(pr);
       },
     },
-    { linkUnchanged: true },
+    { linkUnchanged: true, durable: true },
   ).catch(async (err: unknown) => {
     await rm(p.staging, { recursive: true, force: true });
     throw err;

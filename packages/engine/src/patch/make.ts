@@ -1,7 +1,7 @@
 // makePatch: A (old build) + B (new build) -> a patch folder (docs/FORMATS.md, "## Patch").
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileEntry, Manifest } from '../format/types.js';
 import {
@@ -37,7 +37,8 @@ import type { BuildSide } from './side.js';
 import { zstdCompress } from './zstd.js';
 
 export interface PatchProgress {
-  phase: 'scan' | 'index' | 'encode' | 'write' | 'verify' | 'swap';
+  /** index: reading A for content fingerprints; encode: compressing B's new runs; write: assembling B; swap: in-place commit. */
+  phase: 'index' | 'encode' | 'write' | 'swap';
   doneBytes: number;
   totalBytes: number;
 }
@@ -153,16 +154,17 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
   if (runs.length > 0) {
     const total = am.chunks.reduce((s, c) => s + c.rawSizeBytes, 0);
     let done = 0;
-    for (let ci = 0; ci < am.chunks.length; ci++) {
-      if (aLocFile[ci] < 0) continue;
-      const bytes = await a.readChunk(ci);
-      for (const v of minHashes(bytes, MINHASH_SAMPLES_PER_CHUNK)) if (!fpIndex.has(v)) fpIndex.set(v, ci);
-      done += bytes.length;
+    const wanted: number[] = [];
+    for (let ci = 0; ci < am.chunks.length; ci++) if (aLocFile[ci] >= 0) wanted.push(ci);
+    const scan = a.scanChunks?.bind(a) ?? readEach(a);
+    for await (const { index, raw } of scan(wanted)) {
+      for (const v of minHashes(raw, MINHASH_SAMPLES_PER_CHUNK)) if (!fpIndex.has(v)) fpIndex.set(v, index);
+      done += raw.length;
       progress({ phase: 'index', doneBytes: done, totalBytes: total });
     }
   }
 
-  const aCache = new ChunkCache(a, 64 << 20);
+  const aCache = new ChunkCache(a, 32 << 20);
   const fileOffsets = new Map<number, number[]>();
   const aOffsets = (fi: number): number[] => {
     let o = fileOffsets.get(fi);
@@ -288,9 +290,14 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
   return { pointer, stats };
 }
 
+function readEach(side: BuildSide) {
+  return async function* (indexes: readonly number[]) {
+    for (const index of indexes) yield { index, raw: await side.readChunk(index) };
+  };
+}
+
 async function prepareOutDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const { readdir } = await import('node:fs/promises');
   const names = await readdir(dir);
   if (names.length > 0) {
     // Leftovers of an interrupted make (no pointer yet) are ours to replace; anything else is not.

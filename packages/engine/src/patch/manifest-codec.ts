@@ -5,6 +5,7 @@
 // B's encoding is then compressed with zstd using A's encoding as raw-content dictionary.
 
 import { createHash } from 'node:crypto';
+import { CHUNK_MAX_BOUND_BYTES } from '../format/constants.js';
 import type { ChunkEntry, FileEntry, Manifest, EntryType } from '../format/types.js';
 import { ByteReader, ByteWriter } from './bytes.js';
 
@@ -95,7 +96,11 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
   for (let i = 0; i < nChunks; i++) {
     chunks[i] = { hash: r.bytes(32).slice(), rawSizeBytes: 0, storedSizeBytes: 0, codec: 0, pack: 0, offset: 0 };
   }
-  for (let i = 0; i < nChunks; i++) chunks[i].rawSizeBytes = r.uv();
+  for (let i = 0; i < nChunks; i++) {
+    const size = r.uv();
+    if (size > CHUNK_MAX_BOUND_BYTES) throw fail(`chunk ${i} of ${size} bytes is over the limit`, r.pos);
+    chunks[i].rawSizeBytes = size;
+  }
   for (let i = 0; i < nChunks; i++) chunks[i].codec = r.u8();
   let prevPack = 0;
   let prevEnd = 0;

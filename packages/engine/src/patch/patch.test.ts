@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -25,9 +25,7 @@ async function buildPair(seed: number, kinds: EditKind[]): Promise<{ a: string; 
   const a = join(work, 'A');
   const b = join(work, 'B');
   await makeTree(a, rng);
-  await cp(a, b, { recursive: true, verbatimSymlinks: true });
-  // cp does not keep hard links: rebuild B from scratch with the same generator and seed instead.
-  await rm(b, { recursive: true });
+  // B starts as the same tree (same seed; fs.cp would not keep hard links), then is edited.
   await makeTree(b, new Rng(seed));
   await editTree(b, rng, kinds);
   return { a, b };
@@ -61,6 +59,18 @@ describe('makePatch / applyPatch round trips', () => {
     // The tree holds ~1 MiB of incompressible assets; the edits touch at most two chunks plus an insertion.
     expect(stats.patchBytes).toBeLessThan(80_000);
     expect(stats.deltaRuns + stats.runs).toBeGreaterThan(0);
+  });
+
+  it('ships repeated new data once (copies within a file and across files)', async () => {
+    const { a, b } = await buildPair(8, ['edit']);
+    const fresh = new Rng(99).bytes(300_000);
+    await writeFile(join(b, 'twice.bin'), Buffer.concat([fresh, fresh, fresh]));
+    await writeFile(join(b, 'config/again.bin'), fresh);
+    const { stats } = await makePatch({ from: a, to: b, outDir: join(work, 'p'), level: 3 });
+    expect(stats.internalCopies).toBeGreaterThan(0);
+    expect(stats.newRawBytes).toBeLessThan(700_000); // 1.2 MB of new bytes in B, 300 KB distinct (+ chunks straddling the copies)
+    await applyPatch({ patch: join(work, 'p'), fromDir: a, outDir: join(work, 'out') });
+    expect(await snapshot(join(work, 'out'))).toEqual(await snapshot(b));
   });
 
   it('makes a tiny patch for identical builds', async () => {

@@ -13,11 +13,22 @@ export interface ZstdSettings {
   windowLog: number;
 }
 
+// One compression context per settings, reused: a level-19 context with a 16 MiB window holds
+// large match tables, and letting the garbage collector find many of them inflates peak memory.
+const compressors = new Map<string, Compressor>();
+
 /** Compresses `data`; with a non-empty `dict`, the dictionary is used as raw content (patch-from). */
 export function zstdCompress(data: Uint8Array, settings: ZstdSettings, dict?: Uint8Array): Buffer {
-  const c = new Compressor();
-  c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, checksumFlag: false });
-  if (dict && dict.length > 0) c.loadDictionary(dict);
+  const key = `${settings.level}/${settings.windowLog}`;
+  let c = compressors.get(key);
+  if (!c) {
+    if (compressors.size >= 4) compressors.clear();
+    c = new Compressor();
+    c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, checksumFlag: false });
+    compressors.set(key, c);
+  }
+  // An empty buffer unloads the previous dictionary.
+  c.loadDictionary(dict && dict.length > 0 ? dict : new Uint8Array(0));
   return c.compress(data);
 }
 

@@ -44,7 +44,10 @@ export async function* walkFolder(root: string): AsyncGenerator<InputEntry> {
           type: 'file',
           detectedType: 'file',
           sizeBytes: st.size,
-          content: createReadStream(abs, { highWaterMark: 1024 * 1024 }),
+          // Opened on first read, so an entry that is refused and never read holds no file descriptor.
+          content: (async function* () {
+            yield* createReadStream(abs, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Uint8Array>;
+          })(),
         };
       } else {
         const kind = st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'character-device' : st.isBlockDevice() ? 'block-device' : 'unknown';

@@ -130,6 +130,18 @@ describe('tar input rules', () => {
     });
   }
 
+  it('refuses FIFOs in folder input too', async () => {
+    const dir = join(tmp, 'with-fifo');
+    await mkdir(dir);
+    await writeFile(join(dir, 'a.txt'), 'a');
+    execFileSync('mkfifo', [join(dir, 'pipe')]);
+    const err = (await buildImage({ input: dir, outDir: join(tmp, 'out'), threads: 0 }).catch((e: unknown) => e)) as TarError;
+    expect(err).toBeInstanceOf(TarError);
+    expect(err.code).toBe('unsupported-entry-type');
+    expect(err.typeDetected).toBe('fifo');
+    expect(await readdir(tmp)).toEqual(['with-fifo']);
+  });
+
   it('names the detected type of unsupported entries', async () => {
     const err = (await refusal([{ name: 'p', type: 'fifo' }])) as TarError;
     expect(err.typeDetected).toBe('fifo');

@@ -50,8 +50,10 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 /**
  * Builds the frozen Config. Throws ConfigError listing every problem found (not only the first).
  */
-export function loadConfig(flags: ConfigFlags, env: Env): Readonly<Config> {
+export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   const problems: string[] = [];
+  // An empty variable counts as unset (`ROCKIT_X= cmd` is how shells unset for one command).
+  const env: Env = Object.fromEntries(Object.entries(rawEnv).filter(([, v]) => v !== undefined && v !== ''));
 
   const int = (name: string, raw: string | number | undefined, def: number, min: number, max: number): number => {
     if (raw === undefined || raw === '') return def;

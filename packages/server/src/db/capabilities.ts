@@ -8,7 +8,12 @@ export interface DbCapabilities {
   skipLocked: boolean;
   /** Only one process may use the database (embedded SQLite file). */
   singleProcess: boolean;
+  /**
+   * `SELECT … FOR UPDATE` row locks exist. Without them (SQLite) transactions are already
+   * serialized: one connection, one writer.
+   */
+  rowLocks: boolean;
 }
 
-export const SQLITE_CAPABILITIES: DbCapabilities = Object.freeze({ dialect: 'sqlite', skipLocked: false, singleProcess: true });
-export const PG_CAPABILITIES: DbCapabilities = Object.freeze({ dialect: 'pg', skipLocked: true, singleProcess: false });
+export const SQLITE_CAPABILITIES: DbCapabilities = Object.freeze({ dialect: 'sqlite', skipLocked: false, singleProcess: true, rowLocks: false });
+export const PG_CAPABILITIES: DbCapabilities = Object.freeze({ dialect: 'pg', skipLocked: true, singleProcess: false, rowLocks: true });

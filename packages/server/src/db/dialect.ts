@@ -10,6 +10,8 @@ import type { Database } from './database.js';
 export interface Db {
   db: Kysely<Database>;
   capabilities: DbCapabilities;
+  /** PostgreSQL: the schema every table lives in (search_path); undefined on SQLite. */
+  schema?: string;
   /** Closes every connection; idempotent. */
   close(): Promise<void>;
 }
@@ -65,6 +67,7 @@ export async function createDb(config: DatabaseConfig): Promise<Db> {
   return {
     db,
     capabilities: PG_CAPABILITIES,
+    schema: config.schema ?? 'public',
     close: async () => {
       if (closed) return;
       closed = true;

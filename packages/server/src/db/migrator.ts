@@ -14,9 +14,13 @@ class StaticMigrationProvider implements MigrationProvider {
   }
 }
 
-/** Brings the schema to the latest migration. Throws the migration's error if one fails. */
-export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider: new StaticMigrationProvider() });
+/**
+ * Brings the schema to the latest migration. Throws the migration's error if one fails.
+ * `schema` (PostgreSQL) pins Kysely's bookkeeping tables to our schema: without it Kysely's
+ * existence check matches the tables of any schema in the database.
+ */
+export async function migrateToLatest(db: Kysely<any>, schema?: string): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider(), ...(schema ? { migrationTableSchema: schema } : {}) });
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error instanceof Error ? result.error : new Error(String(result.error));
   return result;

@@ -95,8 +95,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const textAjv = new Ajv({ ...ajvBase, coerceTypes: 'array' });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
-  // JSON only: without a text/plain parser, other content types answer 415.
+  // JSON only: without a text/plain parser, other content types answer 415. An empty JSON body
+  // counts as no body (so POST /adm/v1/ping with a JSON content type works; body routes answer
+  // missing-param); otherwise Fastify's parser, with its prototype-poisoning protection.
   app.removeContentTypeParser('text/plain');
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') return done(null, undefined);
+    return defaultJson(req, body as string, done);
+  });
 
   registerRequestId(app);
   registerErrorHandler(app);

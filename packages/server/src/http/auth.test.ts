@@ -9,7 +9,7 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
   let org: OrgFixture;
   let admin: Session;
   beforeAll(async () => {
-    t = await createTestServer({ dialect, env: { ROCKIT_LOGIN_MAX_FAILURES: '3', ROCKIT_LOGIN_WINDOW_SECONDS: '60' } });
+    t = await createTestServer({ dialect, env: { ROCKIT_LOGIN_MAX_FAILURES: '3', ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS: '4', ROCKIT_LOGIN_WINDOW_SECONDS: '60' } });
     org = await createOrg(t);
   });
   // Tests move the clock: a fresh admin token for each.
@@ -36,7 +36,7 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
       { orgName: org.name, username: 'nobody', password: 'whatever1' },
       { orgName: org.name, username: 'admin', password: 'wrong-password' },
     ]) {
-      const r = await t.req('POST', '/be/v1/login', { body, headers: { 'x-forwarded-for': body.username } });
+      const r = await t.req('POST', '/be/v1/login', { body, remoteAddress: `10.1.0.${body.username.length}` });
       expect(r.statusCode).toBe(401);
       expect(r.json()).toEqual({ status: 'error', error: 'invalid-credentials', message: expect.any(String) });
     }
@@ -47,7 +47,7 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
   it('throttles failed logins per (org, username) with 429 rate-limited and Retry-After', async () => {
     const o = await createOrg(t);
     const bad = { orgName: o.name, username: 'admin', password: 'wrong-password' };
-    for (let i = 0; i < 3; i++) expect((await t.req('POST', '/be/v1/login', { body: bad })).statusCode).toBe(401);
+    for (let i = 0; i < 3; i++) expect((await t.req('POST', '/be/v1/login', { body: bad, remoteAddress: `10.2.0.${i}` })).statusCode).toBe(401);
     const r = await t.req('POST', '/be/v1/login', { body: { ...bad, password: o.adminPassword } });
     expect(r.statusCode).toBe(429);
     expect(r.json().error).toBe('rate-limited');
@@ -55,6 +55,18 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
     t.clock.advance(61_000);
     const ok = await t.req('POST', '/be/v1/login', { body: { ...bad, password: o.adminPassword } });
     expect(ok.statusCode).toBe(200);
+  });
+
+  it('throttles failed logins per client address too, whatever the username', async () => {
+    const o = await createOrg(t);
+    const from = (remoteAddress: string, username: string, password = 'wrong-password') =>
+      t.req('POST', '/be/v1/login', { body: { orgName: o.name, username, password }, remoteAddress });
+    // ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS=4 for this server.
+    for (let i = 0; i < 4; i++) expect((await from('10.0.0.9', `guess_${i}`)).statusCode).toBe(401);
+    const blocked = await from('10.0.0.9', 'admin', o.adminPassword);
+    expect(blocked.statusCode).toBe(429);
+    expect(blocked.headers['retry-after']).toBeDefined();
+    expect((await from('10.0.0.10', 'admin', o.adminPassword)).statusCode).toBe(200);
   });
 
   it('auth token via x-rockit-beauth-token or Bearer; session token only on auth/logout', async () => {

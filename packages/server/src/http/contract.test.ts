@@ -10,6 +10,7 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     t = await createTestServer({
       dialect,
       env: { ROCKIT_BODY_LIMIT_BYTES: '2048' },
+      selfChecks: [{ name: 'probe_store', run: async () => {} }],
       hooks: {
         pruneOrgFiles: async (org) => {
           if (org.startsWith('boom')) throw new Error('disk on fire at /secret/path');
@@ -83,6 +84,12 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     }
     const noBody = await t.req('POST', '/adm/v1/orgs', { headers: t.admin });
     expect(noBody.json()).toMatchObject({ error: 'missing-param', param: 'name' });
+    const emptyJson = await t.req('POST', '/adm/v1/orgs', { headers: { ...t.admin, 'content-type': 'application/json' }, body: '' });
+    expect(emptyJson.json()).toMatchObject({ error: 'missing-param', param: 'name' });
+    const poisoned = await post('{"name":"okname","__proto__":{"x":1}}', { 'content-type': 'application/json' });
+    expect(poisoned.statusCode).toBe(400);
+    const ping = await t.req('POST', '/adm/v1/ping', { headers: { ...t.admin, 'content-type': 'application/json' }, body: '' });
+    expect(ping.statusCode).toBe(200);
   });
 
   it('never coerces body types: "true" is not a boolean', async () => {
@@ -172,6 +179,14 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     }
     expect(got).toMatchObject({ status: 'succeeded', attempts: 1, progress: 1, result: { message: 'hello world', maintenance: false, checks: [] } });
     expect((await t.req('GET', '/adm/v1/tasks/t_nope', { headers: t.admin })).statusCode).toBe(404);
+    const m = await t.req('POST', '/adm/v1/hello', { headers: t.admin, body: { message: 'maint', maintenance: true } });
+    let mt: any;
+    for (let i = 0; i < 200; i++) {
+      mt = (await t.req('GET', `/adm/v1/tasks/${m.json().task.name}`, { headers: t.admin })).json().task;
+      if (mt.status === 'succeeded' || mt.status === 'failed') break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(mt.result).toEqual({ message: 'maint', maintenance: true, checks: [{ name: 'probe_store', ok: true }] });
   });
 
   it('serves an OpenAPI 3.1 document describing every route and status, and /docs', async () => {
@@ -179,7 +194,7 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     expect(r.statusCode).toBe(200);
     const doc = r.json();
     expect(doc.openapi).toBe('3.1.0');
-    expect(doc.info.description).toContain('Changelog');
+    expect(doc.info.description).toContain('Keep a Changelog'); // the project's CHANGELOG.md itself
     for (const [p, methods] of [
       ['/adm/v1/ping', ['post']], ['/adm/v1/hello', ['post']], ['/adm/v1/orgs', ['post', 'get']], ['/adm/v1/orgs/{name}', ['get', 'delete']],
       ['/adm/v1/tasks/{name}', ['get']], ['/srv/v1/versions', ['get']], ['/srv/v1/health', ['get']],

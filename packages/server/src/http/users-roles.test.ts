@@ -174,6 +174,16 @@ describe.each(TEST_DIALECTS)('roles and users (%s)', (dialect) => {
     const last = await t.req('DELETE', `/be/v1/users/${second.username}`, { headers: second.headers });
     expect(last.json().error).toBe('in-use');
   });
+
+  it('two administrators dropping the role at the same moment: exactly one succeeds', async () => {
+    const o = await createOrg(t);
+    const a = await loginAdmin(t, o);
+    const b = await createUser(t, o, a.headers, ['Administrators']);
+    const results = await Promise.all([a, b].map((s) => t.req('PATCH', '/be/v1/users', { headers: s.headers, body: { roles: [] } })));
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+    const holders = await t.req('GET', '/be/v1/roles/Administrators', { headers: results[0].statusCode === 200 ? b.headers : a.headers });
+    expect(holders.json().role.users).toBe(1);
+  });
 });
 
 describe.each(TEST_DIALECTS)('backend organizations (%s)', (dialect) => {

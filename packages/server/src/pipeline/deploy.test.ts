@@ -5,7 +5,7 @@ import { createDepotOrigin, createOrigin, type Origin } from '../publish/origin.
 import type { BlobStore, PutOptions, PutResult } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { startS3Server, type S3TestServer } from '../test-support/s3.js';
-import { DeployError, deployRelease, removeExpired, type DeployTarget } from './deploy.js';
+import { DeployError, deployRelease, readPublishedRelease, removeExpired, type DeployTarget } from './deploy.js';
 import { StepError } from './errors.js';
 import { buildRelease, parseRelease, planCleanup, type ReleaseDocument } from './release.js';
 import { makeTempDir, pseudoRandomBytes } from './test-support/fixtures.js';
@@ -124,7 +124,7 @@ describe('deployRelease', () => {
       // Pointer files come after every other file.
       const firstPointer = log.findIndex((k) => k.endsWith('image.json') || k.endsWith('patch.json'));
       expect(log.slice(firstPointer, -1).every((k) => k.endsWith('image.json') || k.endsWith('patch.json'))).toBe(true);
-      expect(parseRelease(await readAll(origin.store, 'dxf/acme/demo/release.json'))).toEqual(release);
+      expect(await readPublishedRelease(origin.store, 'acme', 'demo')).toEqual(release);
       expect((await readAll(origin.store, 'dxf/acme/demo/0002/b0002-t000/packs/p0002a.rkp')).equals(pseudoRandomBytes(70_000, 2))).toBe(true);
     }
     // The origin prefix is honoured: the files are under www/games/ and edge/ respectively.
@@ -210,6 +210,7 @@ describe('deployRelease', () => {
     const prev = await seedDepot(depot, 3, [2, 1]);
     const next = await seedDepot(depot, 4, [3, 2]);
     const targets = [{ deployment: 'www', origin: fsOrigin }];
+    expect(await readPublishedRelease(fsOrigin.store, 'acme', 'nothing')).toBeNull();
     await deployRelease({ release: prev, depot: { store: depot, prefix: 'cdn/' }, targets });
     await deployRelease({ release: next, depot: { store: depot, prefix: 'cdn/' }, targets });
     const plan = planCleanup(prev, next, 1_000, 86_400);

@@ -5,7 +5,7 @@ import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, throwIfAborted, type StepErrorDetails } from './errors.js';
 import { joinKey } from './layout.js';
 import { IMAGE_POINTER_FILE, PATCH_POINTER_FILE } from './mkraw.js';
-import { releasePath, serializeRelease, type ReleaseDocument } from './release.js';
+import { parseRelease, releasePath, serializeRelease, type ReleaseDocument } from './release.js';
 import { openRead } from './store-io.js';
 
 /** A deployment's origin, named for error reports (`deployment`) and results. */
@@ -139,6 +139,21 @@ export async function deployRelease(options: DeployOptions): Promise<TargetResul
     throw new DeployError(`${first.error?.message ?? `deployment ${first.deployment} failed`}${others}`, { deployment: first.deployment, cause: first.error }, results);
   }
   return results;
+}
+
+/**
+ * The release.json an origin (or the depot, as an origin) currently publishes for an app, or null
+ * when it has none — the `previous` of `planCleanup`. Errors: the store's (StorageError) when it
+ * cannot be read; ReleaseFormatError when the document is invalid; a document over 1 MiB is refused.
+ */
+export async function readPublishedRelease(store: BlobStore, orgName: string, appName: string): Promise<ReleaseDocument | null> {
+  const key = releasePath({ orgName, appName });
+  const head = await store.head(key);
+  if (head === null) return null;
+  if (head.sizeBytes > 1 << 20) throw new Error(`${key} is larger than 1 MiB`);
+  const chunks: Buffer[] = [];
+  for await (const c of await openRead(store, key)) chunks.push(c as Buffer);
+  return parseRelease(Buffer.concat(chunks));
 }
 
 export interface RemovalResult {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FsBlobStore } from '../storage/fs-blob-store.js';
-import { obtainTar, sniffTar } from './dltar.js';
+import { isPublicAddress, obtainTar, sniffTar } from './dltar.js';
 import { DownloadExitCode, StepError } from './errors.js';
 import {
   gzip,
@@ -61,6 +61,12 @@ describe('obtainTar', () => {
       } else if (url === '/cut.tar') {
         res.writeHead(200, { 'content-length': tar.length });
         res.write(tar.subarray(0, 100_000), () => res.socket?.destroy());
+      } else if (url === '/redirect-ok') {
+        res.writeHead(302, { location: '/build.tar' });
+        res.end();
+      } else if (url === '/redirect-private') {
+        res.writeHead(302, { location: 'http://[::1]:9/build.tar' });
+        res.end();
       } else if (url === '/stall.tar') {
         res.writeHead(200, { 'content-length': tar.length });
         res.write(tar.subarray(0, 4096));
@@ -202,6 +208,42 @@ describe('obtainTar', () => {
       obtainTar({ url: `http://user:pw@127.0.0.1:1/b.tar?sig=topsecret`, blobStore: store, destKey: 'x/s.tar', maxBytes: MAX }),
     );
     expect(err.message).not.toMatch(/topsecret|pw@|user:/);
+  });
+
+  describe('addressPolicy (SSRF guard)', () => {
+    const onlyThisServer = (address: string): boolean => address === '127.0.0.1';
+
+    it('refuses a URL whose host resolves to a refused address, without connecting', async () => {
+      const err = await expectStepError(
+        obtainTar({ url: `${server.baseUrl}/build.tar`, blobStore: store, destKey: 'x/ssrf.tar', maxBytes: MAX, addressPolicy: isPublicAddress }),
+      );
+      expect(err.toTaskError()).toMatchObject({ code: 'download-failed', exitCode: DownloadExitCode.CouldNotConnect, retryable: false });
+      expect(await store.head('x/ssrf.tar')).toBeNull();
+    });
+
+    it('follows redirects, checking every hop', async () => {
+      const ok = await obtainTar({ url: `${server.baseUrl}/redirect-ok`, blobStore: store, destKey: 'x/r.tar', maxBytes: MAX, addressPolicy: onlyThisServer });
+      expect(ok.sha256).toBe(sha256Hex(tar));
+      const err = await expectStepError(
+        obtainTar({ url: `${server.baseUrl}/redirect-private`, blobStore: store, destKey: 'x/r2.tar', maxBytes: MAX, addressPolicy: onlyThisServer }),
+      );
+      expect(err.message).toContain('not allowed');
+      expect(err.message).toContain('[::1]');
+    });
+
+    it('classifies addresses', () => {
+      for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:10.0.0.1', '::ffff:7f00:1']) {
+        expect(isPublicAddress(a), a).toBe(false);
+      }
+      for (const a of ['8.8.8.8', '172.32.0.1', '100.128.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8']) {
+        expect(isPublicAddress(a), a).toBe(true);
+      }
+    });
+  });
+
+  it('refuses URLs with credentials without contacting anyone', async () => {
+    const err = await expectStepError(obtainTar({ url: `http://user:pw@127.0.0.1:1/b.tar`, blobStore: store, destKey: 'x/cred.tar', maxBytes: MAX }));
+    expect(err.exitCode).toBe(DownloadExitCode.UrlMalformed);
   });
 
   it('reads s3:// URLs through the injected store factory', async () => {

@@ -1,5 +1,7 @@
 // Step 1 of an import (api.md §7.2 `dltar`): obtain the native build's tar and verify it.
 import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -41,6 +43,12 @@ export interface ObtainTarOptions {
   idleTimeoutMs?: number;
   /** Injectable fetch (tests, proxies). Default: the global fetch. */
   fetchImpl?: typeof fetch;
+  /**
+   * Whether the server may download from a resolved address (SSRF guard for http/https URLs,
+   * checked on every redirect hop). Absent: any address. Use `isPublicAddress` to keep org users'
+   * URLs out of the installation's private networks.
+   */
+  addressPolicy?: (address: string, family: 4 | 6) => boolean;
 }
 
 export interface ObtainedTar {
@@ -92,9 +100,14 @@ async function download(options: ObtainTarOptions, url: string): Promise<Obtaine
   try {
     parsed = new URL(url);
   } catch {
-    throw new StepError('download-failed', 'the download URL is not a valid URL', { exitCode: DownloadExitCode.UnsupportedProtocol });
+    throw new StepError('download-failed', 'the download URL is not a valid URL', { exitCode: DownloadExitCode.UrlMalformed });
   }
   const shown = safeUrl(parsed);
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new StepError('download-failed', `${shown}: URLs with credentials are not accepted (use a pre-signed URL)`, {
+      exitCode: DownloadExitCode.UrlMalformed,
+    });
+  }
   const source =
     parsed.protocol === 'http:' || parsed.protocol === 'https:'
       ? await openHttp(options, parsed, shown)
@@ -271,6 +284,8 @@ async function streamAndVerify(options: ObtainTarOptions, source: Source, sink: 
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     source.close?.();
+    // After a failure the source may still be open (e.g. the store gave up first): release it.
+    if (!source.body.destroyed) source.body.destroy();
   }
 }
 
@@ -317,14 +332,13 @@ async function openHttp(options: ObtainTarOptions, url: URL, shown: string): Pro
     return networkError(err, shown);
   };
 
-  const doFetch = options.fetchImpl ?? fetch;
   arm();
   let res: Response;
   try {
-    // Credentials in the URL are not sent by fetch; an operator uses a pre-signed URL instead.
-    res = await doFetch(url, { signal: controller.signal, redirect: 'follow' });
+    res = await fetchChecked(options, url, controller.signal);
   } catch (err) {
     close();
+    if (err instanceof StepError) throw err;
     throw classify(err, 0);
   }
   if (!res.ok || res.body === null) {
@@ -347,7 +361,10 @@ async function openHttp(options: ObtainTarOptions, url: URL, shown: string): Pro
     throw early;
   }
   const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  // The timeout measures the network only: it stops while the store applies backpressure.
   body.on('data', arm);
+  body.on('pause', () => clearTimeout(timer));
+  body.on('resume', arm);
   body.on('close', () => clearTimeout(timer));
   return {
     body,
@@ -356,6 +373,82 @@ async function openHttp(options: ObtainTarOptions, url: URL, shown: string): Pro
     close,
     abort: (reason) => controller.abort(reason),
   };
+}
+
+/** Redirects followed at most (as browsers and curl --max-redirs defaults roughly do). */
+const MAX_REDIRECTS = 10;
+
+/**
+ * fetch, following redirects; with an `addressPolicy`, every hop's host is resolved and checked
+ * first (a redirect to a private address is refused like a direct link to one). The check happens
+ * before fetch resolves the name again, so it is a guard against links and redirects into private
+ * networks, not against DNS rebinding.
+ */
+async function fetchChecked(options: ObtainTarOptions, first: URL, signal: AbortSignal): Promise<Response> {
+  const doFetch = options.fetchImpl ?? fetch;
+  const policy = options.addressPolicy;
+  if (!policy) return doFetch(first, { signal, redirect: 'follow' });
+  let url = first;
+  for (let hop = 0; ; hop++) {
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const addresses = await lookup(host, { all: true, verbatim: true });
+    const refused = addresses.find((a) => !policy(a.address, a.family === 6 ? 6 : 4));
+    if (refused) {
+      throw new StepError('download-failed', `${safeUrl(url)}: downloads from this address are not allowed`, {
+        exitCode: DownloadExitCode.CouldNotConnect,
+        retryable: false,
+      });
+    }
+    const res = await doFetch(url, { signal, redirect: 'manual' });
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || location === null) return res;
+    await res.body?.cancel().catch(() => {});
+    if (hop >= MAX_REDIRECTS) {
+      throw new StepError('download-failed', `${safeUrl(first)}: too many redirects`, { httpStatus: res.status, exitCode: DownloadExitCode.HttpError, retryable: false });
+    }
+    const next = new URL(location, url);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new StepError('download-failed', `${safeUrl(first)}: redirected to an unsupported scheme`, { exitCode: DownloadExitCode.UnsupportedProtocol });
+    }
+    url = next;
+  }
+}
+
+/**
+ * An `addressPolicy` that allows only public unicast addresses: refuses loopback, private (RFC 1918),
+ * carrier-grade NAT, link-local (cloud metadata services), unique-local, unspecified, multicast and
+ * reserved ranges, and IPv4-mapped IPv6 forms of them.
+ */
+export function isPublicAddress(address: string, family: 4 | 6 = isIP(address) === 6 ? 6 : 4): boolean {
+  if (family === 6) {
+    const a = address.toLowerCase();
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+    if (mapped) return isPublicAddress(mapped[1], 4);
+    const mappedHex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
+    if (mappedHex) {
+      const hi = parseInt(mappedHex[1], 16);
+      const lo = parseInt(mappedHex[2], 16);
+      return isPublicAddress(`${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`, 4);
+    }
+    if (a === '::' || a === '::1') return false;
+    const firstGroup = parseInt(a.split(':')[0] || '0', 16);
+    if ((firstGroup & 0xfe00) === 0xfc00) return false; // fc00::/7 unique local
+    if ((firstGroup & 0xffc0) === 0xfe80) return false; // fe80::/10 link local
+    if ((firstGroup & 0xff00) === 0xff00) return false; // ff00::/8 multicast
+    if (a.startsWith('64:ff9b:')) return false; // NAT64 can reach private IPv4
+    return true;
+  }
+  const p = address.split('.').map(Number);
+  if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
+  const [a, b] = p;
+  if (a === 0 || a === 10 || a === 127 || a >= 224) return false;
+  if (a === 100 && b >= 64 && b <= 127) return false; // 100.64/10 carrier-grade NAT
+  if (a === 169 && b === 254) return false; // link local, cloud metadata
+  if (a === 172 && b >= 16 && b <= 31) return false;
+  if (a === 192 && b === 168) return false;
+  if (a === 192 && b === 0 && p[2] === 0) return false; // 192.0.0/24 protocol assignments
+  if (a === 198 && (b === 18 || b === 19)) return false; // benchmarking
+  return true;
 }
 
 async function openS3(options: ObtainTarOptions, url: URL, shown: string): Promise<Source> {
@@ -372,30 +465,34 @@ async function openS3(options: ObtainTarOptions, url: URL, shown: string): Promi
     });
   }
   let store: BlobStore;
-  let head: { sizeBytes: number } | null;
   try {
     store = options.s3StoreFactory(bucket);
-    head = await store.head(key);
   } catch (err) {
     throw s3Error(err, shown);
   }
-  if (head === null) {
-    throw new StepError('download-failed', `${shown}: no such object`, { httpStatus: 404, exitCode: DownloadExitCode.HttpError });
-  }
-  const early = checkAnnounced(head.sizeBytes, options, shown);
-  if (early) throw early;
-  let body: Readable;
-  try {
-    body = await openRead(store, key);
-  } catch (err) {
-    throw s3Error(err, shown);
-  }
-  return {
-    body,
-    totalBytes: head.sizeBytes,
-    classify: (err) => (options.signal?.aborted ? canceledError(options.signal) : s3Error(err, shown)),
-    abort: (reason) => body.destroy(reason),
+  // The store is ours (made by the factory for this download): closed when the body is done.
+  const closeStore = (): void => {
+    store.close().catch(() => {});
   };
+  try {
+    const head = await store.head(key);
+    if (head === null) {
+      throw new StepError('download-failed', `${shown}: no such object`, { httpStatus: 404, exitCode: DownloadExitCode.HttpError });
+    }
+    const early = checkAnnounced(head.sizeBytes, options, shown);
+    if (early) throw early;
+    const body = await openRead(store, key);
+    return {
+      body,
+      totalBytes: head.sizeBytes,
+      classify: (err) => (options.signal?.aborted ? canceledError(options.signal) : s3Error(err, shown)),
+      abort: (reason) => body.destroy(reason),
+      close: closeStore,
+    };
+  } catch (err) {
+    closeStore();
+    throw err instanceof StepError ? err : s3Error(err, shown);
+  }
 }
 
 /** Refuses a body whose announced length already contradicts the announced size or the limit. */

@@ -31,11 +31,13 @@ export type StepErrorCode =
  * original service, whose downloader was curl, read them the same way. Only these values are produced.
  */
 export const DownloadExitCode = {
-  /** The URL is malformed or its scheme is not http, https or s3. */
+  /** The URL's scheme is not http, https or s3. */
   UnsupportedProtocol: 1,
+  /** The URL is malformed, or carries credentials (use a pre-signed URL instead). */
+  UrlMalformed: 3,
   /** The host name could not be resolved (DNS). */
   CouldNotResolveHost: 6,
-  /** The TCP connection was refused or the host is unreachable. */
+  /** The TCP connection was refused, the host is unreachable, or its address is not allowed (private network). */
   CouldNotConnect: 7,
   /** The body ended before the announced Content-Length. */
   PartialFile: 18,
@@ -149,7 +151,11 @@ function defaultRetryable(code: StepErrorCode, d: StepErrorDetails): boolean {
   if (RETRYABLE_BY_DEFAULT.has(code)) return true;
   if (code !== 'download-failed') return false;
   if (d.httpStatus !== undefined) return d.httpStatus === 408 || d.httpStatus === 429 || d.httpStatus >= 500;
-  return d.exitCode !== DownloadExitCode.UnsupportedProtocol && d.exitCode !== DownloadExitCode.SslConnectError;
+  return (
+    d.exitCode !== DownloadExitCode.UnsupportedProtocol &&
+    d.exitCode !== DownloadExitCode.UrlMalformed &&
+    d.exitCode !== DownloadExitCode.SslConnectError
+  );
 }
 
 /** Narrowing helper for catch blocks. */

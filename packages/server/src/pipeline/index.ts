@@ -4,6 +4,7 @@ export { StepError, DownloadExitCode, canceledError, isStepError, type FileReadF
 export { obtainTar, sniffTar, type DltarProgress, type ObtainTarOptions, type ObtainedTar, type TarCompression } from './dltar.js';
 export {
   makeRelease,
+  discardBuild,
   engineTarError,
   IMAGE_POINTER_FILE,
   PATCH_POINTER_FILE,
@@ -31,6 +32,7 @@ export {
 } from './release.js';
 export {
   deployRelease,
+  readPublishedRelease,
   removeExpired,
   DeployError,
   type DeployOptions,

@@ -1,11 +1,11 @@
-import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { applyPatch, extractImage } from '@rockit/engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { StepError } from './errors.js';
-import { makeRelease, type MakeReleaseOptions } from './mkraw.js';
+import { discardBuild, makeRelease, type MakeReleaseOptions } from './mkraw.js';
 import { makeTar, makeTempDir, pseudoRandomBytes, type TarEntrySpec } from './test-support/fixtures.js';
 
 /** Every entry of a folder: file bytes, symlink targets, dirs; plus the exec bit of files. */
@@ -131,6 +131,24 @@ describe('makeRelease', () => {
     expect(await readdir(join(base.workDir, 'image-cache/acme/demo'))).toEqual(['0001', '0002']);
   });
 
+  it('does not patch from a cached previous image that no longer matches the depot', async () => {
+    // As if the app had been deleted and created again: same build id and dxfName, other content.
+    const cached = join(base.workDir, 'image-cache/acme/demo/0001/b0001-t000');
+    await writeFile(join(cached, 'image.json'), '{"stale":true}');
+    await rm(join(cached, 'packs'), { recursive: true, force: true });
+    const r = await makeRelease({
+      ...base,
+      buildId: 2,
+      buildName: '1.1',
+      tarKey: 'uploads/acme/demo/2.tar',
+      previous: [{ buildId: 1, dxfName: 'b0001-t000' }],
+    });
+    expect(r.warnings).toEqual([]);
+    const out = join(tmp.dir, 'patched-v2-again');
+    await applyPatch({ patch: join(depotRoot, 'pat/acme/demo/0002/0001'), fromDir: join(tmp.dir, 'extract-v1'), outDir: out });
+    expect(await readTree(out)).toEqual(treeOf(v2));
+  });
+
   it('skips a previous build whose image is not in the depot with a warning', async () => {
     const r = await makeRelease({
       ...base,
@@ -142,6 +160,37 @@ describe('makeRelease', () => {
     });
     expect(r.patches).toEqual([]);
     expect(r.warnings).toEqual([{ code: 'patch-skipped', message: expect.stringContaining('0002') }]);
+  });
+
+  it('stops with canceled when the signal fires during the build, publishing nothing', async () => {
+    const controller = new AbortController();
+    const err = await makeRelease({
+      ...base,
+      appName: 'aborted',
+      buildId: 1,
+      buildName: '1',
+      tarKey: 'uploads/acme/demo/2.tar',
+      previous: [],
+      signal: controller.signal,
+      onProgress: () => controller.abort(new Error('worker stopping')),
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StepError);
+    expect((err as StepError).code).toBe('canceled');
+    expect(await listKeys(store, 'cdn/dxf/acme/aborted/')).toEqual([]);
+    expect((await readdir(base.workDir)).filter((n) => n.startsWith('mkraw-'))).toEqual([]);
+  });
+
+  it('discards an abandoned build from the depot, leaving other builds alone', async () => {
+    await makeRelease({ ...base, appName: 'gone', buildId: 1, buildName: '1', tarKey: 'uploads/acme/demo/1.tar', previous: [] });
+    await makeRelease({ ...base, appName: 'gone', buildId: 2, buildName: '2', tarKey: 'uploads/acme/demo/2.tar', previous: [{ buildId: 1, dxfName: 'b0001-t000' }] });
+    const deleted = await discardBuild(store, 'cdn/', 'acme', 'gone', 2);
+    expect(deleted).toBeGreaterThan(0);
+    expect(await listKeys(store, 'cdn/dxf/acme/gone/0002/')).toEqual([]);
+    expect(await listKeys(store, 'cdn/pat/acme/gone/')).toEqual([]);
+    expect((await listKeys(store, 'cdn/dxf/acme/gone/0001/')).length).toBeGreaterThan(0);
   });
 
   it('refuses a tar with an entry escaping its root with fileReadFailed and publishes nothing', async () => {

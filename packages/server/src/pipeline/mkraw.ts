@@ -2,7 +2,7 @@
 // from each kept previous build. The server keeps images, never tars: previous builds are read
 // from their images in the depot (cached locally in workDir).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 
@@ -10,7 +10,7 @@ import { EngineError, IMAGE_JSON_NAME, LimitError, TarError, buildImage, makePat
 
 import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, throwIfAborted, type FileReadFailed } from './errors.js';
-import { dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from './layout.js';
+import { dxfBuildPrefix, dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from './layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from './store-io.js';
 
 /** Pointer file at the root of an image folder (engine FORMATS.md, "Image"); uploaded last. */
@@ -88,8 +88,12 @@ export interface MakeReleaseResult {
  *
  * Idempotent: a second run for the same build rewrites the same folders so that each holds exactly
  * the new files (stale objects in them, and patch folders to this build from builds not in
- * `previous`, are deleted); local scratch folders are removed on success and on failure.
+ * `previous`, are deleted); local scratch folders are removed on success and on failure. A run that
+ * fails after uploading leaves the build's depot folders for the retry to rewrite; they are never
+ * deleted here, because a duplicate run may fail after an earlier run's release was published. An
+ * import abandoned for good is cleared with `discardBuild`.
  *
+ * `previous` must hold only builds older than `buildId` (TypeError otherwise).
  * A previous build whose image is missing from the depot, or from which no patch can be made, is
  * skipped with a warning (clients of that build then download the whole image) rather than failing
  * the import.
@@ -105,7 +109,12 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   const scratch = join(options.workDir, `mkraw-${padBuildId(buildId)}-${randomBytes(6).toString('hex')}`);
   const cacheRoot = join(options.workDir, 'image-cache', orgName, appName);
   const imageDir = join(scratch, 'image');
-  const previous = options.previous.filter((p) => p.buildId !== buildId);
+  for (const p of options.previous) {
+    if (!Number.isSafeInteger(p.buildId) || p.buildId < 1 || p.buildId >= buildId) {
+      throw new TypeError(`makeRelease: previous build ${p.buildId} is not older than build ${buildId}`);
+    }
+  }
+  const previous = options.previous;
   const patchWeight = previous.length === 0 ? 0 : 0.4;
   const report = (phase: MkrawProgress['phase'], fraction: number): void =>
     options.onProgress?.({ phase, fraction: Math.max(0, Math.min(1, fraction)) });
@@ -137,8 +146,9 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
       removeStalePatchFolders(blobStore, joinKey(depotPrefix, patchTargetPrefix(orgName, appName, buildId)), new Set(patches.map((p) => p.fromBuildId))),
     );
 
-    // 4. Keep the new image as the cache entry the next import patches from.
-    await keepInCache(imageDir, cacheRoot, { buildId, dxfName }, [{ buildId, dxfName }, ...previous]);
+    // 4. Keep the new image as the cache entry the next import patches from. The cache only saves
+    // downloads (entries are checked against the depot before use): failing to fill it is no failure.
+    await keepInCache(imageDir, cacheRoot, { buildId, dxfName }, [{ buildId, dxfName }, ...previous]).catch(() => undefined);
     report('patch', 1);
 
     return {
@@ -154,6 +164,23 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Removes a build's image variants and the patches to it from the depot
+ * (`dxf/{org}/{app}/{buildId:04}/`, `pat/{org}/{app}/{buildId:04}/`), e.g. after an import failed for
+ * good. Only for a build that no release.json names (the caller checks). Returns objects deleted.
+ */
+export async function discardBuild(
+  blobStore: BlobStore,
+  depotPrefix: string,
+  orgName: string,
+  appName: string,
+  buildId: number,
+): Promise<number> {
+  const a = await blobStore.deletePrefix(joinKey(depotPrefix, dxfBuildPrefix(orgName, appName, buildId)));
+  const b = await blobStore.deletePrefix(joinKey(depotPrefix, patchTargetPrefix(orgName, appName, buildId)));
+  return a + b;
 }
 
 async function buildFromStore(
@@ -282,16 +309,42 @@ async function patchFrom(
   return { sizeBytes: up.sizeBytes, path: rel };
 }
 
-/** The local copy of a previous image (downloaded once into the cache), or null if the depot lacks it. */
+/**
+ * The local copy of a previous image, or null if the depot lacks it. The cache entry is used only
+ * if its image.json equals the depot's (which names the manifest by its sha256): an app deleted and
+ * created again reuses build ids and dxfNames, and a patch from a stale copy would not apply.
+ */
 async function cachedImage(options: MakeReleaseOptions, prev: PreviousBuild, cacheRoot: string): Promise<string | null> {
   const { orgName, appName, blobStore, depotPrefix, signal } = options;
   const dir = join(cacheRoot, padBuildId(prev.buildId), prev.dxfName);
-  if (await isDir(dir)) return dir;
   const prefix = joinKey(depotPrefix, imagePrefix(orgName, appName, prev.buildId, prev.dxfName));
-  const pointer = await storageStep('reading a previous image from the depot failed', () => blobStore.head(prefix + IMAGE_POINTER_FILE));
-  if (pointer === null) return null;
+  const pointer = await storageStep('reading a previous image from the depot failed', async () => {
+    if ((await blobStore.head(prefix + IMAGE_POINTER_FILE)) === null) return null;
+    return readSmall(await openRead(blobStore, prefix + IMAGE_POINTER_FILE));
+  });
+  if (pointer === null) {
+    await rm(dir, { recursive: true, force: true });
+    return null;
+  }
+  const cached = await readFile(join(dir, IMAGE_POINTER_FILE)).catch(() => null);
+  if (cached !== null && cached.equals(pointer)) return dir;
   await storageStep('reading a previous image from the depot failed', () => downloadPrefix(blobStore, prefix, dir, signal));
   return dir;
+}
+
+/** Reads a small object whole (pointer files are a few hundred bytes; refuses more than 1 MiB). */
+async function readSmall(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body) {
+    size += (c as Buffer).length;
+    if (size > 1 << 20) {
+      body.destroy();
+      throw new Error('pointer file larger than 1 MiB');
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** Moves the new image into the cache and drops cache entries of builds no longer kept. */
@@ -316,13 +369,6 @@ async function removeStalePatchFolders(store: BlobStore, targetPrefix: string, k
     if (!keep.has(Number(from))) stale.add(`${targetPrefix}${from}/`);
   }
   for (const prefix of stale) await store.deletePrefix(prefix);
-}
-
-async function isDir(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
 }
 
 /** Runs a depot operation; any non-StepError failure becomes a retryable `storage-failed`. */

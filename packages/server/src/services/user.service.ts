@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RoleRow, UserRow, UserUpdate } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { insertApiKey } from '../db/repositories/credential.repository.js';
-import { findBuiltinRole, findRolesByNames } from '../db/repositories/role.repository.js';
+import { findBuiltinRole, findRolesByNames, lockRole } from '../db/repositories/role.repository.js';
 import {
   countRoleHolders,
   deleteUser,
@@ -199,6 +199,7 @@ export class UserService {
 
     await db.transaction().execute(async (trx) => {
       const admins = await findBuiltinRole(trx, caller.orgId);
+      if (admins) await lockRole(trx, this.deps.capabilities, admins.id);
       const isAdmin = admins ? await userHasRole(trx, target.id, admins.id) : false;
       let roles: RoleRow[] | undefined;
       if (input.roles !== undefined) roles = await this.resolveRoles(trx, caller.orgId, input.roles);
@@ -222,6 +223,7 @@ export class UserService {
       const target = await findUser(trx, caller.orgId, username);
       if (!target) throw notFound('user', username);
       const admins = await findBuiltinRole(trx, caller.orgId);
+      if (admins) await lockRole(trx, this.deps.capabilities, admins.id);
       if (admins && (await userHasRole(trx, target.id, admins.id)) && (await countRoleHolders(trx, admins.id)) <= 1) {
         throw new AppError('in-use', 'the last Administrators member cannot be deleted');
       }

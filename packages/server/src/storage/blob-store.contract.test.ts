@@ -77,6 +77,7 @@ const harnesses: Record<'fs' | 's3', () => Promise<Harness>> = {
       forcePathStyle: true,
       partSizeBytes: 5 * MIB,
       queueSize: 1,
+      pageSize: 10,
     });
     expect(store).toBeInstanceOf(S3BlobStore);
     const raw = new S3Client({
@@ -188,15 +189,12 @@ describe.each(['fs', 's3'] as const)('BlobStore contract: %s', (kind) => {
     if (h.listsInKeyOrder) expect(all).toEqual([...all].sort());
   });
 
-  it('lists more than one page (over 1000 keys)', async () => {
-    const keys = Array.from({ length: 1005 }, (_, i) => `p/k${String(i).padStart(4, '0')}`);
-    // Puts in parallel batches to keep the test short.
-    for (let i = 0; i < keys.length; i += 50) {
-      await Promise.all(keys.slice(i, i + 50).map((k) => h.store.put(k, Buffer.from('x'))));
-    }
+  it('lists and deletes across pages (the S3 harness uses pages of 10 keys)', async () => {
+    const keys = Array.from({ length: 25 }, (_, i) => `p/k${String(i).padStart(4, '0')}`);
+    await Promise.all(keys.map((k) => h.store.put(k, Buffer.from('x'))));
     const listed = (await collect(h.store, 'p/', !h.listsInKeyOrder)).map(([k]) => k);
     expect(listed).toEqual(keys);
-    expect(await h.store.deletePrefix('p/')).toBe(1005);
+    expect(await h.store.deletePrefix('p/')).toBe(25);
     expect(await collect(h.store, 'p/')).toEqual([]);
   });
 
@@ -329,6 +327,17 @@ describe('fs blob store specifics', () => {
     await store.delete('x/y/z');
     await store.deletePrefix('x/');
     expect(await readdir(join(root, 'tidy'))).toEqual([]);
+  });
+
+  it('puts into a folder survive concurrent deletes that empty and prune it', async () => {
+    const store = new FsBlobStore({ root: join(root, 'race'), fsync: false });
+    for (let i = 0; i < 30; i++) {
+      await store.put('r/a/y', Buffer.from('y'));
+      await Promise.all([store.delete('r/a/y'), store.put(`r/a/x${i}`, Buffer.from('x')), store.deletePrefix('r/a/x')]);
+      await store.deletePrefix('r/');
+    }
+    await store.put('r/a/last', Buffer.from('z'));
+    expect(await store.head('r/a/last')).toEqual({ sizeBytes: 1 });
   });
 
   it('a key that needs a file to be a folder is a conflict', async () => {

@@ -40,8 +40,8 @@ export interface FsBlobStoreOptions {
   fsync?: boolean;
 }
 
-/** Attempts to recreate a folder that a concurrent delete removed between mkdir and open. */
-const MKDIR_RETRIES = 3;
+/** Attempts to recreate a folder that a concurrent delete removed (pruned) under a put. */
+const MKDIR_RETRIES = 5;
 
 function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
@@ -109,10 +109,20 @@ export class FsBlobStore implements BlobStore {
     return join(this.root, ...key.split('/'));
   }
 
-  /** Creates the folder for a new object; failures of the root itself become `access-denied`. */
+  /**
+   * Creates the folder for a new object; failures of the root itself become `access-denied`.
+   * A concurrent delete may prune a parent folder while `mkdir -p` walks down: retried.
+   */
   private async ensureDir(dir: string, key: string): Promise<void> {
     try {
-      await mkdir(dir, { recursive: true });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await mkdir(dir, { recursive: true });
+          return;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT' || attempt >= MKDIR_RETRIES) throw err;
+        }
+      }
     } catch (err) {
       const rootUsable = await stat(this.root).then((s) => s.isDirectory(), () => false);
       if (!rootUsable) {

@@ -63,6 +63,8 @@ export interface S3BlobStoreOptions {
   idleTimeoutMs?: number;
   /** Attempts per request, including the first (default 3). */
   maxAttempts?: number;
+  /** Keys per list page and per batch delete (1–1000, default 1000; tests use small pages). */
+  pageSize?: number;
 }
 
 const MIB = 1024 * 1024;
@@ -70,8 +72,8 @@ const MIN_PART_BYTES = 5 * MIB;
 const DEFAULT_PART_BYTES = 8 * MIB;
 /** S3 allows 10 000 parts; keep a margin for an under-estimated size. */
 const MAX_PARTS_TARGET = 9000;
-/** DeleteObjects takes at most 1000 keys. */
-const DELETE_BATCH = 1000;
+/** ListObjectsV2 returns and DeleteObjects takes at most 1000 keys. */
+const MAX_PAGE = 1000;
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1', '0.0.0.0']);
 
@@ -159,6 +161,7 @@ export class S3BlobStore implements BlobStore {
   private readonly endpoint?: string;
   private readonly partSizeBytes: number;
   private readonly queueSize: number;
+  private readonly pageSize: number;
   private readonly secrets: string[];
 
   constructor(options: S3BlobStoreOptions) {
@@ -181,6 +184,7 @@ export class S3BlobStore implements BlobStore {
     this.endpoint = options.endpoint === undefined ? undefined : normalizeS3Endpoint(options.endpoint);
     this.partSizeBytes = Math.max(MIN_PART_BYTES, options.partSizeBytes ?? DEFAULT_PART_BYTES);
     this.queueSize = Math.max(1, options.queueSize ?? 4);
+    this.pageSize = Math.min(MAX_PAGE, Math.max(1, options.pageSize ?? MAX_PAGE));
     this.secrets = options.secretAccessKey ? [options.secretAccessKey] : [];
     this.client = new S3Client({
       region: options.region || regionFromEndpoint(this.endpoint) || 'us-east-1',
@@ -379,7 +383,12 @@ export class S3BlobStore implements BlobStore {
       let page;
       try {
         page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ...(token ? { ContinuationToken: token } : {}) }),
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: full,
+            MaxKeys: this.pageSize,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
         );
       } catch (err) {
         throw this.mapError(err, 'list', prefix);
@@ -421,7 +430,7 @@ export class S3BlobStore implements BlobStore {
     // Collect a batch, then delete it: S3 listings stay consistent because deleted keys sort before the next page.
     for await (const { key } of this.list(prefix)) {
       batch.push(key);
-      if (batch.length >= DELETE_BATCH) await flush();
+      if (batch.length >= this.pageSize) await flush();
     }
     await flush();
     return count;

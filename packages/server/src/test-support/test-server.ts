@@ -27,7 +27,7 @@ export interface TestServer {
   dialect: Dialect;
   dataDir: string;
   /** Shorthand for app.inject with JSON. */
-  req(method: string, url: string, opts?: { headers?: Record<string, string>; body?: unknown }): Promise<LightMyRequestResponse & { json(): any }>;
+  req(method: string, url: string, opts?: { headers?: Record<string, string>; body?: unknown; remoteAddress?: string }): Promise<LightMyRequestResponse & { json(): any }>;
   admin: Record<string, string>;
   close(): Promise<void>;
 }
@@ -51,8 +51,15 @@ export async function createTestServer(opts: TestServerOptions): Promise<TestSer
   };
   const config = loadConfig({ data: dataDir, port: 0 }, env);
   const clock = opts.clock instanceof ManualClock ? opts.clock : new ManualClock();
-  const server = await buildServer({ logger: false, print: () => {}, ...opts, config, clock });
-  await server.app.ready();
+  let server: Server;
+  try {
+    server = await buildServer({ logger: false, print: () => {}, ...opts, config, clock });
+    await server.app.ready();
+  } catch (e) {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (opts.dialect === 'pg') await dropSchema(schema).catch(() => {});
+    throw e;
+  }
   const admin = { 'x-rockit-admin-token': ADMIN_TOKEN };
   return {
     server,
@@ -66,6 +73,7 @@ export async function createTestServer(opts: TestServerOptions): Promise<TestSer
         method: method as any,
         url,
         headers: o.headers,
+        ...(o.remoteAddress ? { remoteAddress: o.remoteAddress } : {}),
         ...(o.body !== undefined ? { payload: o.body as any } : {}),
       })) as any,
     close: async () => {

@@ -66,7 +66,13 @@ export async function deliver(request: DeliveryRequest): Promise<DeliveryResult>
     return { ok: false, error: 'URL scheme must be http or https', ms: ms() };
   }
   const timeout = AbortSignal.timeout(request.timeoutMs);
-  const signal = request.signal ? AbortSignal.any([timeout, request.signal]) : timeout;
+  // Combined by hand: AbortSignal.any needs Node 20.3.
+  const combined = new AbortController();
+  const abort = () => combined.abort();
+  timeout.addEventListener('abort', abort, { once: true });
+  request.signal?.addEventListener('abort', abort, { once: true });
+  if (request.signal?.aborted) combined.abort();
+  const signal = combined.signal;
   try {
     const res = await fetch(url, {
       method: 'POST',
@@ -83,5 +89,8 @@ export async function deliver(request: DeliveryRequest): Promise<DeliveryResult>
     if (request.signal?.aborted) return { ok: false, error: 'delivery canceled', ms: ms() };
     const code = causeCode(err);
     return { ok: false, error: code ? `connection failed (${code})` : 'connection failed', ms: ms() };
+  } finally {
+    timeout.removeEventListener('abort', abort);
+    request.signal?.removeEventListener('abort', abort);
   }
 }

@@ -104,7 +104,7 @@ export interface RunResult {
 export async function runCli(
   registers: ((program: Command, ctx: CliContext) => void)[],
   argv: string[],
-  opts: { env: NodeJS.ProcessEnv; stdin?: string; now?: () => number },
+  opts: { env: NodeJS.ProcessEnv; stdin?: string; now?: () => number; interruptAtOnce?: boolean },
 ): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
@@ -120,6 +120,11 @@ export async function runCli(
     now: opts.now ?? Date.now,
     setExitCode: (code) => {
       exitCode = code;
+    },
+    // With interruptAtOnce, Ctrl-C is "pressed" the moment a command starts listening for it.
+    onInterrupt: (handler) => {
+      if (opts.interruptAtOnce) handler();
+      return () => {};
     },
   };
   const program = new Command();

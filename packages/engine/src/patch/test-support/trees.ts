@@ -3,6 +3,10 @@
 import { createHash } from 'node:crypto';
 import { chmod, link, lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { chunkLengths } from '../../chunker/fastcdc.js';
+import { DEFAULT_CHUNKING } from '../../format/constants.js';
+import type { ChunkEntry, FileEntry, Manifest } from '../../format/types.js';
+import type { BuildSide } from '../side.js';
 
 export class Rng {
   private s: number;
@@ -160,4 +164,41 @@ export async function snapshot(root: string): Promise<string[]> {
 
 export async function ensureDir(p: string): Promise<void> {
   await mkdir(dirname(p), { recursive: true });
+}
+
+/** An in-memory build side (no validation: tests use it to feed hostile manifests to the applier). */
+export function memorySide(entries: Array<{ path: string; type: 'file' | 'dir' | 'symlink' | 'hardlink'; data?: Buffer; linkTarget?: string; mode?: number }>): BuildSide {
+  const chunks: ChunkEntry[] = [];
+  const bytes: Buffer[] = [];
+  const byHash = new Map<string, number>();
+  const files: FileEntry[] = entries.map((e) => {
+    const list: number[] = [];
+    if (e.type === 'file') {
+      let p = 0;
+      for (const len of chunkLengths(e.data ?? Buffer.alloc(0), { ...DEFAULT_CHUNKING })) {
+        const piece = (e.data ?? Buffer.alloc(0)).subarray(p, p + len);
+        p += len;
+        const hash = createHash('sha256').update(piece).digest();
+        let idx = byHash.get(hash.toString('hex'));
+        if (idx === undefined) {
+          idx = chunks.length;
+          byHash.set(hash.toString('hex'), idx);
+          chunks.push({ hash, rawSizeBytes: len, storedSizeBytes: len, codec: 0, pack: 0, offset: 0 });
+          bytes.push(piece);
+        }
+        list.push(idx);
+      }
+    }
+    return {
+      path: e.path,
+      type: e.type,
+      mode: e.mode ?? (e.type === 'dir' ? 0o755 : 0o644),
+      sizeBytes: e.type === 'file' ? (e.data?.length ?? 0) : 0,
+      sha256: e.type === 'file' ? createHash('sha256').update(e.data ?? Buffer.alloc(0)).digest() : new Uint8Array(0),
+      linkTarget: e.linkTarget ?? '',
+      chunks: list,
+    };
+  });
+  const manifest: Manifest = { formatVersion: 1, chunking: { ...DEFAULT_CHUNKING }, files, chunks, packs: [] };
+  return { manifest, readChunk: async (i) => bytes[i], close: async () => {} };
 }

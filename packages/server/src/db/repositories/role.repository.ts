@@ -1,3 +1,4 @@
+import type { DbCapabilities } from '../capabilities.js';
 import type { RoleRow } from '../database.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
@@ -65,4 +66,13 @@ export async function grantsOfUser(db: Executor, userId: string): Promise<Array<
     .select(['roles.permissions', 'roles.builtin'])
     .where('user_roles.user_id', '=', userId)
     .execute();
+}
+
+/**
+ * Locks the role row until the transaction ends, so checks over its holders ("the last
+ * Administrators member") cannot interleave with another transaction doing the same.
+ */
+export async function lockRole(trx: Executor, caps: DbCapabilities, roleId: string): Promise<void> {
+  if (!caps.rowLocks) return;
+  await trx.selectFrom('roles').select('id').where('id', '=', roleId).forUpdate().execute();
 }

@@ -1,0 +1,139 @@
+import type { Kysely } from 'kysely';
+import type { AppRow, AppTables, AppUpdate, BuildRow, PatchRow } from '../app-tables.js';
+import type { Database } from '../database.js';
+import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
+
+/** Org-scoped access to apps (api.md §7.1) and the rows that hang off them. */
+
+const q = (db: Executor): Kysely<Database & AppTables> => db as unknown as Kysely<Database & AppTables>;
+
+export const findApp = (db: Executor, orgId: string, name: string): Promise<AppRow | undefined> =>
+  q(db).selectFrom('apps').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+
+export interface AppFilter {
+  /** Partial, case-insensitive match on the name. */
+  name?: string;
+  /** true: only apps in error state; false: only apps that are not. */
+  error?: boolean;
+}
+
+export async function listApps(db: Executor, orgId: string, f: AppFilter, w: ListWindow): Promise<{ total: number; rows: AppRow[] }> {
+  let base = q(db).selectFrom('apps').where('org_id', '=', orgId);
+  if (f.name) base = base.where(contains('name', f.name));
+  if (f.error !== undefined) base = base.where('error', f.error ? 'is not' : 'is', null);
+  const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+  const rows = await applyWindow(base.selectAll(), w, 'name').execute();
+  return { total: Number(total), rows };
+}
+
+/** Names of every app of the org, sorted. */
+export async function appNamesOfOrg(db: Executor, orgId: string): Promise<string[]> {
+  const rows = await q(db).selectFrom('apps').select('name').where('org_id', '=', orgId).orderBy('name').execute();
+  return rows.map((r) => r.name);
+}
+
+export async function insertApp(db: Executor, row: AppRow): Promise<void> {
+  await q(db).insertInto('apps').values(row).execute();
+}
+
+export async function updateApp(db: Executor, id: string, changes: AppUpdate): Promise<void> {
+  await q(db).updateTable('apps').set(changes).where('id', '=', id).execute();
+}
+
+/** Deletes the app; its deployment list, builds, patches and publication records go with it (cascade). */
+export async function deleteApp(db: Executor, id: string): Promise<void> {
+  await q(db).deleteFrom('apps').where('id', '=', id).execute();
+}
+
+/** Replaces the app's explicit deployment list (empty = every deployment of the org). */
+export async function setAppDeployments(db: Executor, appId: string, deploymentIds: string[]): Promise<void> {
+  await q(db).deleteFrom('app_deployments').where('app_id', '=', appId).execute();
+  if (deploymentIds.length > 0) {
+    await q(db).insertInto('app_deployments').values(deploymentIds.map((deployment_id) => ({ app_id: appId, deployment_id }))).execute();
+  }
+}
+
+/** Explicit deployment names per app id (sorted; empty = all of the org's), for a page of apps in one query. */
+export async function deploymentNamesOfApps(db: Executor, appIds: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>(appIds.map((id) => [id, []]));
+  if (appIds.length === 0) return out;
+  const rows = await q(db)
+    .selectFrom('app_deployments')
+    .innerJoin('deployments', 'deployments.id', 'app_deployments.deployment_id')
+    .select(['app_deployments.app_id', 'deployments.name'])
+    .where('app_deployments.app_id', 'in', appIds)
+    .orderBy('deployments.name')
+    .execute();
+  for (const r of rows) out.get(r.app_id)?.push(r.name);
+  return out;
+}
+
+/** Builds per app id, oldest first. */
+export async function buildsOfApps(db: Executor, appIds: string[]): Promise<Map<string, BuildRow[]>> {
+  const out = new Map<string, BuildRow[]>(appIds.map((id) => [id, []]));
+  if (appIds.length === 0) return out;
+  const rows = await q(db).selectFrom('builds').selectAll().where('app_id', 'in', appIds).orderBy('app_id').orderBy('build_id').execute();
+  for (const r of rows) out.get(r.app_id)?.push(r);
+  return out;
+}
+
+/** Patches per app id, by target then source build. */
+export async function patchesOfApps(db: Executor, appIds: string[]): Promise<Map<string, PatchRow[]>> {
+  const out = new Map<string, PatchRow[]>(appIds.map((id) => [id, []]));
+  if (appIds.length === 0) return out;
+  const rows = await q(db)
+    .selectFrom('patches')
+    .selectAll()
+    .where('app_id', 'in', appIds)
+    .orderBy('app_id')
+    .orderBy('to_build_id')
+    .orderBy('from_build_id')
+    .execute();
+  for (const r of rows) out.get(r.app_id)?.push(r);
+  return out;
+}
+
+export interface AppStoredBytes {
+  appName: string;
+  buildsBytes: number;
+  imagesBytes: number;
+  patchesBytes: number;
+  tracesBytes: number;
+}
+
+/** Stored bytes of every app of the org, by name (consumption, api.md §12). */
+export async function storedBytesOfApps(db: Executor, orgId: string): Promise<AppStoredBytes[]> {
+  const rows = await q(db)
+    .selectFrom('apps')
+    .select((eb) => [
+      'apps.name',
+      'apps.uploads_bytes',
+      'apps.traces_bytes',
+      eb
+        .selectFrom('builds')
+        .select((e) => e.fn.coalesce(e.fn.sum<number>('builds.image_bytes'), e.lit(0)).as('s'))
+        .whereRef('builds.app_id', '=', 'apps.id')
+        .as('images'),
+      eb
+        .selectFrom('patches')
+        .select((e) => e.fn.coalesce(e.fn.sum<number>('patches.size_bytes'), e.lit(0)).as('s'))
+        .whereRef('patches.app_id', '=', 'apps.id')
+        .as('patches'),
+    ])
+    .where('apps.org_id', '=', orgId)
+    .orderBy('apps.name')
+    .execute();
+  return rows.map((r) => ({
+    appName: r.name,
+    buildsBytes: Number(r.uploads_bytes),
+    imagesBytes: Number(r.images ?? 0),
+    patchesBytes: Number(r.patches ?? 0),
+    tracesBytes: Number(r.traces_bytes),
+  }));
+}
+
+/** Ids of the deployments that recorded a publication of the app. */
+export async function deploymentIdsPublishingApp(db: Executor, appId: string): Promise<string[]> {
+  const rows = await q(db).selectFrom('app_publications').select('deployment_id').where('app_id', '=', appId).execute();
+  return rows.map((r) => r.deployment_id);
+}

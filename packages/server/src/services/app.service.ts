@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import type { AppRow, AppUpdate, BuildRow, DeploymentRow, PatchRow } from '../db/app-tables.js';
+import { isUniqueViolation } from '../db/errors.js';
+import {
+  buildsOfApps,
+  deleteApp,
+  deploymentIdsPublishingApp,
+  deploymentNamesOfApps,
+  findApp,
+  insertApp,
+  listApps,
+  patchesOfApps,
+  setAppDeployments,
+  updateApp,
+} from '../db/repositories/app.repository.js';
+import { allDeploymentsOfOrg, findDeploymentsByNames } from '../db/repositories/deployment.repository.js';
+import type { Executor } from '../db/repositories/common.js';
+import { toUnixSeconds } from '../domain/clock.js';
+import { AppError, invalidParam, notFound } from '../domain/errors.js';
+import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
+import type { SecretBox } from '../domain/secret-box.js';
+import { requirePermission, type Principal, type ServiceDeps } from './context.js';
+import { openDeploymentSettings } from './deployment.service.js';
+import type { CleanupReport, NamedOrigin, OriginFileOps } from './published-files.js';
+
+export const DEFAULT_MAX_BUILDS = 5;
+export const MIN_MAX_BUILDS = 1;
+export const MAX_MAX_BUILDS = 100;
+
+export interface CreateAppInput {
+  name: string;
+  label: string;
+  maxBuilds?: number;
+  /** Deployment names of the org; absent, null or [] = every deployment of the org. */
+  deployments?: string[] | null;
+}
+
+export interface PatchAppInput {
+  name: string;
+  label?: string;
+  maxBuilds?: number;
+  /** Replaces the list; null or [] = every deployment of the org. */
+  deployments?: string[] | null;
+}
+
+export interface AppDto {
+  name: string;
+  label: string;
+  maxBuilds: number;
+  /** Newest published build; null before the first import is published. */
+  iCurBuild: number | null;
+  dxfName: string | null;
+  builds: Array<{ buildId: number; buildName: string | null; sizeBytes: number; files: number; created: number }>;
+  patches: Array<{ fromBuildId: number; toBuildId: number; sizeBytes: number }>;
+  /** The explicit list; [] = every deployment of the org. */
+  deployments: string[];
+  processing: boolean;
+  exporting: boolean;
+  locked: boolean;
+  /** Set while the app is in error state after a failed deploy (the pipeline stores this JSON in apps.error). */
+  error: AppErrorState | null;
+  sizeBytes: number;
+  created: number;
+  updated: number;
+}
+
+/** `since`: UNIX seconds. */
+export interface AppErrorState {
+  task: string;
+  type: string;
+  message: string;
+  since: number;
+  [detail: string]: unknown;
+}
+
+export interface DeleteAppResult {
+  /** Removal of the app's files from the depot and its deployments; the records are gone either way. */
+  cleanup: CleanupReport;
+}
+
+export interface AppServiceOptions {
+  secrets: SecretBox;
+  files: OriginFileOps;
+}
+
+const APP_LIST = {
+  orderable: ['name', 'label', 'maxBuilds', 'iCurBuild', 'sizeBytes', 'created', 'updated'],
+  fields: [
+    'name', 'label', 'maxBuilds', 'iCurBuild', 'dxfName', 'builds', 'patches', 'deployments', 'processing', 'exporting', 'locked',
+    'error', 'sizeBytes', 'created', 'updated',
+  ],
+  defaultOrder: [{ field: 'name', desc: false }],
+} as const;
+const APP_COLUMNS: Record<string, string> = {
+  name: 'name', label: 'label', maxBuilds: 'max_builds', iCurBuild: 'i_cur_build', sizeBytes: 'size_bytes', created: 'created_ms', updated: 'updated_ms',
+};
+
+/**
+ * The app object of api.md §7.1. `builds` lists only builds whose image exists (state `ready`);
+ * builds being imported or that failed are tasks, not builds.
+ */
+export function toAppDto(r: AppRow, deployments: string[], builds: BuildRow[], patches: PatchRow[]): AppDto {
+  return {
+    name: r.name,
+    label: r.label,
+    maxBuilds: Number(r.max_builds),
+    iCurBuild: r.i_cur_build === null ? null : Number(r.i_cur_build),
+    dxfName: r.dxf_name,
+    builds: builds
+      .filter((b) => b.state === 'ready')
+      .map((b) => ({
+        buildId: Number(b.build_id), buildName: b.build_name, sizeBytes: Number(b.size_bytes), files: Number(b.files), created: toUnixSeconds(Number(b.created_ms)),
+      })),
+    patches: patches.map((p) => ({ fromBuildId: Number(p.from_build_id), toBuildId: Number(p.to_build_id), sizeBytes: Number(p.size_bytes) })),
+    deployments,
+    processing: Number(r.processing) !== 0,
+    exporting: Number(r.exporting) !== 0,
+    locked: Number(r.locked) !== 0,
+    error: r.error === null ? null : (JSON.parse(r.error) as AppErrorState),
+    sizeBytes: Number(r.size_bytes),
+    created: toUnixSeconds(Number(r.created_ms)),
+    updated: toUnixSeconds(Number(r.updated_ms)),
+  };
+}
+
+function checkMaxBuilds(n: number): void {
+  if (!Number.isInteger(n) || n < MIN_MAX_BUILDS || n > MAX_MAX_BUILDS) {
+    throw invalidParam('maxBuilds', `must be an integer in ${MIN_MAX_BUILDS}..${MAX_MAX_BUILDS}`);
+  }
+}
+
+/** Apps of the caller's org (`apps`, api.md §7.1). Another org's app is always `not-found`. */
+export class AppService {
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly opts: AppServiceOptions,
+  ) {}
+
+  async list(auth: Principal, filter: { name?: string; error?: boolean }, raw: RawListQuery): Promise<Page<AppDto>> {
+    const user = requirePermission(auth, 'apps', 'read');
+    const q = parseListQuery(raw, APP_LIST);
+    const { db } = this.deps;
+    const { total, rows } = await listApps(db, user.orgId, filter, {
+      offset: q.offset, limit: q.limit, order: q.order.map((o) => ({ column: APP_COLUMNS[o.field], desc: o.desc })),
+    });
+    const items = await this.dtos(db, rows);
+    return { total, offset: q.offset, limit: q.limit, items: items.map((a) => project(a, q.fields)) };
+  }
+
+  async get(auth: Principal, name: string, fields?: string[]): Promise<Partial<AppDto>> {
+    const user = requirePermission(auth, 'apps', 'read');
+    const q = parseListQuery({ fields }, APP_LIST);
+    const row = await findApp(this.deps.db, user.orgId, name);
+    if (!row) throw notFound('app', name);
+    const [dto] = await this.dtos(this.deps.db, [row]);
+    return project(dto, q.fields);
+  }
+
+  /** Errors: invalid-param `maxBuilds` (1–100), invalid-param `deployments` for a name not in the org; already-exists. */
+  async create(auth: Principal, input: CreateAppInput): Promise<AppDto> {
+    const user = requirePermission(auth, 'apps', 'create');
+    const maxBuilds = input.maxBuilds ?? DEFAULT_MAX_BUILDS;
+    checkMaxBuilds(maxBuilds);
+    const now = this.deps.clock.now();
+    const row: AppRow = {
+      id: randomUUID(), org_id: user.orgId, name: input.name, label: input.label, max_builds: maxBuilds,
+      i_cur_build: null, dxf_name: null, next_build_id: 1, processing: 0, exporting: 0, locked: 0, error: null,
+      size_bytes: 0, uploads_bytes: 0, traces_bytes: 0, created_ms: now, updated_ms: now,
+    };
+    let names: string[] = [];
+    try {
+      await this.deps.db.transaction().execute(async (trx) => {
+        const deployments = await this.resolveDeployments(trx, user.orgId, input.deployments ?? null);
+        names = deployments.map((d) => d.name);
+        await insertApp(trx, row);
+        await setAppDeployments(trx, row.id, deployments.map((d) => d.id));
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new AppError('already-exists', `app '${input.name}' already exists`, { param: 'name' });
+      throw e;
+    }
+    return toAppDto(row, names, [], []);
+  }
+
+  /**
+   * Changes label, maxBuilds (builds beyond a lowered maxBuilds go at the next import's rotation)
+   * and the deployment list (replaced; null or [] = every deployment of the org). Errors as create, plus not-found.
+   */
+  async patch(auth: Principal, input: PatchAppInput): Promise<AppDto> {
+    const user = requirePermission(auth, 'apps', 'update');
+    if (input.maxBuilds !== undefined) checkMaxBuilds(input.maxBuilds);
+    const { db, clock } = this.deps;
+    const id = await db.transaction().execute(async (trx) => {
+      const row = await findApp(trx, user.orgId, input.name);
+      if (!row) throw notFound('app', input.name);
+      const changes: AppUpdate = { updated_ms: clock.now() };
+      if (input.label !== undefined) changes.label = input.label;
+      if (input.maxBuilds !== undefined) changes.max_builds = input.maxBuilds;
+      if (input.deployments !== undefined) {
+        const deployments = await this.resolveDeployments(trx, user.orgId, input.deployments);
+        await setAppDeployments(trx, row.id, deployments.map((d) => d.id));
+      }
+      await updateApp(trx, row.id, changes);
+      return row.id;
+    });
+    const row = await findApp(db, user.orgId, input.name);
+    if (!row || row.id !== id) throw notFound('app', input.name);
+    const [dto] = await this.dtos(db, [row]);
+    return dto;
+  }
+
+  /**
+   * Deletes the app with its builds, patches and records (`409 app-locked` while an import is
+   * processing it), then removes its files from the depot and from every deployment it may be
+   * published on (its targets and any deployment that recorded a publication of it).
+   */
+  async delete(auth: Principal, name: string): Promise<DeleteAppResult> {
+    const user = requirePermission(auth, 'apps', 'delete');
+    const targets = await this.deps.db.transaction().execute(async (trx) => {
+      const row = await findApp(trx, user.orgId, name);
+      if (!row) throw notFound('app', name);
+      if (Number(row.processing) !== 0) throw new AppError('app-locked', `app '${name}' is being processed; delete it when the import ends`);
+      const explicit = (await deploymentNamesOfApps(trx, [row.id])).get(row.id) ?? [];
+      const all = await allDeploymentsOfOrg(trx, user.orgId);
+      const published = new Set(await deploymentIdsPublishingApp(trx, row.id));
+      const chosen = all.filter((d) => explicit.length === 0 || explicit.includes(d.name) || published.has(d.id));
+      await deleteApp(trx, row.id);
+      return chosen;
+    });
+    const origins: NamedOrigin[] = [];
+    const failures: CleanupReport['failures'] = [];
+    for (const d of targets) {
+      try {
+        origins.push({ name: d.name, settings: openDeploymentSettings(d, this.opts.secrets) });
+      } catch {
+        failures.push({ origin: d.name, message: 'the stored secret does not open with the installation key' });
+      }
+    }
+    const report = await this.opts.files.removeAppFiles(user.orgName, name, origins);
+    return { cleanup: { ok: report.ok && failures.length === 0, failures: [...failures, ...report.failures] } };
+  }
+
+  private async dtos(db: Executor, rows: AppRow[]): Promise<AppDto[]> {
+    const ids = rows.map((r) => r.id);
+    const [deployments, builds, patches] = await Promise.all([deploymentNamesOfApps(db, ids), buildsOfApps(db, ids), patchesOfApps(db, ids)]);
+    return rows.map((r) => toAppDto(r, deployments.get(r.id) ?? [], builds.get(r.id) ?? [], patches.get(r.id) ?? []));
+  }
+
+  /** null or [] = none stored (every deployment of the org); otherwise each name must exist in the org. */
+  private async resolveDeployments(db: Executor, orgId: string, names: string[] | null): Promise<DeploymentRow[]> {
+    if (names === null || names.length === 0) return [];
+    const unique = [...new Set(names)];
+    const found = await findDeploymentsByNames(db, orgId, unique);
+    if (found.length !== unique.length) {
+      const missing = unique.find((n) => !found.some((d) => d.name === n));
+      throw invalidParam('deployments', `names an unknown deployment '${missing}'`);
+    }
+    return found;
+  }
+}

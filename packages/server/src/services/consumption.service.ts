@@ -1,0 +1,27 @@
+import { storedBytesOfApps, type AppStoredBytes } from '../db/repositories/app.repository.js';
+import { publishedBytesByDeployment } from '../db/repositories/deployment.repository.js';
+import { requirePermission, type Principal, type ServiceDeps } from './context.js';
+
+export interface ConsumptionDto {
+  /** Bytes stored per app, by app name: native builds being imported, images, patches, traces. */
+  apps: AppStoredBytes[];
+  /** Bytes published per deployment (every deployment of the org), by name. */
+  deployments: Array<{ name: string; publishedBytes: number }>;
+}
+
+/**
+ * Storage figures of the caller's org (`consumption.read`, api.md §12), read from the records the
+ * import pipeline keeps (no walk over the stores): zeros until something was imported or published.
+ */
+export class ConsumptionService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async get(auth: Principal): Promise<ConsumptionDto> {
+    const user = requirePermission(auth, 'consumption', 'read');
+    const [apps, deployments] = await Promise.all([
+      storedBytesOfApps(this.deps.db, user.orgId),
+      publishedBytesByDeployment(this.deps.db, user.orgId),
+    ]);
+    return { apps, deployments };
+  }
+}
