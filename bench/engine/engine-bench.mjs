@@ -16,7 +16,7 @@ const { values: opt } = parseArgs({
     seed: { type: 'string', default: '1' },
     'zstd19-pairs': { type: 'string', default: '1' },
     'xdelta-pairs': { type: 'string', default: '99' },
-    real: { type: 'string', default: '@swc/core-linux-x64-gnu@1.16.21,@swc/core-linux-x64-gnu@1.16.22;typescript@5.9.2,typescript@5.9.3' },
+    real: { type: 'string', default: '@biomejs/cli-linux-x64@2.6.7,@biomejs/cli-linux-x64@2.6.8;typescript@5.9.2,typescript@5.9.3' },
     'rss-sizes': { type: 'string', default: '1000000000,4000000000' },
     skip: { type: 'string', default: '' },
     /** What makePatch reads, in order of preference: image, tar, folder. */

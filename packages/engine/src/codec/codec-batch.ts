@@ -1,6 +1,7 @@
 // Hash + compress a batch of chunks. Runs inside codec workers and, as a fallback, on the calling thread.
 // The result is packed into one ArrayBuffer so it crosses the thread boundary without a copy.
-import { ChunkCompressor, compressBound, decodeChunk, sha256 } from './chunk-codec.js';
+import { createHash } from 'node:crypto';
+import { ChunkCompressor, compressBound, decodeChunkInto, sha256 } from './chunk-codec.js';
 import type { Codec } from '../format/types.js';
 
 export interface CodecBatch {
@@ -77,6 +78,11 @@ export interface DecodeBatch {
   rawLengths: Uint32Array;
   /** Expected SHA-256 per chunk, 32 bytes each. */
   hashes: Uint8Array;
+  /**
+   * A spent result buffer to decode into when it is large enough (4 + sum of rawLengths); saves allocating
+   * and faulting in fresh memory per batch. Otherwise a new buffer is allocated.
+   */
+  out?: ArrayBuffer;
 }
 
 /** Sentinel in the first word of a decode result: every chunk verified. */
@@ -84,30 +90,31 @@ export const DECODE_OK = 0xffffffff;
 
 /**
  * Decodes and verifies every chunk. Result: [u32 index of the first bad chunk or DECODE_OK][raw bytes back to
- * back]. Never throws for bad data: damage is reported through the index.
+ * back], in `batch.out` when it is large enough. Never throws for bad data: damage is reported through the index.
  */
 export function decodeBatch(batch: DecodeBatch): Uint8Array {
   const n = batch.codecs.length;
   let total = 0;
   for (let i = 0; i < n; i++) total += batch.rawLengths[i];
-  const out = new Uint8Array(new ArrayBuffer(4 + total));
-  const view = new DataView(out.buffer);
+  const buffer = batch.out !== undefined && batch.out.byteLength >= 4 + total ? batch.out : new ArrayBuffer(4 + total);
+  const out = new Uint8Array(buffer, 0, 4 + total);
+  const view = new DataView(buffer);
   view.setUint32(0, DECODE_OK, true);
   let src = 0;
   let dst = 4;
   for (let i = 0; i < n; i++) {
     const stored = batch.data.subarray(src, src + batch.storedLengths[i]);
     src += batch.storedLengths[i];
-    const rawLen = batch.rawLengths[i];
+    const raw = out.subarray(dst, dst + batch.rawLengths[i]);
     try {
-      const raw = decodeChunk(batch.codecs[i] as Codec, stored, rawLen);
-      if (!sha256(raw).equals(batch.hashes.subarray(32 * i, 32 * i + 32))) throw new Error('hash mismatch');
-      out.set(raw, dst);
+      decodeChunkInto(batch.codecs[i] as Codec, stored, raw);
+      const h = createHash('sha256').update(raw).digest();
+      if (!h.equals(batch.hashes.subarray(32 * i, 32 * i + 32))) throw new Error('hash mismatch');
     } catch {
       view.setUint32(0, i, true);
       return out.subarray(0, 4);
     }
-    dst += rawLen;
+    dst += raw.length;
   }
   return out;
 }

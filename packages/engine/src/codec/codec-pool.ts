@@ -52,12 +52,14 @@ export class CodecPool {
   }
 
   /**
-   * Decodes and verifies stored payloads. Returns [u32 first bad index or DECODE_OK][raw bytes]. The batch's
-   * buffers are transferred to the worker: do not reuse them.
+   * Decodes and verifies stored payloads. Returns [u32 first bad index or DECODE_OK][raw bytes], decoded into
+   * `batch.out` when it is large enough. The batch's buffers (data, out) are transferred to the worker: do not
+   * reuse them.
    */
   async decode(batch: DecodeBatch): Promise<Uint8Array> {
     if (!this.piscina) return decodeBatch(batch);
     const transferList = [batch.data.buffer as ArrayBuffer];
+    if (batch.out !== undefined) transferList.push(batch.out);
     return (await this.piscina.run(batch, { transferList })) as Uint8Array;
   }
 

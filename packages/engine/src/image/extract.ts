@@ -256,33 +256,67 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
     if (!resumed) await saveState(0);
     const refetchCount = refetch.size;
     const pool = new CodecPool({ threads: opts.threads });
+    // One pending positional write: consecutive chunks of one file that also lie back to back in one decode
+    // buffer (the usual case in stream order) become a single write and a single hash update.
+    let pFile = -1;
+    let pBuf: Buffer | undefined;
+    let pStart = 0;
+    let pEnd = 0;
+    let pAt = 0;
+    const flushPending = (): void => {
+      if (pBuf === undefined) return;
+      const fi = pFile;
+      const fd = getHandle(fi);
+      const len = pEnd - pStart;
+      let w = 0;
+      while (w < len) w += writeSync(fd, pBuf, pStart + w, len - w, pAt + w);
+      if (!reread[fi]) {
+        if (nextOffset[fi] === pAt) {
+          (hashes[fi] ??= createHash('sha256')).update(pBuf.subarray(pStart, pEnd));
+          nextOffset[fi] = pAt + len;
+        } else reread[fi] = 1;
+      }
+      pBuf = undefined;
+      pFile = -1;
+    };
     try {
-      for await (const { index: ci, raw } of readChunks(img, order, { ...opts.reads, pool })) {
+      for await (const { index: ci, raw, endOfRead } of readChunks(img, order, { ...opts.reads, pool, reuseBuffers: true })) {
         opts.signal?.throwIfAborted();
         fetched++;
+        // `raw` is a view into its read's buffer: `whole` is that buffer, `rawStart` where the chunk begins in it.
+        const whole = Buffer.from(raw.buffer, 0, raw.buffer.byteLength);
+        const rawStart = raw.byteOffset;
         for (let s = counts[ci]; s < counts[ci + 1]; s++) {
           const fi = locFile[s];
           if (remaining[fi] === 0) continue; // already complete and verified
           const off = locOffset[s];
-          const fd = getHandle(fi);
-          let w = 0;
-          while (w < raw.length) w += writeSync(fd, raw, w, raw.length - w, off + w);
-          if (!reread[fi]) {
-            if (nextOffset[fi] === off) {
-              (hashes[fi] ??= createHash('sha256')).update(raw);
-              nextOffset[fi] = off + raw.length;
-            } else reread[fi] = 1;
+          if (pBuf !== undefined && pFile === fi && pBuf.buffer === raw.buffer && pEnd === rawStart && pAt + (pEnd - pStart) === off) {
+            pEnd += raw.length;
+          } else {
+            flushPending();
+            pFile = fi;
+            pBuf = whole;
+            pStart = rawStart;
+            pEnd = rawStart + raw.length;
+            pAt = off;
           }
           done += raw.length;
           sinceState += raw.length;
-          if (--remaining[fi] === 0) await completeFile(fi);
+          if (--remaining[fi] === 0) {
+            flushPending();
+            await completeFile(fi);
+          }
         }
+        if (endOfRead) flushPending(); // the read's buffer is recycled once we ask for the next chunk
         if (fetched > refetchCount && sinceState >= (opts.stateEveryBytes ?? EXTRACT_STATE_EVERY_BYTES)) {
+          // The state promises that every chunk before ci + 1 is on disk.
+          flushPending();
           sinceState = 0;
           await saveState(ci + 1);
         }
         opts.onProgress?.({ doneBytes: done, totalBytes });
       }
+      flushPending();
     } finally {
       for (const fd of handles.values()) closeSync(fd);
       handles.clear();

@@ -86,23 +86,41 @@ export interface ReadChunksOptions {
   parallelReads?: number;
   /** Decode and verify on these worker threads instead of the calling thread. */
   pool?: CodecPool;
+  /**
+   * With a pool: reuse each read's decode buffer for a later read. A yielded `raw` then stays valid only until
+   * the generator is resumed after the chunk marked `endOfRead` (copy it to keep it longer).
+   */
+  reuseBuffers?: boolean;
+}
+
+/** One verified chunk from readChunks. */
+export interface ReadChunk {
+  index: number;
+  raw: Buffer;
+  /** Last chunk of one coalesced read: with `reuseBuffers`, the bytes of this read are recycled after it. */
+  endOfRead: boolean;
 }
 
 /**
  * Yields the raw bytes of the given chunks in the given order (one read per run of adjacent chunks, a few reads
  * ahead), each verified. Errors: CorruptionError ('chunk', 'pack-missing', 'pack-truncated'), source errors.
  */
-export async function* readChunks(img: OpenedImage, indexes: readonly number[], opts: ReadChunksOptions = {}): AsyncGenerator<{ index: number; raw: Buffer }> {
+export async function* readChunks(img: OpenedImage, indexes: readonly number[], opts: ReadChunksOptions = {}): AsyncGenerator<ReadChunk> {
   const m = img.manifest;
   const groups = coalesce(m, indexes);
   const ahead = Math.max(1, opts.parallelReads ?? 4);
   const pool = opts.pool && opts.pool.threads > 0 ? opts.pool : undefined;
   const reads: Array<Promise<Uint8Array>> = [];
+  // Spent decode buffers (reuseBuffers): at most `ahead` + 1 exist at a time, so memory stays bounded.
+  const spare: ArrayBuffer[] = [];
   const start = (g: number[]): Promise<Uint8Array> => {
     const first = m.chunks[g[0]];
     const last = m.chunks[g[g.length - 1]];
     let p = img.source.readRange(packPath(m, first), first.offset, last.offset + last.storedSizeBytes - first.offset);
-    if (pool) p = p.then((bytes) => decodeOnPool(pool, m, g, bytes));
+    if (pool) {
+      const out = opts.reuseBuffers ? spare.pop() : undefined;
+      p = p.then((bytes) => decodeOnPool(pool, m, g, bytes, out));
+    }
     p.catch(() => undefined);
     return p;
   };
@@ -115,18 +133,19 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
       if (pool) {
         // Already decoded and verified by a worker: raw chunks back to back.
         let off = 0;
-        for (const i of g) {
-          const len = m.chunks[i].rawSizeBytes;
+        for (let k = 0; k < g.length; k++) {
+          const len = m.chunks[g[k]].rawSizeBytes;
           const raw = Buffer.from(bytes.buffer, bytes.byteOffset + off, len);
           off += len;
-          yield { index: i, raw };
+          yield { index: g[k], raw, endOfRead: k === g.length - 1 };
         }
+        if (opts.reuseBuffers) spare.push(bytes.buffer as ArrayBuffer);
         continue;
       }
       const base = m.chunks[g[0]].offset;
-      for (const i of g) {
-        const c = m.chunks[i];
-        yield { index: i, raw: verifyChunk(m, c, bytes.subarray(c.offset - base, c.offset - base + c.storedSizeBytes)) };
+      for (let k = 0; k < g.length; k++) {
+        const c = m.chunks[g[k]];
+        yield { index: g[k], raw: verifyChunk(m, c, bytes.subarray(c.offset - base, c.offset - base + c.storedSizeBytes)), endOfRead: k === g.length - 1 };
       }
     }
   } finally {
@@ -134,7 +153,7 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
   }
 }
 
-async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array): Promise<Uint8Array> {
+async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array, reuse?: ArrayBuffer): Promise<Uint8Array> {
   const n = g.length;
   const codecs = new Uint8Array(n);
   const storedLengths = new Uint32Array(n);
@@ -149,7 +168,7 @@ async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: U
   });
   // Transfer needs a buffer of our own (a source may hand out views of a shared pool).
   const data = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : stored.slice();
-  const out = await pool.decode({ kind: 'decode', data, codecs, storedLengths, rawLengths, hashes });
+  const out = await pool.decode({ kind: 'decode', data, codecs, storedLengths, rawLengths, hashes, out: reuse });
   const bad = new DataView(out.buffer, out.byteOffset, 4).getUint32(0, true);
   if (bad !== DECODE_OK) {
     const c = m.chunks[g[bad]];

@@ -3,6 +3,8 @@
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, symlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MAX_SYMLINK_HOPS } from '../format/constants.js';
+import { parentOf, symlinkEscapesRoot } from '../format/paths.js';
 import type { FileEntry, Manifest } from '../format/types.js';
 import { DATA_PART_NAME, ManifestPartKind, MANIFEST_PART_NAME, BASE_PART_NAME, MAX_REF_BYTES, RecordTag, RunCodec } from './constants.js';
 import { PatchCorruptError, PatchInputError, PatchUnsupportedError, UnsafePathError, WrongBaseError } from './errors.js';
@@ -140,34 +142,48 @@ export function checkRelativePath(p: string): void {
 }
 
 /**
- * B's entries must stay inside the output folder: safe paths, unique, every parent a directory
- * entry of B (so nothing is ever written through a symlink), hard links to regular files of B,
- * symlink targets that resolve inside the root.
+ * B's entries must stay inside the output folder: safe paths, unique, no entry beneath a file, a
+ * symlink or a hard link of B (so nothing is ever written through a link), hard links to regular
+ * files of B, symlinks that resolve inside the root even when followed through other symlinks of B.
+ * A parent that is no entry of B is an implicit folder (tars without folder entries): the applier
+ * creates it, as extract does. Throws UnsafePathError naming the offending entry.
  */
 export function validateTarget(m: Manifest): void {
   const types = new Map<string, FileEntry['type']>();
+  const symlinks = new Map<string, string>();
   for (const f of m.files) {
     checkRelativePath(f.path);
     if (types.has(f.path)) throw new UnsafePathError(f.path, 'duplicate path');
     types.set(f.path, f.type);
+    if (f.type === 'symlink') symlinks.set(f.path, f.linkTarget);
   }
+  // Folders (explicit or implicit) whose ancestors are known to be folders or implicit.
+  const checked = new Set<string>();
   for (const f of m.files) {
-    const slash = f.path.lastIndexOf('/');
-    if (slash > 0 && types.get(f.path.slice(0, slash)) !== 'dir') throw new UnsafePathError(f.path, 'parent is not a directory of the build');
+    for (let p = parentOf(f.path); p !== '' && !checked.has(p); p = parentOf(p)) {
+      const t = types.get(p);
+      if (t !== undefined && t !== 'dir') throw new UnsafePathError(f.path, `lies beneath the ${t} ${p}`);
+      checked.add(p);
+    }
     if (f.type === 'hardlink') {
       checkRelativePath(f.linkTarget);
       if (types.get(f.linkTarget) !== 'file') throw new UnsafePathError(f.path, 'hard link to something that is not a file of the build');
     }
     if (f.type === 'symlink') {
       if (f.linkTarget.startsWith('/') || f.linkTarget === '') throw new UnsafePathError(f.path, 'absolute symlink');
-      let depth = f.path.split('/').length - 1;
-      for (const part of f.linkTarget.split('/')) {
-        if (part === '..') depth--;
-        else if (part !== '.' && part !== '') depth++;
-        if (depth < 0) throw new UnsafePathError(f.path, 'symlink points outside the root');
-      }
+      if (symlinkEscapesRoot(f.path, (q) => symlinks.get(q), MAX_SYMLINK_HOPS)) throw new UnsafePathError(f.path, 'symlink points outside the root');
     }
   }
+}
+
+/** Every folder B needs: its folder entries and the implicit parents of all entries, parents first. */
+export function foldersOf(m: Manifest): string[] {
+  const dirs = new Set<string>();
+  for (const f of m.files) {
+    if (f.type === 'dir') dirs.add(f.path);
+    for (let p = parentOf(f.path); p !== '' && !dirs.has(p); p = parentOf(p)) dirs.add(p);
+  }
+  return [...dirs].sort();
 }
 
 function validateBase(m: Manifest): void {
@@ -288,7 +304,9 @@ class Applier {
     this.reader = reader;
     await reader.header();
     const out = this.opts.outDir;
-    for (const f of this.b.files) if (f.type === 'dir') await mkdir(join(out, f.path), { recursive: true });
+    // Validated: no entry of B is a link or file above another, and links are created last, so no
+    // folder is ever made through a link.
+    for (const d of foldersOf(this.b)) await mkdir(join(out, d), { recursive: true });
     // Files identical to a file of A are copied whole, a few at a time, beside the sequential pass
     // that assembles the other files (which consumes the data part in order).
     const whole: Array<[number, FileEntry]> = [];

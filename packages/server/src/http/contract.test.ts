@@ -27,6 +27,9 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     expect(v.headers['x-request-id']).toMatch(/.+/);
     expect(v.json()).toMatchObject({ status: 'success', versions: { api: 'v1', edge: expect.any(String), engine: expect.any(String) } });
     expect(Object.keys(v.json().versions.formats).sort()).toEqual(['dxf', 'patch', 'trace']);
+    // Read from the engine's exported constants (patch reads 0 until the engine exports PATCH_POINTER_VERSION).
+    expect(v.json().versions.formats.dxf).toBeGreaterThan(0);
+    expect(v.json().versions.formats.trace).toBeGreaterThan(0);
     const h = await t.req('GET', '/srv/v1/health');
     expect(h.statusCode).toBe(200);
     expect(h.json().health).toMatchObject({ live: true, ready: true, database: 'ok', workers: { enabled: true, alive: true } });

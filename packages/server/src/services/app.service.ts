@@ -11,6 +11,7 @@ import {
   listApps,
   patchesOfApps,
   setAppDeployments,
+  targetDeploymentsOfApp,
   updateApp,
 } from '../db/repositories/app.repository.js';
 import { allDeploymentsOfOrg, findDeploymentsByNames } from '../db/repositories/deployment.repository.js';
@@ -220,10 +221,9 @@ export class AppService {
       const row = await findApp(trx, user.orgId, name);
       if (!row) throw notFound('app', name);
       if (Number(row.processing) !== 0) throw new AppError('app-locked', `app '${name}' is being processed; delete it when the import ends`);
-      const explicit = (await deploymentNamesOfApps(trx, [row.id])).get(row.id) ?? [];
-      const all = await allDeploymentsOfOrg(trx, user.orgId);
+      const current = new Set((await targetDeploymentsOfApp(trx, user.orgId, row.id)).map((d) => d.id));
       const published = new Set(await deploymentIdsPublishingApp(trx, row.id));
-      const chosen = all.filter((d) => explicit.length === 0 || explicit.includes(d.name) || published.has(d.id));
+      const chosen = (await allDeploymentsOfOrg(trx, user.orgId)).filter((d) => current.has(d.id) || published.has(d.id));
       await deleteApp(trx, row.id);
       return chosen;
     });

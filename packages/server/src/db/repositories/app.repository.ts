@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { AppRow, AppTables, AppUpdate, BuildRow, PatchRow } from '../app-tables.js';
+import type { AppRow, AppTables, AppUpdate, BuildRow, DeploymentRow, PatchRow } from '../app-tables.js';
 import type { Database } from '../database.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
@@ -136,4 +136,20 @@ export async function storedBytesOfApps(db: Executor, orgId: string): Promise<Ap
 export async function deploymentIdsPublishingApp(db: Executor, appId: string): Promise<string[]> {
   const rows = await q(db).selectFrom('app_publications').select('deployment_id').where('app_id', '=', appId).execute();
   return rows.map((r) => r.deployment_id);
+}
+
+/**
+ * Where an app is published: the deployments its explicit list names, or every deployment of
+ * the org when the list is empty (api.md §7.3), by name.
+ */
+export async function targetDeploymentsOfApp(db: Executor, orgId: string, appId: string): Promise<DeploymentRow[]> {
+  const explicit = await q(db)
+    .selectFrom('app_deployments')
+    .innerJoin('deployments', 'deployments.id', 'app_deployments.deployment_id')
+    .selectAll('deployments')
+    .where('app_deployments.app_id', '=', appId)
+    .orderBy('deployments.name')
+    .execute();
+  if (explicit.length > 0) return explicit;
+  return q(db).selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
 }
