@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
@@ -7,19 +8,35 @@ import { purgeExpiredSessions } from './db/repositories/credential.repository.js
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { randomSecret, sha256Hex } from './domain/secrets.js';
+import { SecretBox } from './domain/secret-box.js';
 import { buildApp, loggerOptions, readChangelog } from './http/app.js';
 import type { HealthReport } from './http/routes/srv.routes.js';
 import { helloHandler, type SelfCheck } from './queue/handlers/hello.js';
+import { webhookHandler, type WebhookHandlerOptions } from './queue/handlers/webhook.js';
 import { Worker, type TaskHandler } from './queue/worker.js';
+import { cleanupHandler } from './queue/handlers/cleanup.js';
+import { deployHandler } from './queue/handlers/deploy.js';
+import { dltarHandler } from './queue/handlers/dltar.js';
+import type { ImportDeps } from './queue/handlers/import-deps.js';
+import { mkrawHandler } from './queue/handlers/mkraw.js';
+import { isPublicAddress } from './pipeline/dltar.js';
+import { createDepotOrigin, createOrigin } from './publish/origin.js';
+import { BuildService } from './services/build.service.js';
+import { DepotService } from './services/depot.service.js';
+import { openDeploymentSettings } from './services/deployment.service.js';
+import { createBlobStore } from './storage/create-blob-store.js';
+import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
 import { AdminService } from './services/admin.service.js';
 import { ApiKeyService } from './services/apikey.service.js';
 import { AuthService, configuredAdminToken, hashedAdminToken, type AdminTokenVerifier } from './services/auth.service.js';
 import type { ServiceDeps, ServiceHooks } from './services/context.js';
 import { OrgService } from './services/org.service.js';
 import { RoleService } from './services/role.service.js';
+import { SubscriptionService } from './services/subscription.service.js';
 import { TaskService } from './services/task.service.js';
 import { UserService } from './services/user.service.js';
 import { currentVersions } from './version.js';
+import { WEBHOOK_TASK_TYPE } from './webhooks/emit.js';
 import pino, { type Logger } from 'pino';
 
 /** A readiness probe reported by /srv/v1/health (e.g. the blob store). Throws when not ready. */
@@ -39,6 +56,8 @@ export interface ServerOptions {
   readinessChecks?: ReadinessCheck[];
   /** Extra task handlers by type (later issues). */
   handlers?: Record<string, TaskHandler>;
+  /** Webhook delivery settings (tests shorten the retry schedule and the timeout). */
+  webhooks?: Pick<WebhookHandlerOptions, 'backoff' | 'timeoutMs' | 'random' | 'issuer'>;
   /** Where the generated admin token is printed once (default: stdout). */
   print?: (line: string) => void;
 }
@@ -53,6 +72,8 @@ export interface Server {
 }
 
 const ADMIN_TOKEN_FILE = 'admin-token.sha256';
+/** Where the depot (the publication layout of api.md §7.3) lives inside the blob store. */
+const DEPOT_PREFIX = 'cdn';
 const SESSION_RETENTION_MS = 7 * 24 * 3600 * 1000;
 const HOUSEKEEPING_INTERVAL_MS = 10 * 60 * 1000;
 
@@ -91,16 +112,52 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     await db.close();
     throw e;
   }
-  const hooks: ServiceHooks = { pruneOrgFiles: async () => {}, ...opts.hooks };
+  // The blob store: uploads under imports/, the depot (published layout, served at /cdn/*) under cdn/.
+  const blobStore = createBlobStore({
+    url: config.blob.url,
+    ...(config.blob.s3Endpoint ? { endpoint: config.blob.s3Endpoint } : {}),
+    ...(config.blob.s3Region ? { region: config.blob.s3Region } : {}),
+    ...(config.blob.s3AccessKeyId ? { accessKeyId: config.blob.s3AccessKeyId } : {}),
+    ...(config.blob.s3SecretAccessKey ? { secretAccessKey: config.blob.s3SecretAccessKey } : {}),
+    forcePathStyle: config.blob.s3ForcePathStyle,
+  });
+  const depotOrigin = createDepotOrigin(blobStore, DEPOT_PREFIX);
+  const pruneImports = async (orgName: string): Promise<void> => {
+    // The org's published layout in the depot; deployments' copies are removed with the
+    // deployments (their records are gone once this hook runs).
+    await depotOrigin.store.deletePrefix(`dxf/${orgName}/`);
+    await depotOrigin.store.deletePrefix(`pat/${orgName}/`);
+  };
+  const hooks: ServiceHooks = { pruneOrgFiles: pruneImports, ...opts.hooks };
   const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
 
+  // TODO(P1): replace with the SecretBox under the installation key once config provides it; an
+  // ephemeral key loses every sealed secret at restart.
+  const secrets = new SecretBox(randomBytes(32));
+
   let worker: Worker | undefined;
+  const importDeps: ImportDeps = {
+    db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'),
+    maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
+    gracePeriodSeconds: config.imports.gracePeriodSeconds,
+    ...(config.imports.allowPrivateUrls ? {} : { addressPolicy: isPublicAddress }),
+    openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets)),
+    poke: () => worker?.poke(),
+  };
   if (config.worker.enabled) {
     const selfChecks = opts.selfChecks ?? [];
     worker = new Worker({
       db: db.db, capabilities: db.capabilities, clock, log: taskLog.child({ component: 'worker' }),
-      handlers: { hello: helloHandler(() => selfChecks), ...opts.handlers },
+      handlers: {
+        hello: helloHandler(() => selfChecks),
+        dltar: dltarHandler(importDeps),
+        mkraw: mkrawHandler(importDeps),
+        deploy: deployHandler(importDeps),
+        cleanup: cleanupHandler(importDeps),
+        [WEBHOOK_TASK_TYPE]: webhookHandler({ db: db.db, clock, secrets, ...opts.webhooks }),
+        ...opts.handlers,
+      },
       concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
       backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
     });
@@ -113,7 +170,13 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     users: new UserService(deps),
     roles: new RoleService(deps),
     apiKeys: new ApiKeyService(deps),
-    tasks: new TaskService(deps),
+    tasks: new TaskService(deps, () => worker?.poke()),
+    builds: new BuildService(deps, {
+      blobStore, uploadExpirySeconds: config.imports.uploadExpirySeconds, maxUploadBytes: config.imports.maxUploadBytes,
+      poke: () => worker?.poke(),
+    }),
+    depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
+    subscriptions: new SubscriptionService(deps, { secrets }),
   };
 
   const health = async (): Promise<HealthReport> => {
@@ -162,6 +225,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       await app.close();
       await worker?.stop({ drain: true });
       await db.close();
+      await blobStore.close();
     })());
   return { app, db, config, worker, close };
 }

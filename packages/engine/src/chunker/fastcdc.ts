@@ -26,6 +26,39 @@ function topMask(bits: number): number {
   return bits <= 0 ? 0 : bits >= 32 ? -1 : ((0xffffffff << (32 - bits)) | 0);
 }
 
+/**
+ * Rolls the gear hash over buf[i, stop) and returns the offset just past the first byte where `h & mask` is 0,
+ * or -1 when there is none; the hash at that point is left in state[0]. Unrolled by four: the per-byte check
+ * is the same as a plain loop, so boundaries are too.
+ */
+function scanForCut(buf: Uint8Array, i: number, stop: number, h: number, mask: number, gear: Int32Array, state: Int32Array): number {
+  let j = i;
+  const stop4 = stop - 3;
+  while (j < stop4) {
+    h = ((h << 1) + gear[buf[j]]) | 0;
+    if ((h & mask) === 0) return done(state, h, j + 1);
+    h = ((h << 1) + gear[buf[j + 1]]) | 0;
+    if ((h & mask) === 0) return done(state, h, j + 2);
+    h = ((h << 1) + gear[buf[j + 2]]) | 0;
+    if ((h & mask) === 0) return done(state, h, j + 3);
+    h = ((h << 1) + gear[buf[j + 3]]) | 0;
+    if ((h & mask) === 0) return done(state, h, j + 4);
+    j += 4;
+  }
+  while (j < stop) {
+    h = ((h << 1) + gear[buf[j]]) | 0;
+    j++;
+    if ((h & mask) === 0) return done(state, h, j);
+  }
+  state[0] = h;
+  return -1;
+}
+
+function done(state: Int32Array, h: number, at: number): number {
+  state[0] = h;
+  return at;
+}
+
 /** Throws RangeError unless min <= avg <= max, within the accepted bounds and avg a power of two. */
 export function validateChunkingParams(p: ChunkingParams): void {
   const ok =
@@ -55,6 +88,8 @@ export class FastCdcChunker {
   /** Bytes of the current (open) chunk seen so far. */
   private len = 0;
   private hash = 0;
+  /** Out-parameter of scanForCut (the hash after the scan), kept to avoid an allocation per call. */
+  private readonly state = new Int32Array(1);
 
   constructor(params: ChunkingParams) {
     validateChunkingParams(params);
@@ -94,31 +129,21 @@ export class FastCdcChunker {
       let cut = false;
       if (len < avg) {
         const stop = i + Math.min(n - i, avg - len);
-        let j = i;
-        while (j < stop) {
-          h = ((h << 1) + gear[buf[j]]) | 0;
-          j++;
-          if ((h & maskS) === 0) {
-            cut = true;
-            break;
-          }
-        }
-        len += j - i;
-        i = j;
+        const j = scanForCut(buf, i, stop, h, maskS, gear, this.state);
+        h = this.state[0];
+        cut = j >= 0;
+        const end = cut ? j : stop;
+        len += end - i;
+        i = end;
       }
       if (!cut && len >= avg) {
         const stop = i + Math.min(n - i, max - len);
-        let j = i;
-        while (j < stop) {
-          h = ((h << 1) + gear[buf[j]]) | 0;
-          j++;
-          if ((h & maskL) === 0) {
-            cut = true;
-            break;
-          }
-        }
-        len += j - i;
-        i = j;
+        const j = scanForCut(buf, i, stop, h, maskL, gear, this.state);
+        h = this.state[0];
+        cut = j >= 0;
+        const end = cut ? j : stop;
+        len += end - i;
+        i = end;
         if (len >= max) cut = true;
       }
       if (cut) {

@@ -10,6 +10,12 @@ export interface CodecBatch {
   data: Uint8Array;
   /** Length of each chunk in `data`, in order. */
   lengths: Uint32Array;
+  /**
+   * Where the packed result may go inside `data.buffer` (a byte offset past the chunk bytes): when the result
+   * fits there it is written in place and the one buffer travels back, to be reused for a later batch.
+   * Otherwise (or when absent) a new buffer is allocated.
+   */
+  outOffset?: number;
 }
 
 export interface CodecBatchResult {
@@ -36,8 +42,10 @@ export function encodeBatch(batch: CodecBatch): Uint8Array {
   let bound = 0;
   for (let i = 0; i < n; i++) bound += compressBound(batch.lengths[i]);
   const headerBytes = 4 + 4 * n + 32 * n + n;
-  const out = new Uint8Array(new ArrayBuffer(headerBytes + bound));
-  const view = new DataView(out.buffer);
+  const at = batch.outOffset;
+  const inPlace = at !== undefined && at >= batch.data.byteOffset + batch.data.byteLength && at + headerBytes + bound <= batch.data.buffer.byteLength;
+  const out = inPlace ? new Uint8Array(batch.data.buffer, at, headerBytes + bound) : new Uint8Array(new ArrayBuffer(headerBytes + bound));
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(0, n, true);
   let src = 0;
   let dst = headerBytes;

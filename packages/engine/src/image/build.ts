@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FastCdcChunker, validateChunkingParams } from '../chunker/fastcdc.js';
+import { compressBound } from '../codec/chunk-codec.js';
 import { CodecPool } from '../codec/codec-pool.js';
 import type { CodecBatchResult } from '../codec/codec-batch.js';
 import { TarError } from '../errors.js';
@@ -58,6 +59,9 @@ export interface BuildResult {
   stats: BuildStats;
 }
 
+/** Room for the per-chunk header of a batch result (37 bytes a chunk) beyond zstd's bound for the batch. */
+const BATCH_RESULT_SLACK_BYTES = 1024 * 1024;
+
 interface PendingBatch {
   result: Promise<CodecBatchResult>;
   owners: Int32Array;
@@ -86,7 +90,12 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
   const inflight: PendingBatch[] = [];
   const maxInflight = Math.max(2, pool.threads * 2);
   const capacity = CODEC_BATCH_BYTES + chunking.maxSizeBytes;
-  let data: Uint8Array = Buffer.allocUnsafeSlow(capacity);
+  // One buffer per batch holds the chunk bytes and, past `capacity`, the worker's packed result; it comes back
+  // with the result and is reused once the writer has written the payloads (no fresh memory per batch).
+  const bufferBytes = capacity + compressBound(capacity) + BATCH_RESULT_SLACK_BYTES;
+  const spare: ArrayBuffer[] = [];
+  const takeBuffer = (): Uint8Array => new Uint8Array(spare.pop() ?? new ArrayBuffer(bufferBytes), 0, capacity);
+  let data: Uint8Array = takeBuffer();
   let used = 0;
   let openStart = 0;
   let lengths: number[] = [];
@@ -116,6 +125,13 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
       files[b.owners[i]].chunks.push(ci);
     }
     await writer.flush();
+    const spent = r.payload.buffer as ArrayBuffer;
+    if (spent.byteLength === bufferBytes) {
+      writer.written().then(
+        () => spare.push(spent),
+        () => undefined,
+      );
+    }
     opts.onProgress?.({ files: fileCount, rawBytes, storedBytes });
   };
 
@@ -123,10 +139,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
     opts.signal?.throwIfAborted();
     if (lengths.length === 0) return;
     const batchLengths = Uint32Array.from(lengths);
-    const result = pool.run({ level, data: data.subarray(0, used), lengths: batchLengths });
+    const result = pool.run({ level, data: data.subarray(0, used), lengths: batchLengths, outOffset: capacity });
     result.catch(() => undefined); // awaited in order by settle(); avoid an unhandled rejection meanwhile
     inflight.push({ result, owners: Int32Array.from(owners), lengths: Uint32Array.from(lengths) });
-    data = Buffer.allocUnsafeSlow(capacity);
+    data = takeBuffer();
     used = 0;
     openStart = 0;
     lengths = [];

@@ -103,6 +103,15 @@ export class ImageWriter {
     if (this.backlogBytes > MAX_WRITE_BACKLOG_BYTES) await this.writing;
   }
 
+  /**
+   * Resolves when every payload handed to append() before this call has been written (or its write failed:
+   * the error surfaces elsewhere). After that the caller may reuse those payloads' memory.
+   */
+  async written(): Promise<void> {
+    await this.flush();
+    await this.writing.catch(() => undefined);
+  }
+
   private async drainWrites(): Promise<void> {
     await this.flush();
     await this.writing;

@@ -17,6 +17,9 @@ export interface OpenedImage {
   manifest: Manifest;
 }
 
+/** Granularity of reused decode buffers. */
+const REUSE_ROUND_BYTES = 4 * 1024 * 1024;
+
 /**
  * Reads image.json and the manifest, checking the manifest's size and SHA-256 against image.json.
  * Errors: CorruptionError ('image-json', 'manifest'), FormatError (unsupported or malformed files).
@@ -118,7 +121,15 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
     const last = m.chunks[g[g.length - 1]];
     let p = img.source.readRange(packPath(m, first), first.offset, last.offset + last.storedSizeBytes - first.offset);
     if (pool) {
-      const out = opts.reuseBuffers ? spare.pop() : undefined;
+      let out: ArrayBuffer | undefined;
+      if (opts.reuseBuffers) {
+        let need = 4;
+        for (const i of g) need += m.chunks[i].rawSizeBytes;
+        const k = spare.findIndex((b) => b.byteLength >= need);
+        // Sizes are rounded up so that one buffer serves many reads; a new one is faulted in once, then reused.
+        out = k >= 0 ? spare.splice(k, 1)[0] : new ArrayBuffer(Math.ceil(need / REUSE_ROUND_BYTES) * REUSE_ROUND_BYTES);
+        if (k < 0 && spare.length > 0) spare.shift(); // keep the number of buffers bounded
+      }
       p = p.then((bytes) => decodeOnPool(pool, m, g, bytes, out));
     }
     p.catch(() => undefined);

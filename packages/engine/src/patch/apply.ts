@@ -1,6 +1,7 @@
 // applyPatch: A's installed folder + a patch -> B in a new folder (docs/FORMATS.md, "## Patch").
 
 import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, symlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_SYMLINK_HOPS } from '../format/constants.js';
@@ -55,6 +56,8 @@ export interface ApplyInternals {
 
 /** Threads hashing B's finished files beside the main thread's reads and writes. */
 const HASH_THREADS = 2;
+/** Largest read of consecutive A chunks copied into B (a single larger chunk is read alone). */
+const SPAN_BYTES = 8 << 20;
 
 const hex = (h: Uint8Array) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('hex');
 
@@ -176,6 +179,24 @@ export function validateTarget(m: Manifest): void {
   }
 }
 
+/**
+ * Permission bits applied to B's files: rwx for user, group and others only, as extract does (a
+ * patch never creates setuid, setgid or sticky files).
+ */
+export const fileMode = (mode: number): number => mode & 0o777;
+/** Folders additionally stay readable, writable and searchable by their owner (as extract does). */
+export const dirMode = (mode: number): number => (mode & 0o777) | 0o700;
+
+/** fsync of a file's data and inode, or of a folder's entries. */
+async function syncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Every folder B needs: its folder entries and the implicit parents of all entries, parents first. */
 export function foldersOf(m: Manifest): string[] {
   const dirs = new Set<string>();
@@ -238,7 +259,8 @@ class DataReader {
       if (this.pos !== this.size) throw new PatchCorruptError(DATA_PART_NAME, 'bytes after the end record', this.pos);
       return undefined;
     }
-    const payload = Buffer.from(await this.fill(rec.run.payloadSize));
+    // A view, not a copy: fill() never overwrites a buffer it has handed out, it allocates a new one.
+    const payload = await this.fill(rec.run.payloadSize);
     if (payload.length !== rec.run.payloadSize) throw new PatchCorruptError(DATA_PART_NAME, 'truncated run payload', offset);
     this.pos += payload.length;
     this.runsRead++;
@@ -270,9 +292,11 @@ class Applier {
   private readonly bLoc: Array<ALoc | undefined>;
   private readonly aHandles = new Map<number, FileHandle>();
   private readonly linkedA = new Set<number>();
-  /** Whole-file checks of assembled files, running on the hash pool. */
+  /** Whole-file checks of assembled files (on the hash pool) and fsyncs, running beside the assembly. */
   private readonly verifications: Array<Promise<void>> = [];
   private readonly aOffsets = new Map<number, number[]>();
+  /** Reusable read buffers for copied spans (a few are in flight at once); large buffers churned per span cost GC time. */
+  private readonly spanBuffers: Buffer[] = [];
   private pending: { run: RunHeader; payload: Buffer; offset: number } | undefined | null = null;
   private reader!: DataReader;
   private done = 0;
@@ -343,7 +367,13 @@ class Applier {
     // Directory modes last (a read-only directory would refuse its own content).
     for (let i = this.b.files.length - 1; i >= 0; i--) {
       const f = this.b.files[i];
-      if (f.type === 'dir') await chmod(join(out, f.path), f.mode & 0o7777);
+      if (f.type === 'dir') await chmod(join(out, f.path), dirMode(f.mode));
+    }
+    if (this.internals.durable) {
+      // Files were fsynced as they were finished (in the background); the entries naming them are
+      // made durable here, deepest folders first, so the caller's rename only ever exposes a durable tree.
+      const dirs = foldersOf(this.b).reverse();
+      for (const d of [...dirs, '']) await syncPath(join(out, d));
     }
   }
 
@@ -383,11 +413,14 @@ class Applier {
     this.aHandles.clear();
   }
 
-  /** Reads A chunks `chunkIdx` (consecutive in A file fi from `offset`) and verifies each. */
-  private async readA(fi: number, offset: number, chunkIdx: number[], verify = true): Promise<Buffer> {
+  /**
+   * Reads A chunks `chunkIdx` (consecutive in A file fi from `offset`) and, unless `verify` is false,
+   * checks each against A's manifest. Reads into `into` when it is large enough.
+   */
+  private async readA(fi: number, offset: number, chunkIdx: number[], verify = true, into?: Buffer): Promise<Buffer> {
     const size = chunkIdx.reduce((s, ci) => s + this.a.chunks[ci].rawSizeBytes, 0);
     const fh = await this.aHandle(fi);
-    const buf = Buffer.allocUnsafe(size);
+    const buf = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     const { bytesRead } = await fh.read(buf, 0, size, offset);
     const path = this.a.files[fi].path;
     if (bytesRead !== size) throw new WrongBaseError(path, `shorter than expected (read ${bytesRead} of ${size} bytes at ${offset})`);
@@ -417,8 +450,8 @@ class Applier {
     const drain = async () => {
       while (queue.length > 0) await queue.shift();
     };
-    const put = async (buf: Buffer) => {
-      const p = writeAt(buf, off);
+    const put = async (buf: Buffer, release?: () => void) => {
+      const p = writeAt(buf, off).then(release);
       p.catch(() => undefined);
       queue.push(p);
       off += buf.length;
@@ -437,10 +470,10 @@ class Applier {
           const idx = [ai];
           let end = loc.offset + c.rawSizeBytes;
           let bytes = c.rawSizeBytes;
-          while (k + idx.length < f.chunks.length && bytes < 8 << 20) {
+          while (k + idx.length < f.chunks.length) {
             const nai = this.aByHash.get(hex(this.b.chunks[f.chunks[k + idx.length]].hash));
             const nl = nai === undefined ? undefined : this.aLoc[nai];
-            if (!nl || nl.file !== loc.file || nl.offset !== end) break;
+            if (!nl || nl.file !== loc.file || nl.offset !== end || bytes + this.a.chunks[nai!].rawSizeBytes > SPAN_BYTES) break;
             idx.push(nai!);
             end += this.a.chunks[nai!].rawSizeBytes;
             bytes += this.a.chunks[nai!].rawSizeBytes;
@@ -448,7 +481,14 @@ class Applier {
           // Copied spans are verified by B's whole-file hash (one hashing pass over B, on the pool);
           // only on a mismatch are they re-checked chunk by chunk to name the culprit.
           sources.push({ offset: off, chunks: f.chunks.slice(k, k + idx.length), aFile: loc.file, aOffset: loc.offset });
-          await put(await this.readA(loc.file, loc.offset, idx, false));
+          const span = this.spanBuffers.pop() ?? Buffer.allocUnsafe(SPAN_BYTES);
+          const got = await this.readA(loc.file, loc.offset, idx, false, span);
+          const recycle = () => void this.spanBuffers.push(span);
+          if (got.buffer === span.buffer) await put(got, recycle);
+          else {
+            recycle();
+            await put(got);
+          }
           this.copiedBytes += bytes;
           this.progress(bytes);
           k += idx.length;
@@ -492,12 +532,13 @@ class Applier {
         k += rec.run.count;
       }
       await drain();
-      if (this.internals.durable) await fh.sync();
     } finally {
       await Promise.allSettled(queue);
       await fh.close();
     }
-    await chmod(outPath, f.mode & 0o7777);
+    await chmod(outPath, fileMode(f.mode));
+    // fsync off the sequential assembly path: it only has to be done before run() returns.
+    if (this.internals.durable) this.background(syncPath(outPath));
     const check = this.pool.hashFile(outPath).then(async (d) => {
       if (d.size === f.sizeBytes && d.sha256 === hex(f.sha256)) return;
       const rfh = await open(outPath, 'r');
@@ -508,8 +549,13 @@ class Applier {
       }
       throw new PatchCorruptError(MANIFEST_PART_NAME, `file ${f.path} does not match its hash`);
     });
-    check.catch(() => undefined);
-    this.verifications.push(check);
+    this.background(check);
+  }
+
+  /** Work that must finish (and not fail) before run() returns. */
+  private background(p: Promise<void>): void {
+    p.catch(() => undefined);
+    this.verifications.push(p);
   }
 
   /** After a whole-file mismatch: finds the copied span of A that was wrong and names A's file. */
@@ -535,24 +581,20 @@ class Applier {
     if (!st?.isFile()) throw new WrongBaseError(af.path, 'missing or not a regular file');
     // Link only the first B file taken from a given A file, and only an inode with no other names:
     // B's distinct files must stay distinct inodes.
-    const linked = this.internals.linkUnchanged === true && (st.mode & 0o7777) === (f.mode & 0o7777) && st.nlink === 1 && !this.linkedA.has(ai);
+    const linked = this.internals.linkUnchanged === true && (st.mode & 0o7777) === fileMode(f.mode) && st.nlink === 1 && !this.linkedA.has(ai);
     if (linked) {
       this.linkedA.add(ai);
       await link(src, outPath);
     } else {
-      await copyFile(src, outPath);
-      if (this.internals.durable) {
-        const cfh = await open(outPath, 'r+');
-        try {
-          await cfh.sync();
-        } finally {
-          await cfh.close();
-        }
-      }
+      // A reflink where the file system has them; otherwise an in-kernel copy (copy_file_range).
+      await copyFile(src, outPath, fsConstants.COPYFILE_FICLONE);
     }
     const { size, sha256 } = await this.pool.hashFile(outPath);
     if (size !== f.sizeBytes || sha256 !== hex(f.sha256)) throw new WrongBaseError(af.path, 'content differs from the base build');
-    if (!linked) await chmod(outPath, f.mode & 0o7777);
+    if (!linked) {
+      await chmod(outPath, fileMode(f.mode));
+      if (this.internals.durable) this.background(syncPath(outPath));
+    }
     this.copiedBytes += size;
     this.progress(size);
   }

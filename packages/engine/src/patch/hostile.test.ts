@@ -96,3 +96,24 @@ describe('patch over HTTP', () => {
     expect(await snapshot(out)).toEqual(await snapshot(expected));
   });
 });
+
+describe('modes from the patch', () => {
+  it('never sets setuid, setgid or sticky bits and keeps folders usable by their owner', async () => {
+    const p = join(work, 'p');
+    const target = memorySide([
+      { path: 'a.bin', type: 'file', data: new Rng(1).bytes(50_000), mode: 0o4755 },
+      { path: 'd', type: 'dir', mode: 0o2000 },
+      { path: 'd/new.sh', type: 'file', data: Buffer.from('echo hi\n'), mode: 0o6711 },
+    ]);
+    await makePatchFromSides(base(), target, { outDir: p, level: 1 });
+    const A = join(work, 'A');
+    await mkdir(join(A, 'd'), { recursive: true });
+    await writeFile(join(A, 'a.bin'), new Rng(1).bytes(50_000));
+    const out = join(work, 'out');
+    await applyPatch({ patch: p, fromDir: A, outDir: out });
+    const { stat } = await import('node:fs/promises');
+    expect((await stat(join(out, 'a.bin'))).mode & 0o7777).toBe(0o755);
+    expect((await stat(join(out, 'd/new.sh'))).mode & 0o7777).toBe(0o711);
+    expect((await stat(join(out, 'd'))).mode & 0o7777).toBe(0o700);
+  });
+});

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /**
  * The installation's configuration: read once at start-up from command-line flags and ROCKIT_*
@@ -26,6 +27,30 @@ export interface Config {
   worker: { enabled: boolean; concurrency: number; pollMs: number; leaseSeconds: number; maxAttempts: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   trustProxy: boolean;
+  /** The blob store (uploads, the depot): file:///folder (default `<dataDir>/blobs`) or s3://bucket/prefix. */
+  blob: BlobConfig;
+  imports: ImportsConfig;
+}
+
+export interface BlobConfig {
+  url: string;
+  /** S3 only: endpoint (default AWS), region and credentials (ROCKIT_S3_*; none = the SDK's default chain). */
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3AccessKeyId?: string;
+  s3SecretAccessKey?: string;
+  s3ForcePathStyle: boolean;
+}
+
+export interface ImportsConfig {
+  /** How long an upload URL of POST /be/v1/builds stays valid. */
+  uploadExpirySeconds: number;
+  /** Largest native build accepted, uploaded or downloaded. */
+  maxUploadBytes: number;
+  /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
+  gracePeriodSeconds: number;
+  /** Allow download URLs that resolve to loopback/private addresses (off: SSRF guard). */
+  allowPrivateUrls: boolean;
 }
 
 /** Flags of `rockit-edge serve` / `migrate`; undefined = not given. */
@@ -133,7 +158,23 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     },
     logLevel,
     trustProxy: bool('ROCKIT_TRUST_PROXY', env.ROCKIT_TRUST_PROXY, false),
+    blob: {
+      url: env.ROCKIT_BLOB_URL ?? pathToFileURL(path.join(dataDir, 'blobs')).href,
+      ...(env.ROCKIT_S3_ENDPOINT ? { s3Endpoint: env.ROCKIT_S3_ENDPOINT } : {}),
+      ...(env.ROCKIT_S3_REGION ? { s3Region: env.ROCKIT_S3_REGION } : {}),
+      ...(env.ROCKIT_S3_ACCESS_KEY_ID ? { s3AccessKeyId: env.ROCKIT_S3_ACCESS_KEY_ID } : {}),
+      ...(env.ROCKIT_S3_SECRET_ACCESS_KEY ? { s3SecretAccessKey: env.ROCKIT_S3_SECRET_ACCESS_KEY } : {}),
+      s3ForcePathStyle: bool('ROCKIT_S3_FORCE_PATH_STYLE', env.ROCKIT_S3_FORCE_PATH_STYLE, false),
+    },
+    imports: {
+      uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
+      maxUploadBytes: int('ROCKIT_MAX_UPLOAD_BYTES', env.ROCKIT_MAX_UPLOAD_BYTES, 256 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
+      gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
+      allowPrivateUrls: bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
+    },
   };
+  const blobUrl = config.blob.url;
+  if (!/^(file:\/\/\/|s3:\/\/)/.test(blobUrl)) problems.push('ROCKIT_BLOB_URL must be file:///absolute/folder or s3://bucket/prefix');
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
 }

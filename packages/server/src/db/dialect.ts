@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import type { DatabaseIntrospector, DatabaseMetadata, SchemaMetadata, TableMetadata } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config/config.js';
 import { PG_CAPABILITIES, SQLITE_CAPABILITIES, type DbCapabilities } from './capabilities.js';
@@ -62,12 +63,13 @@ export async function createDb(config: DatabaseConfig): Promise<Db> {
     types: types as any,
     ...(config.schema ? { options: `-c search_path="${config.schema}"` } : {}),
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const schema = config.schema ?? 'public';
+  const db = new Kysely<Database>({ dialect: new SchemaScopedPostgresDialect({ pool }, schema) });
   let closed = false;
   return {
     db,
     capabilities: PG_CAPABILITIES,
-    schema: config.schema ?? 'public',
+    schema,
     close: async () => {
       if (closed) return;
       closed = true;
@@ -79,4 +81,59 @@ export async function createDb(config: DatabaseConfig): Promise<Db> {
 /** Cheap liveness query for /srv/v1/health. */
 export async function pingDb(db: Kysely<Database>): Promise<void> {
   await sql`select 1`.execute(db);
+}
+
+/**
+ * PostgreSQL dialect whose introspection (used by the migrator to find its bookkeeping tables)
+ * only looks at our own schema. Kysely's default introspector reads every schema of the
+ * database, so another installation or test dropping its schema at the same moment made our
+ * migration fail with "schema … does not exist".
+ */
+class SchemaScopedPostgresDialect extends PostgresDialect {
+  constructor(
+    config: ConstructorParameters<typeof PostgresDialect>[0],
+    private readonly schema: string,
+  ) {
+    super(config);
+  }
+
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new SchemaScopedIntrospector(db, this.schema);
+  }
+}
+
+class SchemaScopedIntrospector implements DatabaseIntrospector {
+  constructor(
+    private readonly db: Kysely<any>,
+    private readonly schema: string,
+  ) {}
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const rows = await sql<{ name: string }>`SELECT nspname AS name FROM pg_catalog.pg_namespace WHERE nspname = ${this.schema}`.execute(this.db);
+    return rows.rows.map((r) => ({ name: r.name }));
+  }
+
+  async getTables(): Promise<TableMetadata[]> {
+    const rows = await sql<{ table: string; type: string; column: string; dataType: string; nullable: string; hasDefault: boolean }>`
+      SELECT t.table_name AS "table", t.table_type AS "type", c.column_name AS "column", c.data_type AS "dataType",
+             c.is_nullable AS "nullable", (c.column_default IS NOT NULL) AS "hasDefault"
+        FROM information_schema.tables t
+        JOIN information_schema.columns c ON c.table_schema = t.table_schema AND c.table_name = t.table_name
+       WHERE t.table_schema = ${this.schema}
+       ORDER BY t.table_name, c.ordinal_position`.execute(this.db);
+    const tables = new Map<string, TableMetadata & { columns: TableMetadata['columns'][number][] }>();
+    for (const r of rows.rows) {
+      let t = tables.get(r.table);
+      if (!t) {
+        t = { name: r.table, schema: this.schema, isView: r.type === 'VIEW', columns: [] };
+        tables.set(r.table, t);
+      }
+      t.columns.push({ name: r.column, dataType: r.dataType, isNullable: r.nullable === 'YES', isAutoIncrementing: false, hasDefaultValue: r.hasDefault });
+    }
+    return [...tables.values()];
+  }
+
+  async getMetadata(): Promise<DatabaseMetadata> {
+    return { tables: await this.getTables() };
+  }
 }

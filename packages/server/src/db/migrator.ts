@@ -1,11 +1,17 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import * as m0001 from './migrations/0001-accounts.js';
 import * as m0002 from './migrations/0002-tasks.js';
+import * as m0003 from './migrations/0003-apps-deployments.js';
+import * as m0004 from './migrations/0004-imports.js';
+import * as m0005 from './migrations/0005-subscriptions.js';
 
 /** Every migration, in order. Names are frozen; append only. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-accounts': m0001,
   '0002-tasks': m0002,
+  '0003-apps-deployments': m0003,
+  '0004-imports': m0004,
+  '0005-subscriptions': m0005,
 });
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -8,8 +8,11 @@ import type { Config } from '../config/config.js';
 import type { AdminService } from '../services/admin.service.js';
 import type { ApiKeyService } from '../services/apikey.service.js';
 import type { AuthService } from '../services/auth.service.js';
+import type { BuildService } from '../services/build.service.js';
+import type { DepotService } from '../services/depot.service.js';
 import type { OrgService } from '../services/org.service.js';
 import type { RoleService } from '../services/role.service.js';
+import type { SubscriptionService } from '../services/subscription.service.js';
 import type { TaskService } from '../services/task.service.js';
 import type { UserService } from '../services/user.service.js';
 import { registerAuth } from './plugins/auth.js';
@@ -17,10 +20,13 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { genRequestId, registerRequestId } from './plugins/request-id.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { apiKeyRoutes } from './routes/apikeys.routes.js';
+import { buildRoutes } from './routes/builds.routes.js';
+import { cdnRoutes } from './routes/cdn.routes.js';
 import { loginRoutes } from './routes/login.routes.js';
 import { orgRoutes } from './routes/orgs.routes.js';
 import { roleRoutes } from './routes/roles.routes.js';
 import { srvRoutes, type HealthReport, type Versions } from './routes/srv.routes.js';
+import { subscriptionRoutes } from './routes/subscriptions.routes.js';
 import { taskRoutes } from './routes/tasks.routes.js';
 import { userRoutes } from './routes/users.routes.js';
 import { ErrorResponse } from './schemas/common.js';
@@ -33,6 +39,9 @@ export interface AppServices {
   roles: RoleService;
   apiKeys: ApiKeyService;
   tasks: TaskService;
+  builds: BuildService;
+  depot: DepotService;
+  subscriptions: SubscriptionService;
 }
 
 export interface AppDeps {
@@ -129,6 +138,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'users', description: 'Users and machine users (beUsers)' },
         { name: 'roles', description: 'Roles and permission bitmasks' },
         { name: 'tasks', description: 'Asynchronous tasks' },
+        { name: 'builds', description: 'Imports of native builds (dltar → mkraw → deploy)' },
+        { name: 'cdn', description: 'The depot: published images, patches and release.json' },
+        { name: 'subscriptions', description: 'Webhook and Slack subscriptions to pipeline events' },
       ],
       components: {
         securitySchemes: {
@@ -157,5 +169,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(userRoutes, { services: deps.services });
   await app.register(roleRoutes, { services: deps.services });
   await app.register(taskRoutes, { services: deps.services });
+  await app.register(buildRoutes, { services: deps.services });
+  await app.register(cdnRoutes, { services: deps.services });
+  await app.register(subscriptionRoutes, { services: deps.services });
   return app;
 }

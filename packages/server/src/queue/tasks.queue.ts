@@ -139,8 +139,9 @@ export function backoffMs(attempts: number, policy: BackoffPolicy): number {
 
 /**
  * Records a failed attempt: back to `submitted` after a backoff while attempts remain (or when
- * `retryable` is false: straight to `failed`). Returns the new status, or undefined when `owner`
- * no longer holds the task.
+ * `retryable` is false: straight to `failed`). `retryAfterMs`, when given, replaces the policy's
+ * delay (a handler with its own schedule, e.g. webhook deliveries). Returns the new status, or
+ * undefined when `owner` no longer holds the task.
  */
 export async function failTask(
   db: Db,
@@ -150,6 +151,7 @@ export async function failTask(
   error: Record<string, unknown>,
   policy: BackoffPolicy,
   retryable = true,
+  retryAfterMs?: number,
 ): Promise<'submitted' | 'failed' | undefined> {
   const final = !retryable || task.attempts >= task.max_attempts;
   const r = await db
@@ -159,7 +161,7 @@ export async function failTask(
       error: JSON.stringify(error),
       lease_owner: null,
       lease_expires_ms: null,
-      run_after_ms: final ? nowMs : nowMs + backoffMs(task.attempts, policy),
+      run_after_ms: final ? nowMs : nowMs + (retryAfterMs ?? backoffMs(task.attempts, policy)),
       ended_ms: final ? nowMs : null,
       updated_ms: nowMs,
     })
@@ -195,3 +197,67 @@ export async function reclaimExpiredLeases(db: Db, nowMs: number): Promise<numbe
 
 export const findTask = (db: Db, name: string): Promise<TaskRow | undefined> =>
   db.selectFrom('tasks').selectAll().where('name', '=', name).executeTakeFirst();
+
+/**
+ * Ends a running attempt with a final status other than succeeded/failed (e.g. `expired`: an upload
+ * that never came). False when `owner` no longer holds the task.
+ */
+export async function endTask(
+  db: Db,
+  name: string,
+  owner: string,
+  nowMs: number,
+  status: 'expired' | 'canceled',
+  error: Record<string, unknown>,
+): Promise<boolean> {
+  const r = await db
+    .updateTable('tasks')
+    .set({ status, error: JSON.stringify(error), lease_owner: null, lease_expires_ms: null, ended_ms: nowMs, updated_ms: nowMs })
+    .where('name', '=', name)
+    .where('lease_owner', '=', owner)
+    .where('status', '=', 'running')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** A submitted (not running) task becomes `expired`; false when it is not submitted any more. */
+export async function expireSubmittedTask(db: Db, name: string, nowMs: number, error: Record<string, unknown>): Promise<boolean> {
+  const r = await db
+    .updateTable('tasks')
+    .set({ status: 'expired', error: JSON.stringify(error), ended_ms: nowMs, updated_ms: nowMs })
+    .where('name', '=', name)
+    .where('status', '=', 'submitted')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** A submitted task may run now (e.g. its upload arrived); false when it is not submitted. */
+export async function releaseSubmittedTask(db: Db, name: string, nowMs: number): Promise<boolean> {
+  const r = await db
+    .updateTable('tasks')
+    .set({ run_after_ms: nowMs, updated_ms: nowMs })
+    .where('name', '=', name)
+    .where('status', '=', 'submitted')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * A failed task is submitted again with fresh attempts (POST /be/v1/trigger retry). False when it
+ * is not `failed` (compare-and-set: two retries at once re-run it once).
+ */
+export async function retryFailedTask(db: Db, name: string, nowMs: number): Promise<boolean> {
+  const r = await db
+    .updateTable('tasks')
+    .set({ status: 'submitted', error: null, attempts: 0, progress: 0, run_after_ms: nowMs, ended_ms: null, updated_ms: nowMs })
+    .where('name', '=', name)
+    .where('status', '=', 'failed')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Marks every warning of the task acknowledged (they stay on the task). */
+export async function acknowledgeTaskWarnings(db: Db, task: Pick<TaskRow, 'name' | 'warnings'>, nowMs: number): Promise<void> {
+  const warnings = (JSON.parse(task.warnings) as Array<Record<string, unknown>>).map((w) => ({ ...w, acknowledged: true }));
+  await db.updateTable('tasks').set({ warnings: JSON.stringify(warnings), updated_ms: nowMs }).where('name', '=', task.name).execute();
+}

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { DbCapabilities } from '../db/capabilities.js';
 import type { Database, TaskRow } from '../db/database.js';
 import type { Clock } from '../domain/clock.js';
-import { claimTask, completeTask, failTask, heartbeatTask, reclaimExpiredLeases, type BackoffPolicy } from './tasks.queue.js';
+import { claimTask, completeTask, endTask, failTask, heartbeatTask, reclaimExpiredLeases, type BackoffPolicy } from './tasks.queue.js';
 
 /** What a handler gets for one attempt of one task. */
 export interface TaskContext {
@@ -25,6 +25,37 @@ export class PermanentTaskError extends Error {
   constructor(message: string, readonly detail: Record<string, unknown> = {}) {
     super(message);
     this.name = 'PermanentTaskError';
+  }
+}
+
+/**
+ * Thrown by a handler to fail this attempt and be retried after `retryAfterMs` (its own schedule
+ * instead of the worker's backoff). The task still fails for good once `max_attempts` is reached.
+ */
+export class RetryTaskError extends Error {
+  constructor(message: string, readonly retryAfterMs: number, readonly detail: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'RetryTaskError';
+  }
+}
+
+/**
+ * An error that knows its task `error` JSON and whether another attempt may succeed (the
+ * pipeline's StepError is one). The worker stores `toTaskError()` and retries only when `retryable`.
+ */
+export interface TaskFailure {
+  readonly retryable: boolean;
+  toTaskError(): object;
+}
+
+const isTaskFailure = (err: unknown): err is Error & TaskFailure =>
+  err instanceof Error && typeof (err as Partial<TaskFailure>).toTaskError === 'function' && typeof (err as Partial<TaskFailure>).retryable === 'boolean';
+
+/** Thrown by a handler to end the task with status `expired` or `canceled` (no retry). */
+export class TaskEndedError extends Error {
+  constructor(readonly status: 'expired' | 'canceled', message: string, readonly detail: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'TaskEndedError';
   }
 }
 
@@ -157,9 +188,29 @@ export class Worker {
       if (!held) log.warn('task finished after its lease was lost; result dropped');
       else log.info('task succeeded');
     } catch (err) {
+      if (err instanceof TaskEndedError) {
+        const held = await endTask(db, task.name, this.id, clock.now(), err.status, { message: err.message, ...err.detail }).catch((e) => {
+          log.error({ err: e }, 'could not record task end');
+          return false;
+        });
+        log.info({ status: err.status, held }, 'task ended');
+        return;
+      }
+      if (isTaskFailure(err)) {
+        const status = await failTask(db, task, this.id, clock.now(), { ...err.toTaskError() }, this.o.backoff, err.retryable).catch((e) => {
+          log.error({ err: e }, 'could not record task failure');
+          return undefined;
+        });
+        log.warn({ err, status }, 'task attempt failed');
+        return;
+      }
       const permanent = err instanceof PermanentTaskError;
-      const detail = permanent ? { message: err.message, ...err.detail } : { message: err instanceof Error ? err.message : String(err) };
-      const status = await failTask(db, task, this.id, clock.now(), detail, this.o.backoff, !permanent).catch((e) => {
+      const later = err instanceof RetryTaskError ? err : undefined;
+      const detail =
+        err instanceof PermanentTaskError || err instanceof RetryTaskError
+          ? { message: err.message, ...err.detail }
+          : { message: err instanceof Error ? err.message : String(err) };
+      const status = await failTask(db, task, this.id, clock.now(), detail, this.o.backoff, !permanent, later?.retryAfterMs).catch((e) => {
         log.error({ err: e }, 'could not record task failure');
         return undefined;
       });

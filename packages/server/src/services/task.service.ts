@@ -1,8 +1,9 @@
 import { findOrgTask, listOrgTasks } from '../db/repositories/task.repository.js';
 import type { TaskStatus } from '../db/database.js';
-import { notFound } from '../domain/errors.js';
+import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
+import { findImport, refreshProcessing, setProcessing, setUploadState } from '../db/repositories/import.repository.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
-import { findTask } from '../queue/tasks.queue.js';
+import { acknowledgeTaskWarnings, expireSubmittedTask, findTask, retryFailedTask } from '../queue/tasks.queue.js';
 import { requireAdmin, requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { toTaskDto, type TaskDto } from './mappers.js';
 
@@ -26,7 +27,72 @@ const TASK_COLUMNS: Record<string, string> = {
 
 /** Tasks of the caller's org (`tasks.read`); org-less tasks (hello) are visible to the admin only. */
 export class TaskService {
-  constructor(private readonly deps: ServiceDeps) {}
+  constructor(
+    private readonly deps: ServiceDeps,
+    /** Wakes the local worker after a task was re-submitted. */
+    private readonly poke: () => void = () => {},
+  ) {}
+
+  /**
+   * PATCH /be/v1/tasks (`tasks.update`): `acknowledge` marks every warning acknowledged (any task);
+   * `expire` ends an upload task that waits for its PUT (or whose PUT broke off) — `expired`, the
+   * upload URL stops working. Errors: not-found; invalid-state (expire of anything else);
+   * invalid-param when neither or both are given.
+   */
+  async patch(auth: Principal, input: { name: string; acknowledge?: boolean; expire?: boolean }): Promise<TaskDto> {
+    const user = requirePermission(auth, 'tasks', 'update');
+    if (input.acknowledge !== true && input.expire !== true) throw invalidParam('acknowledge', 'or expire must be true');
+    if (input.acknowledge === true && input.expire === true) throw invalidParam('expire', 'cannot be combined with acknowledge');
+    const { db, clock } = this.deps;
+    const row = await findOrgTask(db, user.orgId, input.name);
+    if (!row) throw notFound('task', input.name);
+    if (input.acknowledge) {
+      await acknowledgeTaskWarnings(db, row, clock.now());
+    } else {
+      const ended = await db.transaction().execute(async (trx) => {
+        const imp = row.type === 'dltar' ? await findImport(trx, row.name) : undefined;
+        if (!imp || imp.source !== 'upload') return false;
+        if (!(await setUploadState(trx, row.name, 'waiting', 'expired'))) return false;
+        if (!(await expireSubmittedTask(trx, row.name, clock.now(), { message: 'the upload was expired by a user' }))) {
+          throw new AppError('invalid-state', `task ${row.name} is ${row.status}: only a task waiting for its upload can be expired`, { task: row.name });
+        }
+        if (row.app_name !== null) await refreshProcessing(trx, user.orgId, row.app_name);
+        return true;
+      });
+      if (!ended) throw new AppError('invalid-state', `task ${row.name} is not an upload waiting for its PUT`, { task: row.name });
+    }
+    const after = await findOrgTask(db, user.orgId, input.name);
+    if (!after) throw notFound('task', input.name);
+    return toTaskDto(after);
+  }
+
+  /**
+   * POST /be/v1/trigger (`tasks.execute`). `retry`: a failed task runs again with fresh attempts
+   * (a deploy after its deployment was fixed clears the app's error state when it succeeds).
+   * `traces`: not available yet (invalid-param). Errors: missing-param `taskName`; not-found;
+   * invalid-state when the task did not fail.
+   */
+  async trigger(auth: Principal, input: { type: string; taskName?: string; appName?: string }): Promise<TaskDto> {
+    const user = requirePermission(auth, 'tasks', 'execute');
+    if (input.type !== 'retry') throw invalidParam('type', `'${input.type}' is not available yet (only 'retry')`);
+    if (input.taskName === undefined) throw missingParam('taskName');
+    const { db, clock } = this.deps;
+    const row = await findOrgTask(db, user.orgId, input.taskName);
+    if (!row) throw notFound('task', input.taskName);
+    const retried = await db.transaction().execute(async (trx) => {
+      if (!(await retryFailedTask(trx, row.name, clock.now()))) return false;
+      if (row.app_name !== null && ['dltar', 'mkraw', 'deploy'].includes(row.type)) {
+        const imp = await findImport(trx, row.type === 'dltar' ? row.name : ((JSON.parse(row.payload) as { importTask?: string }).importTask ?? ''));
+        if (imp) await setProcessing(trx, imp.app_id, clock.now());
+      }
+      return true;
+    });
+    if (!retried) throw new AppError('invalid-state', `task ${row.name} is ${row.status}: only a failed task can be retried`, { task: row.name });
+    this.poke();
+    const after = await findOrgTask(db, user.orgId, row.name);
+    if (!after) throw notFound('task', row.name);
+    return toTaskDto(after);
+  }
 
   async list(auth: Principal, f: TaskFilterInput, raw: RawListQuery): Promise<Page<TaskDto>> {
     const user = requirePermission(auth, 'tasks', 'read');

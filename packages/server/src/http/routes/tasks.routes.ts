@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppServices } from '../app.js';
 import { principal } from '../plugins/auth.js';
-import { ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { BODY_ERRORS, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 import { TaskSchema } from '../schemas/dto.js';
 
 const Status = Type.Union(['submitted', 'running', 'succeeded', 'failed', 'expired', 'canceled'].map((s) => Type.Literal(s)));
@@ -39,4 +39,33 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
       response: { 200: Ok({ task: TaskSchema }), ...errorResponses(401, 403) },
     },
   }, async (req) => ({ status: 'success' as const, task: await services.tasks.get(principal(req), req.params.name) }));
+
+  app.patch('/be/v1/tasks', {
+    ...common,
+    schema: {
+      tags, summary: 'Acknowledges a task\'s warnings, or expires an upload that never completed (tasks.update)', security: Security.user,
+      body: Type.Object({
+        name: Type.String({ maxLength: 100 }),
+        acknowledge: Type.Optional(Type.Literal(true, { description: 'mark every warning acknowledged' })),
+        expire: Type.Optional(Type.Literal(true, { description: 'end an upload task waiting for (or broken during) its PUT' })),
+      }, { additionalProperties: false }),
+      response: { 200: Ok({ task: TaskSchema }), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
+    },
+  }, async (req) => ({ status: 'success' as const, task: await services.tasks.patch(principal(req), req.body) }));
+
+  app.post('/be/v1/trigger', {
+    ...common,
+    schema: {
+      tags, summary: 'Re-runs a failed task (retry); trace processing (traces) comes with trainings (tasks.execute)', security: Security.user,
+      body: Type.Object({
+        type: Type.Union([Type.Literal('retry'), Type.Literal('traces')]),
+        taskName: Type.Optional(Type.String({ maxLength: 100, description: 'retry: the failed task' })),
+        appName: Type.Optional(Type.String({ maxLength: 50, description: 'traces: the app' })),
+      }, { additionalProperties: false }),
+      response: { 202: Ok({ task: TaskSchema }), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
+    },
+  }, async (req, reply) => {
+    const task = await services.tasks.trigger(principal(req), req.body);
+    return reply.code(202).send({ status: 'success' as const, task });
+  });
 };

@@ -1,0 +1,68 @@
+import type { Readable } from 'node:stream';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { BuildService } from '../../services/build.service.js';
+import { missingParam } from '../../domain/errors.js';
+import { principal } from '../plugins/auth.js';
+import { BODY_ERRORS, Name, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
+import { TaskSchema } from '../schemas/dto.js';
+
+const UploadSchema = Type.Object({
+  url: Type.String({ description: 'absolute URL to PUT the tar to (carries a one-time token)' }),
+  method: Type.Literal('PUT'),
+  expires: UnixSeconds('upload deadline'),
+});
+
+/**
+ * POST /be/v1/builds (spec §7.2; apps.update) and the upload target PUT /be/v1/uploads/{taskName}
+ * (decided: the one-time token in the URL is the credential, so CI tools can PUT with plain curl).
+ * The PUT body is streamed to the blob store, never buffered: its own plugin scope accepts any
+ * content type and hands the raw stream through (Fastify's bodyLimit does not apply; the
+ * service enforces ROCKIT_MAX_UPLOAD_BYTES → 413).
+ */
+export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildService } }> = async (app, { services }) => {
+  const tags = ['builds'];
+
+  app.post('/be/v1/builds', {
+    config: { auth: 'user' as const },
+    schema: {
+      tags, summary: 'Imports a native build (a tar) by URL or by upload', security: Security.user,
+      body: Type.Object({
+        appName: Name(),
+        url: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'http(s):// or s3://; absent = upload' })),
+        size: Type.Optional(Type.Integer({ minimum: 0, description: 'announced size in bytes (checked)' })),
+        sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'announced SHA-256, hex (checked)' })),
+        buildName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+      }, { additionalProperties: false }),
+      response: {
+        202: Ok({ task: TaskSchema, upload: Type.Optional(UploadSchema) }),
+        ...errorResponses(401, 403, 409, ...BODY_ERRORS),
+      },
+    },
+  }, async (req, reply) => {
+    const out = await services.builds.submit(principal(req), req.body);
+    const body: { status: 'success'; task: typeof out.task; upload?: { url: string; method: 'PUT'; expires: number } } = { status: 'success', task: out.task };
+    if (out.upload) body.upload = { url: `${req.protocol}://${req.host}${out.upload.path}`, method: 'PUT', expires: out.upload.expires };
+    return reply.code(202).send(body);
+  });
+
+  await app.register(async (uploads) => {
+    uploads.removeAllContentTypeParsers();
+    uploads.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    uploads.put('/be/v1/uploads/:taskName', {
+      config: { auth: 'none' as const },
+      schema: {
+        tags, summary: 'Uploads the tar of an import (the URL from POST /be/v1/builds)',
+        params: Type.Object({ taskName: Type.String({ maxLength: 100 }) }),
+        querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 200 })) }),
+        response: { 200: Ok({ task: TaskSchema }), ...errorResponses(401, 409, 413) },
+      },
+    }, async (req) => {
+      if (!req.query.token) throw missingParam('token');
+      const raw = req.headers['content-length'];
+      const length = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
+      const stream = (req.body as Readable | undefined) ?? req.raw;
+      const task = await services.builds.receiveUpload(req.params.taskName, req.query.token, stream, length);
+      return { status: 'success' as const, task };
+    });
+  });
+};

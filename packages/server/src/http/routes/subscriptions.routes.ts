@@ -1,0 +1,106 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ALL_EVENT_NAMES } from '../../webhooks/event.js';
+import type { AppServices } from '../app.js';
+import { principal } from '../plugins/auth.js';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, UnixSeconds, errorResponses, toRawListQuery } from '../schemas/common.js';
+
+const SubscriptionType = Type.Union([Type.Literal('webhook'), Type.Literal('slack')]);
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const DeliverySchema = Type.Object(
+  {
+    delivery: Type.String({ description: 'the delivery; its retries share it (header x-rockit-delivery)' }),
+    event: Type.String({ description: 'type.event, e.g. deploy.end' }),
+    appName: Nullable(Type.String()),
+    attempt: Type.Integer({ minimum: 1, description: '1 for the first attempt' }),
+    ok: Type.Boolean({ description: 'the receiver answered 2xx' }),
+    httpStatus: Nullable(Type.Integer({ description: 'the receiver\'s status; null when it did not answer' })),
+    error: Nullable(Type.String({ description: 'why the attempt failed' })),
+    ms: Type.Integer({ minimum: 0, description: 'duration (milliseconds)' }),
+    created: UnixSeconds('attempt started'),
+  },
+  { title: 'Delivery' },
+);
+
+export const SubscriptionSchema = Type.Object(
+  {
+    name: Name(),
+    type: SubscriptionType,
+    url: Type.String({ description: 'scheme, host and port of the target only (the full URL may be a credential)' }),
+    events: Type.Array(Type.String(), { description: 'event names delivered' }),
+    created: UnixSeconds('created'),
+    updated: UnixSeconds('updated'),
+    deliveries: Type.Optional(Type.Array(DeliverySchema, { description: 'GET of one subscription: the newest attempts, newest first' })),
+  },
+  { title: 'Subscription' },
+);
+
+/** /be/v1/subscriptions (spec §11). */
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+  const tags = ['subscriptions'];
+  const common = { config: { auth: 'user' as const } };
+
+  app.get('/be/v1/subscriptions', {
+    ...common,
+    schema: {
+      tags, summary: 'Lists subscriptions', security: Security.user,
+      querystring: Type.Object({
+        ...ListQuery,
+        name: Type.Optional(Type.String({ maxLength: 50, description: 'partial match' })),
+        type: Type.Optional(SubscriptionType),
+      }),
+      response: { 200: Ok({ ...ListMeta, subscriptions: Type.Array(Type.Partial(SubscriptionSchema)) }), ...errorResponses(401, 403) },
+    },
+  }, async (req) => {
+    const page = await services.subscriptions.list(principal(req), { name: req.query.name, type: req.query.type }, toRawListQuery(req.query));
+    return { status: 'success' as const, total: page.total, offset: page.offset, limit: page.limit, subscriptions: page.items };
+  });
+
+  app.post('/be/v1/subscriptions', {
+    ...common,
+    schema: {
+      tags, summary: 'Creates a subscription; the signing secret is returned once', security: Security.user,
+      body: Type.Object(
+        {
+          name: Name(),
+          type: SubscriptionType,
+          url: Type.String({ minLength: 1, maxLength: 2000, description: 'http(s) URL the events are POSTed to' }),
+          events: Type.Optional(
+            Type.Array(Type.String({ description: ALL_EVENT_NAMES.join(', ') }), {
+              minItems: 1, maxItems: ALL_EVENT_NAMES.length * 4, description: 'event names; left out = every event',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      response: {
+        201: Ok({ subscription: SubscriptionSchema, secret: Type.String({ description: 'HS256 key of x-rockit-subscriptions; shown once' }) }, 'created'),
+        ...errorResponses(401, 403, 409, ...BODY_ERRORS),
+      },
+    },
+  }, async (req, reply) => {
+    const { subscription, secret } = await services.subscriptions.create(principal(req), req.body);
+    return reply.code(201).send({ status: 'success' as const, subscription, secret });
+  });
+
+  app.get('/be/v1/subscriptions/:name', {
+    ...common,
+    schema: {
+      tags, summary: 'One subscription with its recent deliveries', security: Security.user,
+      params: Type.Object({ name: Name() }),
+      response: { 200: Ok({ subscription: SubscriptionSchema }), ...errorResponses(401, 403) },
+    },
+  }, async (req) => ({ status: 'success' as const, subscription: await services.subscriptions.get(principal(req), req.params.name) }));
+
+  app.delete('/be/v1/subscriptions/:name', {
+    ...common,
+    schema: {
+      tags, summary: 'Deletes a subscription (deliveries still queued for it are dropped)', security: Security.user,
+      params: Type.Object({ name: Name() }),
+      response: { 200: OkEmpty, ...errorResponses(401, 403) },
+    },
+  }, async (req) => {
+    await services.subscriptions.delete(principal(req), req.params.name);
+    return { status: 'success' as const };
+  });
+};

@@ -1,0 +1,155 @@
+import type { DeploymentRow } from '../../db/app-tables.js';
+import { recordDeploymentStatus, recordPublication } from '../../db/repositories/deployment.repository.js';
+import { targetDeploymentsOfApp } from '../../db/repositories/app.repository.js';
+import {
+  findAppById,
+  findImport,
+  findImportOfBuild,
+  markAppError,
+  markPublished,
+  newestReadyBuild,
+  orgNameOf,
+  patchesTo,
+  refreshProcessing,
+} from '../../db/repositories/import.repository.js';
+import { toUnixSeconds } from '../../domain/clock.js';
+import { DeployError, StepError, buildRelease, deployRelease, planCleanup, readPublishedRelease, type DeployTarget } from '../../pipeline/index.js';
+import { createDepotOrigin, type Origin } from '../../publish/origin.js';
+import { enqueueTask } from '../tasks.queue.js';
+import { PermanentTaskError, type TaskFailure, type TaskHandler } from '../worker.js';
+import { isFinalAttempt, type ImportDeps } from './import-deps.js';
+
+/** Name of the depot as a deploy target (results, errors). */
+export const DEPOT_TARGET = 'depot';
+
+export interface CleanupPayload {
+  orgId: string;
+  appId: string;
+  orgName: string;
+  appName: string;
+  /** Prefixes to remove from the deployments below (relative to their origin prefix). */
+  origins: string[];
+  /** Prefixes to remove from the depot. */
+  depot: string[];
+  deployments: string[];
+}
+
+/**
+ * A deploy failure ends the task at once (api.md §7.2: the app goes to error state and is locked
+ * until someone fixes the deployment and retries); storage trouble of the depot keeps retrying.
+ */
+class FinalDeployFailure extends Error implements TaskFailure {
+  readonly retryable = false;
+  constructor(private readonly step: StepError) {
+    super(step.message);
+    this.name = 'FinalDeployFailure';
+  }
+  toTaskError(): object {
+    return { ...this.step.toTaskError(), retryable: false };
+  }
+}
+
+/**
+ * The `deploy` task (api.md §7.2, §7.3): publishes the app's newest ready build — release.json
+ * last — to the depot and to every deployment of the app, so a deploy that runs after a newer
+ * mkraw publishes the newer build (deploys are "make the origins current", hence idempotent).
+ * Success: apps.iCurBuild/dxfName set, error state cleared, deployments marked ok with their
+ * published bytes, and a `cleanup` task enqueued for after the grace period, all in one
+ * transaction. Failure of a deployment: the app's `error` = { task, type: 'deploy', message, since }
+ * and `locked`; the failing deployments are marked `error`.
+ */
+export function deployHandler(deps: ImportDeps): TaskHandler {
+  return async ({ task, payload, signal, progress }) => {
+    const { db, clock } = deps;
+    const { importTask } = payload as { importTask: string };
+    const imp = await findImport(db, importTask);
+    const app = imp && (await findAppById(db, imp.app_id));
+    const orgName = imp && (await orgNameOf(db, imp.org_id));
+    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
+
+    const build = await newestReadyBuild(db, app.id);
+    const source = build && (await findImportOfBuild(db, app.id, Number(build.build_id)));
+    if (!build || !source || source.manifest_file === null || build.dxf_name === null) {
+      await refreshProcessing(db, imp.org_id, app.name, task.name);
+      throw new PermanentTaskError('the app has no ready build to publish');
+    }
+    const buildId = Number(build.build_id);
+    const patches = await patchesTo(db, app.id, buildId);
+    const release = buildRelease({
+      orgName, appName: app.name, buildId, buildName: build.build_name ?? String(buildId), dxfName: build.dxf_name,
+      manifestFile: source.manifest_file, imageSizeBytes: Number(build.image_bytes),
+      patches: patches.map((p) => ({ fromBuildId: Number(p.from_build_id), sizeBytes: Number(p.size_bytes) })),
+      created: toUnixSeconds(clock.now()),
+    });
+
+    const depot = createDepotOrigin(deps.blobStore, deps.depotPrefix);
+    const rows = await targetDeploymentsOfApp(db, imp.org_id, app.id);
+    const opened: Array<{ row: DeploymentRow; origin: Origin }> = [];
+    const unopened: Array<{ row: DeploymentRow; message: string }> = [];
+    for (const row of rows) {
+      try {
+        opened.push({ row, origin: deps.openDeployment(row) });
+      } catch (err) {
+        unopened.push({ row, message: `deployment ${row.name}: ${err instanceof Error && err.name === 'StorageError' ? err.message : 'its settings cannot be opened'}` });
+      }
+    }
+    try {
+      if (unopened.length > 0) {
+        throw new StepError('deploy-failed', unopened[0].message, { deployment: unopened[0].row.name, retryable: false });
+      }
+      const previous = await readPublishedRelease(depot.store, orgName, app.name).catch(() => null);
+      const targets: DeployTarget[] = [{ deployment: DEPOT_TARGET, origin: depot }, ...opened.map((o) => ({ deployment: o.row.name, origin: o.origin }))];
+      const results = await deployRelease({ release, depot: { store: deps.blobStore, prefix: deps.depotPrefix + '/' }, targets, signal, onProgress: (p) => progress(p.fraction * 0.99) });
+      const now = clock.now();
+      const plan = planCleanup(previous, release, toUnixSeconds(now), deps.gracePeriodSeconds);
+      const publishedBytes = release.image.sizeBytes + release.patches.reduce((a, p) => a + p.sizeBytes, 0);
+      await db.transaction().execute(async (trx) => {
+        await markPublished(trx, app.id, buildId, build.dxf_name!, now);
+        for (const o of opened) {
+          await recordDeploymentStatus(trx, o.row.id, 'ok', `published ${app.name} build ${buildId}`, now);
+          await recordPublication(trx, app.id, o.row.id, publishedBytes, now);
+        }
+        if (plan.origins.length > 0 || plan.depot.length > 0) {
+          const cleanup: CleanupPayload = {
+            orgId: imp.org_id, appId: app.id, orgName, appName: app.name, origins: plan.origins, depot: plan.depot,
+            deployments: opened.map((o) => o.row.name),
+          };
+          await enqueueTask(trx, now, {
+            type: 'cleanup', payload: cleanup, orgId: imp.org_id, appName: app.name, buildId, maxAttempts: deps.maxAttempts,
+            runAfterMs: plan.notBefore * 1000,
+          });
+        }
+        await refreshProcessing(trx, imp.org_id, app.name, task.name);
+      });
+      return {
+        buildId, dxfName: build.dxf_name,
+        deployments: results.map((r) => ({ deployment: r.deployment, filesCopied: r.filesCopied, filesSkipped: r.filesSkipped, bytesCopied: r.bytesCopied })),
+      };
+    } catch (err) {
+      const deployFailed = err instanceof StepError && err.code === 'deploy-failed';
+      if (deployFailed || isFinalAttempt(task, err)) {
+        const now = clock.now();
+        const message = err instanceof Error ? err.message : String(err);
+        await db.transaction().execute(async (trx) => {
+          const failedNames = new Set<string>(unopened.map((u) => u.row.name));
+          if (err instanceof DeployError) {
+            for (const r of err.results) if (!r.ok) failedNames.add(r.deployment);
+          } else if (deployFailed && (err as StepError).deployment) {
+            failedNames.add((err as StepError).deployment!);
+          }
+          for (const row of rows) {
+            if (!failedNames.has(row.name)) continue;
+            const own = err instanceof DeployError ? err.results.find((r) => r.deployment === row.name)?.error?.message : undefined;
+            await recordDeploymentStatus(trx, row.id, 'error', own ?? unopened.find((u) => u.row.name === row.name)?.message ?? message, now);
+          }
+          await markAppError(trx, app.id, { task: task.name, type: 'deploy', message, since: toUnixSeconds(now) }, now);
+          await refreshProcessing(trx, imp.org_id, app.name, task.name);
+        });
+        if (deployFailed) throw new FinalDeployFailure(err as StepError);
+      }
+      throw err;
+    } finally {
+      for (const o of opened) await o.origin.close().catch(() => undefined);
+    }
+  };
+}

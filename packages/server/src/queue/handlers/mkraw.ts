@@ -1,0 +1,104 @@
+import { join } from 'node:path';
+import {
+  assignBuildId,
+  claimFollowUp,
+  commitReadyBuild,
+  dropBuild,
+  findAppById,
+  findImport,
+  orgNameOf,
+  readyBuildsBefore,
+  refreshProcessing,
+  setTaskWarnings,
+  setTasksBuildId,
+  updateImport,
+} from '../../db/repositories/import.repository.js';
+import { discardBuild, makeRelease } from '../../pipeline/index.js';
+import { enqueueTask } from '../tasks.queue.js';
+import { PermanentTaskError, type TaskHandler } from '../worker.js';
+import { AlreadyLinked } from './dltar.js';
+import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
+
+interface MkrawPayload {
+  /** The import (its dltar task). */
+  importTask: string;
+}
+
+/**
+ * The `mkraw` task (api.md §7.2): gives the import its build id (once), converts the tar into the
+ * build's image and a direct patch from each kept previous build (newest maxBuilds-1), then in one
+ * transaction records the build as ready, rotates past maxBuilds (the oldest build and every patch
+ * starting from it leave), stores the warnings and enqueues `deploy` (once). The tar is deleted
+ * after that commit. Runs one at a time per app (queue key). On the final failure the build is
+ * dropped (rows and depot files) and the tar deleted.
+ */
+export function mkrawHandler(deps: ImportDeps): TaskHandler {
+  return async ({ task, payload, signal, progress }) => {
+    const { db, clock } = deps;
+    const { importTask } = payload as MkrawPayload;
+    const imp = await findImport(db, importTask);
+    const app = imp && (await findAppById(db, imp.app_id));
+    const orgName = imp && (await orgNameOf(db, imp.org_id));
+    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
+
+    // An earlier run committed (and may have deleted the tar): nothing is left to do.
+    if (imp.deploy_task !== null && imp.build_id !== null) return { buildId: Number(imp.build_id), dxfName: imp.dxf_name, alreadyDone: true };
+
+    const buildId = await db.transaction().execute(async (trx) => {
+      const id = await assignBuildId(trx, importTask, clock.now());
+      if (id !== undefined) await setTasksBuildId(trx, [importTask, task.name], id);
+      return id;
+    });
+    if (buildId === undefined) throw new PermanentTaskError('the app of this import was deleted');
+
+    try {
+      const previous = await readyBuildsBefore(db, app.id, buildId, Number(app.max_builds) - 1);
+      const made = await makeRelease({
+        orgName,
+        appName: app.name,
+        buildId,
+        buildName: imp.build_name ?? String(buildId),
+        tarKey: imp.tar_key,
+        previous: previous.filter((b) => b.dxf_name !== null).map((b) => ({ buildId: Number(b.build_id), dxfName: b.dxf_name! })),
+        blobStore: deps.blobStore,
+        depotPrefix: deps.depotPrefix + '/',
+        workDir: join(deps.workDir, 'mkraw'),
+        signal,
+        onProgress: (p) => progress(p.fraction * 0.99),
+        ...(deps.threads !== undefined ? { threads: deps.threads } : {}),
+      });
+      await db.transaction().execute(async (trx) => {
+        const now = clock.now();
+        await updateImport(trx, importTask, { dxf_name: made.dxfName, manifest_file: made.image.manifest });
+        await commitReadyBuild(trx, app.id, Number(app.max_builds), {
+          buildId, sizeBytes: made.rawBytes, imageBytes: made.sizeBytes, files: made.files, dxfName: made.dxfName,
+          patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, sizeBytes: p.sizeBytes })),
+        }, now);
+        await setTaskWarnings(trx, task.name, made.warnings);
+        const deploy = await enqueueTask(trx, now, {
+          type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId,
+          queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
+        });
+        if (!(await claimFollowUp(trx, importTask, 'deploy_task', deploy.name))) throw new AlreadyLinked();
+      }).catch((e) => {
+        if (!(e instanceof AlreadyLinked)) throw e;
+      });
+      deps.poke();
+      await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
+      return {
+        buildId, dxfName: made.dxfName, sizeBytes: made.sizeBytes, files: made.files, chunks: made.chunks,
+        patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, toBuildId: p.toBuildId, sizeBytes: p.sizeBytes })),
+      };
+    } catch (err) {
+      if (isFinalAttempt(task, err)) {
+        await db.transaction().execute(async (trx) => {
+          await dropBuild(trx, app.id, buildId);
+          await refreshProcessing(trx, imp.org_id, app.name, task.name);
+        });
+        await discardBuild(deps.blobStore, deps.depotPrefix + '/', orgName, app.name, buildId).catch(() => undefined);
+        await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
+      }
+      throw err;
+    }
+  };
+}

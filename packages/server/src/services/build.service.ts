@@ -1,0 +1,162 @@
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { ImportRow } from '../db/import-tables.js';
+import { findApp } from '../db/repositories/app.repository.js';
+import { findImport, insertImport, setProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { toUnixSeconds } from '../domain/clock.js';
+import { AppError, invalidParam, notFound } from '../domain/errors.js';
+import { constantTimeEqual, randomSecret, sha256Hex } from '../domain/secrets.js';
+import { tarKeyOf } from '../queue/handlers/import-deps.js';
+import { enqueueTask, findTask, releaseSubmittedTask } from '../queue/tasks.queue.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { requirePermission, type Principal, type ServiceDeps } from './context.js';
+import { toTaskDto, type TaskDto } from './mappers.js';
+
+export interface SubmitBuildInput {
+  appName: string;
+  /** http(s)://… or s3://bucket/key; absent = the client uploads (PUT). */
+  url?: string;
+  /** Announced size in bytes and SHA-256 (hex), checked by dltar. */
+  size?: number;
+  sha256?: string;
+  buildName?: string;
+}
+
+export interface SubmittedBuild {
+  task: TaskDto;
+  /** For uploads: where to PUT the tar (path and query; the HTTP layer makes it absolute), until `expires` (UNIX seconds). */
+  upload?: { path: string; method: 'PUT'; expires: number };
+}
+
+export interface BuildServiceOptions {
+  blobStore: BlobStore;
+  uploadExpirySeconds: number;
+  maxUploadBytes: number;
+  /** Wakes the local worker after an enqueue. */
+  poke(): void;
+}
+
+const UPLOAD_TOKEN_PREFIX = 'rkup_';
+
+/**
+ * Imports of native builds (api.md §7.2, `apps.update`). An import is a chain of tasks
+ * dltar → mkraw → deploy; this service starts it and receives uploads.
+ */
+export class BuildService {
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly opts: BuildServiceOptions,
+  ) {}
+
+  /**
+   * Starts an import: in one transaction the dltar task, the import row (with the hash of a
+   * one-time upload token when there is no `url`) and the app's `processing` flag. A download
+   * task runs at once; an upload task runs when its PUT completes, or at the upload deadline
+   * (then it ends `expired`). Errors: not-found (app), app-locked (error state after a failed
+   * deploy), invalid-param (`url` scheme, `sha256`, `buildName`).
+   */
+  async submit(auth: Principal, input: SubmitBuildInput): Promise<SubmittedBuild> {
+    const user = requirePermission(auth, 'apps', 'update');
+    if (input.url !== undefined && !/^(https?|s3):\/\//i.test(input.url)) throw invalidParam('url', 'must be an http, https or s3 URL');
+    if (input.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(input.sha256)) throw invalidParam('sha256', 'must be 64 hex digits');
+    const { db, clock, config } = this.deps;
+    const now = clock.now();
+    const token = input.url === undefined ? randomSecret(UPLOAD_TOKEN_PREFIX) : undefined;
+    const expiresMs = now + this.opts.uploadExpirySeconds * 1000;
+    const task = await db.transaction().execute(async (trx) => {
+      const app = await findApp(trx, user.orgId, input.appName);
+      if (!app) throw notFound('app', input.appName);
+      if (Number(app.locked) !== 0) {
+        const since = app.error ? (JSON.parse(app.error) as { task?: string }) : {};
+        throw new AppError('app-locked', `app '${app.name}' is locked after a failed deploy: fix the deployment and retry the task`, {
+          ...(since.task ? { task: since.task } : {}),
+        });
+      }
+      const row = await enqueueTask(trx, now, {
+        type: 'dltar', payload: {}, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
+        // An upload waits for its PUT; claimed at the deadline, it ends `expired`.
+        runAfterMs: token === undefined ? now : expiresMs,
+      });
+      const imp: ImportRow = {
+        task_name: row.name, org_id: user.orgId, app_id: app.id, source: token === undefined ? 'url' : 'upload', url: input.url ?? null,
+        size_bytes: input.size ?? null, sha256: input.sha256?.toLowerCase() ?? null, build_name: input.buildName ?? null,
+        upload_token_hash: token === undefined ? null : sha256Hex(token), upload_state: token === undefined ? null : 'waiting',
+        expires_ms: token === undefined ? null : expiresMs, tar_key: tarKeyOf(user.orgId, row.name), build_id: null, dxf_name: null,
+        manifest_file: null, mkraw_task: null, deploy_task: null, created_ms: now,
+      };
+      await insertImport(trx, imp);
+      await setProcessing(trx, app.id, now);
+      return row;
+    });
+    this.opts.poke();
+    const out: SubmittedBuild = { task: toTaskDto(task) };
+    if (token !== undefined) {
+      out.upload = { path: `/be/v1/uploads/${task.name}?token=${token}`, method: 'PUT', expires: toUnixSeconds(expiresMs) };
+    }
+    return out;
+  }
+
+  /**
+   * Streams an upload into the blob store (never buffered whole) and releases the dltar task. The
+   * one-time token is the credential; an unknown task and a wrong token both answer not-found.
+   * Errors: not-found; token-expired (deadline passed); invalid-state (already uploaded, or the
+   * task was expired); payload-too-large (announced or actual body over maxUploadBytes, nothing
+   * kept). A body that breaks off stores nothing and leaves the upload open for another PUT.
+   */
+  async receiveUpload(taskName: string, token: string, body: Readable, contentLength: number | undefined): Promise<TaskDto> {
+    const { db, clock } = this.deps;
+    const imp = await findImport(db, taskName);
+    if (!imp || imp.upload_token_hash === null || !constantTimeEqual(sha256Hex(token), imp.upload_token_hash)) {
+      throw notFound('upload', taskName);
+    }
+    if (imp.upload_state !== 'waiting') throw new AppError('invalid-state', `upload of task ${taskName} is ${imp.upload_state}`, { task: taskName });
+    if (clock.now() >= Number(imp.expires_ms)) throw new AppError('token-expired', 'the upload URL has expired', { task: taskName });
+    const max = this.opts.maxUploadBytes;
+    if (contentLength !== undefined && contentLength > max) throw tooLarge(max);
+
+    const limiter = new ByteLimit(max);
+    body.on('error', (e) => limiter.destroy(e));
+    const counted = body.pipe(limiter);
+    try {
+      await this.opts.blobStore.put(imp.tar_key, counted, {
+        contentType: 'application/x-tar',
+        ...(contentLength !== undefined ? { expectedSizeBytes: contentLength } : {}),
+      });
+    } catch (err) {
+      if (limiter.exceeded) throw tooLarge(max);
+      throw new AppError('invalid-param', 'the upload broke off before the whole body arrived; PUT it again', { param: 'body', task: taskName });
+    }
+    const now = clock.now();
+    const released = await db.transaction().execute(async (trx) => {
+      if (!(await setUploadState(trx, taskName, 'waiting', 'received', now))) return false;
+      return releaseSubmittedTask(trx, taskName, now);
+    });
+    if (!released) {
+      await this.opts.blobStore.delete(imp.tar_key).catch(() => undefined);
+      throw new AppError('invalid-state', `the upload of task ${taskName} is no longer open`, { task: taskName });
+    }
+    this.opts.poke();
+    const task = await findTask(db, taskName);
+    if (!task) throw notFound('task', taskName);
+    return toTaskDto(task);
+  }
+}
+
+const tooLarge = (max: number): AppError => new AppError('payload-too-large', `the build is larger than ${max} bytes`);
+
+/** Passes bytes through and fails once more than `max` went by. */
+class ByteLimit extends Transform {
+  private seen = 0;
+  exceeded = false;
+  constructor(private readonly max: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) {
+      this.exceeded = true;
+      cb(new Error('upload exceeds the size limit'));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
