@@ -20,11 +20,13 @@ import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
 import { isPublicAddress } from './pipeline/dltar.js';
-import { createDepotOrigin, createOrigin } from './publish/origin.js';
+import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
+import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
 import { BuildService } from './services/build.service.js';
 import { DepotService } from './services/depot.service.js';
 import { openDeploymentSettings } from './services/deployment.service.js';
 import { createBlobStore } from './storage/create-blob-store.js';
+import { createS3BlobStore } from './storage/s3-blob-store.js';
 import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
 import { AdminService } from './services/admin.service.js';
 import { ApiKeyService } from './services/apikey.service.js';
@@ -113,14 +115,14 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     throw e;
   }
   // The blob store: uploads under imports/, the depot (published layout, served at /cdn/*) under cdn/.
-  const blobStore = createBlobStore({
-    url: config.blob.url,
+  const s3BlobOptions = {
     ...(config.blob.s3Endpoint ? { endpoint: config.blob.s3Endpoint } : {}),
     ...(config.blob.s3Region ? { region: config.blob.s3Region } : {}),
     ...(config.blob.s3AccessKeyId ? { accessKeyId: config.blob.s3AccessKeyId } : {}),
     ...(config.blob.s3SecretAccessKey ? { secretAccessKey: config.blob.s3SecretAccessKey } : {}),
     forcePathStyle: config.blob.s3ForcePathStyle,
-  });
+  };
+  const blobStore = createBlobStore({ url: config.blob.url, ...s3BlobOptions });
   const depotOrigin = createDepotOrigin(blobStore, DEPOT_PREFIX);
   const pruneImports = async (orgName: string): Promise<void> => {
     // The org's published layout in the depot; deployments' copies are removed with the
@@ -128,7 +130,37 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     await depotOrigin.store.deletePrefix(`dxf/${orgName}/`);
     await depotOrigin.store.deletePrefix(`pat/${orgName}/`);
   };
-  const hooks: ServiceHooks = { pruneOrgFiles: pruneImports, ...opts.hooks };
+  // Deployments' settings are read before the org's records go; their copies are removed after.
+  const prepareOrgPrune = async (orgId: string, orgName: string): Promise<() => Promise<void>> => {
+    const deployments = (await allDeploymentsOfOrg(db.db, orgId)).flatMap((row) => {
+      try {
+        return [{ name: row.name, settings: openDeploymentSettings(row, secrets) }];
+      } catch {
+        return [];
+      }
+    });
+    return async () => {
+      await pruneImports(orgName);
+      await blobStore.deletePrefix(`imports/${orgId}/`);
+      for (const d of deployments) {
+        let origin: Origin | undefined;
+        try {
+          origin = createOrigin(d.settings);
+          await origin.store.deletePrefix(`dxf/${orgName}/`);
+          await origin.store.deletePrefix(`pat/${orgName}/`);
+        } catch (err) {
+          taskLog.warn({ err, orgName, deployment: d.name }, 'pruning a deployment failed');
+        } finally {
+          await origin?.close().catch(() => undefined);
+        }
+      }
+    };
+  };
+  const hooks: ServiceHooks = {
+    pruneOrgFiles: pruneImports,
+    ...(opts.hooks?.pruneOrgFiles ? {} : { prepareOrgPrune }),
+    ...opts.hooks,
+  };
   const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
 
@@ -142,6 +174,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
     ...(config.imports.allowPrivateUrls ? {} : { addressPolicy: isPublicAddress }),
+    // s3:// import URLs only in cluster mode (an S3 blob store), read with its endpoint and credentials.
+    ...(config.blob.url.startsWith('s3://') ? { s3StoreFactory: (bucket: string) => createS3BlobStore({ ...s3BlobOptions, bucket }) } : {}),
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets)),
     poke: () => worker?.poke(),
   };

@@ -28,6 +28,21 @@ describe('followPipeline', () => {
     expect(Object.fromEntries(lists[0].query)).toEqual({ appName: 'demo', type: 'mkraw', since: '100', 'order[]': 'created', limit: '100' });
   });
 
+  it('picks the newest follow-up created while the stage ran (an earlier import\'s comes before it)', async () => {
+    const mk = (name: string, created: number): Task => ({ name, type: 'mkraw', status: 'succeeded', appName: 'demo', buildId: null, created, ended: created + 1 });
+    const dp: Task = { name: 't_dp', type: 'deploy', status: 'succeeded', appName: 'demo', buildId: null, created: 111 };
+    const c = await client((req) =>
+      req.path === '/be/v1/tasks'
+        ? ok({ total: 3, offset: 0, limit: 100, tasks: req.query.get('type') === 'mkraw' ? [mk('t_A', 104), mk('t_B2', 110), mk('t_B1', 110), mk('t_C', 111)] : [dp] })
+        : fail(404, 'not-found', ''),
+    );
+    const first: Task = { name: 't_dl', type: 'dltar', status: 'succeeded', appName: 'demo', buildId: null, created: 100, started: 105, ended: 110 };
+    const tasks = await followPipeline({ client: c, appName: 'demo', first, pollIntervalMs: 0, sleep: async () => {} });
+    expect(tasks.map((t) => t.name)).toEqual(['t_dl', 't_B2', 't_dp']);
+    const q = standIn!.requests.find((r) => r.query.get('type') === 'mkraw')!.query;
+    expect([q.get('since'), q.get('until')]).toEqual(['100', '111']);
+  });
+
   it('treats expired and canceled as failures, reporting every state seen', async () => {
     const c = await client(() => ok({ task: dltar('expired') }));
     const seen: string[] = [];

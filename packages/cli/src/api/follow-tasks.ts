@@ -1,10 +1,12 @@
 // Following one import through its pipeline (api.md §7.2): dltar → mkraw → deploy.
 //
 // The server names only the first task when the build is submitted; each later stage is found
-// with `GET /be/v1/tasks` as the first task of the next type for the same app created no earlier
-// than the stage before it and, when both carry one, for the same build id. Imports of one app
-// run one at a time in order, so that task is ours; the build id guards against an earlier
-// import whose later stages are created after our submission.
+// with `GET /be/v1/tasks`. A stage enqueues its follow-up while it runs, so the follow-up was
+// created between the stage's submission and its end: among the tasks of the next type for the
+// same app (and the same build id, when both carry one) created in that window, ours is the newest
+// (by `created`, then by name: task names sort in creation order). An earlier import's follow-up
+// can fall in the window too, but only before ours: imports of one app run one at a time. Without
+// an `ended` time the window has no upper end and the oldest candidate is taken instead.
 import type { ApiClient } from './client.js';
 import { FINAL_TASK_STATUSES, type ListEnvelope, type SuccessEnvelope, type Task } from './types.js';
 
@@ -83,24 +85,38 @@ function buildIdOf(task: Task): number | null {
 async function findNext(opts: FollowOptions, prev: Task, type: string, seen: readonly Task[], maxPolls: number): Promise<Task> {
   const seenNames = new Set(seen.map((t) => t.name));
   const buildId = buildIdOf(prev);
+  const from = typeof prev.created === 'number' ? prev.created : undefined;
+  const to = typeof prev.ended === 'number' ? prev.ended : undefined;
   for (let poll = 0; poll < maxPolls; poll++) {
     if (poll > 0) await opts.sleep(opts.pollIntervalMs);
     const res = await opts.client.get<ListEnvelope & { tasks: Task[] }>('/be/v1/tasks', {
       appName: opts.appName,
       type,
-      since: prev.created,
+      since: from,
+      until: to !== undefined ? to + 1 : undefined, // `until` is exclusive; times are whole seconds
       'order[]': 'created',
       limit: 100,
     });
-    const match = (res.tasks ?? []).find(
-      (t) =>
-        t.type === type &&
-        t.appName === opts.appName &&
-        !seenNames.has(t.name) &&
-        (typeof prev.created !== 'number' || typeof t.created !== 'number' || t.created >= prev.created) &&
-        (buildId === null || buildIdOf(t) === null || buildIdOf(t) === buildId),
-    );
+    const candidates = (res.tasks ?? [])
+      .filter(
+        (t) =>
+          t.type === type &&
+          t.appName === opts.appName &&
+          !seenNames.has(t.name) &&
+          (from === undefined || typeof t.created !== 'number' || t.created >= from) &&
+          (to === undefined || typeof t.created !== 'number' || t.created <= to) &&
+          (buildId === null || buildIdOf(t) === null || buildIdOf(t) === buildId),
+      )
+      .sort(byCreation);
+    const match = to !== undefined ? candidates[candidates.length - 1] : candidates[0];
     if (match) return match;
   }
   throw new Error(`no ${type} task appeared for app ${opts.appName} after ${prev.type} ${prev.name} succeeded`);
+}
+
+function byCreation(a: Task, b: Task): number {
+  const ca = a.created ?? 0;
+  const cb = b.created ?? 0;
+  if (ca !== cb) return ca - cb;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

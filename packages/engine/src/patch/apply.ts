@@ -21,7 +21,7 @@ import {
 } from './format.js';
 import type { PatchProgress } from './make.js';
 import { canonicalManifestId, decodeManifestCanonical, encodeManifestCanonical } from './manifest-codec.js';
-import { HashPool } from './hash-pool.js';
+import { HashPool, type FileDigest } from './hash-pool.js';
 import { openPatch } from './patch-source.js';
 import { zstdDecompressExact } from './zstd.js';
 
@@ -56,6 +56,8 @@ export interface ApplyInternals {
 
 /** Threads hashing B's finished files beside the main thread's reads and writes. */
 const HASH_THREADS = 2;
+/** Errors of a forced reflink that mean "not on this file system" (then files are copied). */
+const CLONE_UNSUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS', 'ENOTTY', 'EPERM', 'EBADF']);
 /** Largest read of consecutive A chunks copied into B (a single larger chunk is read alone). */
 const SPAN_BYTES = 8 << 20;
 
@@ -285,13 +287,16 @@ interface ALoc {
 class Applier {
   copiedBytes = 0;
   patchedBytes = 0;
-  private readonly aByHash = new Map<string, number>();
+  /** For each chunk of B, the index of the same chunk in A, or -1 when A lacks it. */
+  private readonly aOfB: Int32Array;
   private readonly aLoc: Array<ALoc | undefined>;
   private readonly aFileBySha = new Map<string, number>();
   /** Where each new chunk of B was first written: (B file, offset). */
   private readonly bLoc: Array<ALoc | undefined>;
   private readonly aHandles = new Map<number, FileHandle>();
   private readonly linkedA = new Set<number>();
+  /** Whether reflinks work between A's and B's folders: unknown until the first whole-file copy. */
+  private cloneWorks: boolean | undefined;
   /** Whole-file checks of assembled files (on the hash pool) and fsyncs, running beside the assembly. */
   private readonly verifications: Array<Promise<void>> = [];
   private readonly aOffsets = new Map<number, number[]>();
@@ -309,7 +314,9 @@ class Applier {
     private readonly internals: ApplyInternals,
     private readonly pool: HashPool,
   ) {
-    a.chunks.forEach((c, i) => this.aByHash.set(hex(c.hash), i));
+    const aByHash = new Map<string, number>();
+    a.chunks.forEach((c, i) => aByHash.set(hex(c.hash), i));
+    this.aOfB = Int32Array.from(b.chunks, (c) => aByHash.get(hex(c.hash)) ?? -1);
     this.aLoc = new Array(a.chunks.length);
     a.files.forEach((f, fi) => {
       if (f.type !== 'file') return;
@@ -338,7 +345,7 @@ class Applier {
     this.b.files.forEach((f, fi) => {
       if (f.type !== 'file') return;
       const sameA = this.aFileBySha.get(hex(f.sha256));
-      const allInA = f.chunks.every((ci) => this.aByHash.has(hex(this.b.chunks[ci].hash)));
+      const allInA = f.chunks.every((ci) => this.aOfB[ci] >= 0);
       if (sameA !== undefined && this.a.files[sameA].sizeBytes === f.sizeBytes && allInA) whole.push([sameA, f]);
       else assembled.push([fi, f]);
     });
@@ -462,8 +469,8 @@ class Applier {
       while (k < f.chunks.length) {
         const ci = f.chunks[k];
         const c = this.b.chunks[ci];
-        const ai = this.aByHash.get(hex(c.hash));
-        if (ai !== undefined) {
+        const ai = this.aOfB[ci];
+        if (ai >= 0) {
           // Coalesce chunks that sit one after another in the same A file (bounded read size).
           const loc = this.aLoc[ai];
           if (!loc) throw new PatchCorruptError(BASE_PART_NAME, `chunk of ${f.path} is in no file of the base`);
@@ -471,12 +478,12 @@ class Applier {
           let end = loc.offset + c.rawSizeBytes;
           let bytes = c.rawSizeBytes;
           while (k + idx.length < f.chunks.length) {
-            const nai = this.aByHash.get(hex(this.b.chunks[f.chunks[k + idx.length]].hash));
-            const nl = nai === undefined ? undefined : this.aLoc[nai];
-            if (!nl || nl.file !== loc.file || nl.offset !== end || bytes + this.a.chunks[nai!].rawSizeBytes > SPAN_BYTES) break;
-            idx.push(nai!);
-            end += this.a.chunks[nai!].rawSizeBytes;
-            bytes += this.a.chunks[nai!].rawSizeBytes;
+            const nai = this.aOfB[f.chunks[k + idx.length]];
+            const nl = nai < 0 ? undefined : this.aLoc[nai];
+            if (!nl || nl.file !== loc.file || nl.offset !== end || bytes + this.a.chunks[nai].rawSizeBytes > SPAN_BYTES) break;
+            idx.push(nai);
+            end += this.a.chunks[nai].rawSizeBytes;
+            bytes += this.a.chunks[nai].rawSizeBytes;
           }
           // Copied spans are verified by B's whole-file hash (one hashing pass over B, on the pool);
           // only on a mismatch are they re-checked chunk by chunk to name the culprit.
@@ -552,6 +559,22 @@ class Applier {
     this.background(check);
   }
 
+  /**
+   * Reflinks `src` to `dst` (no data written; B's copy is then read once to be verified). False,
+   * and no further attempts in this apply, when the file system cannot clone.
+   */
+  private async tryClone(src: string, dst: string): Promise<boolean> {
+    try {
+      await copyFile(src, dst, fsConstants.COPYFILE_FICLONE_FORCE);
+      this.cloneWorks = true;
+      return true;
+    } catch (err) {
+      if (!CLONE_UNSUPPORTED.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      this.cloneWorks = false;
+      return false;
+    }
+  }
+
   /** Work that must finish (and not fail) before run() returns. */
   private background(p: Promise<void>): void {
     p.catch(() => undefined);
@@ -582,14 +605,18 @@ class Applier {
     // Link only the first B file taken from a given A file, and only an inode with no other names:
     // B's distinct files must stay distinct inodes.
     const linked = this.internals.linkUnchanged === true && (st.mode & 0o7777) === fileMode(f.mode) && st.nlink === 1 && !this.linkedA.has(ai);
+    let digest: FileDigest;
     if (linked) {
       this.linkedA.add(ai);
       await link(src, outPath);
+      digest = await this.pool.hashFile(outPath);
+    } else if (this.cloneWorks !== false && (await this.tryClone(src, outPath))) {
+      digest = await this.pool.hashFile(outPath);
     } else {
-      // A reflink where the file system has them; otherwise an in-kernel copy (copy_file_range).
-      await copyFile(src, outPath, fsConstants.COPYFILE_FICLONE);
+      // One pass on a hashing thread: the bytes hashed are exactly the bytes written.
+      digest = await this.pool.copyAndHash(src, outPath);
     }
-    const { size, sha256 } = await this.pool.hashFile(outPath);
+    const { size, sha256 } = digest;
     if (size !== f.sizeBytes || sha256 !== hex(f.sha256)) throw new WrongBaseError(af.path, 'content differs from the base build');
     if (!linked) {
       await chmod(outPath, fileMode(f.mode));

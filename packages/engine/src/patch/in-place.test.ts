@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'rolldown';
+import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WrongBaseError } from './errors.js';
 import { applyPatchInPlace, recoverInPlace, type InPlaceStep } from './in-place.js';
@@ -11,8 +11,8 @@ import { makePatch } from './make.js';
 import { editTree, makeTree, Rng, snapshot } from './test-support/trees.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// The child runs plain Node: bundle it from source beside the repository's node_modules so that
-// the native zstd binding resolves.
+// The child runs plain Node: bundle it from source (with vite, which vitest always brings) beside the
+// repository's node_modules, so that its packages (the native zstd binding) resolve as externals.
 const bundleDir = resolve(here, '../../../../node_modules/.cache', `rockit-patch-crash-${process.pid}`);
 const childJs = join(bundleDir, 'crash-child.mjs');
 let work: string;
@@ -22,11 +22,17 @@ const SEED = 77;
 
 beforeAll(async () => {
   await build({
-    input: join(here, 'test-support/crash-child.ts'),
-    platform: 'node',
-    external: ['zstd-napi', /^zstd-napi\//, /^node:/],
-    output: { file: childJs, format: 'esm' },
+    configFile: false,
     logLevel: 'silent',
+    root: here,
+    build: {
+      ssr: join(here, 'test-support/crash-child.ts'),
+      outDir: bundleDir,
+      emptyOutDir: true,
+      minify: false,
+      target: 'node20',
+      rollupOptions: { output: { format: 'es', entryFileNames: 'crash-child.mjs' } },
+    },
   });
   work = await mkdtemp(join(tmpdir(), 'rockit-inplace-test-'));
   await makeTree(join(work, 'A'), new Rng(SEED));

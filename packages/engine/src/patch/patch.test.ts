@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildImage } from '../image/build.js';
 import { applyPatch } from './apply.js';
+import { applyPatchInPlace } from './in-place.js';
 import { DATA_PART_NAME, MANIFEST_PART_NAME, PATCH_POINTER_NAME } from './constants.js';
 import { PatchCorruptError, PatchError, WrongBaseError } from './errors.js';
 import type { PatchPointer } from './format.js';
@@ -147,6 +148,26 @@ describe('damage and wrong inputs', () => {
     const err = await applyPatch({ patch: p, fromDir: a, outDir: join(work, 'out') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WrongBaseError);
     expect((err as WrongBaseError).path).toBe('data/assets1.pak');
+  });
+
+  it('names an unchanged file of A (copied whole) whose bytes differ from its manifest, in both apply modes', async () => {
+    const { a, b } = await buildPair(43, ['edit']);
+    const p = join(work, 'p');
+    await makePatch({ from: a, to: b, outDir: p, level: 1 });
+    // A data file the edit did not touch: B takes it from A whole. Flip one byte of A's copy.
+    const inB = new Set(await snapshot(b));
+    const victim = (await snapshot(a)).find((l) => l.startsWith('f data/') && inB.has(l))!.split(' ')[1];
+    const buf = await readFile(join(a, victim));
+    buf[buf.length >> 1] ^= 0x80;
+    await writeFile(join(a, victim), buf);
+    const err = await applyPatch({ patch: p, fromDir: a, outDir: join(work, 'out') }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WrongBaseError);
+    expect((err as WrongBaseError).path).toBe(victim);
+    const before = await snapshot(a);
+    const err2 = await applyPatchInPlace({ patch: p, dir: a }).catch((e: unknown) => e);
+    expect(err2).toBeInstanceOf(WrongBaseError);
+    expect((err2 as WrongBaseError).path).toBe(victim);
+    expect(await snapshot(a)).toEqual(before);
   });
 
   it('refuses a non-empty output folder', async () => {

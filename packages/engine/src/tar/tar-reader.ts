@@ -1,13 +1,14 @@
-// Streaming tar reader: plain, gzip or zstd (detected by magic bytes), over tar-stream. PAX and GNU long
-// names/link names are resolved by tar-stream. Yields InputEntry in archive order; memory stays bounded.
+// Streaming tar reader: plain, gzip or zstd (detected by magic bytes), parsed by our own tar parser
+// (tar-parser.ts: PAX and GNU long names, content handed out without copies). Yields InputEntry in archive
+// order; memory stays bounded.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import * as tarStream from 'tar-stream';
 import { DecompressStream } from 'zstd-napi';
 import { TarError } from '../errors.js';
 import type { InputEntry } from './input-entry.js';
+import { parseTar } from './tar-parser.js';
 
 export type TarCompression = 'none' | 'gzip' | 'zstd';
 
@@ -52,22 +53,6 @@ async function* decodedBytes(source: AsyncIterable<Uint8Array>): AsyncGenerator<
   await feeding;
 }
 
-function mapType(t: string | null | undefined): InputEntry['type'] {
-  switch (t) {
-    case 'file':
-    case 'contiguous-file':
-      return 'file';
-    case 'directory':
-      return 'dir';
-    case 'symlink':
-      return 'symlink';
-    case 'link':
-      return 'hardlink';
-    default:
-      return 'other';
-  }
-}
-
 /**
  * Reads a tar archive (path or stream). Entries' `content` must be consumed before asking for the next entry.
  * Throws TarError 'truncated' when the archive ends mid-entry or is not a tar, 'read-failed' on I/O or
@@ -75,50 +60,23 @@ function mapType(t: string | null | undefined): InputEntry['type'] {
  */
 export async function* readTarEntries(input: string | Readable): AsyncGenerator<InputEntry> {
   const source: Readable = typeof input === 'string' ? createReadStream(input, { highWaterMark: 1024 * 1024 }) : input;
-  const extract = tarStream.extract();
-  const decoded = Readable.from(decodedBytes(source), { objectMode: false });
-  let failure: unknown;
-  const piping = pipeline(decoded, extract).catch((err: unknown) => {
-    failure = err;
-    extract.destroy(err as Error);
-  });
   const name = typeof input === 'string' ? input : 'tar stream';
   try {
-    for await (const entry of extract) {
-      const h = entry.header;
-      const type = mapType(h.type);
-      const item: InputEntry = {
-        name: h.name,
-        type,
-        detectedType: h.type ?? 'unknown',
-        mode: h.mode ?? 0o644,
-        sizeBytes: type === 'file' ? (h.size ?? 0) : 0,
-        linkTarget: h.linkname ?? '',
-      };
-      if (type === 'file') {
-        item.content = guardContent(entry as unknown as AsyncIterable<Uint8Array>, h.name);
-        yield item;
-        entry.resume();
-      } else {
-        entry.resume();
-        yield item;
-      }
-    }
-    await piping;
-    if (failure) throw failure;
+    yield* parseTar(mapReadErrors(decodedBytes(source), name), name);
   } catch (err) {
     if (err instanceof TarError) throw err;
-    throw toTarError(err ?? failure, name);
+    throw toTarError(err, name);
   } finally {
     if (!source.destroyed) source.destroy();
   }
 }
 
-async function* guardContent(content: AsyncIterable<Uint8Array>, entryName: string): AsyncGenerator<Uint8Array> {
+/** I/O and decompression errors become TarErrors where they arise, so that entry content throws them too. */
+async function* mapReadErrors(bytes: AsyncIterable<Uint8Array>, name: string): AsyncGenerator<Uint8Array> {
   try {
-    yield* content;
+    yield* bytes;
   } catch (err) {
-    throw err instanceof TarError ? err : toTarError(err, entryName);
+    throw err instanceof TarError ? err : toTarError(err, name);
   }
 }
 

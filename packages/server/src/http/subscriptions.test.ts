@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_EVENT_NAMES } from '../webhooks/event.js';
 import { createMachineUser, createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
@@ -30,6 +31,12 @@ describe.each(TEST_DIALECTS)('subscriptions API (%s)', (dialect) => {
       created: Math.floor(t.clock.now() / 1000), updated: Math.floor(t.clock.now() / 1000),
     });
     expect(c.body).not.toContain('T0KEN');
+    // At rest: URL and secret sealed (never the plain text), the events list as given.
+    const row = await sql<Record<string, unknown>>`select * from subscriptions where name = 'ops_hook'`.execute(t.server.db.db).then((r) => r.rows[0]);
+    expect(String(row.url_sealed)).toMatch(/^v1:/);
+    expect(String(row.secret_sealed)).toMatch(/^v1:/);
+    expect(JSON.stringify(row)).not.toContain('T0KEN');
+    expect(JSON.stringify(row)).not.toContain(j.secret);
 
     const s = await create(admin.headers, { name: 'team_slack', type: 'slack', url: 'https://hooks.slack.com/services/T1/B2/XYZ' });
     expect(s.statusCode, s.body).toBe(201);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isStorageError } from '../storage/storage-error.js';
-import { appPrefixes, buildReleaseDocument, imagePrefix, padBuildId, patchPrefix, releaseKey } from './layout.js';
+import { appPrefixes, imagePrefix, padBuildId, patchPrefix, releaseKey } from './layout.js';
 
 function invalid(fn: () => unknown): boolean {
   try {
@@ -29,25 +29,5 @@ describe('publish layout (api.md §7.3)', () => {
     expect(invalid(() => imagePrefix('acme', 'demo', 1.5, 'b1'))).toBe(true);
     expect(invalid(() => patchPrefix('acme', 'demo', 2, 2))).toBe(true);
     expect(invalid(() => releaseKey('a', 'demo'))).toBe(true);
-  });
-
-  it('describes a release with its image and patches, newest source first', () => {
-    const doc = buildReleaseDocument({ orgName: 'acme', appName: 'demo', buildId: 5, buildName: '1.4', dxfName: 'b0005-t000', patchesFrom: [2, 4, 3], published: 1_700_000_000 });
-    expect(doc).toEqual({
-      format: 'rockit-release',
-      version: 1,
-      orgName: 'acme',
-      appName: 'demo',
-      buildId: 5,
-      buildName: '1.4',
-      dxfName: 'b0005-t000',
-      image: 'dxf/acme/demo/0005/b0005-t000/',
-      patches: [
-        { fromBuildId: 4, toBuildId: 5, path: 'pat/acme/demo/0005/0004/' },
-        { fromBuildId: 3, toBuildId: 5, path: 'pat/acme/demo/0005/0003/' },
-        { fromBuildId: 2, toBuildId: 5, path: 'pat/acme/demo/0005/0002/' },
-      ],
-      published: 1_700_000_000,
-    });
   });
 });

@@ -12,7 +12,7 @@ import type { BlobStore, PutOptions } from '../storage/blob-store.js';
 import { createFsBlobStore } from '../storage/fs-blob-store.js';
 import { isStorageError } from '../storage/storage-error.js';
 import { selfCheck } from '../storage/self-check.js';
-import { buildReleaseDocument, imagePrefix, patchPrefix, releaseKey } from './layout.js';
+import { imagePrefix, patchPrefix, releaseKey } from './layout.js';
 import { createDepotOrigin, createOrigin, findOriginSettingsProblem, type Origin, type OriginSettings } from './origin.js';
 import { publishTree, removePrefix, writeReleaseLast } from './publisher.js';
 
@@ -76,7 +76,8 @@ describe('origins and publishing', () => {
       try {
         expect((await selfCheck(origin.store)).ok).toBe(true);
         const rec = recording(origin);
-        const release = buildReleaseDocument({ orgName: 'acme', appName: 'demo', buildId: 3, dxfName: 'b0003-t000', patchesFrom: [1], published: 1_700_000_000 });
+        // writeReleaseLast treats the document as opaque JSON; its fields are pipeline/release.ts's business.
+        const release = { format: 'rockit-release', orgName: 'acme', appName: 'demo', buildId: 3, dxfName: 'b0003-t000' };
         const result = await writeReleaseLast(rec.origin, {
           trees: [
             { src, srcPrefix: 'images/acme/demo/3/', destPrefix: imagePrefix('acme', 'demo', 3, 'b0003-t000') },

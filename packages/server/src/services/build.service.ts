@@ -121,7 +121,7 @@ export class BuildService {
         contentType: 'application/x-tar',
         ...(contentLength !== undefined ? { expectedSizeBytes: contentLength } : {}),
       });
-    } catch (err) {
+    } catch {
       if (limiter.exceeded) throw tooLarge(max);
       throw new AppError('invalid-param', 'the upload broke off before the whole body arrived; PUT it again', { param: 'body', task: taskName });
     }

@@ -31,6 +31,12 @@ export interface UserPrincipal {
 export interface ServiceHooks {
   /** Deletes every stored and published file of the org (DELETE …/orgs/{name}?prune=true). Must be idempotent. */
   pruneOrgFiles(orgName: string): Promise<void>;
+  /**
+   * Optional first phase of a prune: called before the org's records are deleted, to capture what
+   * cannot be read afterwards (its deployments' settings). The returned function runs once the
+   * records are gone, instead of pruneOrgFiles.
+   */
+  prepareOrgPrune?(orgId: string, orgName: string): Promise<() => Promise<void>>;
 }
 
 export interface ServiceDeps {

@@ -111,7 +111,8 @@ export class OrgService {
     }
     const org = await findOrgByName(this.deps.db, name);
     if (!org) throw notFound('organization', name);
+    const prepared = prune && this.deps.hooks.prepareOrgPrune ? await this.deps.hooks.prepareOrgPrune(org.id, org.name) : undefined;
     await deleteOrg(this.deps.db, org.id);
-    if (prune) await this.deps.hooks.pruneOrgFiles(org.name);
+    if (prune) await (prepared ? prepared() : this.deps.hooks.pruneOrgFiles(org.name));
   }
 }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { BuildService } from '../../services/build.service.js';
 import { missingParam } from '../../domain/errors.js';
 import { principal } from '../plugins/auth.js';
@@ -45,7 +45,8 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildS
     return reply.code(202).send(body);
   });
 
-  await app.register(async (uploads) => {
+  await app.register(async (scope) => {
+    const uploads = scope.withTypeProvider<TypeBoxTypeProvider>();
     uploads.removeAllContentTypeParsers();
     uploads.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
     uploads.put('/be/v1/uploads/:taskName', {

@@ -33,6 +33,7 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
         ...(imp.size_bytes !== null ? { sizeBytes: Number(imp.size_bytes) } : {}),
         ...(imp.sha256 !== null ? { sha256: imp.sha256 } : {}),
         ...(deps.addressPolicy ? { addressPolicy: deps.addressPolicy } : {}),
+        ...(deps.s3StoreFactory ? { s3StoreFactory: deps.s3StoreFactory } : {}),
         blobStore: deps.blobStore,
         maxBytes: deps.maxUploadBytes,
         signal,

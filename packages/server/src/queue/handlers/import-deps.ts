@@ -25,6 +25,8 @@ export interface ImportDeps {
   addressPolicy?: (address: string, family: 4 | 6) => boolean;
   /** Opens a deployment's origin (secrets opened with the installation key). Throws when it cannot. */
   openDeployment(row: DeploymentRow): Origin;
+  /** Reads `s3://bucket/key` download URLs (cluster mode, with the blob store's S3 credentials); absent = refused. */
+  s3StoreFactory?: (bucket: string) => BlobStore;
   /** Engine codec threads for mkraw (default: all cores). */
   threads?: number;
   /** Wakes the local worker after a follow-up task was enqueued. */

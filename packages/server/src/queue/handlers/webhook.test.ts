@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findTask } from '../tasks.queue.js';
 import { createOrg, loginAdmin, type OrgFixture, type Session } from '../../test-support/factories.js';
@@ -198,6 +199,17 @@ describe.each(TEST_DIALECTS)('webhook deliveries (%s)', (dialect) => {
     await until(async () => (await findTask(t.server.db.db, task))?.status === 'succeeded', 'task ended');
     expect(JSON.parse((await findTask(t.server.db.db, task))!.result!)).toEqual({ delivered: false, reason: 'the subscription was deleted' });
     expect(at('/gone')).toHaveLength(1);
+  });
+
+  it('fails at once, with the attempt logged, when the stored secrets do not open', async () => {
+    await subscribe('broken_hook', 'webhook', '/broken', ['trace.error']);
+    // A sealed value moved to another field does not open there (it is bound to row and field).
+    await sql`update subscriptions set secret_sealed = url_sealed where name = 'broken_hook'`.execute(t.server.db.db);
+    const [task] = await emit(event({ type: 'trace', event: 'error' }));
+    await until(async () => (await findTask(t.server.db.db, task))?.status === 'failed', 'task failed');
+    expect((await findTask(t.server.db.db, task))!.attempts).toBe(1);
+    expect((await deliveries('broken_hook'))[0]).toMatchObject({ ok: false, error: 'the stored subscription secrets do not open with the installation key' });
+    expect(at('/broken')).toHaveLength(0);
   });
 
   it('emits nothing for an org without matching subscriptions', async () => {

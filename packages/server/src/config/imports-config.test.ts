@@ -1,0 +1,24 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('config: blob store and imports', () => {
+  it('defaults to a blob folder in the data folder, 24 h upload expiry and grace period', () => {
+    const c = loadConfig({ data: '/tmp/rockit-x' }, {});
+    expect(c.blob.url).toBe(pathToFileURL(path.join('/tmp/rockit-x', 'blobs')).href);
+    expect(c.imports).toMatchObject({ uploadExpirySeconds: 86400, gracePeriodSeconds: 86400, allowPrivateUrls: false });
+    expect(c.blob.s3ForcePathStyle).toBe(false);
+  });
+
+  it('reads S3 settings and limits, and refuses another blob URL scheme', () => {
+    const c = loadConfig({ data: '/tmp/rockit-x' }, {
+      ROCKIT_BLOB_URL: 's3://bucket/prefix', ROCKIT_S3_ENDPOINT: 'http://127.0.0.1:9000', ROCKIT_S3_ACCESS_KEY_ID: 'id',
+      ROCKIT_S3_SECRET_ACCESS_KEY: 'secret', ROCKIT_S3_FORCE_PATH_STYLE: 'true', ROCKIT_MAX_UPLOAD_BYTES: '5000', ROCKIT_GRACE_PERIOD_SECONDS: '0',
+    });
+    expect(c.blob).toMatchObject({ url: 's3://bucket/prefix', s3Endpoint: 'http://127.0.0.1:9000', s3AccessKeyId: 'id', s3ForcePathStyle: true });
+    expect(c.imports).toMatchObject({ maxUploadBytes: 5000, gracePeriodSeconds: 0 });
+    expect(() => loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_BLOB_URL: 'ftp://x/y' })).toThrow(ConfigError);
+    expect(() => loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_UPLOAD_EXPIRY_SECONDS: '5' })).toThrow(ConfigError);
+  });
+});
