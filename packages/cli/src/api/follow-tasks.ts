@@ -83,6 +83,12 @@ function buildIdOf(task: Task): number | null {
 }
 
 async function findNext(opts: FollowOptions, prev: Task, type: string, seen: readonly Task[], maxPolls: number): Promise<Task> {
+  // Servers that name the follow-up in the stage's result are followed exactly; older ones by the window below.
+  const named = prev.result?.nextTask;
+  if (typeof named === 'string' && named.length > 0) {
+    const res = await opts.client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(named)}`);
+    return res.task;
+  }
   const seenNames = new Set(seen.map((t) => t.name));
   const buildId = buildIdOf(prev);
   const from = typeof prev.created === 'number' ? prev.created : undefined;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { MAX_SYMLINK_HOPS } from '../format/constants.js';
 import { parentOf, symlinkEscapesRoot } from '../format/paths.js';
 import type { FileEntry, Manifest } from '../format/types.js';
-import { DATA_PART_NAME, ManifestPartKind, MANIFEST_PART_NAME, BASE_PART_NAME, MAX_REF_BYTES, RecordTag, RunCodec } from './constants.js';
+import { DATA_PART_NAME, ManifestPartKind, MANIFEST_PART_NAME, BASE_PART_NAME, MAX_REF_BYTES, MAX_STREAM_REF_BYTES, RecordTag, RunCodec } from './constants.js';
 import { PatchCorruptError, PatchInputError, PatchUnsupportedError, UnsafePathError, WrongBaseError } from './errors.js';
 import {
   DATA_HEADER_BYTES,
@@ -17,7 +17,9 @@ import {
   MANIFEST_HEADER_BYTES,
   MAX_RUN_HEADER_BYTES,
   type PatchPointer,
+  type RefSegment,
   type RunHeader,
+  type StreamHeader,
 } from './format.js';
 import type { PatchProgress } from './make.js';
 import { canonicalManifestId, decodeManifestCanonical, encodeManifestCanonical } from './manifest-codec.js';
@@ -251,8 +253,8 @@ class DataReader {
     this.pos = DATA_HEADER_BYTES;
   }
 
-  /** Next run with its payload, or undefined at a valid end record (checked to be the last bytes). */
-  async next(): Promise<{ run: RunHeader; payload: Buffer; offset: number } | undefined> {
+  /** Next run or stream record with its payload, or undefined at a valid end record (checked to be the last bytes). */
+  async next(): Promise<{ run: RunHeader; payload: Buffer; offset: number } | { stream: StreamHeader; payload: Buffer; offset: number } | undefined> {
     const offset = this.pos;
     const rec = decodeRecordHeader(DATA_PART_NAME, await this.fill(MAX_RUN_HEADER_BYTES), offset);
     this.pos += rec.headerBytes;
@@ -261,10 +263,12 @@ class DataReader {
       if (this.pos !== this.size) throw new PatchCorruptError(DATA_PART_NAME, 'bytes after the end record', this.pos);
       return undefined;
     }
+    const head = rec.tag === RecordTag.Run ? rec.run : rec.stream;
     // A view, not a copy: fill() never overwrites a buffer it has handed out, it allocates a new one.
-    const payload = await this.fill(rec.run.payloadSize);
-    if (payload.length !== rec.run.payloadSize) throw new PatchCorruptError(DATA_PART_NAME, 'truncated run payload', offset);
+    const payload = await this.fill(head.payloadSize);
+    if (payload.length !== head.payloadSize) throw new PatchCorruptError(DATA_PART_NAME, 'truncated record payload', offset);
     this.pos += payload.length;
+    if (rec.tag === RecordTag.Stream) return { stream: rec.stream, payload, offset };
     this.runsRead++;
     return { run: rec.run, payload, offset };
   }
@@ -303,6 +307,8 @@ class Applier {
   /** Reusable read buffers for copied spans (a few are in flight at once); large buffers churned per span cost GC time. */
   private readonly spanBuffers: Buffer[] = [];
   private pending: { run: RunHeader; payload: Buffer; offset: number } | undefined | null = null;
+  /** The decoded stream record whose bytes the next stream-codec runs consume, in order. */
+  private stream: { buf: Buffer; pos: number; offset: number } | undefined;
   private reader!: DataReader;
   private done = 0;
   private readonly total: number;
@@ -366,6 +372,7 @@ class Applier {
     const checks = await Promise.allSettled(this.verifications);
     for (const r of [...results, ...checks]) if (r.status === 'rejected') throw r.reason;
     const left = await this.peek();
+    if (this.stream) throw new PatchCorruptError(DATA_PART_NAME, 'stream bytes left unused', this.stream.offset);
     if (left) throw new PatchCorruptError(DATA_PART_NAME, `run for file #${left.run.bFile} chunk ${left.run.ordinal} was never used`, left.offset);
     for (const f of this.b.files) {
       if (f.type === 'hardlink') await link(join(out, f.linkTarget), join(out, f.path));
@@ -384,9 +391,45 @@ class Applier {
     }
   }
 
+  /** The next run record; stream records met on the way are decoded and become the open stream. */
   private async peek() {
-    if (this.pending === null) this.pending = await this.reader.next();
+    while (this.pending === null) {
+      const rec = await this.reader.next();
+      if (rec && 'stream' in rec) {
+        if (this.stream) throw new PatchCorruptError(DATA_PART_NAME, 'stream record before the previous stream was used up', rec.offset);
+        this.stream = { buf: await this.decodeStream(rec.stream, rec.payload, rec.offset), pos: 0, offset: rec.offset };
+        continue;
+      }
+      this.pending = rec;
+    }
     return this.pending;
+  }
+
+  /** Reads and verifies the stream's reference spans of A, then decodes its frame into exactly rawSize bytes. */
+  private async decodeStream(h: StreamHeader, payload: Buffer, offset: number): Promise<Buffer> {
+    const dict = await this.readRefs(h.refs, MAX_STREAM_REF_BYTES, offset);
+    try {
+      return zstdDecompressExact(payload, h.rawSize, dict);
+    } catch (err) {
+      throw new PatchCorruptError(DATA_PART_NAME, `zstd: ${(err as Error).message}`, offset);
+    }
+  }
+
+  /** Concatenated bytes of reference segments of A, each chunk checked against A's manifest. */
+  private async readRefs(refs: RefSegment[], maxBytes: number, offset: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let size = 0;
+    for (const s of refs) {
+      const af = this.a.files[s.aFile];
+      if (!af || af.type !== 'file' || s.count === 0 || s.ordinal + s.count > af.chunks.length) {
+        throw new PatchCorruptError(DATA_PART_NAME, 'reference outside the base build', offset);
+      }
+      const idx = af.chunks.slice(s.ordinal, s.ordinal + s.count);
+      size += idx.reduce((t, ci) => t + this.a.chunks[ci].rawSizeBytes, 0);
+      if (size > maxBytes) throw new PatchCorruptError(DATA_PART_NAME, 'reference too large', offset);
+      parts.push(await this.readA(s.aFile, this.offsetsOf(s.aFile)[s.ordinal], idx));
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   private progress(n: number): void {
@@ -635,22 +678,16 @@ class Applier {
       if (payload.length !== run.rawSize) throw new PatchCorruptError(DATA_PART_NAME, 'raw run of the wrong size', offset);
       return payload;
     }
-    let dict: Buffer | undefined;
-    if (run.codec === RunCodec.ZstdDelta) {
-      const parts: Buffer[] = [];
-      let size = 0;
-      for (const s of run.refs) {
-        const af = this.a.files[s.aFile];
-        if (!af || af.type !== 'file' || s.count === 0 || s.ordinal + s.count > af.chunks.length) {
-          throw new PatchCorruptError(DATA_PART_NAME, 'reference outside the base build', offset);
-        }
-        const idx = af.chunks.slice(s.ordinal, s.ordinal + s.count);
-        size += idx.reduce((t, ci) => t + this.a.chunks[ci].rawSizeBytes, 0);
-        if (size > MAX_REF_BYTES) throw new PatchCorruptError(DATA_PART_NAME, 'reference too large', offset);
-        parts.push(await this.readA(s.aFile, this.offsetsOf(s.aFile)[s.ordinal], idx));
-      }
-      dict = Buffer.concat(parts);
+    if (run.codec === RunCodec.Stream) {
+      const st = this.stream;
+      if (!st || st.buf.length - st.pos < run.rawSize) throw new PatchCorruptError(DATA_PART_NAME, 'stream run without enough stream bytes', offset);
+      const out = st.buf.subarray(st.pos, st.pos + run.rawSize);
+      st.pos += run.rawSize;
+      if (st.pos === st.buf.length) this.stream = undefined;
+      return out;
     }
+    if (this.stream) throw new PatchCorruptError(DATA_PART_NAME, 'stream bytes left unused before another run', this.stream.offset);
+    const dict = run.codec === RunCodec.ZstdDelta ? await this.readRefs(run.refs, MAX_REF_BYTES, offset) : undefined;
     try {
       return zstdDecompressExact(payload, run.rawSize, dict);
     } catch (err) {

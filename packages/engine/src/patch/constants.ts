@@ -12,6 +12,8 @@ export const MANIFEST_PART_VERSION = 1;
 /** Data part (runs of new chunks of B): magic "RKPD". */
 export const DATA_PART_MAGIC = 0x44504b52; // 'R','K','P','D' little-endian
 export const DATA_PART_VERSION = 1;
+/** Data part version written when the part holds stream records (version 1 readers reject them). */
+export const DATA_PART_VERSION_STREAMS = 2;
 
 /** Part names inside a patch folder. */
 export const MANIFEST_PART_NAME = 'manifest.rkpm';
@@ -30,6 +32,8 @@ export const enum ManifestPartKind {
 export const enum RecordTag {
   End = 0,
   Run = 1,
+  /** One zstd frame holding the new bytes of the following stream-codec runs of one B file (version 2). */
+  Stream = 2,
 }
 
 /** Run payload codecs (u8 on disk: never renumber). */
@@ -38,6 +42,8 @@ export const enum RunCodec {
   Zstd = 1,
   /** zstd with the concatenated reference segments of A as a raw-content dictionary. */
   ZstdDelta = 2,
+  /** No payload: the run's bytes are the next `rawSize` bytes of the open stream record (version 2). */
+  Stream = 3,
 }
 
 /** Default cap on the raw bytes of one run (one zstd frame). */
@@ -54,3 +60,17 @@ export const DEFAULT_WINDOW_LOG = 24;
 export const DEFAULT_ZSTD_LEVEL = 19;
 /** Min-hash samples kept per chunk for content-similarity reference search. */
 export const MINHASH_SAMPLES_PER_CHUNK = 4;
+/**
+ * File streams (data part version 2): a B file with at least this many new bytes and an A file of the
+ * same path is coded as one zstd frame with the whole A file as raw-content dictionary (patch-from
+ * semantics, long-distance matching), so matches anywhere in the old file are found.
+ */
+export const STREAM_MIN_NEW_BYTES = 8 << 20;
+/** Largest A file used whole as a stream reference, and largest stream (new bytes); larger ones fall back to runs. */
+export const DEFAULT_STREAM_REF_CAP_BYTES = 128 << 20;
+export const DEFAULT_STREAM_RAW_CAP_BYTES = 128 << 20;
+/** Reader limits for stream records (apply memory is about reference + raw). */
+export const MAX_STREAM_RAW_BYTES = 256 << 20;
+export const MAX_STREAM_REF_BYTES = 256 << 20;
+/** Largest windowLog of a stream frame (1 GiB); the decoder accepts it explicitly. */
+export const MAX_STREAM_WINDOW_LOG = 30;

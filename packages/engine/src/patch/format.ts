@@ -3,11 +3,14 @@
 import {
   DATA_PART_MAGIC,
   DATA_PART_VERSION,
+  DATA_PART_VERSION_STREAMS,
   MANIFEST_PART_MAGIC,
   MANIFEST_PART_VERSION,
   MAX_MANIFEST_RAW_BYTES,
   MAX_REF_SEGMENTS,
   MAX_RUN_RAW_BYTES,
+  MAX_STREAM_RAW_BYTES,
+  MAX_STREAM_WINDOW_LOG,
   RecordTag,
   RunCodec,
 } from './constants.js';
@@ -52,6 +55,8 @@ export interface PatchStats {
   deltaRuns: number;
   /** Chunk references copied from earlier in B at apply time. */
   internalCopies: number;
+  /** Stream records (B files coded as one frame against their whole same-path A file); absent in older pointers. */
+  streams?: number;
 }
 
 export interface ManifestPartHeader {
@@ -98,6 +103,8 @@ export function decodeManifestPartHeader(part: string, buf: Uint8Array): Manifes
 }
 
 export interface DataPartHeader {
+  /** 1, or 2 when the part holds stream records (written only then, so plain patches stay readable by version 1 readers). */
+  version?: number;
   level: number;
   windowLog: number;
   runCapBytes: number;
@@ -109,7 +116,7 @@ export const DATA_HEADER_BYTES = 4 + 2 + 2 + 1 + 1 + 2 + 4 + 32;
 export function encodeDataPartHeader(h: DataPartHeader): Buffer {
   const w = new ByteWriter();
   w.u32(DATA_PART_MAGIC);
-  w.u16(DATA_PART_VERSION);
+  w.u16(h.version ?? DATA_PART_VERSION);
   w.u16(0); // flags
   w.u8(h.level);
   w.u8(h.windowLog);
@@ -124,7 +131,7 @@ export function decodeDataPartHeader(part: string, buf: Uint8Array): DataPartHea
   const r = new ByteReader(buf, fail);
   if (r.u32() !== DATA_PART_MAGIC) throw fail('bad magic', 0);
   const version = r.u16();
-  if (version !== DATA_PART_VERSION) throw new PatchUnsupportedError(part, `version ${version}`);
+  if (version !== DATA_PART_VERSION && version !== DATA_PART_VERSION_STREAMS) throw new PatchUnsupportedError(part, `version ${version}`);
   const flags = r.u16();
   if (flags !== 0) throw new PatchUnsupportedError(part, `flags ${flags}`);
   const level = r.u8();
@@ -132,7 +139,7 @@ export function decodeDataPartHeader(part: string, buf: Uint8Array): DataPartHea
   r.u16();
   const runCapBytes = r.u32();
   const targetId = Buffer.from(r.bytes(32)).toString('hex');
-  return { level, windowLog, runCapBytes, targetId };
+  return { version, level, windowLog, runCapBytes, targetId };
 }
 
 /** A contiguous span of chunk occurrences of one file of A: the unit of reference bytes. */
@@ -175,6 +182,31 @@ export function encodeRunHeader(h: RunHeader): Buffer {
   return w.finish();
 }
 
+/** A stream record: one zstd frame of `rawSize` bytes, the concatenated bytes of the stream-codec runs that follow it. */
+export interface StreamHeader {
+  bFile: number;
+  rawSize: number;
+  windowLog: number;
+  refs: RefSegment[];
+  payloadSize: number;
+}
+
+export function encodeStreamHeader(h: StreamHeader): Buffer {
+  const w = new ByteWriter();
+  w.u8(RecordTag.Stream);
+  w.uv(h.bFile);
+  w.uv(h.rawSize);
+  w.u8(h.windowLog);
+  w.uv(h.refs.length);
+  for (const s of h.refs) {
+    w.uv(s.aFile);
+    w.uv(s.ordinal);
+    w.uv(s.count);
+  }
+  w.uv(h.payloadSize);
+  return w.finish();
+}
+
 export function encodeEndRecord(runCount: number): Buffer {
   const w = new ByteWriter();
   w.u8(RecordTag.End);
@@ -185,7 +217,10 @@ export function encodeEndRecord(runCount: number): Buffer {
 /** Upper bound of an encoded run header: read this many bytes (or to the end) before decoding one. */
 export const MAX_RUN_HEADER_BYTES = 1 + 4 * 9 + 1 + 9 + MAX_REF_SEGMENTS * 27 + 9;
 
-export type DecodedRecord = { tag: RecordTag.End; runCount: number; headerBytes: number } | { tag: RecordTag.Run; run: RunHeader; headerBytes: number };
+export type DecodedRecord =
+  | { tag: RecordTag.End; runCount: number; headerBytes: number }
+  | { tag: RecordTag.Run; run: RunHeader; headerBytes: number }
+  | { tag: RecordTag.Stream; stream: StreamHeader; headerBytes: number };
 
 /** Decodes one record header from `buf` (which starts at `offset` in the part, for messages). */
 export function decodeRecordHeader(part: string, buf: Uint8Array, offset: number): DecodedRecord {
@@ -193,13 +228,27 @@ export function decodeRecordHeader(part: string, buf: Uint8Array, offset: number
   const r = new ByteReader(buf, fail);
   const tag = r.u8();
   if (tag === RecordTag.End) return { tag, runCount: r.uv(), headerBytes: r.pos };
+  if (tag === RecordTag.Stream) {
+    const bFile = r.uv();
+    const rawSize = r.uv();
+    const windowLog = r.u8();
+    const nRefs = r.uv();
+    if (nRefs > MAX_REF_SEGMENTS) throw fail(`${nRefs} reference segments`, r.pos);
+    const refs: RefSegment[] = [];
+    for (let i = 0; i < nRefs; i++) refs.push({ aFile: r.uv(), ordinal: r.uv(), count: r.uv() });
+    const payloadSize = r.uv();
+    if (rawSize === 0 || rawSize > MAX_STREAM_RAW_BYTES || payloadSize > MAX_STREAM_RAW_BYTES + (1 << 20) || windowLog > MAX_STREAM_WINDOW_LOG) {
+      throw fail(`implausible stream (raw ${rawSize}, payload ${payloadSize}, windowLog ${windowLog})`, 0);
+    }
+    return { tag, stream: { bFile, rawSize, windowLog, refs, payloadSize }, headerBytes: r.pos };
+  }
   if (tag !== RecordTag.Run) throw fail(`unknown record tag ${tag}`, 0);
   const bFile = r.uv();
   const ordinal = r.uv();
   const count = r.uv();
   const rawSize = r.uv();
   const codec = r.u8();
-  if (codec > RunCodec.ZstdDelta) throw new PatchUnsupportedError(part, `run codec ${codec} at byte ${offset}`);
+  if (codec > RunCodec.Stream) throw new PatchUnsupportedError(part, `run codec ${codec} at byte ${offset}`);
   const nRefs = r.uv();
   if (nRefs > MAX_REF_SEGMENTS) throw fail(`${nRefs} reference segments`, r.pos);
   const refs: RefSegment[] = [];
@@ -209,5 +258,6 @@ export function decodeRecordHeader(part: string, buf: Uint8Array, offset: number
     throw fail(`implausible run (chunks ${count}, raw ${rawSize}, payload ${payloadSize})`, 0);
   }
   if (codec !== RunCodec.ZstdDelta && nRefs !== 0) throw fail('references on a run without delta', 0);
+  if (codec === RunCodec.Stream && payloadSize !== 0) throw fail('payload on a stream run', 0);
   return { tag, run: { bFile, ordinal, count, rawSize, codec, refs, payloadSize }, headerBytes: r.pos };
 }

@@ -9,6 +9,12 @@ import {
   DATA_PART_NAME,
   DEFAULT_REF_CAP_BYTES,
   DEFAULT_RUN_CAP_BYTES,
+  DEFAULT_STREAM_RAW_CAP_BYTES,
+  DEFAULT_STREAM_REF_CAP_BYTES,
+  DATA_PART_VERSION,
+  DATA_PART_VERSION_STREAMS,
+  MAX_STREAM_WINDOW_LOG,
+  STREAM_MIN_NEW_BYTES,
   DEFAULT_WINDOW_LOG,
   DEFAULT_ZSTD_LEVEL,
   MANIFEST_PART_NAME,
@@ -26,6 +32,7 @@ import {
   encodeEndRecord,
   encodeManifestPartHeader,
   encodeRunHeader,
+  encodeStreamHeader,
   type PatchPart,
   type PatchPointer,
   type PatchStats,
@@ -34,7 +41,7 @@ import {
 import { canonicalManifestId, encodeManifestCanonical } from './manifest-codec.js';
 import { openBuildSide } from './open-side.js';
 import type { BuildSide } from './side.js';
-import { zstdCompress } from './zstd.js';
+import { zstdCompress, zstdCompressLong } from './zstd.js';
 
 export interface PatchProgress {
   /** index: reading A for content fingerprints; encode: compressing B's new runs; write: assembling B; swap: in-place commit. */
@@ -55,6 +62,10 @@ export interface MakePatchOptions {
   level?: number;
   runCapBytes?: number;
   refCapBytes?: number;
+  /** A B file with at least this many new bytes is coded as one stream against its same-path A file (default 8 MiB). */
+  streamMinNewBytes?: number;
+  /** Largest A file used whole as a stream reference, and largest stream of new bytes (default 128 MiB each). */
+  streamCapBytes?: number;
 }
 
 export interface MakePatchResult {
@@ -149,6 +160,22 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
     });
   });
 
+  // File streams: B files with many new bytes and a same-path A file small enough to serve whole as
+  // the reference (a rebuilt executable: every chunk differs a little, matches lie anywhere in A).
+  const streamMin = opts.streamMinNewBytes ?? STREAM_MIN_NEW_BYTES;
+  const streamCap = opts.streamCapBytes ?? Math.min(DEFAULT_STREAM_RAW_CAP_BYTES, DEFAULT_STREAM_REF_CAP_BYTES);
+  const newByFile = new Map<number, number>();
+  for (const r of runs) newByFile.set(r.bFile, (newByFile.get(r.bFile) ?? 0) + r.rawSize);
+  /** B file -> A file used whole as its stream reference. */
+  const streamRef = new Map<number, number>();
+  for (const [bf, bytes] of newByFile) {
+    if (bytes < streamMin || bytes > streamCap) continue;
+    const af = aPathIndex.get(bm.files[bf].path);
+    if (af === undefined) continue;
+    const size = am.files[af].sizeBytes;
+    if (size > 0 && size <= streamCap && am.files[af].chunks.length > 0) streamRef.set(bf, af);
+  }
+
   // Content index of A (only needed when something is new).
   const fpIndex = new Map<number, number>();
   if (runs.length > 0) {
@@ -190,11 +217,41 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
   const bId = canonicalManifestId(encB);
   const aId = canonicalManifestId(encA);
   let deltaRuns = 0;
+  let streams = 0;
   try {
-    await put(encodeDataPartHeader({ level, windowLog, runCapBytes: runCap, targetId: bId }));
+    await put(
+      encodeDataPartHeader({ version: streamRef.size > 0 ? DATA_PART_VERSION_STREAMS : DATA_PART_VERSION, level, windowLog, runCapBytes: runCap, targetId: bId }),
+    );
     let done = 0;
+    let streamFile = -1;
     for (const run of runs) {
       const f = bm.files[run.bFile];
+      const af = streamRef.get(run.bFile);
+      if (af !== undefined) {
+        if (streamFile !== run.bFile) {
+          // First run of a stream file: one frame for all its new bytes, the whole A file as reference.
+          streamFile = run.bFile;
+          const mine = runs.filter((r) => r.bFile === run.bFile);
+          const pieces: Buffer[] = [];
+          for (const r of mine) for (let k = r.ordinal; k < r.ordinal + r.count; k++) pieces.push(await b.readChunk(f.chunks[k]));
+          const raw = Buffer.concat(pieces);
+          pieces.length = 0;
+          const refPieces: Buffer[] = [];
+          for (const ci of am.files[af].chunks) refPieces.push(await a.readChunk(ci));
+          const ref = Buffer.concat(refPieces);
+          refPieces.length = 0;
+          const wl = Math.min(MAX_STREAM_WINDOW_LOG, Math.max(DEFAULT_WINDOW_LOG, Math.ceil(Math.log2(ref.length + raw.length))));
+          const payload = zstdCompressLong(raw, { level, windowLog: wl }, ref);
+          const refs: RefSegment[] = [{ aFile: af, ordinal: 0, count: am.files[af].chunks.length }];
+          await put(encodeStreamHeader({ bFile: run.bFile, rawSize: raw.length, windowLog: wl, refs, payloadSize: payload.length }));
+          await put(payload);
+          streams++;
+        }
+        await put(encodeRunHeader({ bFile: run.bFile, ordinal: run.ordinal, count: run.count, rawSize: run.rawSize, codec: RunCodec.Stream, refs: [], payloadSize: 0 }));
+        done += run.rawSize;
+        progress({ phase: 'encode', doneBytes: done, totalBytes: newRawBytes });
+        continue;
+      }
       const pieces: Buffer[] = [];
       for (let k = run.ordinal; k < run.ordinal + run.count; k++) pieces.push(await b.readChunk(f.chunks[k]));
       const raw = Buffer.concat(pieces);
@@ -275,6 +332,7 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
     runs: runs.length,
     deltaRuns,
     internalCopies,
+    streams,
   };
   const pointer: PatchPointer = {
     format: PATCH_POINTER_FORMAT,
@@ -285,7 +343,7 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
     stats,
   };
   const ptrTmp = join(opts.outDir, `${PATCH_POINTER_NAME}.tmp`);
-  await writeFile(ptrTmp, JSON.stringify(pointer, null, 2) + '\n');
+  await writeFile(ptrTmp, JSON.stringify(pointer) + '\n');
   await rename(ptrTmp, join(opts.outDir, PATCH_POINTER_NAME));
   return { pointer, stats };
 }

@@ -24,7 +24,9 @@ export function zstdCompress(data: Uint8Array, settings: ZstdSettings, dict?: Ui
   if (!c) {
     if (compressors.size >= 4) compressors.clear();
     c = new Compressor();
-    c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, checksumFlag: false });
+    // No checksum (every chunk is checked against its SHA-256) and no content size (the reader knows
+    // it from the manifest and decodes into exactly that many bytes): a few bytes less per frame.
+    c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, checksumFlag: false, contentSizeFlag: false });
     compressors.set(key, c);
   }
   // An empty buffer unloads the previous dictionary.
@@ -42,4 +44,17 @@ export function zstdDecompressExact(frame: Uint8Array, rawSize: number, dict?: U
   const n = dict && dict.length > 0 ? dctx.decompressUsingDict(out, frame, dict) : dctx.decompress(out, frame);
   if (n !== rawSize) throw new Error(`frame decodes to ${n} bytes, expected ${rawSize}`);
   return out;
+}
+
+/**
+ * Compresses `data` as one frame against a large raw-content reference `ref` (zstd --patch-from
+ * semantics): long-distance matching on, window `windowLog` (must cover ref + data). A fresh
+ * context per call, released afterwards: its match tables are sized for the whole reference
+ * (tens of MiB at level 19), too large to keep cached beside the per-run contexts.
+ */
+export function zstdCompressLong(data: Uint8Array, settings: ZstdSettings, ref: Uint8Array): Buffer {
+  const c = new Compressor();
+  c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, enableLongDistanceMatching: true, checksumFlag: false, contentSizeFlag: false });
+  c.loadDictionary(ref);
+  return c.compress(data);
 }

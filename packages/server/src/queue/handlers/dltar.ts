@@ -41,6 +41,7 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
           if (p.fraction !== undefined) progress(p.fraction * 0.99);
         },
       });
+      let nextTask: string | null = null;
       await db.transaction().execute(async (trx) => {
         const now = clock.now();
         const mkraw = await enqueueTask(trx, now, {
@@ -48,11 +49,14 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
         });
         // A second run finds the follow-up linked: the row it just inserted is rolled back.
         if (!(await claimFollowUp(trx, imp.task_name, 'mkraw_task', mkraw.name))) throw new AlreadyLinked();
+        nextTask = mkraw.name;
       }).catch((e) => {
         if (!(e instanceof AlreadyLinked)) throw e;
       });
+      nextTask ??= (await findImport(db, imp.task_name))?.mkraw_task ?? null;
       deps.poke();
-      return { sizeBytes: got.sizeBytes, sha256: got.sha256, compression: got.compression };
+      // nextTask names the follow-up so that clients (rockit push) can follow the pipeline exactly.
+      return { sizeBytes: got.sizeBytes, sha256: got.sha256, compression: got.compression, nextTask };
     } catch (err) {
       if (isFinalAttempt(task, err)) await refreshProcessing(db, imp.org_id, app.name, task.name);
       throw err;

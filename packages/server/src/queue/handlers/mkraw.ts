@@ -67,6 +67,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         onProgress: (p) => progress(p.fraction * 0.99),
         ...(deps.threads !== undefined ? { threads: deps.threads } : {}),
       });
+      let nextTask: string | null = null;
       await db.transaction().execute(async (trx) => {
         const now = clock.now();
         await updateImport(trx, importTask, { dxf_name: made.dxfName, manifest_file: made.image.manifest });
@@ -80,13 +81,15 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
           queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
         });
         if (!(await claimFollowUp(trx, importTask, 'deploy_task', deploy.name))) throw new AlreadyLinked();
+        nextTask = deploy.name;
       }).catch((e) => {
         if (!(e instanceof AlreadyLinked)) throw e;
       });
+      nextTask ??= (await findImport(db, importTask))?.deploy_task ?? null;
       deps.poke();
       await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
       return {
-        buildId, dxfName: made.dxfName, sizeBytes: made.sizeBytes, files: made.files, chunks: made.chunks,
+        buildId, dxfName: made.dxfName, sizeBytes: made.sizeBytes, files: made.files, chunks: made.chunks, nextTask,
         patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, toBuildId: p.toBuildId, sizeBytes: p.sizeBytes })),
       };
     } catch (err) {
