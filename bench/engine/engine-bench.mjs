@@ -1,7 +1,7 @@
 // Engine benchmarks (spec/engine.md §5): every figure next to a reference measured in the same run
 // on the same input, as a ratio. Prints markdown tables; see README.md. Build first: npx tsc -b.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -70,7 +70,7 @@ function benchSet(title, versions) {
   // Patches between consecutive versions.
   const sums = { ours: 0, zstd: 0, zstdOurs: 0, xd: 0, xdOurs: 0, store: 0, storeOurs: 0 };
   const times = { make: 0, apply: 0, zMake: 0, zApply: 0, zOursMake: 0, zOursApply: 0, xMake: 0, xApply: 0, xOursMake: 0, xOursApply: 0 };
-  let patchRss = 0, applyRss = 0;
+  let patchRss = 0, applyRss = 0, baseManifestBytes = 0;
   const pairRows = [];
   for (let i = 0; i + 1 < versions.length; i++) {
     const a = versions[i], b = versions[i + 1];
@@ -91,7 +91,11 @@ function benchSet(title, versions) {
       }
     }
     if (!mk) throw new Error('make-patch failed for every input kind');
-    const ours = sizeOf(pdir);
+    // What a launcher holding A's manifest downloads: the pointer, the manifest delta and the data part
+    // (the base-manifest part is only fetched by callers without A's manifest; reported apart).
+    const pointer = JSON.parse(readFileSync(join(pdir, 'patch.json'), 'utf8'));
+    const ours = sizeOf(join(pdir, 'patch.json')) + pointer.parts.filter((p) => p.role !== 'baseManifest').reduce((s, p) => s + p.sizeBytes, 0);
+    baseManifestBytes += pointer.stats.baseManifestBytes;
     const out = join(tmp, 'applied');
     const ap = runOp('apply-patch', { patch: pdir, fromDir: a.dir, outDir: out });
     if (sizeOf(out) !== sizeOf(b.dir)) throw new Error(`applied ${b.label} differs in size from the original`);
@@ -141,6 +145,7 @@ function benchSet(title, versions) {
     row('patch inputs', patchInputUsed, '', '', 'what makePatch read: image folders, tars or plain folders');
     if (sums.zstd) row('patch size', fmtMB(sums.zstdOurs), `zstd -19 --long=31 --patch-from: ${fmtMB(sums.zstd)}`, ratio(sums.zstdOurs, sums.zstd), 'lower is better');
     if (sums.xd) row('patch size', fmtMB(sums.xdOurs), `xdelta3 -9: ${fmtMB(sums.xd)}`, ratio(sums.xdOurs, sums.xd), 'lower is better');
+    row('base-manifest part (not in patch size)', fmtMB(baseManifestBytes), '', '', 'fetched only by a caller without A\'s manifest');
     row('patch size', fmtMB(sums.storeOurs), `fixed 1 MiB chunk store (zstd -3 per block): ${fmtMB(sums.store)}`, ratio(sums.storeOurs, sums.store), 'lower is better');
     if (sums.zstd) row('patch make time', fmtS(times.zOursMake), `zstd -19 --long=31: ${fmtS(times.zMake)}`, ratio(times.zOursMake, times.zMake), 'lower is better');
     if (sums.xd) row('patch make time', fmtS(times.xOursMake), `xdelta3 -9: ${fmtS(times.xMake)}`, ratio(times.xOursMake, times.xMake), 'lower is better');

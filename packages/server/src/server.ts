@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
+import { resolveInstallationKey } from './config/installation-key.js';
 import { createDb, pingDb, type Db } from './db/dialect.js';
 import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
 import { migrateToLatest } from './db/migrator.js';
@@ -19,12 +19,16 @@ import { deployHandler } from './queue/handlers/deploy.js';
 import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
+import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
 import { isPublicAddress } from './pipeline/dltar.js';
 import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
 import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
 import { BuildService } from './services/build.service.js';
 import { DepotService } from './services/depot.service.js';
-import { openDeploymentSettings } from './services/deployment.service.js';
+import { AppService } from './services/app.service.js';
+import { ConsumptionService } from './services/consumption.service.js';
+import { DeploymentService, openDeploymentSettings } from './services/deployment.service.js';
+import { createOriginFileOps, type OriginFileOps } from './services/published-files.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 import { createS3BlobStore } from './storage/s3-blob-store.js';
 import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
@@ -60,6 +64,8 @@ export interface ServerOptions {
   handlers?: Record<string, TaskHandler>;
   /** Webhook delivery settings (tests shorten the retry schedule and the timeout). */
   webhooks?: Pick<WebhookHandlerOptions, 'backoff' | 'timeoutMs' | 'random' | 'issuer'>;
+  /** File operations on origins for apps and deployments (verify, remove published files); default: the real ones. */
+  originFiles?: OriginFileOps;
   /** Where the generated admin token is printed once (default: stdout). */
   print?: (line: string) => void;
 }
@@ -164,9 +170,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
 
-  // TODO(P1): replace with the SecretBox under the installation key once config provides it; an
-  // ephemeral key loses every sealed secret at restart.
-  const secrets = new SecretBox(randomBytes(32));
+  // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
+  const secrets = new SecretBox(resolveInstallationKey(config, print));
 
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
@@ -185,9 +190,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       db: db.db, capabilities: db.capabilities, clock, log: taskLog.child({ component: 'worker' }),
       handlers: {
         hello: helloHandler(() => selfChecks),
-        dltar: dltarHandler(importDeps),
-        mkraw: mkrawHandler(importDeps),
-        deploy: deployHandler(importDeps),
+        dltar: withPipelineEvents('dltar', importDeps, dltarHandler(importDeps)),
+        mkraw: withPipelineEvents('mkraw', importDeps, mkrawHandler(importDeps)),
+        deploy: withPipelineEvents('deploy', importDeps, deployHandler(importDeps)),
         cleanup: cleanupHandler(importDeps),
         [WEBHOOK_TASK_TYPE]: webhookHandler({ db: db.db, clock, secrets, ...opts.webhooks }),
         ...opts.handlers,
@@ -197,6 +202,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     });
   }
 
+  const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin });
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -211,6 +217,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     }),
     depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
     subscriptions: new SubscriptionService(deps, { secrets }),
+    apps: new AppService(deps, { secrets, files: originFiles }),
+    deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots }),
+    consumption: new ConsumptionService(deps),
   };
 
   const health = async (): Promise<HealthReport> => {

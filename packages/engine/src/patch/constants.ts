@@ -74,3 +74,7 @@ export const MAX_STREAM_RAW_BYTES = 256 << 20;
 export const MAX_STREAM_REF_BYTES = 256 << 20;
 /** Largest windowLog of a stream frame (1 GiB); the decoder accepts it explicitly. */
 export const MAX_STREAM_WINDOW_LOG = 30;
+/** zstd hashLog of level 19 for large inputs; a stream reference larger than 2^(this + 3) gets a larger hash table. */
+export const STREAM_DEFAULT_HASH_LOG = 22;
+/** Largest hashLog for streams (64 MiB of table, covers a 128 MiB reference). Compressor-side only: not in the format. */
+export const STREAM_MAX_HASH_LOG = 24;

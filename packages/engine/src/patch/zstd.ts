@@ -4,6 +4,7 @@
 
 import { createRequire } from 'node:module';
 import { Compressor } from 'zstd-napi';
+import { STREAM_DEFAULT_HASH_LOG, STREAM_MAX_HASH_LOG } from './constants.js';
 
 type Binding = typeof import('zstd-napi/binding.js');
 const binding = createRequire(import.meta.url)('zstd-napi/binding.js') as Binding;
@@ -55,6 +56,12 @@ export function zstdDecompressExact(frame: Uint8Array, rawSize: number, dict?: U
 export function zstdCompressLong(data: Uint8Array, settings: ZstdSettings, ref: Uint8Array): Buffer {
   const c = new Compressor();
   c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, enableLongDistanceMatching: true, checksumFlag: false, contentSizeFlag: false });
+  // zstd indexes only the last 2^max(hashLog + 3, chainLog + 1) bytes of a dictionary in its regular
+  // match finder (level 19: 32 MiB); long-distance matching alone misses the short matches a rebuilt
+  // executable is made of. Growing the hash table (4 bytes per entry: 64 MiB at 24) indexes a
+  // reference of up to 128 MiB whole; the binary tree (chainLog) stays at the level's size.
+  const refLog = Math.ceil(Math.log2(Math.max(1, ref.length)));
+  if (refLog - 3 > STREAM_DEFAULT_HASH_LOG) c.updateParameters({ hashLog: Math.min(STREAM_MAX_HASH_LOG, refLog - 3) });
   c.loadDictionary(ref);
   return c.compress(data);
 }

@@ -30,6 +30,10 @@ export interface Config {
   /** The blob store (uploads, the depot): file:///folder (default `<dataDir>/blobs`) or s3://bucket/prefix. */
   blob: BlobConfig;
   imports: ImportsConfig;
+  /** ROCKIT_INSTALLATION_KEY (64 hex digits or base64 of 32 bytes) sealing secrets at rest; generated into dataDir when unset. */
+  installationKey?: string;
+  /** ROCKIT_FS_DEPLOYMENT_ROOTS: folders `fs` deployments must lie in (unset: anywhere outside dataDir). */
+  fsDeploymentRoots?: string[];
 }
 
 export interface BlobConfig {
@@ -130,6 +134,15 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   const scryptCost = int('ROCKIT_SCRYPT_COST', env.ROCKIT_SCRYPT_COST, 16384, 1024, 1 << 20);
   if ((scryptCost & (scryptCost - 1)) !== 0) problems.push('ROCKIT_SCRYPT_COST must be a power of two');
 
+  const installationKey = env.ROCKIT_INSTALLATION_KEY;
+  if (installationKey !== undefined && !/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/.test(installationKey.trim())) {
+    problems.push('ROCKIT_INSTALLATION_KEY must be 32 bytes as 64 hex digits or base64');
+  }
+  const fsDeploymentRoots = env.ROCKIT_FS_DEPLOYMENT_ROOTS?.split(path.delimiter).filter((p) => p !== '');
+  for (const root of fsDeploymentRoots ?? []) {
+    if (!path.isAbsolute(root)) problems.push(`ROCKIT_FS_DEPLOYMENT_ROOTS must list absolute folders (got '${root}')`);
+  }
+
   const logLevel = (env.ROCKIT_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ROCKIT_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -172,6 +185,8 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
       gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
       allowPrivateUrls: bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
     },
+    ...(installationKey ? { installationKey: installationKey.trim() } : {}),
+    ...(fsDeploymentRoots ? { fsDeploymentRoots: fsDeploymentRoots.map((p) => path.resolve(p)) } : {}),
   };
   const blobUrl = config.blob.url;
   if (!/^(file:\/\/\/|s3:\/\/)/.test(blobUrl)) problems.push('ROCKIT_BLOB_URL must be file:///absolute/folder or s3://bucket/prefix');

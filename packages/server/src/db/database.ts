@@ -1,4 +1,5 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { AppTables } from './app-tables.js';
 
 /**
  * The database schema as Kysely sees it (after every migration). Portable representation so the
@@ -101,7 +102,8 @@ export interface TasksTable {
   updated_ms: number;
 }
 
-export interface Database {
+/** Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts. */
+export interface Database extends AppTables {
   orgs: OrgsTable;
   roles: RolesTable;
   users: UsersTable;

@@ -6,6 +6,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import type { Config } from '../config/config.js';
 import type { AdminService } from '../services/admin.service.js';
+import type { AppService } from '../services/app.service.js';
+import type { ConsumptionService } from '../services/consumption.service.js';
+import type { DeploymentService } from '../services/deployment.service.js';
 import type { ApiKeyService } from '../services/apikey.service.js';
 import type { AuthService } from '../services/auth.service.js';
 import type { BuildService } from '../services/build.service.js';
@@ -20,6 +23,9 @@ import { registerErrorHandler } from './plugins/error-handler.js';
 import { genRequestId, registerRequestId } from './plugins/request-id.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { apiKeyRoutes } from './routes/apikeys.routes.js';
+import { appRoutes } from './routes/apps.routes.js';
+import { consumptionRoutes } from './routes/consumption.routes.js';
+import { deploymentRoutes } from './routes/deployments.routes.js';
 import { buildRoutes } from './routes/builds.routes.js';
 import { cdnRoutes } from './routes/cdn.routes.js';
 import { loginRoutes } from './routes/login.routes.js';
@@ -39,6 +45,9 @@ export interface AppServices {
   roles: RoleService;
   apiKeys: ApiKeyService;
   tasks: TaskService;
+  apps: AppService;
+  deployments: DeploymentService;
+  consumption: ConsumptionService;
   builds: BuildService;
   depot: DepotService;
   subscriptions: SubscriptionService;
@@ -138,6 +147,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'users', description: 'Users and machine users (beUsers)' },
         { name: 'roles', description: 'Roles and permission bitmasks' },
         { name: 'tasks', description: 'Asynchronous tasks' },
+        { name: 'apps', description: 'Apps (builds, images and patches)' },
+        { name: 'deployments', description: 'Deployments = CDN origins (S3-compatible buckets or folders)' },
+        { name: 'consumption', description: 'Storage figures' },
         { name: 'builds', description: 'Imports of native builds (dltar → mkraw → deploy)' },
         { name: 'cdn', description: 'The depot: published images, patches and release.json' },
         { name: 'subscriptions', description: 'Webhook and Slack subscriptions to pipeline events' },
@@ -169,6 +181,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(userRoutes, { services: deps.services });
   await app.register(roleRoutes, { services: deps.services });
   await app.register(taskRoutes, { services: deps.services });
+  await app.register(appRoutes, { services: deps.services });
+  await app.register(deploymentRoutes, { services: deps.services });
+  await app.register(consumptionRoutes, { services: deps.services });
   await app.register(buildRoutes, { services: deps.services });
   await app.register(cdnRoutes, { services: deps.services });
   await app.register(subscriptionRoutes, { services: deps.services });

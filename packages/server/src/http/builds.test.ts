@@ -192,6 +192,39 @@ describe.each(TEST_DIALECTS)('imports end to end (%s)', (dialect) => {
     expect((await t.app.inject({ method: 'GET', url: relUrl })).statusCode).toBe(200);
   }, 120_000);
 
+  it('announces each pipeline phase to subscriptions, in order, with the next task named in results', async () => {
+    const h = admin.headers;
+    const app = await createApp(t, org, 2);
+    const received: any[] = [];
+    const hook = await startHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        res.end('ok');
+      });
+    });
+    try {
+      const sub = await t.req('POST', '/be/v1/subscriptions', { headers: h, body: { name: uniqueName('hook'), type: 'webhook', url: hook.baseUrl + '/events' } });
+      expect(sub.statusCode, sub.body).toBe(201);
+      const { submitted } = await upload(t, h, app.name, await gameTar(7), { buildName: 'ev-1' });
+      const tasks = (await settle(t, h, app.name)).filter((x) => PIPELINE.includes(x.type));
+      expect(tasks.map((x) => x.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+      const [dltar, mkraw, deploy] = tasks;
+      expect(dltar.name).toBe(submitted.name);
+      expect(dltar.result.nextTask).toBe(mkraw.name);
+      expect(mkraw.result.nextTask).toBe(deploy.name);
+      const expected = ['dltar.submit', 'dltar.begin', 'dltar.end', 'mkraw.begin', 'mkraw.end', 'deploy.begin', 'deploy.end'];
+      for (let i = 0; i < 1000 && received.filter((e) => e.appName === app.name).length < expected.length; i++) await new Promise((r) => setTimeout(r, 20));
+      const mine = received.filter((e) => e.appName === app.name);
+      expect(mine.map((e) => `${e.type}.${e.event}`)).toEqual(expected);
+      expect(mine[0]).toMatchObject({ orgName: org.name, appName: app.name, taskName: dltar.name, buildName: 'ev-1' });
+      expect(mine.at(-1)).toMatchObject({ taskName: deploy.name, dxfName: 'b0001-t000' });
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('reports bad input on the task: exitCode, httpStatus, size/sha256 mismatch, not a tar, escaping tar', async () => {
     const h = admin.headers;
     const app = await createApp(t, org);

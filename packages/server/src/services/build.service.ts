@@ -8,6 +8,7 @@ import { constantTimeEqual, randomSecret, sha256Hex } from '../domain/secrets.js
 import { tarKeyOf } from '../queue/handlers/import-deps.js';
 import { enqueueTask, findTask, releaseSubmittedTask } from '../queue/tasks.queue.js';
 import type { BlobStore } from '../storage/blob-store.js';
+import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { toTaskDto, type TaskDto } from './mappers.js';
 
@@ -85,6 +86,7 @@ export class BuildService {
       };
       await insertImport(trx, imp);
       await setProcessing(trx, app.id, now);
+      await emitEvent(trx, { type: 'dltar', event: 'submit', orgName: user.orgName, appName: app.name, taskName: row.name, ...(input.buildName ? { buildName: input.buildName } : {}) }, now);
       return row;
     });
     this.opts.poke();

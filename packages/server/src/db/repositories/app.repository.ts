@@ -1,14 +1,10 @@
-import type { Kysely } from 'kysely';
-import type { AppRow, AppTables, AppUpdate, BuildRow, DeploymentRow, PatchRow } from '../app-tables.js';
-import type { Database } from '../database.js';
+import type { AppRow, AppUpdate, BuildRow, DeploymentRow, PatchRow } from '../app-tables.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
 /** Org-scoped access to apps (api.md §7.1) and the rows that hang off them. */
 
-const q = (db: Executor): Kysely<Database & AppTables> => db as unknown as Kysely<Database & AppTables>;
-
 export const findApp = (db: Executor, orgId: string, name: string): Promise<AppRow | undefined> =>
-  q(db).selectFrom('apps').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+  db.selectFrom('apps').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
 
 export interface AppFilter {
   /** Partial, case-insensitive match on the name. */
@@ -18,7 +14,7 @@ export interface AppFilter {
 }
 
 export async function listApps(db: Executor, orgId: string, f: AppFilter, w: ListWindow): Promise<{ total: number; rows: AppRow[] }> {
-  let base = q(db).selectFrom('apps').where('org_id', '=', orgId);
+  let base = db.selectFrom('apps').where('org_id', '=', orgId);
   if (f.name) base = base.where(contains('name', f.name));
   if (f.error !== undefined) base = base.where('error', f.error ? 'is not' : 'is', null);
   const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
@@ -28,28 +24,28 @@ export async function listApps(db: Executor, orgId: string, f: AppFilter, w: Lis
 
 /** Names of every app of the org, sorted. */
 export async function appNamesOfOrg(db: Executor, orgId: string): Promise<string[]> {
-  const rows = await q(db).selectFrom('apps').select('name').where('org_id', '=', orgId).orderBy('name').execute();
+  const rows = await db.selectFrom('apps').select('name').where('org_id', '=', orgId).orderBy('name').execute();
   return rows.map((r) => r.name);
 }
 
 export async function insertApp(db: Executor, row: AppRow): Promise<void> {
-  await q(db).insertInto('apps').values(row).execute();
+  await db.insertInto('apps').values(row).execute();
 }
 
 export async function updateApp(db: Executor, id: string, changes: AppUpdate): Promise<void> {
-  await q(db).updateTable('apps').set(changes).where('id', '=', id).execute();
+  await db.updateTable('apps').set(changes).where('id', '=', id).execute();
 }
 
 /** Deletes the app; its deployment list, builds, patches and publication records go with it (cascade). */
 export async function deleteApp(db: Executor, id: string): Promise<void> {
-  await q(db).deleteFrom('apps').where('id', '=', id).execute();
+  await db.deleteFrom('apps').where('id', '=', id).execute();
 }
 
 /** Replaces the app's explicit deployment list (empty = every deployment of the org). */
 export async function setAppDeployments(db: Executor, appId: string, deploymentIds: string[]): Promise<void> {
-  await q(db).deleteFrom('app_deployments').where('app_id', '=', appId).execute();
+  await db.deleteFrom('app_deployments').where('app_id', '=', appId).execute();
   if (deploymentIds.length > 0) {
-    await q(db).insertInto('app_deployments').values(deploymentIds.map((deployment_id) => ({ app_id: appId, deployment_id }))).execute();
+    await db.insertInto('app_deployments').values(deploymentIds.map((deployment_id) => ({ app_id: appId, deployment_id }))).execute();
   }
 }
 
@@ -57,7 +53,7 @@ export async function setAppDeployments(db: Executor, appId: string, deploymentI
 export async function deploymentNamesOfApps(db: Executor, appIds: string[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>(appIds.map((id) => [id, []]));
   if (appIds.length === 0) return out;
-  const rows = await q(db)
+  const rows = await db
     .selectFrom('app_deployments')
     .innerJoin('deployments', 'deployments.id', 'app_deployments.deployment_id')
     .select(['app_deployments.app_id', 'deployments.name'])
@@ -72,7 +68,7 @@ export async function deploymentNamesOfApps(db: Executor, appIds: string[]): Pro
 export async function buildsOfApps(db: Executor, appIds: string[]): Promise<Map<string, BuildRow[]>> {
   const out = new Map<string, BuildRow[]>(appIds.map((id) => [id, []]));
   if (appIds.length === 0) return out;
-  const rows = await q(db).selectFrom('builds').selectAll().where('app_id', 'in', appIds).orderBy('app_id').orderBy('build_id').execute();
+  const rows = await db.selectFrom('builds').selectAll().where('app_id', 'in', appIds).orderBy('app_id').orderBy('build_id').execute();
   for (const r of rows) out.get(r.app_id)?.push(r);
   return out;
 }
@@ -81,7 +77,7 @@ export async function buildsOfApps(db: Executor, appIds: string[]): Promise<Map<
 export async function patchesOfApps(db: Executor, appIds: string[]): Promise<Map<string, PatchRow[]>> {
   const out = new Map<string, PatchRow[]>(appIds.map((id) => [id, []]));
   if (appIds.length === 0) return out;
-  const rows = await q(db)
+  const rows = await db
     .selectFrom('patches')
     .selectAll()
     .where('app_id', 'in', appIds)
@@ -103,7 +99,7 @@ export interface AppStoredBytes {
 
 /** Stored bytes of every app of the org, by name (consumption, api.md §12). */
 export async function storedBytesOfApps(db: Executor, orgId: string): Promise<AppStoredBytes[]> {
-  const rows = await q(db)
+  const rows = await db
     .selectFrom('apps')
     .select((eb) => [
       'apps.name',
@@ -134,7 +130,7 @@ export async function storedBytesOfApps(db: Executor, orgId: string): Promise<Ap
 
 /** Ids of the deployments that recorded a publication of the app. */
 export async function deploymentIdsPublishingApp(db: Executor, appId: string): Promise<string[]> {
-  const rows = await q(db).selectFrom('app_publications').select('deployment_id').where('app_id', '=', appId).execute();
+  const rows = await db.selectFrom('app_publications').select('deployment_id').where('app_id', '=', appId).execute();
   return rows.map((r) => r.deployment_id);
 }
 
@@ -143,7 +139,7 @@ export async function deploymentIdsPublishingApp(db: Executor, appId: string): P
  * the org when the list is empty (api.md §7.3), by name.
  */
 export async function targetDeploymentsOfApp(db: Executor, orgId: string, appId: string): Promise<DeploymentRow[]> {
-  const explicit = await q(db)
+  const explicit = await db
     .selectFrom('app_deployments')
     .innerJoin('deployments', 'deployments.id', 'app_deployments.deployment_id')
     .selectAll('deployments')
@@ -151,5 +147,5 @@ export async function targetDeploymentsOfApp(db: Executor, orgId: string, appId:
     .orderBy('deployments.name')
     .execute();
   if (explicit.length > 0) return explicit;
-  return q(db).selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
+  return db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
 }

@@ -1,24 +1,20 @@
-import type { Kysely } from 'kysely';
-import type { DeploymentRow, DeploymentStatus, DeploymentUpdate, AppTables } from '../app-tables.js';
-import type { Database } from '../database.js';
+import type { DeploymentRow, DeploymentStatus, DeploymentUpdate } from '../app-tables.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
 /** Org-scoped access to deployments (CDN origins, api.md §9.1); every lookup takes the org id. */
 
-const q = (db: Executor): Kysely<Database & AppTables> => db as unknown as Kysely<Database & AppTables>;
-
 export const findDeployment = (db: Executor, orgId: string, name: string): Promise<DeploymentRow | undefined> =>
-  q(db).selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+  db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
 
 /** The org's deployments with these names (unknown names are simply absent). */
 export const findDeploymentsByNames = (db: Executor, orgId: string, names: string[]): Promise<DeploymentRow[]> =>
   names.length === 0
     ? Promise.resolve([])
-    : q(db).selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', 'in', names).orderBy('name').execute();
+    : db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', 'in', names).orderBy('name').execute();
 
 /** Every deployment of the org, by name. */
 export const allDeploymentsOfOrg = (db: Executor, orgId: string): Promise<DeploymentRow[]> =>
-  q(db).selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
+  db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
 
 export interface DeploymentFilter {
   /** Partial, case-insensitive match on the name. */
@@ -28,7 +24,7 @@ export interface DeploymentFilter {
 }
 
 export async function listDeployments(db: Executor, orgId: string, f: DeploymentFilter, w: ListWindow): Promise<{ total: number; rows: DeploymentRow[] }> {
-  let base = q(db).selectFrom('deployments').where('org_id', '=', orgId);
+  let base = db.selectFrom('deployments').where('org_id', '=', orgId);
   if (f.name) base = base.where(contains('name', f.name));
   if (f.error !== undefined) base = base.where('status', '=', f.error ? 'error' : 'ok');
   const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
@@ -37,21 +33,21 @@ export async function listDeployments(db: Executor, orgId: string, f: Deployment
 }
 
 export async function insertDeployment(db: Executor, row: DeploymentRow): Promise<void> {
-  await q(db).insertInto('deployments').values(row).execute();
+  await db.insertInto('deployments').values(row).execute();
 }
 
 export async function updateDeployment(db: Executor, id: string, changes: DeploymentUpdate): Promise<void> {
-  await q(db).updateTable('deployments').set(changes).where('id', '=', id).execute();
+  await db.updateTable('deployments').set(changes).where('id', '=', id).execute();
 }
 
 /** Publications of apps to it go with it (cascade); callers check `appsNamingDeployment` first. */
 export async function deleteDeployment(db: Executor, id: string): Promise<void> {
-  await q(db).deleteFrom('deployments').where('id', '=', id).execute();
+  await db.deleteFrom('deployments').where('id', '=', id).execute();
 }
 
 /** Names of the apps whose explicit deployment list names this deployment, sorted. */
 export async function appsNamingDeployment(db: Executor, deploymentId: string): Promise<string[]> {
-  const rows = await q(db)
+  const rows = await db
     .selectFrom('app_deployments')
     .innerJoin('apps', 'apps.id', 'app_deployments.app_id')
     .select('apps.name')
@@ -66,12 +62,12 @@ export async function appsNamingDeployment(db: Executor, deploymentId: string): 
  * `message` is shown to the org: it must never contain a secret (storage messages never do).
  */
 export async function recordDeploymentStatus(db: Executor, id: string, status: DeploymentStatus, message: string, nowMs: number): Promise<void> {
-  await q(db).updateTable('deployments').set({ status, message, checked_ms: nowMs }).where('id', '=', id).execute();
+  await db.updateTable('deployments').set({ status, message, checked_ms: nowMs }).where('id', '=', id).execute();
 }
 
 /** Sets what is published of an app on a deployment (the deploy step calls it after each publish). */
 export async function recordPublication(db: Executor, appId: string, deploymentId: string, sizeBytes: number, nowMs: number): Promise<void> {
-  await q(db)
+  await db
     .insertInto('app_publications')
     .values({ app_id: appId, deployment_id: deploymentId, size_bytes: sizeBytes, updated_ms: nowMs })
     .onConflict((oc) => oc.columns(['app_id', 'deployment_id']).doUpdateSet({ size_bytes: sizeBytes, updated_ms: nowMs }))
@@ -80,7 +76,7 @@ export async function recordPublication(db: Executor, appId: string, deploymentI
 
 /** Published bytes per deployment of the org (every deployment, 0 when nothing is published), by name. */
 export async function publishedBytesByDeployment(db: Executor, orgId: string): Promise<Array<{ name: string; publishedBytes: number }>> {
-  const rows = await q(db)
+  const rows = await db
     .selectFrom('deployments')
     .leftJoin('app_publications', 'app_publications.deployment_id', 'deployments.id')
     .select(['deployments.name', (eb) => eb.fn.coalesce(eb.fn.sum<number>('app_publications.size_bytes'), eb.lit(0)).as('bytes')])

@@ -1,0 +1,16 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppServices } from '../app.js';
+import { principal } from '../plugins/auth.js';
+import { ConsumptionSchema } from '../schemas/app-deployment.schemas.js';
+import { Ok, Security, errorResponses } from '../schemas/common.js';
+
+/** GET /be/v1/consumption (api.md §12; consumption.read). */
+export const consumptionRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+  app.get('/be/v1/consumption', {
+    config: { auth: 'user' as const },
+    schema: {
+      tags: ['consumption'], summary: 'Stored bytes per app and published bytes per deployment', security: Security.user,
+      response: { 200: Ok({ consumption: ConsumptionSchema }), ...errorResponses(401, 403) },
+    },
+  }, async (req) => ({ status: 'success' as const, consumption: await services.consumption.get(principal(req)) }));
+};
