@@ -1,0 +1,253 @@
+// End to end through the real binaries (issue 4, item 9): `rockit-edge serve` (SQLite, temp data
+// folder) and the `rockit` command, spoken to only over HTTP and the command line. One publisher's
+// story, step by step; each step relies on the ones before it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { listFiles, runRockit, startS3rver, startServer, treeDigest, waitFor, type S3Store, type ServerProcess } from './test-support/processes.js';
+
+const ADMIN_TOKEN = 'e2e-publish-admin-token-0123456789';
+const ORG = 'acme';
+
+let dir: string;
+let server: ServerProcess;
+let base: string;
+let adminPassword: string;
+let authToken: string;
+let tarServer: http.Server | undefined;
+let s3: S3Store | undefined;
+let cliEnv: Record<string, string>;
+const origin = () => path.join(dir, 'origin');
+const series = () => path.join(dir, 'series');
+
+async function api(method: string, p: string, body?: unknown, headers: Record<string, string> = { 'x-rockit-beauth-token': authToken }): Promise<any> {
+  const res = await fetch(base + p, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { httpStatus: res.status, ...(text ? (JSON.parse(text) as object) : {}) };
+}
+
+const rockit = (argv: string[], stdin?: string) => runRockit(argv, cliEnv, stdin);
+
+/** The app once no import of it is in flight; throws with the task's error when a task failed. */
+async function settledApp(expectBuild: number): Promise<any> {
+  return waitFor(`app demo at build ${expectBuild}`, 60_000, async () => {
+    const tasks = await api('GET', '/be/v1/tasks?appName=demo&status=failed&limit=100');
+    if (tasks.tasks?.length) throw new Error(`failed task: ${JSON.stringify(tasks.tasks)}`);
+    const res = await api('GET', '/be/v1/apps/demo');
+    const app = res.app;
+    return app && app.iCurBuild === expectBuild && !app.processing && !app.locked ? app : undefined;
+  });
+}
+
+/** Files of the app on the fs origin, relative to the origin folder. */
+async function originFiles(): Promise<string[]> {
+  const files: string[] = [];
+  for (const top of [`dxf/${ORG}/demo`, `pat/${ORG}/demo`]) {
+    for (const f of await listFiles(path.join(origin(), top))) files.push(`${top}/${f}`);
+  }
+  return files.sort();
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rockit-e2e-publish-'));
+  await fs.mkdir(origin());
+  server = await startServer(path.join(dir, 'data'), {
+    ROCKIT_ADMIN_TOKEN: ADMIN_TOKEN,
+    ROCKIT_SCRYPT_COST: '1024',
+    ROCKIT_WORKER_POLL_MS: '50',
+    ROCKIT_GRACE_PERIOD_SECONDS: '1',
+    ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'true',
+    ROCKIT_TASK_MAX_ATTEMPTS: '1',
+    ROCKIT_LOG_LEVEL: 'info',
+  });
+  base = server.address;
+  cliEnv = { XDG_CONFIG_HOME: path.join(dir, 'cfg'), HOME: dir };
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await s3?.stop();
+  if (tarServer) await new Promise((r) => tarServer!.close(r));
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('publishing through rockit-edge serve and the rockit command', () => {
+  let dxf2: string;
+  let manifest2: string;
+
+  it('creates an org, logs in, creates an fs deployment and an app', async () => {
+    const created = await api('POST', '/adm/v1/orgs', { name: ORG }, { 'x-rockit-admin-token': ADMIN_TOKEN });
+    expect(created.httpStatus).toBe(201);
+    adminPassword = created.admin.password;
+    const session = await api('POST', '/be/v1/login', { orgName: ORG, username: 'admin', password: adminPassword }, {});
+    const auth = await api('POST', '/be/v1/auth', undefined, { 'x-rockit-besession-token': session.session.token });
+    authToken = auth.auth.token;
+
+    const login = await rockit(['login', '--server', base, '--org', ORG, '--user', 'admin', '--password-stdin'], adminPassword + '\n');
+    expect(login.exitCode, login.stderr).toBe(0);
+    const dep = await rockit(['deployments', 'create', 'cdn_fs', '--type', 'fs', '--path', origin()]);
+    expect(dep.exitCode, dep.stderr).toBe(0);
+    const app = await rockit(['apps', 'create', 'demo', '--label', 'Demo', '--max-builds', '2', '--deployments', 'cdn_fs']);
+    expect(app.exitCode, app.stderr).toBe(0);
+    const got = await api('GET', '/be/v1/apps/demo');
+    expect(got.app).toMatchObject({ name: 'demo', label: 'Demo', maxBuilds: 2, deployments: ['cdn_fs'] });
+
+    const gen = await rockit(['gamegen', 'build', '--seed', '5', '--size', '3MB', '--versions', '4', '--tar', '--json', '--out', series()]);
+    expect(gen.exitCode, gen.stderr).toBe(0);
+    for (const v of ['v1', 'v2', 'v3', 'v4', 'v2.tar']) expect(existsSync(path.join(series(), v)), v).toBe(true);
+  });
+
+  it('pushes v1 from a folder and prints the release', async () => {
+    const push = await rockit(['push', path.join(series(), 'v1'), `${ORG}/demo`, '--name', '1.0']);
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stdout).toMatch(new RegExp(`^published ${ORG}/demo build 1 \\(1\\.0\\), dxf \\S+; no patches\\n$`));
+    const app = await settledApp(1);
+    expect(app.builds.map((b: any) => b.buildName)).toEqual(['1.0']);
+  });
+
+  it('imports v2 from a URL; the image on the depot and on the fs origin reproduces v2', async () => {
+    const tar = path.join(series(), 'v2.tar');
+    const bytes = await fs.readFile(tar);
+    tarServer = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': String(bytes.length) });
+      createReadStream(tar).pipe(res);
+    });
+    await new Promise<void>((r) => tarServer!.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(tarServer.address() as AddressInfo).port}/v2.tar`;
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const submitted = await api('POST', '/be/v1/builds', { appName: 'demo', url, size: bytes.length, sha256, buildName: '2.0' });
+    expect(submitted.httpStatus, JSON.stringify(submitted)).toBe(202);
+    expect(submitted.task.type).toBe('dltar');
+    const app = await settledApp(2);
+    dxf2 = app.dxfName;
+    expect(app.patches).toEqual([expect.objectContaining({ fromBuildId: 1, toBuildId: 2 })]);
+
+    const inst = path.join(dir, 'inst');
+    const extract = await rockit(['image', 'extract', `${base}/cdn/dxf/${ORG}/demo/0002/${dxf2}/`, '--out', inst]);
+    expect(extract.exitCode, extract.stderr).toBe(0);
+    const v2 = await treeDigest(path.join(series(), 'v2'));
+    expect(Object.values(v2).filter((d) => d !== 'dir').length).toBeGreaterThan(1);
+    expect(await treeDigest(inst)).toEqual(v2);
+
+    const onOrigin = path.join(origin(), `dxf/${ORG}/demo/0002/${dxf2}`);
+    expect((await listFiles(onOrigin)).length).toBeGreaterThan(0);
+    const release = JSON.parse(await fs.readFile(path.join(origin(), `dxf/${ORG}/demo/release.json`), 'utf8'));
+    expect(release).toMatchObject({ orgName: ORG, appName: 'demo', buildId: 2, buildName: '2.0', dxfName: dxf2 });
+    expect(release.image.path).toBe(`dxf/${ORG}/demo/0002/${dxf2}/`);
+    manifest2 = release.image.manifest;
+    expect(existsSync(path.join(onOrigin, manifest2))).toBe(true);
+    const fromOrigin = path.join(dir, 'inst-origin');
+    const extract2 = await rockit(['image', 'extract', onOrigin, '--out', fromOrigin]);
+    expect(extract2.exitCode, extract2.stderr).toBe(0);
+    expect(await treeDigest(fromOrigin)).toEqual(await treeDigest(path.join(series(), 'v2')));
+  });
+
+  it('pushes v3; the published patch 0002 → 0003 turns the v2 install into v3', async () => {
+    const push = await rockit(['push', path.join(series(), 'v3'), `${ORG}/demo`, '--name', '3.0']);
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stdout).toMatch(/build 3 \(3\.0\).*patches from build 2/);
+    await settledApp(3);
+    const inst3 = path.join(dir, 'inst3');
+    const apply = await rockit(['patch', 'apply', path.join(origin(), `pat/${ORG}/demo/0003/0002`), '--from', path.join(dir, 'inst'), '--out', inst3]);
+    expect(apply.exitCode, apply.stderr).toBe(0);
+    expect(await treeDigest(inst3)).toEqual(await treeDigest(path.join(series(), 'v3')));
+  });
+
+  it('pushes v4 with maxBuilds 2: build 2 rotates out and the origin keeps only what the release references', async () => {
+    const push = await rockit(['push', path.join(series(), 'v4'), `${ORG}/demo`, '--name', '4.0']);
+    expect(push.exitCode, push.stderr).toBe(0);
+    const app = await settledApp(4);
+    expect(app.builds.map((b: any) => b.buildId).sort()).toEqual([3, 4]);
+    expect(app.patches).toEqual([expect.objectContaining({ fromBuildId: 3, toBuildId: 4 })]);
+
+    const release = JSON.parse(await fs.readFile(path.join(origin(), `dxf/${ORG}/demo/release.json`), 'utf8'));
+    expect(release.buildId).toBe(4);
+    expect(release.patches.map((p: any) => p.fromBuildId)).toEqual([3]);
+    const referenced = async () => {
+      const want = [`dxf/${ORG}/demo/release.json`];
+      for (const folder of [release.image.path, ...release.patches.map((p: any) => p.path)]) {
+        for (const f of await listFiles(path.join(origin(), folder))) want.push(`${folder}${f}`);
+      }
+      return want.sort();
+    };
+    // Cleanup runs after the 1 s grace period; poll until the origin holds exactly the release.
+    const want = await referenced();
+    expect(want.some((f) => f.startsWith(`pat/${ORG}/demo/0004/0003/`))).toBe(true);
+    await waitFor('the origin to hold only the current release', 30_000, async () => {
+      const have = await originFiles();
+      return JSON.stringify(have) === JSON.stringify(want) ? have : undefined;
+    }).catch(async (err: Error) => {
+      expect(await originFiles(), err.message).toEqual(want);
+    });
+    // The depot dropped build 2's image as well.
+    const gone = await fetch(`${base}/cdn/dxf/${ORG}/demo/0002/${dxf2}/${manifest2}`);
+    expect(gone.status).toBe(404);
+  });
+
+  it('a push to an s3 deployment with wrong credentials locks the app; fixing the deployment and retrying clears it', async () => {
+    s3 = await startS3rver(path.join(dir, 's3'), 'cdn');
+    // The secret comes from the environment, not the command line (where the process list shows it).
+    const withSecret = await runRockit(
+      ['deployments', 'create', 'cdn_s3', '--type', 's3', '--endpoint', s3.endpoint, '--region', s3.region, '--bucket', s3.bucket,
+        '--access-key-id', 'WRONGKEYID', '--force-path-style'],
+      { ...cliEnv, ROCKIT_S3_SECRET_ACCESS_KEY: 'wrong-secret' },
+    );
+    expect(withSecret.exitCode, withSecret.stderr).toBe(0);
+    const patched = await api('PATCH', '/be/v1/apps', { name: 'demo', deployments: ['cdn_fs', 'cdn_s3'] });
+    expect(patched.httpStatus, JSON.stringify(patched)).toBe(200);
+
+    const push = await rockit(['push', path.join(series(), 'v1'), `${ORG}/demo`, '--name', '5.0']);
+    expect(push.exitCode, push.stdout).toBe(1);
+    expect(push.stderr).toContain('deploy-failed');
+    expect(push.stderr).toContain('cdn_s3');
+    expect(push.stderr).not.toContain('wrong-secret');
+    const locked = await waitFor('the app in error state', 30_000, async () => {
+      const a = (await api('GET', '/be/v1/apps/demo')).app;
+      return a.error ? a : undefined;
+    });
+    expect(locked).toMatchObject({ locked: true, error: { type: 'deploy' } });
+    expect(typeof locked.error.task).toBe('string');
+    const refused = await api('POST', '/be/v1/builds', { appName: 'demo' });
+    expect(refused).toMatchObject({ httpStatus: 409, error: 'app-locked' });
+    const depInError = await api('GET', '/be/v1/deployments/cdn_s3');
+    expect(depInError.deployment.status).toBe('error');
+
+    const fixed = await api('PATCH', '/be/v1/deployments', { name: 'cdn_s3', s3: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    expect(fixed.httpStatus, JSON.stringify(fixed)).toBe(200);
+    const retry = await api('POST', '/be/v1/trigger', { type: 'retry', taskName: locked.error.task });
+    expect(retry.httpStatus, JSON.stringify(retry)).toBeLessThan(300);
+    expect(retry.task).toMatchObject({ name: locked.error.task, type: 'deploy' });
+    const app = await waitFor('the retried deploy to clear the error', 60_000, async () => {
+      const a = (await api('GET', '/be/v1/apps/demo')).app;
+      return a.error === null && !a.locked && a.iCurBuild === 5 && !a.processing ? a : undefined;
+    });
+    expect(app.dxfName).toEqual(expect.any(String));
+    expect((await api('GET', `/be/v1/tasks/${locked.error.task}`)).task.status).toBe('succeeded');
+    const s3Release = await listFiles(path.join(s3.directory, 'cdn'));
+    expect(s3Release.some((f) => f.includes('release.json')), s3Release.join('\n')).toBe(true);
+    expect((await api('GET', '/be/v1/deployments/cdn_s3')).deployment.status).toBe('ok');
+  });
+
+  it('DELETE /be/v1/apps/demo empties its origin folders', async () => {
+    expect((await originFiles()).length).toBeGreaterThan(0);
+    const del = await api('DELETE', '/be/v1/apps/demo');
+    expect(del.httpStatus, JSON.stringify(del)).toBe(200);
+    await waitFor('the origin folders of demo to be empty', 30_000, async () => ((await originFiles()).length === 0 ? true : undefined)).catch(
+      async (err: Error) => {
+        expect(await originFiles(), err.message).toEqual([]);
+      },
+    );
+    expect((await api('GET', '/be/v1/apps/demo')).httpStatus).toBe(404);
+    expect((await fetch(`${base}/cdn/dxf/${ORG}/demo/release.json`)).status).toBe(404);
+    const s3Left = (await listFiles(path.join(s3!.directory, 'cdn'))).filter((f) => /(^|\/)(dxf|pat)\//.test(f));
+    expect(s3Left).toEqual([]);
+  });
+});
