@@ -249,7 +249,7 @@ export async function releaseSubmittedTask(db: Db, name: string, nowMs: number):
 export async function retryFailedTask(db: Db, name: string, nowMs: number): Promise<boolean> {
   const r = await db
     .updateTable('tasks')
-    .set({ status: 'submitted', error: null, attempts: 0, progress: 0, run_after_ms: nowMs, ended_ms: null, updated_ms: nowMs })
+    .set({ status: 'submitted', error: null, attempts: 0, progress: 0, run_after_ms: nowMs, started_ms: null, ended_ms: null, updated_ms: nowMs })
     .where('name', '=', name)
     .where('status', '=', 'failed')
     .executeTakeFirst();
