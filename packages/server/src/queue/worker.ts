@@ -162,7 +162,9 @@ export class Worker {
 
   private async execute(task: TaskRow): Promise<void> {
     const { db, clock, leaseMs } = this.o;
-    const log = this.o.log.child({ taskName: task.name, taskType: task.type });
+    const log = this.o.log.child({ taskName: task.name, taskType: task.type, workerId: this.id });
+    // Which node held a task is what an operator needs after a crash: say it when the lease is taken.
+    log.info({ attempt: task.attempts }, 'task claimed');
     const lost = new AbortController();
     const signal = AbortSignal.any([this.abort.signal, lost.signal]);
     let progress: number | undefined;
