@@ -78,3 +78,13 @@ export function formatAge(unixSeconds: number | null | undefined, nowMs: number)
   return `${Math.floor(s / 86400)}d`;
 }
 
+
+/**
+ * Prints a list the way every listing command does: the items as a JSON array with `--json`,
+ * `no <noun>` when there are none, otherwise the table that `table` draws.
+ */
+export function writeList<T>(out: { write(s: string): unknown }, json: boolean | undefined, items: readonly T[], noun: string, table: (items: readonly T[]) => string): void {
+  if (json) out.write(JSON.stringify(items, null, 2) + '\n');
+  else if (items.length === 0) out.write(`no ${noun}\n`);
+  else out.write(table(items));
+}

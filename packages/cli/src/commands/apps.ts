@@ -8,7 +8,7 @@ import {
   type CliContext,
   type ConnectionOptions,
 } from '../api/context.js';
-import { formatAge, formatTable } from '../api/output.js';
+import { formatAge, formatTable, writeList } from '../api/output.js';
 import type { App, SuccessEnvelope } from '../api/types.js';
 
 interface CreateOptions extends ConnectionOptions {
@@ -53,19 +53,11 @@ export function register(program: Command, ctx: CliContext = processContext()): 
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
       const list = await client.listAll<App>('/be/v1/apps', 'apps', { 'order[]': 'name' });
-      if (opts.json) {
-        ctx.stdout.write(JSON.stringify(list, null, 2) + '\n');
-        return;
-      }
-      if (list.length === 0) {
-        ctx.stdout.write('no apps\n');
-        return;
-      }
       const now = ctx.now();
-      ctx.stdout.write(
+      writeList(ctx.stdout, opts.json, list, 'apps', (items) =>
         formatTable(
           ['NAME', 'LABEL', 'BUILD', 'DXF', 'BUILDS', 'DEPLOYMENTS', 'STATE', 'UPDATED'],
-          list.map((a) => [
+          items.map((a) => [
             a.name,
             a.label ?? '',
             a.iCurBuild != null ? String(a.iCurBuild) : '-',

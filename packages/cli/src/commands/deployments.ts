@@ -7,7 +7,7 @@ import {
   type CliContext,
   type ConnectionOptions,
 } from '../api/context.js';
-import { formatTable } from '../api/output.js';
+import { formatTable, writeList } from '../api/output.js';
 import type { Deployment, DeploymentCreate, SuccessEnvelope } from '../api/types.js';
 
 export interface DeploymentCreateOptions extends ConnectionOptions {
@@ -65,18 +65,10 @@ export function register(program: Command, ctx: CliContext = processContext()): 
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
       const list = await client.listAll<Deployment>('/be/v1/deployments', 'deployments', { 'order[]': 'name' });
-      if (opts.json) {
-        ctx.stdout.write(JSON.stringify(list, null, 2) + '\n');
-        return;
-      }
-      if (list.length === 0) {
-        ctx.stdout.write('no deployments\n');
-        return;
-      }
-      ctx.stdout.write(
+      writeList(ctx.stdout, opts.json, list, 'deployments', (items) =>
         formatTable(
           ['NAME', 'TYPE', 'LABEL', 'PREFIX', 'STATUS'],
-          list.map((d) => [d.name, d.type, d.label ?? '', d.originPrefix ?? '', d.status ?? '-']),
+          items.map((d) => [d.name, d.type, d.label ?? '', d.originPrefix ?? '', d.status ?? '-']),
         ),
       );
     }),

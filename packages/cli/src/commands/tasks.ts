@@ -8,7 +8,7 @@ import {
   type CliContext,
   type ConnectionOptions,
 } from '../api/context.js';
-import { formatAge, formatTable } from '../api/output.js';
+import { formatAge, formatTable, writeList } from '../api/output.js';
 import { TASK_STATUSES, TASK_TYPES, type ListEnvelope, type Task } from '../api/types.js';
 
 interface TasksOptions extends ConnectionOptions {
@@ -45,16 +45,8 @@ export function register(program: Command, ctx: CliContext = processContext()): 
         limit: opts.limit,
       });
       const tasks = res.tasks ?? [];
-      if (opts.json) {
-        ctx.stdout.write(JSON.stringify(tasks, null, 2) + '\n');
-        return;
-      }
-      if (tasks.length === 0) {
-        ctx.stdout.write('no tasks\n');
-        return;
-      }
-      ctx.stdout.write(formatTasks(tasks, ctx.now()));
-      if (res.total > tasks.length) ctx.stdout.write(`(${tasks.length} of ${res.total}; use --limit for more)\n`);
+      writeList(ctx.stdout, opts.json, tasks, 'tasks', (items) => formatTasks(items, ctx.now()));
+      if (!opts.json && res.total > tasks.length) ctx.stdout.write(`(${tasks.length} of ${res.total}; use --limit for more)\n`);
     }),
   );
 }
