@@ -30,6 +30,7 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     // Read from the engine's exported constants (patch reads 0 until the engine exports PATCH_POINTER_VERSION).
     expect(v.json().versions.formats.dxf).toBeGreaterThan(0);
     expect(v.json().versions.formats.trace).toBeGreaterThan(0);
+    expect(v.json().versions.formats.patch).toBeGreaterThan(0);
     const h = await t.req('GET', '/srv/v1/health');
     expect(h.statusCode).toBe(200);
     expect(h.json().health).toMatchObject({ live: true, ready: true, database: 'ok', workers: { enabled: true, alive: true } });
