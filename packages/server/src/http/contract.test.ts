@@ -27,7 +27,7 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     expect(v.headers['x-request-id']).toMatch(/.+/);
     expect(v.json()).toMatchObject({ status: 'success', versions: { api: 'v1', edge: expect.any(String), engine: expect.any(String) } });
     expect(Object.keys(v.json().versions.formats).sort()).toEqual(['dxf', 'patch', 'trace']);
-    // Read from the engine's exported constants (patch reads 0 until the engine exports PATCH_POINTER_VERSION).
+    // Read from the engine's exported format constants.
     expect(v.json().versions.formats.dxf).toBeGreaterThan(0);
     expect(v.json().versions.formats.trace).toBeGreaterThan(0);
     expect(v.json().versions.formats.patch).toBeGreaterThan(0);
