@@ -64,10 +64,8 @@ export interface FileReadFailed {
   typeDetected: string;
 }
 
-/** The JSON stored in a task's `error` field (api.md §8). Absent fields do not apply. */
-export interface TaskError {
-  code: StepErrorCode;
-  message: string;
+/** The documented detail fields of a failed step (api.md §8); absent fields do not apply. */
+interface StepErrorFields {
   httpStatus?: number;
   exitCode?: number;
   sizeBytesActual?: number;
@@ -76,19 +74,17 @@ export interface TaskError {
   sha256Expected?: string;
   fileReadFailed?: FileReadFailed;
   deployment?: string;
+}
+
+/** The JSON stored in a task's `error` field (api.md §8). Absent fields do not apply. */
+export interface TaskError extends StepErrorFields {
+  code: StepErrorCode;
+  message: string;
   /** Whether running the step again may succeed without anyone changing anything (network, storage). */
   retryable: boolean;
 }
 
-export interface StepErrorDetails {
-  httpStatus?: number;
-  exitCode?: number;
-  sizeBytesActual?: number;
-  sizeBytesExpected?: number;
-  sha256Actual?: string;
-  sha256Expected?: string;
-  fileReadFailed?: FileReadFailed;
-  deployment?: string;
+export interface StepErrorDetails extends StepErrorFields {
   /** Overrides the default retryability of the code (see `defaultRetryable`). */
   retryable?: boolean;
   cause?: unknown;
