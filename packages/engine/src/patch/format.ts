@@ -164,6 +164,24 @@ export interface RunHeader {
   payloadSize: number;
 }
 
+/** A reference list: count, then (aFile, ordinal, count) per segment. Shared by run and stream records. */
+function writeRefs(w: ByteWriter, refs: readonly RefSegment[]): void {
+  w.uv(refs.length);
+  for (const s of refs) {
+    w.uv(s.aFile);
+    w.uv(s.ordinal);
+    w.uv(s.count);
+  }
+}
+
+function readRefs(r: ByteReader, fail: (detail: string, at: number) => Error): RefSegment[] {
+  const n = r.uv();
+  if (n > MAX_REF_SEGMENTS) throw fail(`${n} reference segments`, r.pos);
+  const refs: RefSegment[] = [];
+  for (let i = 0; i < n; i++) refs.push({ aFile: r.uv(), ordinal: r.uv(), count: r.uv() });
+  return refs;
+}
+
 export function encodeRunHeader(h: RunHeader): Buffer {
   const w = new ByteWriter();
   w.u8(RecordTag.Run);
@@ -172,12 +190,7 @@ export function encodeRunHeader(h: RunHeader): Buffer {
   w.uv(h.count);
   w.uv(h.rawSize);
   w.u8(h.codec);
-  w.uv(h.refs.length);
-  for (const s of h.refs) {
-    w.uv(s.aFile);
-    w.uv(s.ordinal);
-    w.uv(s.count);
-  }
+  writeRefs(w, h.refs);
   w.uv(h.payloadSize);
   return w.finish();
 }
@@ -197,12 +210,7 @@ export function encodeStreamHeader(h: StreamHeader): Buffer {
   w.uv(h.bFile);
   w.uv(h.rawSize);
   w.u8(h.windowLog);
-  w.uv(h.refs.length);
-  for (const s of h.refs) {
-    w.uv(s.aFile);
-    w.uv(s.ordinal);
-    w.uv(s.count);
-  }
+  writeRefs(w, h.refs);
   w.uv(h.payloadSize);
   return w.finish();
 }
@@ -232,10 +240,7 @@ export function decodeRecordHeader(part: string, buf: Uint8Array, offset: number
     const bFile = r.uv();
     const rawSize = r.uv();
     const windowLog = r.u8();
-    const nRefs = r.uv();
-    if (nRefs > MAX_REF_SEGMENTS) throw fail(`${nRefs} reference segments`, r.pos);
-    const refs: RefSegment[] = [];
-    for (let i = 0; i < nRefs; i++) refs.push({ aFile: r.uv(), ordinal: r.uv(), count: r.uv() });
+    const refs = readRefs(r, fail);
     const payloadSize = r.uv();
     if (rawSize === 0 || rawSize > MAX_STREAM_RAW_BYTES || payloadSize > MAX_STREAM_RAW_BYTES + (1 << 20) || windowLog > MAX_STREAM_WINDOW_LOG) {
       throw fail(`implausible stream (raw ${rawSize}, payload ${payloadSize}, windowLog ${windowLog})`, 0);
@@ -249,15 +254,12 @@ export function decodeRecordHeader(part: string, buf: Uint8Array, offset: number
   const rawSize = r.uv();
   const codec = r.u8();
   if (codec > RunCodec.Stream) throw new PatchUnsupportedError(part, `run codec ${codec} at byte ${offset}`);
-  const nRefs = r.uv();
-  if (nRefs > MAX_REF_SEGMENTS) throw fail(`${nRefs} reference segments`, r.pos);
-  const refs: RefSegment[] = [];
-  for (let i = 0; i < nRefs; i++) refs.push({ aFile: r.uv(), ordinal: r.uv(), count: r.uv() });
+  const refs = readRefs(r, fail);
   const payloadSize = r.uv();
   if (count === 0 || rawSize > MAX_RUN_RAW_BYTES || payloadSize > MAX_RUN_RAW_BYTES + (1 << 20)) {
     throw fail(`implausible run (chunks ${count}, raw ${rawSize}, payload ${payloadSize})`, 0);
   }
-  if (codec !== RunCodec.ZstdDelta && nRefs !== 0) throw fail('references on a run without delta', 0);
+  if (codec !== RunCodec.ZstdDelta && refs.length !== 0) throw fail('references on a run without delta', 0);
   if (codec === RunCodec.Stream && payloadSize !== 0) throw fail('payload on a stream run', 0);
   return { tag, run: { bFile, ordinal, count, rawSize, codec, refs, payloadSize }, headerBytes: r.pos };
 }
