@@ -24,11 +24,13 @@ import { isPublicAddress } from './pipeline/dltar.js';
 import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
 import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
 import { BuildService } from './services/build.service.js';
+import { UploadService } from './services/upload.service.js';
 import { DepotService } from './services/depot.service.js';
 import { AppService } from './services/app.service.js';
 import { ConsumptionService } from './services/consumption.service.js';
 import { DeploymentService, openDeploymentSettings } from './services/deployment.service.js';
 import { createOriginFileOps, type OriginFileOps } from './services/published-files.js';
+import type { BlobStore } from './storage/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 import { createS3BlobStore } from './storage/s3-blob-store.js';
 import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
@@ -75,6 +77,8 @@ export interface Server {
   db: Db;
   config: Readonly<Config>;
   worker: Worker | undefined;
+  /** The installation's blob store (uploads and the depot); closed by `close`. */
+  blobStore: BlobStore;
   /** Stops taking requests, drains in-flight requests and running tasks, closes the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -210,9 +214,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     users: new UserService(deps),
     roles: new RoleService(deps),
     apiKeys: new ApiKeyService(deps),
-    tasks: new TaskService(deps, () => worker?.poke()),
-    builds: new BuildService(deps, {
-      blobStore, uploadExpirySeconds: config.imports.uploadExpirySeconds, maxUploadBytes: config.imports.maxUploadBytes,
+    tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke() }),
+    builds: new BuildService(deps, { uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke() }),
+    uploads: new UploadService(deps, {
+      blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
       poke: () => worker?.poke(),
     }),
     depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
@@ -270,7 +275,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       await db.close();
       await blobStore.close();
     })());
-  return { app, db, config, worker, close };
+  return { app, db, config, worker, blobStore, close };
 }
 
 /** buildServer, then listen on config.host:config.port. Returns the server and the bound address. */

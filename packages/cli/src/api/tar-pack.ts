@@ -13,7 +13,7 @@
 // followed); anything else (sockets, devices, FIFOs) makes `listFolder` throw.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 
 const BLOCK = 512;
 const READ_CHUNK = 256 * 1024;
@@ -234,4 +234,20 @@ function writeBase256(b: Buffer, offset: number, width: number, value: number): 
     v >>= 8n;
   }
   b[offset] = 0x80;
+}
+
+/** A pass-through that drops the first `count` bytes (to resume an upload of a folder packed on the fly). */
+export function skipBytes(count: number): Transform {
+  let left = count;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (left >= chunk.length) {
+        left -= chunk.length;
+        return cb();
+      }
+      const rest = left > 0 ? chunk.subarray(left) : chunk;
+      left = 0;
+      cb(null, rest);
+    },
+  });
 }

@@ -129,3 +129,94 @@ async function readText(res: http.IncomingMessage): Promise<string> {
   }
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/** Where the server stands on an upload (`GET` of the upload URL; the server's README, "Resumable uploads"). */
+export interface UploadStatus {
+  state: 'waiting' | 'received' | 'expired';
+  receivedBytes: number;
+}
+
+export interface ResumableUploadOptions {
+  url: URL;
+  method: string;
+  sizeBytes: number;
+  /** Opens the build from byte `offset` on (0 for the whole build). */
+  open(offset: number): Readable;
+  headers?: Record<string, string>;
+  /** Called with the bytes the server has or is being sent, out of `sizeBytes` (may go back after a break). */
+  onProgress?: (bytes: number) => void;
+  /** Called before each resume, with the reason and where it resumes. */
+  onResume?: (info: { attempt: number; fromBytes: number; reason: string }) => void;
+  /** Resumes after broken connections (default 8); each waits longer (1 s, 2 s, 4 s, … up to 30 s). */
+  maxResumes?: number;
+  sleep?: (ms: number) => Promise<void>;
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Uploads a build so that a broken connection costs only what the server had not stored: after a
+ * network failure (or a server answer that it kept less than was sent) it asks the upload URL how
+ * many bytes the server holds (`GET`) and sends the rest with `Content-Range: bytes first-last/total`.
+ * A URL that cannot answer that question (a pre-signed URL on another host) gets one plain PUT,
+ * as `uploadStream` does. Throws the last error when the resumes run out, and at once for an
+ * answer that no resume can change (too large, expired, unknown upload).
+ */
+export async function uploadResumable(opts: ResumableUploadOptions): Promise<UploadResult> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const maxResumes = opts.maxResumes ?? 8;
+  let offset = 0;
+  let resumes = 0;
+  for (;;) {
+    const body = opts.open(offset);
+    const from = offset;
+    let failure: unknown;
+    try {
+      const res = await uploadStream({
+        url: opts.url,
+        method: opts.method,
+        body,
+        sizeBytes: opts.sizeBytes - from,
+        headers: { ...opts.headers, ...(from > 0 ? { 'content-range': `bytes ${from}-${opts.sizeBytes - 1}/${opts.sizeBytes}` } : {}) },
+        onProgress: (sent) => opts.onProgress?.(from + sent),
+        ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+      });
+      const upload = res.envelope?.upload as Partial<UploadStatus> | undefined;
+      // No `upload` in the answer: a server (or store) that takes the body whole; done.
+      if (!upload || upload.state === 'received') return res;
+      failure = new Error(`the server kept ${upload.receivedBytes} of ${opts.sizeBytes} bytes`);
+    } catch (err) {
+      body.destroy();
+      if (!isResumable(err)) throw err;
+      failure = err;
+    }
+    if (resumes >= maxResumes) throw failure;
+    resumes += 1;
+    await sleep(Math.min(30_000, 1000 * 2 ** (resumes - 1)));
+    const status = await uploadStatus(opts.url).catch(() => null);
+    if (status === null) throw failure;
+    if (status.state === 'received') return { status: 200, envelope: { status: 'success', upload: status } };
+    if (status.state !== 'waiting') throw failure;
+    offset = status.receivedBytes;
+    opts.onResume?.({ attempt: resumes, fromBytes: offset, reason: (failure as Error).message });
+  }
+}
+
+/** `GET` of an upload URL on our server: how much it holds. Throws when the URL does not answer that way. */
+export async function uploadStatus(url: URL): Promise<UploadStatus> {
+  const res = await fetch(url, { headers: { accept: 'application/json', 'user-agent': USER_AGENT } });
+  const body = (await res.json()) as { upload?: Partial<UploadStatus> };
+  const u = body.upload;
+  if (!res.ok || !u || typeof u.receivedBytes !== 'number' || (u.state !== 'waiting' && u.state !== 'received' && u.state !== 'expired')) {
+    throw new Error(`the upload URL did not say how much it holds (HTTP ${res.status})`);
+  }
+  return { state: u.state, receivedBytes: u.receivedBytes };
+}
+
+/** A broken connection, a server error, or the server's own word that the body broke off or another PUT still holds the upload. */
+function isResumable(err: unknown): boolean {
+  if (err instanceof NetworkError) return true;
+  if (!(err instanceof ApiError)) return false;
+  if (err.status >= 500) return true;
+  if (err.error === 'invalid-param' && err.param === 'body') return true;
+  return err.error === 'invalid-state' && typeof err.details.receivedBytes === 'number';
+}

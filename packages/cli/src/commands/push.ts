@@ -5,8 +5,8 @@ import type { Command } from 'commander';
 import { ApiError, type ApiClient } from '../api/client.js';
 import { connect, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
 import { followPipeline } from '../api/follow-tasks.js';
-import { listFolder, packEntries, tarSize } from '../api/tar-pack.js';
-import { uploadStream } from '../api/upload.js';
+import { listFolder, packEntries, skipBytes, tarSize } from '../api/tar-pack.js';
+import { uploadResumable } from '../api/upload.js';
 import type { App, BuildUploadResponse, SuccessEnvelope, Task } from '../api/types.js';
 import { createProgress, formatBytes } from '../progress.js';
 
@@ -15,12 +15,12 @@ interface PushOptions extends ConnectionOptions {
   wait: boolean;
 }
 
-/** What a push hands to the upload: a stream factory and its exact size. */
+/** What a push hands to the upload: a stream factory (from a byte offset on, to resume) and its exact size. */
 interface BuildSource {
   kind: 'folder' | 'tar';
   sizeBytes: number;
   files?: number;
-  open: () => Readable;
+  open: (offset: number) => Readable;
 }
 
 /**
@@ -59,11 +59,12 @@ async function openSource(source: string): Promise<BuildSource> {
       kind: 'folder',
       sizeBytes: tarSize(entries),
       files: entries.filter((e) => e.type === 'file').length,
-      open: () => packEntries(entries),
+      // A folder is packed again on a resume; the bytes before `offset` are packed and skipped.
+      open: (offset) => (offset === 0 ? packEntries(entries) : packEntries(entries).pipe(skipBytes(offset))),
     };
   }
   if (st.isFile()) {
-    return { kind: 'tar', sizeBytes: st.size, open: () => createReadStream(source) };
+    return { kind: 'tar', sizeBytes: st.size, open: (offset) => createReadStream(source, { start: offset }) };
   }
   throw new Error(`${source} is neither a folder nor a tar file`);
 }
@@ -110,18 +111,28 @@ async function push(ctx: CliContext, source: string, target: string, opts: PushO
   const headers = client.isSameOrigin(uploadUrl) ? await client.authHeaders() : {};
   const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json });
   const startedMs = ctx.now();
-  const tarStream = build.open();
   // Ctrl-C during the upload stops it cleanly, so the upload task can be expired below rather
   // than left waiting for bytes; after the upload, Ctrl-C just stops watching (the import goes on).
-  const stopWatching = ctx.onInterrupt?.(() => tarStream.destroy(new Error('interrupted')));
+  let reading: Readable | null = null;
+  let interrupted = false;
+  const stopWatching = ctx.onInterrupt?.(() => {
+    interrupted = true;
+    reading?.destroy(new Error('interrupted'));
+  });
   try {
-    await uploadStream({
+    await uploadResumable({
       url: uploadUrl,
       method: submitted.upload.method || 'PUT',
-      body: tarStream,
       sizeBytes: build.sizeBytes,
+      open: (offset) => {
+        if (interrupted) throw new Error('interrupted');
+        reading = build.open(offset);
+        return reading;
+      },
       headers,
       onProgress: (sent) => bar.update(sent),
+      onResume: ({ attempt, fromBytes, reason }) => log(`upload broke off (${reason}); resuming at ${formatBytes(fromBytes)} (attempt ${attempt})`),
+      sleep: ctx.sleep,
     });
   } catch (err) {
     stopWatching?.();

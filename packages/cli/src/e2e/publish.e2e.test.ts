@@ -2,12 +2,13 @@
 // folder) and the `rockit` command, spoken to only over HTTP and the command line. One publisher's
 // story, step by step; each step relies on the ones before it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { listFolder, packEntries } from '../api/tar-pack.js';
 import { listFiles, runRockit, startS3rver, startServer, treeDigest, waitFor, type S3Store, type ServerProcess } from './test-support/processes.js';
 
 const ADMIN_TOKEN = 'e2e-publish-admin-token-0123456789';
@@ -250,4 +251,68 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     const s3Left = (await listFiles(path.join(s3!.directory, 'cdn'))).filter((f) => /(^|\/)(dxf|pat)\//.test(f));
     expect(s3Left).toEqual([]);
   });
+
+  it('a push whose connection breaks mid-upload resumes where the server is and publishes the exact build', async () => {
+    // A 20 MiB folder (2.5 upload parts), pushed through a proxy that cuts the upload's connection once, after 12 MiB.
+    const big = path.join(dir, 'big');
+    await fs.mkdir(path.join(big, 'data'), { recursive: true });
+    await fs.writeFile(path.join(big, 'data', 'level.pak'), randomBytes(20 * 1024 * 1024));
+    const tarDigest = createHash('sha256');
+    for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
+    expect((await api('POST', '/be/v1/apps', { name: 'big', label: 'Big', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
+
+    const proxy = await startCuttingProxy(new URL(base), 12 * 1024 * 1024);
+    try {
+      const login = await rockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], adminPassword + '\n');
+      expect(login.exitCode, login.stderr).toBe(0);
+      const push = await rockit(['push', big, `${ORG}/big`, '--name', 'resumed']);
+      expect(push.exitCode, push.stderr).toBe(0);
+      expect(proxy.cuts()).toBe(1);
+      expect(push.stderr).toMatch(/upload broke off .*; resuming at 8\.0 MiB \(attempt 1\)/);
+      expect(push.stdout).toMatch(new RegExp(`^published ${ORG}/big build 1 \\(resumed\\)`));
+    } finally {
+      await proxy.close();
+    }
+    const tasks = await api('GET', '/be/v1/tasks?appName=big&type=dltar');
+    expect(tasks.tasks).toHaveLength(1);
+    expect(tasks.tasks[0]).toMatchObject({ status: 'succeeded', result: { sha256: tarDigest.digest('hex') } });
+  }, 120_000);
 });
+
+/** A TCP proxy to `target` that destroys the first connection to carry more than `cutAfter` bytes upstream (once). */
+async function startCuttingProxy(target: URL, cutAfter: number): Promise<{ url: string; cuts(): number; close(): Promise<void> }> {
+  let cuts = 0;
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    let sent = 0;
+    client.on('data', (chunk: Buffer) => {
+      sent += chunk.length;
+      if (cuts === 0 && sent > cutAfter) {
+        cuts += 1;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      upstream.write(chunk);
+    });
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cuts: () => cuts,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => proxy.close(() => r()));
+    },
+  };
+}

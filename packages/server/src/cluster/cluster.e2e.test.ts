@@ -1,8 +1,11 @@
 /**
- * Cluster mode end to end, through the real binaries: one API node (`serve --no-worker`) and two
- * worker processes (`worker`) on one PostgreSQL schema and one S3 blob store (s3rver). A worker is
- * SIGKILLed while it holds a task of an import; the other worker must take the task over once the
- * lease lapses and finish the pipeline, publishing the release exactly once.
+ * Cluster mode end to end, through the real binaries: two API nodes (`serve --no-worker`) and two
+ * worker processes (`worker`) on one PostgreSQL schema and one S3 blob store (s3rver). The upload
+ * of the build goes to API node A, which is SIGKILLed halfway through it; the client asks node B
+ * how much arrived and sends the rest there (api.md §7.2: resumable in cluster mode via S3
+ * multipart). Then a worker is SIGKILLed while it holds a task of the import; the other worker
+ * must take the task over once the lease lapses and finish the pipeline, publishing the release
+ * exactly once.
  *
  * Which worker holds the task: lease owners are random ids that no log line names, so both workers
  * start, then B is suspended (SIGSTOP) before the import exists; the mkraw task is therefore leased
@@ -12,8 +15,9 @@
  * ROCKIT_TEST_DIALECTS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +108,8 @@ describe.skipIf(!runPg)('cluster mode: API node + two workers on PostgreSQL and 
   let db: pg.Client;
   let env: Record<string, string>;
   let base = '';
+  let baseB = '';
+  let apiA: Proc;
 
   // Incompressible game files (a few MB) so that mkraw takes long enough to be caught running.
   const files: TarEntrySpec[] = [
@@ -141,10 +147,13 @@ describe.skipIf(!runPg)('cluster mode: API node + two workers on PostgreSQL and 
       ROCKIT_HOST: '127.0.0.1',
       ROCKIT_PORT: '0',
     };
-    const api = startProc('api', ['serve', '--no-worker', '--data', path.join(tmp, 'api')], env);
-    procs.push(api);
-    const listening = await waitFor('the API node to listen', 30_000, () => logged(api, 'rockit-edge listening'), procs);
-    base = String(listening.address).replace('0.0.0.0', '127.0.0.1');
+    apiA = startProc('apiA', ['serve', '--no-worker', '--data', path.join(tmp, 'apiA')], env);
+    const apiB = startProc('apiB', ['serve', '--no-worker', '--data', path.join(tmp, 'apiB')], env);
+    procs.push(apiA, apiB);
+    const listeningA = await waitFor('API node A to listen', 30_000, () => logged(apiA, 'rockit-edge listening'), procs);
+    const listeningB = await waitFor('API node B to listen', 30_000, () => logged(apiB, 'rockit-edge listening'), procs);
+    base = String(listeningA.address).replace('0.0.0.0', '127.0.0.1');
+    baseB = String(listeningB.address).replace('0.0.0.0', '127.0.0.1');
   }, 60_000);
 
   afterAll(async () => {
@@ -177,7 +186,7 @@ describe.skipIf(!runPg)('cluster mode: API node + two workers on PostgreSQL and 
   const taskRows = async (): Promise<any[]> =>
     (await db.query(`SELECT name, type, status, attempts, lease_owner, error FROM "${schema}".tasks ORDER BY created_ms, name`)).rows;
 
-  it('a SIGKILLed worker loses its task to the other worker; the release is published once and complete', async () => {
+  it('an upload resumes on another API node after its node is SIGKILLed; a SIGKILLed worker loses its task to the other worker; one complete release', async () => {
     // org, login, app — all through the API node.
     const org = await call('POST', '/adm/v1/orgs', { 'x-rockit-admin-token': ADMIN_TOKEN }, { name: 'cluster_org' });
     expect(org.status, org.text).toBe(201);
@@ -202,10 +211,39 @@ describe.skipIf(!runPg)('cluster mode: API node + two workers on PostgreSQL and 
     const tar = await makeTar(files);
     const b = await call('POST', '/be/v1/builds', h, { appName: 'game', buildName: '1.0.0' });
     expect(b.status, b.text).toBe(202);
-    const put = await fetch(b.json.upload.url.replace(/^https?:\/\/[^/]+/, base), {
-      method: 'PUT', headers: { 'content-type': 'application/x-tar' }, body: tar,
-    });
-    expect(put.status, await put.clone().text()).toBe(200);
+    const uploadPath = String(b.json.upload.url).replace(/^https?:\/\/[^/]+/, '');
+
+    // The upload goes to node A; once A has stored the first 8 MiB part, A is SIGKILLed mid-PUT.
+    const MIB = 1024 * 1024;
+    const toA = http.request(base + uploadPath, { method: 'PUT', headers: { 'content-type': 'application/x-tar', 'content-length': String(tar.length) } });
+    toA.on('error', () => undefined);
+    toA.write(tar.subarray(0, 12 * MIB));
+    await waitFor('node A to store the first part', 30_000, async () => {
+      const r = await db.query(`SELECT upload_received_bytes FROM "${schema}".imports WHERE task_name = $1`, [b.json.task.name]);
+      return Number(r.rows[0]?.upload_received_bytes) >= 8 * MIB ? true : undefined;
+    }, procs);
+    apiA.child.kill('SIGKILL');
+    expect(await apiA.exited).toBeNull();
+    toA.destroy();
+    base = baseB;
+
+    // Node B knows how much arrived and takes the rest once A's hold on the upload lapses.
+    const status = await call('GET', uploadPath, {});
+    expect(status.status, status.text).toBe(200);
+    expect(status.json.upload).toMatchObject({ state: 'waiting', receivedBytes: 8 * MIB, sizeBytes: tar.length });
+    const from = status.json.upload.receivedBytes as number;
+    const rest = await waitFor('node B to take the rest of the upload', 30_000, async () => {
+      const r = await fetch(base + uploadPath, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/x-tar', 'content-range': `bytes ${from}-${tar.length - 1}/${tar.length}` },
+        body: tar.subarray(from),
+      });
+      const json = (await r.json()) as any;
+      if (r.status === 409 && /in progress/.test(json.message)) return undefined;
+      return { status: r.status, json };
+    }, procs);
+    expect(rest.status, JSON.stringify(rest.json)).toBe(200);
+    expect(rest.json.upload).toMatchObject({ state: 'received', receivedBytes: tar.length });
 
     // A claims mkraw (the slow step); kill A the moment it is seen running.
     const victim = await waitFor('worker A to run mkraw', 60_000, async () => {
@@ -229,6 +267,9 @@ describe.skipIf(!runPg)('cluster mode: API node + two workers on PostgreSQL and 
       return undefined;
     }, procs);
     expect(done.map((r) => [r.type, r.status])).toEqual([['dltar', 'succeeded'], ['mkraw', 'succeeded'], ['deploy', 'succeeded']]);
+    // dltar read back exactly the tar that was sent, in two PUTs to two nodes.
+    const dl = await call('GET', `/be/v1/tasks/${b.json.task.name}`, h);
+    expect(dl.json.task.result).toMatchObject({ sizeBytes: tar.length, sha256: createHash('sha256').update(tar).digest('hex') });
 
     // The takeover shows in the task's attempts (through the API too).
     const t = await call('GET', `/be/v1/tasks/${victim.name}`, h);

@@ -37,6 +37,19 @@ export interface ImportsTable {
   mkraw_task: string | null;
   deploy_task: string | null;
   created_ms: number;
+  /** Migration 0006 — the blob store's multipart upload receiving the tar (null before the first PUT). */
+  upload_id: string | null;
+  /** JSON array of the stored parts (`StoredPart`), in order. */
+  upload_parts: string | null;
+  /** Size of every part but the last, fixed by the first PUT. */
+  upload_part_bytes: number | null;
+  /** Bytes durably stored so far (the sum of `upload_parts`): where the next PUT continues. */
+  upload_received_bytes: number;
+  /** The tar's size as the client announced it (Content-Length or Content-Range), when it did. */
+  upload_total_bytes: number | null;
+  /** The PUT writing now (a random id) and how long its lease lasts; another PUT waits until it lapses. */
+  upload_writer: string | null;
+  upload_writer_until_ms: number | null;
 }
 
 export interface ImportTables {

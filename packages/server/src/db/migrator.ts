@@ -4,6 +4,7 @@ import * as m0002 from './migrations/0002-tasks.js';
 import * as m0003 from './migrations/0003-apps-deployments.js';
 import * as m0004 from './migrations/0004-imports.js';
 import * as m0005 from './migrations/0005-subscriptions.js';
+import * as m0006 from './migrations/0006-resumable-uploads.js';
 
 /** Every migration, in order. Names are frozen; append only. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
@@ -12,6 +13,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0003-apps-deployments': m0003,
   '0004-imports': m0004,
   '0005-subscriptions': m0005,
+  '0006-resumable-uploads': m0006,
 });
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -12,6 +12,7 @@ import type { DeploymentService } from '../services/deployment.service.js';
 import type { ApiKeyService } from '../services/apikey.service.js';
 import type { AuthService } from '../services/auth.service.js';
 import type { BuildService } from '../services/build.service.js';
+import type { UploadService } from '../services/upload.service.js';
 import type { DepotService } from '../services/depot.service.js';
 import type { OrgService } from '../services/org.service.js';
 import type { RoleService } from '../services/role.service.js';
@@ -49,6 +50,7 @@ export interface AppServices {
   deployments: DeploymentService;
   consumption: ConsumptionService;
   builds: BuildService;
+  uploads: UploadService;
   depot: DepotService;
   subscriptions: SubscriptionService;
 }

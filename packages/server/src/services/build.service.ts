@@ -1,13 +1,11 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ImportRow } from '../db/import-tables.js';
 import { findApp } from '../db/repositories/app.repository.js';
-import { findImport, insertImport, setProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { insertImport, setProcessing } from '../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
-import { constantTimeEqual, randomSecret, sha256Hex } from '../domain/secrets.js';
+import { randomSecret, sha256Hex } from '../domain/secrets.js';
 import { tarKeyOf } from '../queue/handlers/import-deps.js';
-import { enqueueTask, findTask, releaseSubmittedTask } from '../queue/tasks.queue.js';
-import type { BlobStore } from '../storage/blob-store.js';
+import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { toTaskDto, type TaskDto } from './mappers.js';
@@ -29,9 +27,7 @@ export interface SubmittedBuild {
 }
 
 export interface BuildServiceOptions {
-  blobStore: BlobStore;
   uploadExpirySeconds: number;
-  maxUploadBytes: number;
   /** Wakes the local worker after an enqueue. */
   poke(): void;
 }
@@ -40,7 +36,7 @@ const UPLOAD_TOKEN_PREFIX = 'rkup_';
 
 /**
  * Imports of native builds (api.md §7.2, `apps.update`). An import is a chain of tasks
- * dltar → mkraw → deploy; this service starts it and receives uploads.
+ * dltar → mkraw → deploy; this service starts it (UploadService receives the uploads).
  */
 export class BuildService {
   constructor(
@@ -83,6 +79,8 @@ export class BuildService {
         upload_token_hash: token === undefined ? null : sha256Hex(token), upload_state: token === undefined ? null : 'waiting',
         expires_ms: token === undefined ? null : expiresMs, tar_key: tarKeyOf(user.orgId, row.name), build_id: null, dxf_name: null,
         manifest_file: null, mkraw_task: null, deploy_task: null, created_ms: now,
+        upload_id: null, upload_parts: null, upload_part_bytes: null, upload_received_bytes: 0, upload_total_bytes: null,
+        upload_writer: null, upload_writer_until_ms: null,
       };
       await insertImport(trx, imp);
       await setProcessing(trx, app.id, now);
@@ -95,70 +93,5 @@ export class BuildService {
       out.upload = { path: `/be/v1/uploads/${task.name}?token=${token}`, method: 'PUT', expires: toUnixSeconds(expiresMs) };
     }
     return out;
-  }
-
-  /**
-   * Streams an upload into the blob store (never buffered whole) and releases the dltar task. The
-   * one-time token is the credential; an unknown task and a wrong token both answer not-found.
-   * Errors: not-found; token-expired (deadline passed); invalid-state (already uploaded, or the
-   * task was expired); payload-too-large (announced or actual body over maxUploadBytes, nothing
-   * kept). A body that breaks off stores nothing and leaves the upload open for another PUT.
-   */
-  async receiveUpload(taskName: string, token: string, body: Readable, contentLength: number | undefined): Promise<TaskDto> {
-    const { db, clock } = this.deps;
-    const imp = await findImport(db, taskName);
-    if (!imp || imp.upload_token_hash === null || !constantTimeEqual(sha256Hex(token), imp.upload_token_hash)) {
-      throw notFound('upload', taskName);
-    }
-    if (imp.upload_state !== 'waiting') throw new AppError('invalid-state', `upload of task ${taskName} is ${imp.upload_state}`, { task: taskName });
-    if (clock.now() >= Number(imp.expires_ms)) throw new AppError('token-expired', 'the upload URL has expired', { task: taskName });
-    const max = this.opts.maxUploadBytes;
-    if (contentLength !== undefined && contentLength > max) throw tooLarge(max);
-
-    const limiter = new ByteLimit(max);
-    body.on('error', (e) => limiter.destroy(e));
-    const counted = body.pipe(limiter);
-    try {
-      await this.opts.blobStore.put(imp.tar_key, counted, {
-        contentType: 'application/x-tar',
-        ...(contentLength !== undefined ? { expectedSizeBytes: contentLength } : {}),
-      });
-    } catch {
-      if (limiter.exceeded) throw tooLarge(max);
-      throw new AppError('invalid-param', 'the upload broke off before the whole body arrived; PUT it again', { param: 'body', task: taskName });
-    }
-    const now = clock.now();
-    const released = await db.transaction().execute(async (trx) => {
-      if (!(await setUploadState(trx, taskName, 'waiting', 'received', now))) return false;
-      return releaseSubmittedTask(trx, taskName, now);
-    });
-    if (!released) {
-      await this.opts.blobStore.delete(imp.tar_key).catch(() => undefined);
-      throw new AppError('invalid-state', `the upload of task ${taskName} is no longer open`, { task: taskName });
-    }
-    this.opts.poke();
-    const task = await findTask(db, taskName);
-    if (!task) throw notFound('task', taskName);
-    return toTaskDto(task);
-  }
-}
-
-const tooLarge = (max: number): AppError => new AppError('payload-too-large', `the build is larger than ${max} bytes`);
-
-/** Passes bytes through and fails once more than `max` went by. */
-class ByteLimit extends Transform {
-  private seen = 0;
-  exceeded = false;
-  constructor(private readonly max: number) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.max) {
-      this.exceeded = true;
-      cb(new Error('upload exceeds the size limit'));
-      return;
-    }
-    cb(null, chunk);
   }
 }

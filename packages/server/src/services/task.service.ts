@@ -6,6 +6,9 @@ import { parseListQuery, project, type Page, type RawListQuery } from '../domain
 import { acknowledgeTaskWarnings, expireSubmittedTask, findTask, retryFailedTask } from '../queue/tasks.queue.js';
 import { requireAdmin, requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { toTaskDto, type TaskDto } from './mappers.js';
+import type { ImportRow } from '../db/import-tables.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { discardUpload } from '../storage/part-writer.js';
 
 export interface TaskFilterInput {
   appName?: string;
@@ -29,8 +32,12 @@ const TASK_COLUMNS: Record<string, string> = {
 export class TaskService {
   constructor(
     private readonly deps: ServiceDeps,
-    /** Wakes the local worker after a task was re-submitted. */
-    private readonly poke: () => void = () => {},
+    private readonly opts: {
+      /** Where uploads are received: an expired upload's stored parts are dropped there. */
+      blobStore: BlobStore;
+      /** Wakes the local worker after a task was re-submitted. */
+      poke(): void;
+    },
   ) {}
 
   /**
@@ -49,9 +56,11 @@ export class TaskService {
     if (input.acknowledge) {
       await acknowledgeTaskWarnings(db, row, clock.now());
     } else {
+      let expiredUpload: ImportRow | undefined;
       const ended = await db.transaction().execute(async (trx) => {
         const imp = row.type === 'dltar' ? await findImport(trx, row.name) : undefined;
         if (!imp || imp.source !== 'upload') return false;
+        expiredUpload = imp;
         if (!(await setUploadState(trx, row.name, 'waiting', 'expired'))) return false;
         if (!(await expireSubmittedTask(trx, row.name, clock.now(), { message: 'the upload was expired by a user' }))) {
           throw new AppError('invalid-state', `task ${row.name} is ${row.status}: only a task waiting for its upload can be expired`, { task: row.name });
@@ -60,6 +69,8 @@ export class TaskService {
         return true;
       });
       if (!ended) throw new AppError('invalid-state', `task ${row.name} is not an upload waiting for its PUT`, { task: row.name });
+      const imp: ImportRow | undefined = expiredUpload;
+      if (imp) await discardUpload(this.opts.blobStore, imp.tar_key, imp.upload_id);
     }
     const after = await findOrgTask(db, user.orgId, input.name);
     if (!after) throw notFound('task', input.name);
@@ -88,7 +99,7 @@ export class TaskService {
       return true;
     });
     if (!retried) throw new AppError('invalid-state', `task ${row.name} is ${row.status}: only a failed task can be retried`, { task: row.name });
-    this.poke();
+    this.opts.poke();
     const after = await findOrgTask(db, user.orgId, row.name);
     if (!after) throw notFound('task', row.name);
     return toTaskDto(after);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3Server } from '../test-support/s3.js';
-import type { BlobStore } from './blob-store.js';
+import { MIN_MULTIPART_PART_BYTES, type BlobStore, type StoredPart } from './blob-store.js';
 import { createBlobStore } from './create-blob-store.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
@@ -56,20 +56,45 @@ interface Harness {
    * folder-walk order, so for it the listing is compared after sorting.
    */
   listsInKeyOrder: boolean;
+  /** A second store over the same folder or bucket, as another process would open it; close it after use. */
+  reopen(): BlobStore;
+  /** Names left in the fs store's multipart folder for an upload id — undefined for S3. */
+  multipartLeftovers?: (uploadId: string) => Promise<string[]>;
   cleanup(): Promise<void>;
 }
+
+/**
+ * Whether the backend itself refuses unknown upload ids and wrong part ETags and can abort an
+ * upload. s3rver 3.7 does none of this (UploadPart creates any upload id it is given,
+ * CompleteMultipartUpload ignores ETags, AbortMultipartUpload and ListMultipartUploads are not
+ * implemented), so those cases run on the fs store only; the S3 store maps S3's answers
+ * (NoSuchUpload, InvalidPart, EntityTooSmall) in `mapError`.
+ */
+const BACKEND_CHECKS_MULTIPART: Record<'fs' | 's3', boolean> = { fs: true, s3: false };
 
 const harnesses: Record<'fs' | 's3', () => Promise<Harness>> = {
   async fs() {
     const root = await mkdtemp(join(tmpdir(), 'rockit-fsblob-'));
-    const store = createBlobStore({ url: `file://${root}/store`, fsync: false });
+    const open = () => createBlobStore({ url: `file://${root}/store`, fsync: false });
+    const store = open();
     expect(store).toBeInstanceOf(FsBlobStore);
-    return { store, maxAheadBytes: 4 * MIB, listsInKeyOrder: true, cleanup: () => rm(root, { recursive: true, force: true }) };
+    return {
+      store,
+      maxAheadBytes: 4 * MIB,
+      listsInKeyOrder: true,
+      reopen: open,
+      async multipartLeftovers(uploadId) {
+        const names = await readdir(join(root, 'store', '.rockit-tmp-multipart')).catch(() => []);
+        return names.filter((n) => n.includes(uploadId));
+      },
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
   },
   async s3() {
     const server = await startS3Server({ buckets: ['contract'] });
-    const store = createBlobStore({
-      url: 's3://contract/some/prefix',
+    const open = () =>
+      createBlobStore({
+        url: 's3://contract/some/prefix',
       endpoint: server.endpoint,
       region: server.region,
       accessKeyId: server.accessKeyId,
@@ -77,8 +102,9 @@ const harnesses: Record<'fs' | 's3', () => Promise<Harness>> = {
       forcePathStyle: true,
       partSizeBytes: 5 * MIB,
       queueSize: 1,
-      pageSize: 10,
-    });
+        pageSize: 10,
+      });
+    const store = open();
     expect(store).toBeInstanceOf(S3BlobStore);
     const raw = new S3Client({
       endpoint: server.endpoint,
@@ -91,6 +117,7 @@ const harnesses: Record<'fs' | 's3', () => Promise<Harness>> = {
       // one part being uploaded + one being filled + stream buffers
       maxAheadBytes: 2 * 5 * MIB + 2 * MIB,
       listsInKeyOrder: false,
+      reopen: open,
       async partsOf(key) {
         // A HEAD round trip first, so the child has reported every earlier request.
         await raw.send(new HeadObjectCommand({ Bucket: 'contract', Key: `some/prefix/${key}` }));
@@ -307,6 +334,128 @@ describe.each(['fs', 's3'] as const)('BlobStore contract: %s', (kind) => {
     expect(d.kind).toBe(kind);
     expect(d.location).not.toMatch(/S3RVER/);
     expect(d.capabilities.keyMayPrefixOtherKeys).toBe(kind === 's3');
+    expect(d.capabilities.multipartUpload).toBe(true);
+  });
+
+  describe('multipart', () => {
+    const checks = BACKEND_CHECKS_MULTIPART[kind];
+    const first = patternChunk(7, MIN_MULTIPART_PART_BYTES);
+    const tail = Buffer.from('the last, short part');
+
+    it('assembles parts in order (a part stored again replaces it); nothing is listed before completion', async () => {
+      const key = 'mp/one/object.bin';
+      const id = await h.store.createMultipart(key, { contentType: 'application/x-tar' });
+      const p1 = await h.store.putPart(key, id, { partNumber: 1, offset: 0, body: first });
+      expect(p1).toMatchObject({ partNumber: 1, sizeBytes: first.length });
+      await h.store.putPart(key, id, { partNumber: 2, offset: first.length, body: Buffer.from('a first and longer version of part 2') });
+      const p2 = await h.store.putPart(key, id, { partNumber: 2, offset: first.length, body: tail });
+      expect(p2).toMatchObject({ partNumber: 2, sizeBytes: tail.length });
+      expect(await collect(h.store, 'mp/')).toEqual([]);
+      expect((await collect(h.store, '')).filter(([k]) => k.startsWith('mp/') || k.includes('rockit-tmp'))).toEqual([]);
+      expect(await h.store.head(key)).toBeNull();
+
+      const size = first.length + tail.length;
+      expect(await h.store.completeMultipart(key, id, [p1, p2])).toEqual({ sizeBytes: size });
+      expect(await h.store.head(key)).toEqual({ sizeBytes: size });
+      expect((await readAll((await h.store.get(key)).body)).equals(Buffer.concat([first, tail]))).toBe(true);
+      expect(await collect(h.store, 'mp/')).toEqual([[key, size]]);
+      if (checks) {
+        await expectCode(h.store.putPart(key, id, { partNumber: 3, offset: size, body: tail }), 'not-found');
+        await expectCode(h.store.completeMultipart(key, id, [p1, p2]), 'not-found');
+      }
+      await h.store.delete(key);
+    });
+
+    it('another process continues the upload with its id and the parts stored so far', async () => {
+      const key = 'mp/resumed.bin';
+      const id = await h.store.createMultipart(key);
+      const p1 = await h.store.putPart(key, id, { partNumber: 1, offset: 0, body: first });
+      const other = h.reopen();
+      try {
+        const p2 = await other.putPart(key, id, { partNumber: 2, offset: p1.sizeBytes, body: tail });
+        expect(await other.completeMultipart(key, id, [p1, p2])).toEqual({ sizeBytes: first.length + tail.length });
+      } finally {
+        await other.close();
+      }
+      expect((await readAll((await h.store.get(key)).body)).equals(Buffer.concat([first, tail]))).toBe(true);
+      await h.store.delete(key);
+    });
+
+    it('the existing object stays readable until completion replaces it', async () => {
+      const key = 'mp/replaced.txt';
+      await h.store.put(key, Buffer.from('old'));
+      const id = await h.store.createMultipart(key);
+      const p1 = await h.store.putPart(key, id, { partNumber: 1, offset: 0, body: Buffer.from('new bytes') });
+      expect((await readAll((await h.store.get(key)).body)).toString()).toBe('old');
+      expect(await h.store.head(key)).toEqual({ sizeBytes: 3 });
+      await h.store.completeMultipart(key, id, [p1]);
+      expect((await readAll((await h.store.get(key)).body)).toString()).toBe('new bytes');
+      await h.store.delete(key);
+    });
+
+    it('refuses part lists that do not match the stored parts with integrity; the upload stays usable', async () => {
+      const key = 'mp/refused.txt';
+      const id = await h.store.createMultipart(key);
+      const p1 = await h.store.putPart(key, id, { partNumber: 1, offset: 0, body: Buffer.from('abc') });
+      const p2 = await h.store.putPart(key, id, { partNumber: 2, offset: 3, body: Buffer.from('def') });
+      const refused: StoredPart[][] = [
+        [p1, p2], // part 1 is below the minimum but not last
+        [p2], // does not start at 1
+        [], // no part
+      ];
+      if (checks) refused.push([{ ...p1, etag: p2.etag }]);
+      if (kind === 'fs') refused.push([{ ...p1, sizeBytes: 2 }]); // S3 checks ETags only
+      for (const parts of refused) await expectCode(h.store.completeMultipart(key, id, parts), 'integrity');
+      for (const partNumber of [0, 10_001, 1.5]) {
+        await expectCode(h.store.putPart(key, id, { partNumber, offset: 0, body: Buffer.from('x') }), 'integrity');
+      }
+      expect(await h.store.head(key)).toBeNull();
+      // Parts not listed are dropped.
+      expect(await h.store.completeMultipart(key, id, [p1])).toEqual({ sizeBytes: 3 });
+      expect((await readAll((await h.store.get(key)).body)).toString()).toBe('abc');
+      await h.store.delete(key);
+    });
+
+    it('refuses a gap in the part numbers with integrity', async () => {
+      const key = 'mp/gap.bin';
+      const id = await h.store.createMultipart(key);
+      const p1 = await h.store.putPart(key, id, { partNumber: 1, offset: 0, body: first });
+      const p3 = await h.store.putPart(key, id, { partNumber: 3, offset: first.length, body: tail });
+      await expectCode(h.store.completeMultipart(key, id, [p1, p3]), 'integrity');
+      // Part 2 was never stored (s3rver would fail reading it, not answer InvalidPart).
+      if (checks) await expectCode(h.store.completeMultipart(key, id, [p1, { ...p3, partNumber: 2 }]), 'integrity');
+      expect(await h.store.head(key)).toBeNull();
+      if (checks) await h.store.abortMultipart(key, id);
+    });
+
+    it.skipIf(!checks)('an unknown upload id is not-found for putPart and completeMultipart; abort is quiet', async () => {
+      const key = 'mp/unknown.bin';
+      const part = { partNumber: 1, offset: 0, body: Buffer.from('x') };
+      const stored: StoredPart = { partNumber: 1, etag: 'x', sizeBytes: 1 };
+      const other = await h.store.createMultipart('mp/another-key.bin');
+      for (const id of ['0123456789abcdef0123456789abcdef', '../../x', '', other]) {
+        await expectCode(h.store.putPart(key, id, part), 'not-found');
+        await expectCode(h.store.completeMultipart(key, id, [stored]), 'not-found');
+        await h.store.abortMultipart(key, id);
+      }
+      // Aborting it under the wrong key left it alone.
+      await h.store.putPart('mp/another-key.bin', other, part);
+      await h.store.abortMultipart('mp/another-key.bin', other);
+    });
+
+    it.skipIf(!checks)('abort removes the upload and its parts', async () => {
+      const key = 'mp/aborted.bin';
+      const id = await h.store.createMultipart(key);
+      const p1 = await h.store.putPart(key, id, { partNumber: 1, offset: 0, body: Buffer.from('abc') });
+      if (h.multipartLeftovers) expect(await h.multipartLeftovers(id)).toEqual([id]);
+      await h.store.abortMultipart(key, id);
+      await h.store.abortMultipart(key, id);
+      if (h.multipartLeftovers) expect(await h.multipartLeftovers(id)).toEqual([]);
+      await expectCode(h.store.putPart(key, id, { partNumber: 2, offset: 3, body: Buffer.from('d') }), 'not-found');
+      await expectCode(h.store.completeMultipart(key, id, [p1]), 'not-found');
+      expect(await h.store.head(key)).toBeNull();
+      expect(await collect(h.store, 'mp/aborted')).toEqual([]);
+    });
   });
 });
 
@@ -354,6 +503,36 @@ describe('fs blob store specifics', () => {
     expect(isStorageError(err, 'access-denied')).toBe(true);
     expect((err as Error).message).not.toContain(root);
     expect(await collect(store, '')).toEqual([]);
+  });
+
+  it('an upload in progress stays out of list and deletePrefix, and refuses malformed upload ids', async () => {
+    const store = new FsBlobStore({ root: join(root, 'multipart'), fsync: true });
+    const id = await store.createMultipart('k/obj');
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    const p1 = await store.putPart('k/obj', id, { partNumber: 1, offset: 0, body: Buffer.from('part one') });
+    await store.put('k/other', Buffer.from('x'));
+    expect(await collect(store, '')).toEqual([['k/other', 1]]);
+    expect(await store.deletePrefix('')).toBe(1);
+    for (const bad of ['../multipart', `${id}/..`, id.toUpperCase(), `${id}0`]) {
+      await expectCode(store.putPart('k/obj', bad, { partNumber: 1, offset: 0, body: Buffer.from('x') }), 'not-found');
+    }
+    expect(await store.completeMultipart('k/obj', id, [p1])).toEqual({ sizeBytes: 8 });
+    expect(await collect(store, '')).toEqual([['k/obj', 8]]);
+    expect(await readdir(join(root, 'multipart', '.rockit-tmp-multipart'))).toEqual([]);
+  });
+
+  it('a part that overwrites the bytes of another drops that part: completing with it is refused', async () => {
+    const store = new FsBlobStore({ root: join(root, 'overlap'), fsync: false });
+    const id = await store.createMultipart('o');
+    const min = MIN_MULTIPART_PART_BYTES;
+    const p1 = await store.putPart('o', id, { partNumber: 1, offset: 0, body: Buffer.alloc(min + 2, 'a') });
+    // Part 2 put where part 1 said it would end short of its real end: it overwrites part 1's last 2 bytes.
+    const p2 = await store.putPart('o', id, { partNumber: 2, offset: min, body: Buffer.from('bbbb') });
+    await expectCode(store.completeMultipart('o', id, [p1]), 'integrity');
+    await expectCode(store.completeMultipart('o', id, [{ ...p2, partNumber: 1 }]), 'integrity');
+    const again = await store.putPart('o', id, { partNumber: 1, offset: 0, body: Buffer.alloc(min, 'c') });
+    expect(await store.completeMultipart('o', id, [again, p2])).toEqual({ sizeBytes: min + 4 });
+    expect((await readAll((await store.get('o', { start: min - 2 })).body)).toString()).toBe('ccbbbb');
   });
 
   it('refuses a relative root and unknown URL schemes', () => {

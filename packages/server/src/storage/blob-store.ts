@@ -59,7 +59,10 @@ export interface BlobStoreDescription {
   /** Where the store is, for logs and messages: `file:///…` or `s3://bucket/prefix @ endpoint`. Never secrets. */
   location: string;
   capabilities: {
-    /** Large puts go up in parts (S3 multipart); the fs store streams into a temporary file instead. */
+    /**
+     * Resumable multipart puts (`createMultipart` … `completeMultipart`) are supported. True on both
+     * stores: S3 keeps the parts itself; the fs store writes them into one temporary file per upload.
+     */
     multipartUpload: boolean;
     /**
      * Whether a key may also be a prefix of other keys (`a/b` and `a/b/c` together). True on S3;
@@ -67,6 +70,51 @@ export interface BlobStoreDescription {
      */
     keyMayPrefixOtherKeys: boolean;
   };
+}
+
+/** One stored part of a multipart put (what `putPart` returns; keep it to complete the upload). */
+export interface StoredPart {
+  /** 1..10000, contiguous from 1 in `completeMultipart`. */
+  partNumber: number;
+  /** The store's tag for the part (S3 ETag; the fs store's own digest); opaque. */
+  etag: string;
+  sizeBytes: number;
+}
+
+/** Every part of a multipart put but the last must have at least this many bytes (S3's rule). */
+export const MIN_MULTIPART_PART_BYTES = 5 * 1024 * 1024;
+/** S3 accepts at most this many parts per upload. */
+export const MAX_MULTIPART_PARTS = 10_000;
+
+/** Throws `integrity` unless `partNumber` is an integer in 1..MAX_MULTIPART_PARTS. */
+export function assertPartNumber(partNumber: number, key: string): void {
+  if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_MULTIPART_PARTS) {
+    throw new StorageError('integrity', `${key}: part number ${partNumber} is not an integer in 1..${MAX_MULTIPART_PARTS}`);
+  }
+}
+
+/**
+ * Checks the shape of a `completeMultipart` list without asking the store: at least one part,
+ * numbered 1..n in order, sizes non-negative integers, every part but the last at least
+ * MIN_MULTIPART_PART_BYTES. Returns the object's size; throws `integrity` otherwise.
+ */
+export function checkPartList(parts: StoredPart[], key: string): number {
+  if (!Array.isArray(parts) || parts.length === 0) throw new StorageError('integrity', `${key}: a multipart put needs at least one part`);
+  let total = 0;
+  parts.forEach((part, index) => {
+    assertPartNumber(part.partNumber, key);
+    if (part.partNumber !== index + 1) {
+      throw new StorageError('integrity', `${key}: part ${part.partNumber} is at position ${index + 1} (parts must be numbered 1..n in order)`);
+    }
+    if (!Number.isSafeInteger(part.sizeBytes) || part.sizeBytes < 0) {
+      throw new StorageError('integrity', `${key}: part ${part.partNumber} has an invalid size ${part.sizeBytes}`);
+    }
+    if (index < parts.length - 1 && part.sizeBytes < MIN_MULTIPART_PART_BYTES) {
+      throw new StorageError('integrity', `${key}: part ${part.partNumber} holds ${part.sizeBytes} bytes; every part but the last needs ${MIN_MULTIPART_PART_BYTES}`);
+    }
+    total += part.sizeBytes;
+  });
+  return total;
 }
 
 export interface BlobStore {
@@ -94,6 +142,27 @@ export interface BlobStore {
   list(prefix: string): AsyncIterable<BlobListing>;
   /** Removes every object whose key starts with `prefix` (same matching as `list`); returns how many. */
   deletePrefix(prefix: string): Promise<number>;
+  /**
+   * Starts a resumable multipart put of `key` and returns its upload id (an opaque string to
+   * persist: another process may continue the upload with it). Nothing is visible under `key`
+   * until `completeMultipart`. Parts live outside the key space (`list` never shows them).
+   */
+  createMultipart(key: string, options?: { contentType?: string }): Promise<string>;
+  /**
+   * Stores one part; durable when the promise resolves (fs: flushed to disk; S3: acknowledged).
+   * `offset` is the sum of the sizes of parts 1..partNumber-1 (the fs store writes there; S3
+   * ignores it). Every part but the last must hold at least MIN_MULTIPART_PART_BYTES. Storing a
+   * part number again replaces it. `not-found` for an unknown, completed or aborted upload.
+   */
+  putPart(key: string, uploadId: string, part: { partNumber: number; offset: number; body: Buffer }): Promise<StoredPart>;
+  /**
+   * Makes the object visible under `key`: the given parts (numbered 1..n in order), concatenated;
+   * other stored parts are dropped. `not-found` for an unknown upload; `integrity` when the list
+   * is not 1..n or names a part that was not stored as given.
+   */
+  completeMultipart(key: string, uploadId: string, parts: StoredPart[]): Promise<{ sizeBytes: number }>;
+  /** Drops the upload and its parts; an unknown, completed or aborted upload is not an error. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
   describe(): BlobStoreDescription;
   /** Releases connections; the store must not be used afterwards. */
   close(): Promise<void>;

@@ -8,18 +8,27 @@
  * - keys are validated (`assertValidKey`) before any path is built, so no key reaches outside the
  *   root; symbolic links inside the root are ignored by `list` and never followed by `list` or `deletePrefix`;
  * - folders are an implementation detail: created on put, removed when a delete empties them
- *   (the root itself stays).
+ *   (the root itself stays);
+ * - a multipart upload is the folder `<root>/.rockit-tmp-multipart/<uploadId>` (outside the key
+ *   space: reserved name) holding `key` (the key it is for), `data` (the object being assembled:
+ *   each part written at its offset) and one empty file `part.<n>.<offset>.<size>.<sha256>` per
+ *   stored part. A part record exists only while `data` holds those bytes there: `putPart` drops
+ *   the records of the part it replaces and of every part its range overlaps before writing.
+ *   `completeMultipart` checks the given list against the records, truncates `data` and renames it
+ *   onto the key (the commit point; without `data` the upload is gone), then removes the folder.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import {
+  assertPartNumber,
   assertValidKey,
   assertValidPrefix,
   checkExpectations,
+  checkPartList,
   HashingStream,
   RESERVED_SEGMENT_PREFIX,
   resolveRange,
@@ -30,8 +39,9 @@ import {
   type GetResult,
   type PutOptions,
   type PutResult,
+  type StoredPart,
 } from './blob-store.js';
-import { StorageError } from './storage-error.js';
+import { isStorageError, StorageError } from './storage-error.js';
 
 export interface FsBlobStoreOptions {
   /** Absolute path of the store's folder; created on first write. */
@@ -42,6 +52,41 @@ export interface FsBlobStoreOptions {
 
 /** Attempts to recreate a folder that a concurrent delete removed (pruned) under a put. */
 const MKDIR_RETRIES = 5;
+
+/** Folder of the multipart uploads, directly under the root; its reserved name keeps it out of `list`. */
+const MULTIPART_DIR = `${RESERVED_SEGMENT_PREFIX}-multipart`;
+/** Upload ids are 16 random bytes in lower-case hex; nothing else is ever joined into a path. */
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+const UPLOAD_KEY_FILE = 'key';
+const UPLOAD_DATA_FILE = 'data';
+const PART_RECORD = /^part\.(\d+)\.(\d+)\.(\d+)\.([0-9a-f]{64})$/;
+
+/** What the fs store knows of a stored part: where it lies in the upload's `data` file. */
+interface PartRecord {
+  partNumber: number;
+  offset: number;
+  sizeBytes: number;
+  /** sha256 hex of the part's bytes. */
+  etag: string;
+}
+
+function partRecordName(r: PartRecord): string {
+  return `part.${r.partNumber}.${r.offset}.${r.sizeBytes}.${r.etag}`;
+}
+
+function parsePartRecord(name: string): (PartRecord & { name: string }) | undefined {
+  const m = PART_RECORD.exec(name);
+  return m ? { name, partNumber: Number(m[1]), offset: Number(m[2]), sizeBytes: Number(m[3]), etag: m[4] } : undefined;
+}
+
+/** Whether two records' byte ranges share a byte (empty ranges share none). */
+function overlaps(a: PartRecord, b: PartRecord): boolean {
+  return a.offset < b.offset + b.sizeBytes && b.offset < a.offset + a.sizeBytes;
+}
+
+function noSuchUpload(op: string, key: string): StorageError {
+  return new StorageError('not-found', `${op} ${key}: no such multipart upload (unknown, completed or aborted)`);
+}
 
 function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
@@ -91,6 +136,22 @@ function fileSink(handle: FileHandle, onProgress?: (bytesStored: number) => void
       })().then(() => callback(), callback);
     },
   });
+}
+
+/** Writes all of `body` at `position` of an open file. */
+async function writeAt(handle: FileHandle, body: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < body.length) {
+    const { bytesWritten } = await handle.write(body, done, body.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Like `mapFsError`, but a missing file or folder means the upload is gone: `not-found`. */
+function multipartError(err: unknown, op: string, key: string): StorageError {
+  const code = errnoCode(err);
+  if (code === 'ENOENT' || code === 'ENOTDIR') return noSuchUpload(op, key);
+  return mapFsError(err, op, key);
 }
 
 export class FsBlobStore implements BlobStore {
@@ -289,11 +350,186 @@ export class FsBlobStore implements BlobStore {
     return count;
   }
 
+  /** The upload id is 32 lower-case hex digits; the content type is not kept (as with `put`). */
+  async createMultipart(key: string, _options?: { contentType?: string }): Promise<string> {
+    assertValidKey(key);
+    const uploadId = randomBytes(16).toString('hex');
+    const parent = join(this.root, MULTIPART_DIR);
+    const dir = join(parent, uploadId);
+    try {
+      await this.ensureDir(parent, key);
+      await mkdir(dir);
+      await this.writeDurably(join(dir, UPLOAD_KEY_FILE), key);
+      // `data` last: its presence is what makes the upload exist.
+      await this.writeDurably(join(dir, UPLOAD_DATA_FILE), '');
+      await this.syncDir(dir);
+      await this.syncDir(parent);
+      return uploadId;
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw mapFsError(err, 'createMultipart', key);
+    }
+  }
+
+  /** The part's etag is the sha256 hex of its bytes. A bad `offset` is `integrity`. */
+  async putPart(key: string, uploadId: string, part: { partNumber: number; offset: number; body: Buffer }): Promise<StoredPart> {
+    assertValidKey(key);
+    assertPartNumber(part.partNumber, key);
+    if (!Number.isSafeInteger(part.offset) || part.offset < 0) {
+      throw new StorageError('integrity', `${key}: part ${part.partNumber} has an invalid offset ${part.offset}`);
+    }
+    const dir = await this.uploadDir(uploadId, 'putPart', key);
+    const record: PartRecord = {
+      partNumber: part.partNumber,
+      offset: part.offset,
+      sizeBytes: part.body.length,
+      etag: createHash('sha256').update(part.body).digest('hex'),
+    };
+    try {
+      await this.dropRecordsReplacedBy(dir, record);
+      const handle = await open(join(dir, UPLOAD_DATA_FILE), 'r+');
+      try {
+        await writeAt(handle, part.body, part.offset);
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.writeDurably(join(dir, partRecordName(record)), '');
+      await this.syncDir(dir);
+    } catch (err) {
+      throw multipartError(err, 'putPart', key);
+    }
+    return { partNumber: record.partNumber, etag: record.etag, sizeBytes: record.sizeBytes };
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: StoredPart[]): Promise<{ sizeBytes: number }> {
+    assertValidKey(key);
+    const sizeBytes = checkPartList(parts, key);
+    const dir = await this.uploadDir(uploadId, 'completeMultipart', key);
+    const data = join(dir, UPLOAD_DATA_FILE);
+    const target = this.pathOf(key);
+    try {
+      await this.checkAgainstRecords(dir, parts, key);
+      const handle = await open(data, 'r+');
+      try {
+        await handle.truncate(sizeBytes);
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      throw multipartError(err, 'completeMultipart', key);
+    }
+    try {
+      await this.renameIntoPlace(data, target, key);
+    } catch (err) {
+      throw mapFsError(err, 'completeMultipart', key);
+    }
+    // The object is in place; a folder left behind by a failure here holds no `data` and is inert.
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    return { sizeBytes };
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    assertValidKey(key);
+    let dir: string;
+    try {
+      dir = await this.uploadDir(uploadId, 'abortMultipart', key);
+    } catch (err) {
+      if (isStorageError(err, 'not-found')) return;
+      throw err;
+    }
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      throw mapFsError(err, 'abortMultipart', key);
+    }
+  }
+
+  /**
+   * The folder of upload `uploadId` after checking that it exists and is for `key`; `not-found`
+   * otherwise (a malformed id included: it is checked before any path is built).
+   */
+  private async uploadDir(uploadId: string, op: string, key: string): Promise<string> {
+    if (typeof uploadId !== 'string' || !UPLOAD_ID.test(uploadId)) throw noSuchUpload(op, key);
+    const dir = join(this.root, MULTIPART_DIR, uploadId);
+    let storedKey: string;
+    try {
+      storedKey = await readFile(join(dir, UPLOAD_KEY_FILE), 'utf8');
+    } catch (err) {
+      throw multipartError(err, op, key);
+    }
+    if (storedKey !== key) throw noSuchUpload(op, key);
+    return dir;
+  }
+
+  private async partRecords(dir: string): Promise<(PartRecord & { name: string })[]> {
+    const names = await readdir(dir);
+    return names.map(parsePartRecord).filter((r) => r !== undefined);
+  }
+
+  /** Removes the records of the same part number and of every part whose bytes `record` will overwrite. */
+  private async dropRecordsReplacedBy(dir: string, record: PartRecord): Promise<void> {
+    const stale = (await this.partRecords(dir)).filter((r) => r.partNumber === record.partNumber || overlaps(r, record));
+    for (const r of stale) await rm(join(dir, r.name), { force: true });
+    if (stale.length > 0) await this.syncDir(dir);
+  }
+
+  /** `integrity` unless every listed part was stored with that size and etag, at the offset the list implies. */
+  private async checkAgainstRecords(dir: string, parts: StoredPart[], key: string): Promise<void> {
+    const records = await this.partRecords(dir);
+    let offset = 0;
+    for (const part of parts) {
+      const stored = records.some(
+        (r) => r.partNumber === part.partNumber && r.offset === offset && r.sizeBytes === part.sizeBytes && r.etag === part.etag,
+      );
+      if (!stored) {
+        throw new StorageError('integrity', `completeMultipart ${key}: part ${part.partNumber} was not stored with that size and etag at offset ${offset}`);
+      }
+      offset += part.sizeBytes;
+    }
+  }
+
+  /** Renames a finished file onto `target`, creating its folder (again, if a concurrent delete prunes it). */
+  private async renameIntoPlace(source: string, target: string, key: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await this.ensureDir(dirname(target), key);
+      try {
+        await rename(source, target);
+        return;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT' || attempt >= MKDIR_RETRIES) throw err;
+      }
+    }
+  }
+
+  /** Creates (or replaces) a small file with `content`, flushed to disk when the store fsyncs. */
+  private async writeDurably(path: string, content: string): Promise<void> {
+    const handle = await open(path, 'w');
+    try {
+      await handle.writeFile(content);
+      if (this.fsync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Flushes a folder's entries (new, renamed or removed names) when the store fsyncs. */
+  private async syncDir(dir: string): Promise<void> {
+    if (!this.fsync) return;
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   describe(): BlobStoreDescription {
     return {
       kind: 'fs',
       location: pathToFileURL(this.root).href,
-      capabilities: { multipartUpload: false, keyMayPrefixOtherKeys: false },
+      capabilities: { multipartUpload: true, keyMayPrefixOtherKeys: false },
     };
   }
 

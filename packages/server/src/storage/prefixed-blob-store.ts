@@ -14,6 +14,7 @@ import {
   type GetResult,
   type PutOptions,
   type PutResult,
+  type StoredPart,
 } from './blob-store.js';
 import { StorageError } from './storage-error.js';
 
@@ -60,6 +61,18 @@ export class PrefixedBlobStore implements BlobStore {
   deletePrefix(prefix: string): Promise<number> {
     assertValidPrefix(prefix);
     return this.inner.deletePrefix(this.prefix + prefix);
+  }
+  createMultipart(key: string, options?: { contentType?: string }): Promise<string> {
+    return this.inner.createMultipart(this.inside(key), options);
+  }
+  putPart(key: string, uploadId: string, part: { partNumber: number; offset: number; body: Buffer }): Promise<StoredPart> {
+    return this.inner.putPart(this.inside(key), uploadId, part);
+  }
+  completeMultipart(key: string, uploadId: string, parts: StoredPart[]): Promise<{ sizeBytes: number }> {
+    return this.inner.completeMultipart(this.inside(key), uploadId, parts);
+  }
+  abortMultipart(key: string, uploadId: string): Promise<void> {
+    return this.inner.abortMultipart(this.inside(key), uploadId);
   }
   describe(): BlobStoreDescription {
     const d = this.inner.describe();

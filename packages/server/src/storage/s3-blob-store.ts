@@ -9,22 +9,30 @@
  * - checksums are computed only when the operation requires them (`WHEN_REQUIRED`): recent SDKs
  *   otherwise send aws-chunked bodies with checksum trailers, which many S3-compatible stores
  *   (and the test server) do not accept; integrity is ours to check (sha256 of every put);
- * - error messages name the bucket, prefix and key, never the credentials.
+ * - error messages name the bucket, prefix and key, never the credentials;
+ * - resumable multipart puts map one to one onto S3's multipart API; the part list given to
+ *   `completeMultipart` is checked here for shape (numbering, minimum sizes) and by S3 for ETags.
  */
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import {
+  assertPartNumber,
   assertValidKey,
   assertValidPrefix,
   checkExpectations,
+  checkPartList,
   HashingStream,
   resolveRange,
   type BlobListing,
@@ -34,6 +42,7 @@ import {
   type GetResult,
   type PutOptions,
   type PutResult,
+  type StoredPart,
 } from './blob-store.js';
 import { StorageError, type StorageErrorCode } from './storage-error.js';
 
@@ -125,6 +134,8 @@ const ACCESS_DENIED_NAMES = new Set([
   'AllAccessDisabled',
   'AccountProblem',
 ]);
+/** S3's refusals of a CompleteMultipartUpload whose part list does not match the stored parts. */
+const PART_LIST_NAMES = new Set(['EntityTooSmall', 'InvalidPart', 'InvalidPartOrder']);
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -226,6 +237,12 @@ export class S3BlobStore implements BlobStore {
     } else if (name === 'NoSuchBucket') {
       code = 'not-found';
       detail = `bucket ${this.bucket} does not exist`;
+    } else if (name === 'NoSuchUpload') {
+      code = 'not-found';
+      detail = 'no such multipart upload (unknown, completed or aborted)';
+    } else if (PART_LIST_NAMES.has(name)) {
+      code = 'integrity';
+      detail = `the part list does not match the stored parts (${name})`;
     } else if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
       code = 'not-found';
       detail = 'no such object';
@@ -434,6 +451,92 @@ export class S3BlobStore implements BlobStore {
     }
     await flush();
     return count;
+  }
+
+  async createMultipart(key: string, options?: { contentType?: string }): Promise<string> {
+    assertValidKey(key);
+    let uploadId: string | undefined;
+    try {
+      const res = await this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          ...(options?.contentType ? { ContentType: options.contentType } : {}),
+        }),
+      );
+      uploadId = res.UploadId;
+    } catch (err) {
+      throw this.mapError(err, 'createMultipart', key);
+    }
+    if (!uploadId) throw new StorageError('io', `S3 createMultipart ${this.where(key)}: the service returned no upload id`);
+    return uploadId;
+  }
+
+  /** `offset` is not needed by S3 and is ignored; the ETag returned is S3's, quotes included. */
+  async putPart(key: string, uploadId: string, part: { partNumber: number; offset: number; body: Buffer }): Promise<StoredPart> {
+    assertValidKey(key);
+    assertPartNumber(part.partNumber, key);
+    this.assertUploadId(uploadId, 'putPart', key);
+    let etag: string | undefined;
+    try {
+      const res = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          UploadId: uploadId,
+          PartNumber: part.partNumber,
+          Body: part.body,
+          ContentLength: part.body.length,
+        }),
+      );
+      etag = res.ETag;
+    } catch (err) {
+      throw this.mapError(err, 'putPart', key);
+    }
+    if (!etag) throw new StorageError('io', `S3 putPart ${this.where(key)}: the service returned no ETag for part ${part.partNumber}`);
+    return { partNumber: part.partNumber, etag, sizeBytes: part.body.length };
+  }
+
+  /**
+   * The size returned is the sum of the listed sizes: S3 checks the ETags (digests of the parts'
+   * contents) and the minimum part size, not `sizeBytes` itself.
+   */
+  async completeMultipart(key: string, uploadId: string, parts: StoredPart[]): Promise<{ sizeBytes: number }> {
+    assertValidKey(key);
+    const sizeBytes = checkPartList(parts, key);
+    this.assertUploadId(uploadId, 'completeMultipart', key);
+    try {
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+        }),
+      );
+    } catch (err) {
+      throw this.mapError(err, 'completeMultipart', key);
+    }
+    return { sizeBytes };
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    assertValidKey(key);
+    if (typeof uploadId !== 'string' || uploadId === '') return;
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.fullKey(key), UploadId: uploadId }));
+    } catch (err) {
+      const mapped = this.mapError(err, 'abortMultipart', key);
+      if (mapped.code === 'not-found' && (err as SdkLikeError).name !== 'NoSuchBucket') return;
+      throw mapped;
+    }
+  }
+
+  /** An empty or non-string upload id names no upload: `not-found`, as S3 would answer. */
+  private assertUploadId(uploadId: string, op: string, key: string): void {
+    if (typeof uploadId !== 'string' || uploadId === '') {
+      throw new StorageError('not-found', `S3 ${op} ${this.where(key)}: no such multipart upload (empty upload id)`);
+    }
   }
 
   describe(): BlobStoreDescription {

@@ -28,19 +28,79 @@ export const findImportOfBuild = (db: Executor, appId: string, buildId: number):
   q(db).selectFrom('imports').selectAll().where('app_id', '=', appId).where('build_id', '=', buildId).executeTakeFirst();
 
 /**
- * Moves the upload from `from` to `to` (compare-and-set); `deadlineMs` additionally requires the
- * deadline not to have passed. True when this call made the change.
+ * Moves the upload from `from` to `to` (compare-and-set), whoever is writing it (a PUT in
+ * progress then finds it closed). True when this call made the change. (`received` is set by
+ * `markUploadReceived`, by the writer that completed the upload.)
  */
-export async function setUploadState(
+export async function setUploadState(db: Executor, taskName: string, from: 'waiting', to: 'expired'): Promise<boolean> {
+  const r = await q(db).updateTable('imports').set({ upload_state: to }).where('task_name', '=', taskName).where('upload_state', '=', from).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * Makes `writer` the one PUT receiving the upload (api.md §7.2, resumable): only while the upload
+ * waits, no other writer's lease is running, and — when `atOffset` is given — exactly that many
+ * bytes are stored (the client continues where the server is). True when this call took it.
+ */
+export async function claimUploadWriter(
   db: Executor,
   taskName: string,
-  from: 'waiting',
-  to: 'received' | 'expired',
-  deadlineMs?: number,
+  writer: string,
+  nowMs: number,
+  leaseMs: number,
+  atOffset?: number,
 ): Promise<boolean> {
-  let u = q(db).updateTable('imports').set({ upload_state: to }).where('task_name', '=', taskName).where('upload_state', '=', from);
-  if (deadlineMs !== undefined) u = u.where('expires_ms', '>', deadlineMs);
+  let u = q(db)
+    .updateTable('imports')
+    .set({ upload_writer: writer, upload_writer_until_ms: nowMs + leaseMs })
+    .where('task_name', '=', taskName)
+    .where('upload_state', '=', 'waiting')
+    .where((eb) => eb.or([eb('upload_writer', 'is', null), eb('upload_writer_until_ms', '<', nowMs)]));
+  if (atOffset !== undefined) u = u.where('upload_received_bytes', '=', atOffset);
   const r = await u.executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** What a writer changes on the upload as parts arrive; false when `writer` no longer holds it. */
+export async function updateUploadAsWriter(
+  db: Executor,
+  taskName: string,
+  writer: string,
+  changes: Partial<Pick<ImportRow, 'upload_id' | 'upload_parts' | 'upload_part_bytes' | 'upload_received_bytes' | 'upload_total_bytes' | 'upload_writer_until_ms'>>,
+): Promise<boolean> {
+  const r = await q(db)
+    .updateTable('imports')
+    .set(changes)
+    .where('task_name', '=', taskName)
+    .where('upload_writer', '=', writer)
+    .where('upload_state', '=', 'waiting')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Ends `writer`'s hold on the upload (after its PUT ended, however it ended). */
+export async function releaseUploadWriter(db: Executor, taskName: string, writer: string): Promise<void> {
+  await q(db)
+    .updateTable('imports')
+    .set({ upload_writer: null, upload_writer_until_ms: null })
+    .where('task_name', '=', taskName)
+    .where('upload_writer', '=', writer)
+    .execute();
+}
+
+/**
+ * The whole tar is stored: `waiting` → `received`, by the writer that completed it, before the
+ * deadline. True when this call made the change.
+ */
+export async function markUploadReceived(db: Executor, taskName: string, writer: string, nowMs: number): Promise<boolean> {
+  const r = await q(db)
+    .updateTable('imports')
+    .set({ upload_state: 'received', upload_writer: null, upload_writer_until_ms: null })
+    .where('task_name', '=', taskName)
+    .where('upload_writer', '=', writer)
+    .where('upload_state', '=', 'waiting')
+    .where('expires_ms', '>', nowMs)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
 

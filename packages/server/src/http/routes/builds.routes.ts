@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { BuildService } from '../../services/build.service.js';
+import type { UploadService } from '../../services/upload.service.js';
 import { missingParam } from '../../domain/errors.js';
 import { principal } from '../plugins/auth.js';
 import { BODY_ERRORS, Name, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
@@ -13,13 +14,14 @@ const UploadSchema = Type.Object({
 });
 
 /**
- * POST /be/v1/builds (spec §7.2; apps.update) and the upload target PUT /be/v1/uploads/{taskName}
- * (decided: the one-time token in the URL is the credential, so CI tools can PUT with plain curl).
- * The PUT body is streamed to the blob store, never buffered: its own plugin scope accepts any
- * content type and hands the raw stream through (Fastify's bodyLimit does not apply; the
- * service enforces ROCKIT_MAX_UPLOAD_BYTES → 413).
+ * POST /be/v1/builds (spec §7.2; apps.update), the upload target PUT /be/v1/uploads/{taskName}
+ * and its status GET (decided: the one-time token in the URL is the credential, so CI tools can
+ * PUT with plain curl). The PUT body is streamed to the blob store in multipart parts, never
+ * buffered whole: its own plugin scope accepts any content type and hands the raw stream through
+ * (Fastify's bodyLimit does not apply; the service enforces ROCKIT_MAX_UPLOAD_BYTES → 413). A
+ * broken PUT is resumed with Content-Range from the GET's `receivedBytes` (UploadService).
  */
-export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildService } }> = async (app, { services }) => {
+export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildService; uploads: UploadService } }> = async (app, { services }) => {
   const tags = ['builds'];
 
   app.post('/be/v1/builds', {
@@ -45,6 +47,29 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildS
     return reply.code(202).send(body);
   });
 
+  const UploadStatus = Type.Object({
+    taskName: Type.String(),
+    state: Type.Union([Type.Literal('waiting'), Type.Literal('received'), Type.Literal('expired')]),
+    receivedBytes: Type.Integer({ description: 'bytes the server holds; a resumed PUT continues here' }),
+    sizeBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'the size announced by the client, once known' }),
+    expires: UnixSeconds('upload deadline'),
+  });
+  const uploadParams = {
+    params: Type.Object({ taskName: Type.String({ maxLength: 100 }) }),
+    querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 200 })) }),
+  };
+
+  app.get('/be/v1/uploads/:taskName', {
+    config: { auth: 'none' as const },
+    schema: {
+      tags, summary: 'How much of an upload the server holds (to resume a broken PUT)', ...uploadParams,
+      response: { 200: Ok({ upload: UploadStatus }), ...errorResponses(400, 404) },
+    },
+  }, async (req) => {
+    if (!req.query.token) throw missingParam('token');
+    return { status: 'success' as const, upload: await services.uploads.status(req.params.taskName, req.query.token) };
+  });
+
   await app.register(async (scope) => {
     const uploads = scope.withTypeProvider<TypeBoxTypeProvider>();
     uploads.removeAllContentTypeParsers();
@@ -52,18 +77,25 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildS
     uploads.put('/be/v1/uploads/:taskName', {
       config: { auth: 'none' as const },
       schema: {
-        tags, summary: 'Uploads the tar of an import (the URL from POST /be/v1/builds)',
-        params: Type.Object({ taskName: Type.String({ maxLength: 100 }) }),
-        querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 200 })) }),
-        response: { 200: Ok({ task: TaskSchema }), ...errorResponses(401, 409, 413) },
+        tags,
+        summary: 'Uploads the tar of an import (the URL from POST /be/v1/builds), whole or in resumable pieces (Content-Range)',
+        ...uploadParams,
+        headers: Type.Object({
+          'content-range': Type.Optional(Type.String({ maxLength: 100, description: 'bytes first-last/total to continue a broken upload at the server\'s receivedBytes' })),
+        }),
+        response: { 200: Ok({ task: TaskSchema, upload: UploadStatus }), ...errorResponses(400, 401, 404, 409, 413) },
       },
     }, async (req) => {
       if (!req.query.token) throw missingParam('token');
       const raw = req.headers['content-length'];
-      const length = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
+      const contentLength = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
+      const contentRange = req.headers['content-range'];
       const stream = (req.body as Readable | undefined) ?? req.raw;
-      const task = await services.builds.receiveUpload(req.params.taskName, req.query.token, stream, length);
-      return { status: 'success' as const, task };
+      const out = await services.uploads.receive(req.params.taskName, req.query.token, stream, {
+        ...(contentLength !== undefined ? { contentLength } : {}),
+        ...(contentRange !== undefined ? { contentRange } : {}),
+      });
+      return { status: 'success' as const, ...out };
     });
   });
 };

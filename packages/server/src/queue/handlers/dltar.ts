@@ -1,5 +1,6 @@
 import { claimFollowUp, findAppById, findImport, orgNameOf, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
 import { obtainTar } from '../../pipeline/index.js';
+import { discardUpload } from '../../storage/part-writer.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../worker.js';
 import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
@@ -22,6 +23,7 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
     if (imp.source === 'upload' && imp.upload_state !== 'received') {
       const expired = imp.upload_state === 'expired' || (await setUploadState(db, imp.task_name, 'waiting', 'expired'));
       if (expired) {
+        await discardUpload(deps.blobStore, imp.tar_key, (await findImport(db, imp.task_name))?.upload_id ?? imp.upload_id);
         await refreshProcessing(db, imp.org_id, app.name, task.name);
         throw new TaskEndedError('expired', 'the build was not uploaded before the upload URL expired');
       }

@@ -1,0 +1,301 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { ImportRow, UploadState } from '../db/import-tables.js';
+import {
+  claimUploadWriter,
+  findImport,
+  markUploadReceived,
+  releaseUploadWriter,
+  updateUploadAsWriter,
+} from '../db/repositories/import.repository.js';
+import { toUnixSeconds } from '../domain/clock.js';
+import { AppError, invalidParam, notFound } from '../domain/errors.js';
+import { constantTimeEqual, sha256Hex } from '../domain/secrets.js';
+import { findTask, releaseSubmittedTask } from '../queue/tasks.queue.js';
+import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
+import { PartWriter } from '../storage/part-writer.js';
+import type { ServiceDeps } from './context.js';
+import { toTaskDto, type TaskDto } from './mappers.js';
+
+/** What `GET /be/v1/uploads/{taskName}` and every PUT answer under `upload` (decided; README "Resumable uploads"). */
+export interface UploadStatusDto {
+  taskName: string;
+  /** `waiting` for bytes, `received` (complete; the pipeline runs), `expired`. */
+  state: UploadState;
+  /** Bytes the server holds durably: the next PUT continues here (`Content-Range: bytes {receivedBytes}-…`). */
+  receivedBytes: number;
+  /** The tar's size as announced by the client, once known. */
+  sizeBytes: number | null;
+  /** Until when the upload URL works (UNIX seconds). */
+  expires: number;
+}
+
+/** The headers of a PUT that matter here. */
+export interface UploadRequest {
+  contentLength?: number;
+  /**
+   * `bytes first-last/total`: a piece; the probe form with `*` in place of `first-last` and no
+   * body: completes the upload if every byte is there; absent: the whole tar, from byte 0.
+   */
+  contentRange?: string;
+}
+
+export interface UploadServiceOptions {
+  blobStore: BlobStore;
+  maxUploadBytes: number;
+  /** How long a PUT holds the upload without showing progress; a dead server's PUT is taken over after this. */
+  writerLeaseMs: number;
+  /** Wakes the local worker once an upload is complete. */
+  poke(): void;
+}
+
+const MIB = 1024 * 1024;
+/** Default part size; larger when the tar (or, unannounced, the upload limit) needs more than S3's parts allow. */
+const DEFAULT_PART_BYTES = 8 * MIB;
+const PARTS_TARGET = MAX_MULTIPART_PARTS - 1000;
+
+/** Parsed Content-Range of an upload PUT. */
+type Piece =
+  | { kind: 'whole'; total: number | undefined }
+  | { kind: 'range'; first: number; last: number; total: number }
+  | { kind: 'probe'; total: number };
+
+/**
+ * Receives uploads of native builds (api.md §7.2: streamed to the blob store, never held whole in
+ * memory, resumable via multipart). A PUT's body is cut into parts of the blob store's multipart
+ * put; each stored part is recorded on the import before the next, so whatever the server holds is
+ * known to every API node: after a broken connection or a dead node, the client asks how much
+ * arrived (`status`) and PUTs the rest with `Content-Range`, to any node. One PUT writes at a time
+ * (a lease on the import, renewed while bytes flow). The last part completes the object and
+ * releases the dltar task.
+ */
+export class UploadService {
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly opts: UploadServiceOptions,
+  ) {}
+
+  /** How much of the upload the server holds. Errors: not-found (unknown task or wrong token). */
+  async status(taskName: string, token: string): Promise<UploadStatusDto> {
+    return toStatus(await this.authorize(taskName, token));
+  }
+
+  /**
+   * One PUT of the upload URL. Without Content-Range the body is the whole tar (earlier stored
+   * bytes are discarded); with `bytes first-last/total` it continues at `first`, which must equal
+   * what the server holds. A piece that does not end the tar may keep fewer bytes than it carried
+   * (a tail shorter than a part is dropped): the answer's `receivedBytes` says where to go on.
+   * The piece that ends the tar completes it and starts the pipeline.
+   *
+   * Errors: not-found; token-expired; invalid-state (upload already complete or expired, another
+   * PUT writing, `first` not at `receivedBytes` — the answer carries `receivedBytes`);
+   * invalid-param (`content-range` malformed or inconsistent; `body` when the connection broke —
+   * what arrived in whole parts is kept); payload-too-large.
+   */
+  async receive(taskName: string, token: string, body: Readable, request: UploadRequest): Promise<{ task: TaskDto; upload: UploadStatusDto }> {
+    const { db, clock } = this.deps;
+    let imp = await this.authorize(taskName, token);
+    if (imp.upload_state !== 'waiting') {
+      throw new AppError('invalid-state', `upload of task ${taskName} is ${imp.upload_state}`, { task: taskName });
+    }
+    if (clock.now() >= Number(imp.expires_ms)) throw new AppError('token-expired', 'the upload URL has expired', { task: taskName });
+    const piece = parsePiece(request);
+    const max = this.opts.maxUploadBytes;
+    if ((piece.total ?? 0) > max || (request.contentLength ?? 0) > max) throw tooLarge(max);
+    const continuing = piece.kind === 'probe' || (piece.kind === 'range' && piece.first > 0);
+    if (continuing && imp.upload_total_bytes !== null && Number(imp.upload_total_bytes) !== piece.total) {
+      throw invalidParam('content-range', `the total ${piece.total} differs from the ${imp.upload_total_bytes} bytes announced before`);
+    }
+
+    const writer = randomBytes(9).toString('base64url');
+    const offset = piece.kind === 'whole' ? undefined : piece.kind === 'range' ? piece.first : Number(imp.upload_received_bytes);
+    if (!(await claimUploadWriter(db, taskName, writer, clock.now(), this.opts.writerLeaseMs, offset))) {
+      const now = await findImport(db, taskName);
+      throw this.whyNotClaimed(taskName, now, offset);
+    }
+    const keepAlive = setInterval(() => {
+      void updateUploadAsWriter(db, taskName, writer, { upload_writer_until_ms: clock.now() + this.opts.writerLeaseMs }).catch(() => undefined);
+    }, Math.max(1000, Math.floor(this.opts.writerLeaseMs / 3)));
+    try {
+      imp = (await findImport(db, taskName)) ?? imp;
+      if (piece.kind === 'probe') {
+        body.resume();
+        if (Number(imp.upload_received_bytes) === piece.total) await this.complete(imp, writer, this.partsOf(imp));
+      } else {
+        await this.receiveBody(imp, writer, piece, body);
+      }
+    } finally {
+      clearInterval(keepAlive);
+      await releaseUploadWriter(db, taskName, writer).catch(() => undefined);
+    }
+    const after = await findImport(db, taskName);
+    const task = await findTask(db, taskName);
+    if (!after || !task) throw notFound('task', taskName);
+    return { task: toTaskDto(task), upload: toStatus(after) };
+  }
+
+  private async authorize(taskName: string, token: string): Promise<ImportRow> {
+    const imp = await findImport(this.deps.db, taskName);
+    if (!imp || imp.upload_token_hash === null || !constantTimeEqual(sha256Hex(token), imp.upload_token_hash)) {
+      throw notFound('upload', taskName);
+    }
+    return imp;
+  }
+
+  private whyNotClaimed(taskName: string, imp: ImportRow | undefined, offset: number | undefined): AppError {
+    if (!imp || imp.upload_state !== 'waiting') {
+      return new AppError('invalid-state', `upload of task ${taskName} is ${imp?.upload_state ?? 'gone'}`, { task: taskName });
+    }
+    const receivedBytes = Number(imp.upload_received_bytes);
+    if (offset !== undefined && offset !== receivedBytes) {
+      return new AppError('invalid-state', `the server holds ${receivedBytes} bytes of this upload: continue with Content-Range: bytes ${receivedBytes}-…`, {
+        task: taskName, receivedBytes,
+      });
+    }
+    return new AppError('invalid-state', 'another PUT of this upload is in progress; retry when it has ended', { task: taskName, receivedBytes });
+  }
+
+  private partsOf(imp: ImportRow): StoredPart[] {
+    return imp.upload_parts ? (JSON.parse(imp.upload_parts) as StoredPart[]) : [];
+  }
+
+  /** Streams the body into parts; completes the object when this piece ends the tar. */
+  private async receiveBody(imp: ImportRow, writer: string, piece: Exclude<Piece, { kind: 'probe' }>, body: Readable): Promise<void> {
+    const { db } = this.deps;
+    const store = this.opts.blobStore;
+    const taskName = imp.task_name;
+    const lost = (): AppError => new AppError('invalid-state', `the upload of task ${taskName} is no longer open`, { task: taskName });
+
+    // A whole-tar PUT starts over; so does the first piece. Either way: a fresh multipart put.
+    let uploadId = imp.upload_id;
+    let parts = this.partsOf(imp);
+    let partBytes = imp.upload_part_bytes === null ? null : Number(imp.upload_part_bytes);
+    if (piece.kind === 'whole' || uploadId === null) {
+      if (uploadId !== null) await store.abortMultipart(imp.tar_key, uploadId).catch(() => undefined);
+      partBytes = choosePartBytes(piece.total ?? this.opts.maxUploadBytes);
+      uploadId = await store.createMultipart(imp.tar_key, { contentType: 'application/x-tar' });
+      parts = [];
+      const ok = await updateUploadAsWriter(db, taskName, writer, {
+        upload_id: uploadId, upload_parts: '[]', upload_part_bytes: partBytes, upload_received_bytes: 0, upload_total_bytes: piece.total ?? null,
+      });
+      if (!ok) {
+        await store.abortMultipart(imp.tar_key, uploadId).catch(() => undefined);
+        throw lost();
+      }
+    } else if (imp.upload_total_bytes === null) {
+      await updateUploadAsWriter(db, taskName, writer, { upload_total_bytes: piece.total });
+    }
+
+    const start = parts.reduce((sum, p) => sum + p.sizeBytes, 0);
+    const parts$ = new PartWriter({
+      store, key: imp.tar_key, uploadId, partBytes: partBytes ?? choosePartBytes(piece.total ?? this.opts.maxUploadBytes), parts,
+      onPart: async (all, storedBytes) => {
+        const ok = await updateUploadAsWriter(db, taskName, writer, {
+          upload_parts: JSON.stringify(all), upload_received_bytes: storedBytes, upload_writer_until_ms: this.deps.clock.now() + this.opts.writerLeaseMs,
+        });
+        if (!ok) throw lost();
+      },
+    });
+    const expected = piece.kind === 'range' ? piece.last - piece.first + 1 : piece.total;
+    const max = this.opts.maxUploadBytes;
+    let seen = 0;
+    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    try {
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch {
+        // The connection broke: whatever arrived in whole parts stays (recorded as each was stored).
+        await parts$.settle().catch(() => undefined);
+        throw brokeOff(taskName, parts$.storedBytes);
+      }
+      if (next.done) break;
+      seen += next.value.length;
+      if (start + seen > max) throw tooLarge(max);
+      if (expected !== undefined && seen > expected) throw invalidParam('content-range', `the body is longer than the ${expected} bytes announced`);
+      await parts$.write(next.value);
+    }
+    } finally {
+      // Never leave a part in flight behind a refusal: its record must land (or fail) first.
+      await parts$.settle().catch(() => undefined);
+    }
+    if (expected !== undefined && seen < expected) {
+      await parts$.flushTail({ last: false });
+      throw brokeOff(taskName, parts$.storedBytes);
+    }
+    const endsTar = piece.kind === 'whole' || piece.last + 1 === piece.total;
+    await parts$.flushTail({ last: endsTar });
+    if (endsTar) await this.complete({ ...imp, upload_id: uploadId }, writer, parts$.parts);
+  }
+
+  /** Completes the multipart put and hands the upload to the pipeline (once, before the deadline). */
+  private async complete(imp: ImportRow, writer: string, parts: StoredPart[]): Promise<void> {
+    const { db, clock } = this.deps;
+    const store = this.opts.blobStore;
+    const taskName = imp.task_name;
+    if (imp.upload_id !== null) {
+      try {
+        await store.completeMultipart(imp.tar_key, imp.upload_id, parts);
+      } catch (err) {
+        // A completion that went through before a crash: the object is there, whole.
+        const head = await store.head(imp.tar_key).catch(() => null);
+        const size = parts.reduce((sum, p) => sum + p.sizeBytes, 0);
+        if (head?.sizeBytes !== size) throw err;
+      }
+    }
+    const now = clock.now();
+    const released = await db.transaction().execute(async (trx) => {
+      if (!(await markUploadReceived(trx, taskName, writer, now))) return false;
+      return releaseSubmittedTask(trx, taskName, now);
+    });
+    if (!released) {
+      await store.delete(imp.tar_key).catch(() => undefined);
+      throw new AppError('invalid-state', `the upload of task ${taskName} is no longer open`, { task: taskName });
+    }
+    this.opts.poke();
+  }
+}
+
+function toStatus(imp: ImportRow): UploadStatusDto {
+  return {
+    taskName: imp.task_name,
+    state: imp.upload_state ?? 'waiting',
+    receivedBytes: Number(imp.upload_received_bytes),
+    sizeBytes: imp.upload_total_bytes === null ? null : Number(imp.upload_total_bytes),
+    expires: toUnixSeconds(Number(imp.expires_ms)),
+  };
+}
+
+function choosePartBytes(totalBytes: number): number {
+  const needed = Math.ceil(totalBytes / PARTS_TARGET / MIB) * MIB;
+  return Math.max(DEFAULT_PART_BYTES, needed);
+}
+
+const RANGE = /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16})$/;
+const PROBE = /^bytes \*\/(\d{1,16})$/;
+
+function parsePiece(request: UploadRequest): Piece {
+  const header = request.contentRange?.trim();
+  if (header === undefined || header === '') return { kind: 'whole', total: request.contentLength };
+  const probe = PROBE.exec(header);
+  if (probe) {
+    if ((request.contentLength ?? 0) !== 0) throw invalidParam('content-range', '"bytes */total" goes with an empty body');
+    return { kind: 'probe', total: Number(probe[1]) };
+  }
+  const m = RANGE.exec(header);
+  if (!m) throw invalidParam('content-range', 'must be "bytes first-last/total" or "bytes */total"');
+  const [first, last, total] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (last < first || last >= total) throw invalidParam('content-range', `bytes ${first}-${last} do not fit a total of ${total}`);
+  if (request.contentLength !== undefined && request.contentLength !== last - first + 1) {
+    throw invalidParam('content-range', `announces ${last - first + 1} bytes but Content-Length is ${request.contentLength}`);
+  }
+  return { kind: 'range', first, last, total };
+}
+
+const tooLarge = (max: number): AppError => new AppError('payload-too-large', `the build is larger than ${max} bytes`);
+
+const brokeOff = (taskName: string, receivedBytes: number): AppError =>
+  new AppError('invalid-param', `the upload broke off; the server holds ${receivedBytes} bytes: continue with Content-Range: bytes ${receivedBytes}-…`, {
+    param: 'body', task: taskName, receivedBytes,
+  });
