@@ -5,6 +5,7 @@ import type { Config } from './config/config.js';
 import { resolveInstallationKey } from './config/installation-key.js';
 import { createDb, pingDb, type Db } from './db/dialect.js';
 import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
+import { purgeEndedFailures } from './db/repositories/login-throttle.repository.js';
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { randomSecret, sha256Hex } from './domain/secrets.js';
@@ -259,10 +260,11 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   });
   worker?.start();
 
-  // Housekeeping: sessions (and their auth tokens) a week past expiry are deleted; until then an
-  // expired token still answers token-expired rather than token-invalid.
+  // Housekeeping: sessions (and their auth tokens) a week past expiry are deleted (until then an
+  // expired token still answers token-expired rather than token-invalid); ended login-throttle windows too.
   const housekeeping = setInterval(() => {
     purgeExpiredSessions(db.db, clock.now() - SESSION_RETENTION_MS).catch((err) => taskLog.warn({ err }, 'session purge failed'));
+    purgeEndedFailures(db.db, clock.now()).catch((err) => taskLog.warn({ err }, 'login throttle purge failed'));
   }, HOUSEKEEPING_INTERVAL_MS);
   housekeeping.unref();
 

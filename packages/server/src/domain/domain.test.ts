@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from './clock.js';
 import { AppError, ERROR_STATUS } from './errors.js';
 import { parseListQuery, project } from './list.js';
 import { isValidName } from './names.js';
 import { hasPermission, permissionName, unionPermissions, validatePermissions, RESOURCES } from './permissions.js';
 import { constantTimeEqual, hashPassword, sha256Hex, verifyPassword } from './secrets.js';
-import { FailureThrottle } from './throttle.js';
 
 describe('permissions', () => {
   it('has the 12 documented resources and names refusals as the pages do', () => {
@@ -81,28 +79,3 @@ describe('secrets', () => {
   });
 });
 
-describe('FailureThrottle', () => {
-  it('blocks a key after max failures until its window ends; reset clears it', () => {
-    const clock = new ManualClock(0);
-    const th = new FailureThrottle(clock, 2, 60);
-    th.recordFailure('k');
-    expect(th.retryAfterSeconds('k')).toBe(0);
-    th.recordFailure('k');
-    expect(th.retryAfterSeconds('k')).toBe(60);
-    clock.advance(30_500);
-    expect(th.retryAfterSeconds('k')).toBe(30);
-    expect(th.retryAfterSeconds('other')).toBe(0);
-    clock.advance(30_000);
-    expect(th.retryAfterSeconds('k')).toBe(0);
-    th.recordFailure('k');
-    th.recordFailure('k');
-    th.reset('k');
-    expect(th.retryAfterSeconds('k')).toBe(0);
-  });
-  it('stays bounded in memory', () => {
-    const th = new FailureThrottle(new ManualClock(0), 1, 60, 10);
-    for (let i = 0; i < 100; i++) th.recordFailure(`k${i}`);
-    expect((th as any).entries.size).toBeLessThanOrEqual(10);
-    expect(th.retryAfterSeconds('k99')).toBeGreaterThan(0);
-  });
-});

@@ -69,6 +69,28 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
     expect((await from('10.0.0.10', 'admin', o.adminPassword)).statusCode).toBe(200);
   });
 
+  it.skipIf(dialect !== 'pg')('counts failures for every API node of a cluster (a second server on the same database)', async () => {
+    const o = await createOrg(t);
+    const db = t.server.config.database;
+    const t2 = await createTestServer({
+      dialect, clock: t.clock, sharesDatabase: true,
+      env: { ROCKIT_LOGIN_MAX_FAILURES: '3', ROCKIT_LOGIN_WINDOW_SECONDS: '60', ...(db.kind === 'pg' && db.schema ? { ROCKIT_DATABASE_SCHEMA: db.schema } : {}) },
+    });
+    try {
+      const bad = { orgName: o.name, username: 'admin', password: 'wrong-password' };
+      // Failures spread over both nodes add up: 2 on one, 1 on the other.
+      for (const [node, i] of [[t, 1], [t2, 2], [t, 3]] as const) {
+        expect((await node.req('POST', '/be/v1/login', { body: bad, remoteAddress: `10.3.0.${i}` })).statusCode).toBe(401);
+      }
+      const blocked = await t2.req('POST', '/be/v1/login', { body: { ...bad, password: o.adminPassword } });
+      expect(blocked.statusCode).toBe(429);
+      t.clock.advance(61_000);
+      expect((await t2.req('POST', '/be/v1/login', { body: { ...bad, password: o.adminPassword } })).statusCode).toBe(200);
+    } finally {
+      await t2.close();
+    }
+  });
+
   it('auth token via x-rockit-beauth-token or Bearer; session token only on auth/logout', async () => {
     expect((await t.req('GET', '/be/v1/roles', { headers: admin.headers })).statusCode).toBe(200);
     expect((await t.req('GET', '/be/v1/roles', { headers: { authorization: `Bearer ${admin.authToken}` } })).statusCode).toBe(200);

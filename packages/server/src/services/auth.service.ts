@@ -16,7 +16,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
 import { unionPermissions, type Permissions } from '../domain/permissions.js';
 import { constantTimeEqual, hashPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
-import { FailureThrottle } from '../domain/throttle.js';
+import { LoginThrottle, type ThrottleRule } from './login-throttle.js';
 import type { AdminPrincipal, ServiceDeps, UserPrincipal } from './context.js';
 import { parsePermissions, toUserDto, type UserDto } from './mappers.js';
 
@@ -49,8 +49,10 @@ const tokenInvalid = (what: string) => new AppError('token-invalid', `${what} is
  * disabled flag, and reads the user's roles afresh (a role change applies on the next request).
  */
 export class AuthService {
-  private readonly userThrottle: FailureThrottle;
-  private readonly addressThrottle: FailureThrottle;
+  /** Failed logins, counted in the database so that every API node sees them. */
+  private readonly throttle: LoginThrottle;
+  private readonly perUser: ThrottleRule;
+  private readonly perAddress: ThrottleRule;
   private dummyHash: Promise<string> | undefined;
 
   constructor(
@@ -58,8 +60,9 @@ export class AuthService {
     private readonly adminToken: AdminTokenVerifier,
   ) {
     const { login } = deps.config;
-    this.userThrottle = new FailureThrottle(deps.clock, login.maxFailuresPerUser, login.windowSeconds);
-    this.addressThrottle = new FailureThrottle(deps.clock, login.maxFailuresPerAddress, login.windowSeconds);
+    this.throttle = new LoginThrottle(deps.db, deps.clock);
+    this.perUser = { kind: 'user', max: login.maxFailuresPerUser, windowSeconds: login.windowSeconds };
+    this.perAddress = { kind: 'address', max: login.maxFailuresPerAddress, windowSeconds: login.windowSeconds };
   }
 
   authenticateAdmin(token: string): AdminPrincipal {
@@ -74,7 +77,7 @@ export class AuthService {
    */
   async login(input: LoginInput, clientAddress: string): Promise<LoginResult> {
     const userKey = `${input.orgName}\u0000${input.username}`;
-    const wait = Math.max(this.userThrottle.retryAfterSeconds(userKey), this.addressThrottle.retryAfterSeconds(clientAddress));
+    const wait = await this.throttle.retryAfterSeconds([[this.perUser, userKey], [this.perAddress, clientAddress]]);
     if (wait > 0) {
       throw new AppError('rate-limited', 'too many failed login attempts; try again later', { retryAfterSeconds: wait });
     }
@@ -85,12 +88,12 @@ export class AuthService {
     const hash = user?.type === 'user' && user.password_hash ? user.password_hash : await this.getDummyHash();
     const ok = (await verifyPassword(input.password, hash)) && user !== undefined && user.type === 'user';
     if (!ok || !org || !user) {
-      this.userThrottle.recordFailure(userKey);
-      this.addressThrottle.recordFailure(clientAddress);
+      await this.throttle.recordFailure(this.perUser, userKey);
+      await this.throttle.recordFailure(this.perAddress, clientAddress);
       throw invalidCredentials();
     }
     if (Number(user.disabled) !== 0) throw new AppError('account-disabled', 'the account is disabled');
-    this.userThrottle.reset(userKey);
+    await this.throttle.reset(this.perUser, userKey);
 
     const now = clock.now();
     const token = randomSecret('rks_');

@@ -34,6 +34,8 @@ export interface TestServer {
 
 export interface TestServerOptions extends Partial<Omit<ServerOptions, 'config'>> {
   dialect: Dialect;
+  /** Another test server's database (a second node of a cluster): `close` leaves it in place. */
+  sharesDatabase?: boolean;
   env?: Record<string, string>;
 }
 
@@ -79,7 +81,7 @@ export async function createTestServer(opts: TestServerOptions): Promise<TestSer
     close: async () => {
       await server.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
-      if (opts.dialect === 'pg') await dropSchema(config.database.kind === 'pg' ? config.database.schema! : schema);
+      if (opts.dialect === 'pg' && !opts.sharesDatabase) await dropSchema(config.database.kind === 'pg' ? config.database.schema! : schema);
     },
   };
 }
