@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { resolveInstallationKey } from '../config/installation-key.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
-import { recordDeploymentStatus, recordPublication } from '../db/repositories/deployment.repository.js';
+import { findDeploymentsByNames, recordDeploymentStatus, recordPublication } from '../db/repositories/deployment.repository.js';
+import { findApp, setAppDeployments } from '../db/repositories/app.repository.js';
 import { SecretBox } from '../domain/secret-box.js';
 import { deploymentSecretContext } from '../services/deployment.service.js';
 import { createMachineUser, createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
@@ -62,6 +63,34 @@ describe.each(TEST_DIALECTS)('apps, deployments and consumption (%s)', (dialect)
   const orgId = async (name: string) => (await findOrgByName(t.server.db.db, name))!.id;
 
   describe('deployments', () => {
+    it.skipIf(dialect !== 'pg')('a delete racing an app update that names the deployment waits for it and answers in-use', async () => {
+      const dep = await fsDeployment();
+      const appName = uniqueName('race');
+      expect((await req('POST', '/be/v1/apps', { name: appName, label: appName })).statusCode).toBe(201);
+      const oid = await orgId(org.name);
+      const app = await findApp(t.server.db.db, oid, appName);
+      // An app update in flight: it has checked the deployment exists (share lock) and is about to commit.
+      let commit!: () => void;
+      const held = new Promise<void>((r) => (commit = r));
+      let checked!: () => void;
+      const didCheck = new Promise<void>((r) => (checked = r));
+      const update = t.server.db.db.transaction().execute(async (trx) => {
+        const found = await findDeploymentsByNames(trx, oid, [dep.name], t.server.db.capabilities);
+        await setAppDeployments(trx, app!.id, found.map((d) => d.id));
+        checked();
+        await held;
+      });
+      await didCheck;
+      const del = req('DELETE', `/be/v1/deployments/${dep.name}`);
+      await new Promise((r) => setTimeout(r, 200));
+      commit();
+      await update;
+      const answer = await del;
+      expect(answer.statusCode, answer.body).toBe(409);
+      expect(answer.json()).toMatchObject({ error: 'in-use', apps: [appName] });
+      expect((await req('GET', `/be/v1/apps/${appName}`)).json().app.deployments).toEqual([dep.name]);
+    });
+
     it('creates s3 and fs deployments; secrets are never answered and are sealed with the installation key', async () => {
       const name = uniqueName('cdn');
       const r = await req('POST', '/be/v1/deployments', s3Body(name, { label: 'EU CDN', originPrefix: '/games/' }));

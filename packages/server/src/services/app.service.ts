@@ -250,7 +250,7 @@ export class AppService {
   private async resolveDeployments(db: Executor, orgId: string, names: string[] | null): Promise<DeploymentRow[]> {
     if (names === null || names.length === 0) return [];
     const unique = [...new Set(names)];
-    const found = await findDeploymentsByNames(db, orgId, unique);
+    const found = await findDeploymentsByNames(db, orgId, unique, this.deps.capabilities);
     if (found.length !== unique.length) {
       const missing = unique.find((n) => !found.some((d) => d.name === n));
       throw invalidParam('deployments', `names an unknown deployment '${missing}'`);

@@ -1,3 +1,4 @@
+import type { DbCapabilities } from '../capabilities.js';
 import type { DeploymentRow, DeploymentStatus, DeploymentUpdate } from '../app-tables.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
@@ -6,11 +7,25 @@ import { applyWindow, contains, type Executor, type ListWindow } from './common.
 export const findDeployment = (db: Executor, orgId: string, name: string): Promise<DeploymentRow | undefined> =>
   db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
 
-/** The org's deployments with these names (unknown names are simply absent). */
-export const findDeploymentsByNames = (db: Executor, orgId: string, names: string[]): Promise<DeploymentRow[]> =>
-  names.length === 0
-    ? Promise.resolve([])
-    : db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', 'in', names).orderBy('name').execute();
+/**
+ * The org's deployments with these names (unknown names are simply absent). With `lock` (inside a
+ * transaction, where the database has row locks) the rows are share-locked until it ends, so a
+ * concurrent delete of one of them waits, or is waited for and then seen.
+ */
+export const findDeploymentsByNames = (db: Executor, orgId: string, names: string[], lock?: DbCapabilities): Promise<DeploymentRow[]> => {
+  if (names.length === 0) return Promise.resolve([]);
+  const query = db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).where('name', 'in', names).orderBy('name');
+  return (lock?.rowLocks ? query.forShare() : query).execute();
+};
+
+/**
+ * Locks the deployment row until the transaction ends (no-op without row locks: SQLite serializes
+ * writers), so "no app names it" cannot change between the check and the delete.
+ */
+export async function lockDeployment(trx: Executor, caps: DbCapabilities, id: string): Promise<void> {
+  if (!caps.rowLocks) return;
+  await trx.selectFrom('deployments').select('id').where('id', '=', id).forUpdate().execute();
+}
 
 /** Every deployment of the org, by name. */
 export const allDeploymentsOfOrg = (db: Executor, orgId: string): Promise<DeploymentRow[]> =>
