@@ -184,6 +184,22 @@ describe('deployRelease', () => {
     }
   });
 
+  it('fails a target when one of its concurrent copies fails, writing neither its image.json nor release.json', async () => {
+    const release = await seedDepot(depot, 5, []);
+    const www = createOrigin({ type: 'fs', originPrefix: 'games', fs: { path: join(tmp.dir, 'www-blocked') } }, { fsync: false });
+    // A folder where one pack must go: the origin cannot put that file (a real failure, no mock).
+    await www.store.put('dxf/acme/demo/0005/b0005-t000/packs/p0005a.rkp/blocker', Buffer.from('x'));
+    const err = await deployRelease({ release, depot: { store: depot, prefix: 'cdn/' }, targets: [{ deployment: 'www', origin: www }], concurrency: 4 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DeployError);
+    expect((err as DeployError).results.map((r) => [r.deployment, r.ok, r.releaseWritten])).toEqual([['www', false, false]]);
+    expect((err as DeployError).message).toContain('www');
+    expect(await www.store.head('dxf/acme/demo/0005/b0005-t000/image.json')).toBeNull();
+    expect(await www.store.head('dxf/acme/demo/release.json')).toBeNull();
+  });
+
   it('refuses a release whose files are not in the depot, writing nothing', async () => {
     const release = buildRelease({
       orgName: 'acme',

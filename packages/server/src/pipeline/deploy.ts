@@ -6,7 +6,7 @@ import { StepError, canceledError, throwIfAborted, type StepErrorDetails } from 
 import { joinKey } from './layout.js';
 import { IMAGE_POINTER_FILE, PATCH_POINTER_FILE } from './mkraw.js';
 import { parseRelease, releasePath, serializeRelease, type ReleaseDocument } from './release.js';
-import { openRead } from './store-io.js';
+import { COPY_CONCURRENCY, forEachLimited, openRead } from './store-io.js';
 
 /** A deployment's origin, named for error reports (`deployment`) and results. */
 export interface DeployTarget {
@@ -35,7 +35,7 @@ export interface DeployOptions {
   targets: DeployTarget[];
   onProgress?: (p: DeployProgress) => void;
   signal?: AbortSignal;
-  /** Files copied at once per target (default 4). */
+  /** Files copied at once per target (default COPY_CONCURRENCY). */
   concurrency?: number;
 }
 
@@ -107,7 +107,7 @@ export async function deployRelease(options: DeployOptions): Promise<TargetResul
     targets.map(async (target, i): Promise<TargetResult> => {
       const result: TargetResult = { deployment: target.deployment, ok: false, filesCopied: 0, filesSkipped: 0, bytesCopied: 0, releaseWritten: false };
       try {
-        await forEachLimited(nonPointers, options.concurrency ?? 4, async (f) => {
+        await forEachLimited(nonPointers, options.concurrency ?? COPY_CONCURRENCY, async (f) => {
           await copyOne(target, depot, f, result, signal);
           report(i);
         });
@@ -268,22 +268,4 @@ function targetError(target: DeployTarget, err: unknown, what: string): StepErro
 function codeOf(err: unknown): string | undefined {
   const c = (err as { code?: unknown } | null)?.code;
   return typeof c === 'string' ? c : undefined;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; the first failure stops new calls. */
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure !== undefined) throw failure;
 }

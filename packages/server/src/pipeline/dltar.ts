@@ -1,10 +1,11 @@
 // Step 1 of an import (api.md §7.2 `dltar`): obtain the native build's tar and verify it.
 import { createHash } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
+import { AddressRefusedError, resolveChecked, urlHost, type AddressPolicy } from '../net/address-policy.js';
+/** The SSRF policy lives in net/address-policy.ts (shared with webhooks); re-exported for dltar's callers. */
+export { isPublicAddress } from '../net/address-policy.js';
 import { DownloadExitCode, StepError, canceledError, type FileReadFailed } from './errors.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { deleteQuietly, openRead } from './store-io.js';
@@ -48,7 +49,7 @@ export interface ObtainTarOptions {
    * checked on every redirect hop). Absent: any address. Use `isPublicAddress` to keep org users'
    * URLs out of the installation's private networks.
    */
-  addressPolicy?: (address: string, family: 4 | 6) => boolean;
+  addressPolicy?: AddressPolicy;
 }
 
 export interface ObtainedTar {
@@ -390,10 +391,10 @@ async function fetchChecked(options: ObtainTarOptions, first: URL, signal: Abort
   if (!policy) return doFetch(first, { signal, redirect: 'follow' });
   let url = first;
   for (let hop = 0; ; hop++) {
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const addresses = await lookup(host, { all: true, verbatim: true });
-    const refused = addresses.find((a) => !policy(a.address, a.family === 6 ? 6 : 4));
-    if (refused) {
+    try {
+      await resolveChecked(urlHost(url), policy);
+    } catch (err) {
+      if (!(err instanceof AddressRefusedError)) throw err;
       throw new StepError('download-failed', `${safeUrl(url)}: downloads from this address are not allowed`, {
         exitCode: DownloadExitCode.CouldNotConnect,
         retryable: false,
@@ -412,43 +413,6 @@ async function fetchChecked(options: ObtainTarOptions, first: URL, signal: Abort
     }
     url = next;
   }
-}
-
-/**
- * An `addressPolicy` that allows only public unicast addresses: refuses loopback, private (RFC 1918),
- * carrier-grade NAT, link-local (cloud metadata services), unique-local, unspecified, multicast and
- * reserved ranges, and IPv4-mapped IPv6 forms of them.
- */
-export function isPublicAddress(address: string, family: 4 | 6 = isIP(address) === 6 ? 6 : 4): boolean {
-  if (family === 6) {
-    const a = address.toLowerCase();
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-    if (mapped) return isPublicAddress(mapped[1], 4);
-    const mappedHex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
-    if (mappedHex) {
-      const hi = parseInt(mappedHex[1], 16);
-      const lo = parseInt(mappedHex[2], 16);
-      return isPublicAddress(`${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`, 4);
-    }
-    if (a === '::' || a === '::1') return false;
-    const firstGroup = parseInt(a.split(':')[0] || '0', 16);
-    if ((firstGroup & 0xfe00) === 0xfc00) return false; // fc00::/7 unique local
-    if ((firstGroup & 0xffc0) === 0xfe80) return false; // fe80::/10 link local
-    if ((firstGroup & 0xff00) === 0xff00) return false; // ff00::/8 multicast
-    if (a.startsWith('64:ff9b:')) return false; // NAT64 can reach private IPv4
-    return true;
-  }
-  const p = address.split('.').map(Number);
-  if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
-  const [a, b] = p;
-  if (a === 0 || a === 10 || a === 127 || a >= 224) return false;
-  if (a === 100 && b >= 64 && b <= 127) return false; // 100.64/10 carrier-grade NAT
-  if (a === 169 && b === 254) return false; // link local, cloud metadata
-  if (a === 172 && b >= 16 && b <= 31) return false;
-  if (a === 192 && b === 168) return false;
-  if (a === 192 && b === 0 && p[2] === 0) return false; // 192.0.0/24 protocol assignments
-  if (a === 198 && (b === 18 || b === 19)) return false; // benchmarking
-  return true;
 }
 
 async function openS3(options: ObtainTarOptions, url: URL, shown: string): Promise<Source> {

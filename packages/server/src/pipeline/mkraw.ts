@@ -328,7 +328,7 @@ async function cachedImage(options: MakeReleaseOptions, prev: PreviousBuild, cac
   }
   const cached = await readFile(join(dir, IMAGE_POINTER_FILE)).catch(() => null);
   if (cached !== null && cached.equals(pointer)) return dir;
-  await storageStep('reading a previous image from the depot failed', () => downloadPrefix(blobStore, prefix, dir, signal));
+  await storageStep('reading a previous image from the depot failed', () => downloadPrefix(blobStore, prefix, dir, signal ? { signal } : {}));
   return dir;
 }
 

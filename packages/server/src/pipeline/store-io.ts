@@ -6,8 +6,14 @@ import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { throwIfAborted } from './errors.js';
+import { canceledError, throwIfAborted } from './errors.js';
 import type { BlobStore } from '../storage/blob-store.js';
+
+/** Objects copied at once by the pipeline's copies (overlaps the stores' per-object fsync and round trips). */
+export const COPY_CONCURRENCY = 4;
+
+/** Read size for local files being uploaded (fewer, larger chunks than the 64 KiB default). */
+const READ_CHUNK_BYTES = 1 << 20;
 
 /** Opens a whole object as a stream (StorageError `not-found` when missing). */
 export async function openRead(store: BlobStore, key: string): Promise<Readable> {
@@ -49,37 +55,41 @@ export async function listLocalFiles(root: string): Promise<LocalFile[]> {
 }
 
 /**
- * Downloads every object under `prefix` into `destDir` (keys relative to the prefix become paths).
- * Writes into a unique `destDir + '.partial-…'` folder and renames at the end, so `destDir` exists only complete.
- * Keys that would escape the folder are refused. Returns the number of files and bytes.
+ * Downloads every object under `prefix` into `destDir` (keys relative to the prefix become paths),
+ * up to `concurrency` objects at once (default COPY_CONCURRENCY).
+ * Writes into a unique `destDir + '.partial-…'` folder and renames at the end, so `destDir` exists only complete;
+ * on any failure (the first one is thrown, after the downloads in flight have settled) the partial folder is removed.
+ * Keys that would escape the folder are refused (nothing is downloaded then). Returns the number of files and bytes.
  */
 export async function downloadPrefix(
   store: BlobStore,
   prefix: string,
   destDir: string,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; concurrency?: number } = {},
 ): Promise<{ files: number; sizeBytes: number }> {
+  const { signal } = options;
   const partial = `${destDir}.partial-${randomBytes(6).toString('hex')}`;
   await mkdir(partial, { recursive: true });
   try {
-  let files = 0;
-  let sizeBytes = 0;
-  for await (const obj of store.list(prefix)) {
-    throwIfAborted(signal);
-    const rel = obj.key.slice(prefix.length);
-    if (rel === '' || rel.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
-      throw new Error(`refusing object key outside its folder: ${obj.key}`);
+    const objects: Array<{ key: string; rel: string; sizeBytes: number }> = [];
+    for await (const obj of store.list(prefix)) {
+      throwIfAborted(signal);
+      const rel = obj.key.slice(prefix.length);
+      if (rel === '' || rel.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
+        throw new Error(`refusing object key outside its folder: ${obj.key}`);
+      }
+      objects.push({ key: obj.key, rel, sizeBytes: obj.sizeBytes });
     }
-    const dest = join(partial, ...rel.split('/'));
-    await mkdir(dirname(dest), { recursive: true });
-    await pipeline(await openRead(store, obj.key), createWriteStream(dest), { signal });
-    files += 1;
-    sizeBytes += obj.sizeBytes;
-  }
-  await rm(destDir, { recursive: true, force: true });
-  await mkdir(dirname(destDir), { recursive: true });
-  await rename(partial, destDir);
-  return { files, sizeBytes };
+    await forEachLimited(objects, options.concurrency ?? COPY_CONCURRENCY, async (obj) => {
+      throwIfAborted(signal);
+      const dest = join(partial, ...obj.rel.split('/'));
+      await mkdir(dirname(dest), { recursive: true });
+      await pipeline(await openRead(store, obj.key), createWriteStream(dest), { signal });
+    });
+    await rm(destDir, { recursive: true, force: true });
+    await mkdir(dirname(destDir), { recursive: true });
+    await rename(partial, destDir);
+    return { files: objects.length, sizeBytes: objects.reduce((sum, o) => sum + o.sizeBytes, 0) };
   } finally {
     await rm(partial, { recursive: true, force: true });
   }
@@ -87,31 +97,66 @@ export async function downloadPrefix(
 
 /**
  * Uploads a local folder to `prefix` so that the store's folder holds exactly the local files:
- * every file is written (the names listed in `last` after all others, in that order — pointer
- * files that must never name a missing file), then objects under the prefix that are not local
- * files are deleted. Idempotent. Returns the files and total bytes uploaded.
+ * every file is written, up to `concurrency` at once (default COPY_CONCURRENCY), then the names
+ * listed in `last` one by one in that order — pointer files that must never name a missing file:
+ * they are written only once every other file is stored. Then objects under the prefix that are
+ * not local files are deleted. On the first failure (or abort) no new put starts, the puts in
+ * flight settle, nothing of `last` is written and the first error is thrown (the store's error,
+ * or `canceled`). Idempotent. Returns the files and total bytes uploaded.
  */
 export async function uploadFolderExact(
   store: BlobStore,
   localDir: string,
   prefix: string,
-  options: { last?: string[]; signal?: AbortSignal } = {},
+  options: { last?: string[]; signal?: AbortSignal; concurrency?: number } = {},
 ): Promise<{ files: number; sizeBytes: number }> {
+  const { signal } = options;
   const local = await listLocalFiles(localDir);
   const last = options.last ?? [];
-  const order = [
-    ...local.filter((f) => !last.includes(f.relPath)),
-    ...last.flatMap((name) => local.filter((f) => f.relPath === name)),
-  ];
-  let sizeBytes = 0;
-  for (const f of order) {
-    throwIfAborted(options.signal);
-    await store.put(prefix + f.relPath, createReadStream(f.absPath));
-    sizeBytes += f.sizeBytes;
-  }
+  const others = local.filter((f) => !last.includes(f.relPath));
+  const pointers = last.flatMap((name) => local.filter((f) => f.relPath === name));
+  const putFile = async (f: LocalFile): Promise<void> => {
+    throwIfAborted(signal);
+    const body = createReadStream(f.absPath, { highWaterMark: READ_CHUNK_BYTES });
+    try {
+      await store.put(prefix + f.relPath, body, { expectedSizeBytes: f.sizeBytes, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      // A put interrupted by the signal reports the cancellation, not a storage failure.
+      if (signal?.aborted) throw canceledError(signal);
+      throw err;
+    }
+  };
+  await forEachLimited(others, options.concurrency ?? COPY_CONCURRENCY, putFile);
+  for (const f of pointers) await putFile(f);
   const wanted = new Set(local.map((f) => prefix + f.relPath));
   const stale: string[] = [];
   for await (const obj of store.list(prefix)) if (!wanted.has(obj.key)) stale.push(obj.key);
   for (const key of stale) await store.delete(key);
-  return { files: local.length, sizeBytes };
+  return { files: local.length, sizeBytes: local.reduce((sum, f) => sum + f.sizeBytes, 0) };
+}
+
+/**
+ * Runs `fn` over `items` with at most `limit` (at least 1) calls in flight. The first failure stops
+ * new calls; the calls in flight are awaited, then that first failure is thrown — so nothing started
+ * here is still running when this returns or throws.
+ */
+export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        if (!failed) {
+          failed = true;
+          failure = err;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed) throw failure;
 }

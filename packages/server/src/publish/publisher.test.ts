@@ -168,6 +168,25 @@ describe('origins and publishing', () => {
     expect((await readAll((await origin.store.get('dxf/acme/demo/release.json')).body)).toString()).toBe('{"buildId":2}');
   });
 
+  it('copies a tree\'s image.json after its other files; a failing copy leaves it and release.json unwritten', async () => {
+    const tree = 'images/acme/demo/7/';
+    for (let i = 0; i < 6; i++) await src.put(`${tree}packs/p${i}.pack`, Buffer.alloc(10_000 + i, i));
+    await src.put(`${tree}image.json`, Buffer.from('{"build":7}'));
+    const input = { trees: [{ src, srcPrefix: tree, destPrefix: imagePrefix('acme', 'demo', 7, 'b0007-t000') }], releaseKey: releaseKey('acme', 'demo'), release: { buildId: 7 } };
+
+    const ok = recording(createOrigin({ type: 'fs', fs: { path: join(dir, 'www-order') } }, { fsync: false }));
+    expect(await writeReleaseLast(ok.origin, input, { concurrency: 4 })).toMatchObject({ files: 7 });
+    expect(ok.puts.slice(-2)).toEqual(['dxf/acme/demo/0007/b0007-t000/image.json', 'dxf/acme/demo/release.json']);
+
+    const blocked = createOrigin({ type: 'fs', fs: { path: join(dir, 'www-blocked') } }, { fsync: false });
+    // A folder where one pack must go: the origin cannot put that file (a real failure, no mock).
+    await blocked.store.put('dxf/acme/demo/0007/b0007-t000/packs/p3.pack/blocker', Buffer.from('x'));
+    const err = await writeReleaseLast(blocked, input, { concurrency: 4 }).catch((e: unknown) => e);
+    expect(isStorageError(err)).toBe(true);
+    expect(await blocked.store.head('dxf/acme/demo/0007/b0007-t000/image.json')).toBeNull();
+    expect(await blocked.store.head('dxf/acme/demo/release.json')).toBeNull();
+  });
+
   it('an unreachable S3 endpoint is reported as unreachable', async () => {
     const origin = createOrigin(
       { type: 's3', s3: { endpoint: '127.0.0.1:1', region: 'us-east-1', bucket: 'cdn-bucket', accessKeyId: 'a', secretAccessKey: SECRET, forcePathStyle: true } },

@@ -32,40 +32,55 @@ function assertFolder(prefix: string, what: string): void {
   if (!prefix.endsWith('/') || prefix === '/') throw new StorageError('invalid-key', `${what} ${JSON.stringify(prefix)} must name a folder (end with "/")`);
 }
 
-/** Runs `fn` over an async iterable with at most `limit` calls in flight; the first failure stops it. */
+/** Pointer files: at the root of a tree they name the tree's other files, so they are copied after them. */
+const POINTER_FILES = new Set(['image.json', 'patch.json']);
+
+/**
+ * Runs `fn` over an async iterable with at most `limit` calls in flight. The first failure stops new
+ * calls; the calls in flight are awaited, then that first failure is thrown.
+ */
 async function forEachLimited<T>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const iterator = items[Symbol.asyncIterator]();
   let failed = false;
-  const worker = async () => {
-    while (!failed) {
-      const next = await iterator.next();
-      if (next.done) return;
-      try {
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    try {
+      while (!failed) {
+        const next = await iterator.next();
+        if (next.done) return;
         await fn(next.value);
-      } catch (err) {
+      }
+    } catch (err) {
+      if (!failed) {
         failed = true;
-        throw err;
+        failure = err;
       }
     }
   };
   // Pulls are serialized by the iterator protocol of async generators, so workers never share an item.
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, limit) }, worker));
-  const rejection = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (rejection) throw rejection.reason;
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  if (failed) {
+    await iterator.return?.();
+    throw failure;
+  }
 }
 
 /**
  * Copies every object under `srcPrefix` of `src` to `destPrefix` of the origin, streamed, and
  * verifies each copy's size (from the put and from a fresh `head`). Both prefixes name folders
- * (end with `/`). Throws `not-found` if there is nothing to publish, `integrity` if a copy
- * comes out with another size, and the origin's error (e.g. `access-denied`) otherwise.
+ * (end with `/`). Up to `concurrency` objects are copied at once, except the tree's pointer file
+ * (`image.json` or `patch.json` directly under `srcPrefix`), copied only once every other object
+ * is. On the first failure no new copy starts (so no pointer file is written) and that failure is
+ * thrown once the copies in flight have settled. Throws `not-found` if there is nothing to publish,
+ * `integrity` if a copy comes out with another size, and the origin's error (e.g. `access-denied`) otherwise.
  */
 export async function publishTree(origin: Origin, src: BlobStore, srcPrefix: string, destPrefix: string, options: PublishOptions = {}): Promise<PublishResult> {
   assertFolder(srcPrefix, 'source prefix');
   assertFolder(destPrefix, 'destination prefix');
   let files = 0;
   let bytes = 0;
-  await forEachLimited(src.list(srcPrefix), options.concurrency ?? 4, async ({ key, sizeBytes }) => {
+  const pointers: Array<{ key: string; sizeBytes: number }> = [];
+  const copy = async ({ key, sizeBytes }: { key: string; sizeBytes: number }): Promise<void> => {
     if (options.signal?.aborted) throw new StorageError('aborted', 'publishing aborted');
     const destKey = destPrefix + key.slice(srcPrefix.length);
     const { body } = await src.get(key);
@@ -80,7 +95,12 @@ export async function publishTree(origin: Origin, src: BlobStore, srcPrefix: str
     files++;
     bytes += sizeBytes;
     options.onFile?.(destKey, sizeBytes);
+  };
+  await forEachLimited(src.list(srcPrefix), options.concurrency ?? 4, async (obj) => {
+    if (POINTER_FILES.has(obj.key.slice(srcPrefix.length))) pointers.push(obj);
+    else await copy(obj);
   });
+  for (const obj of pointers) await copy(obj);
   if (files === 0) throw new StorageError('not-found', `nothing to publish under ${srcPrefix}`);
   return { files, bytes };
 }
