@@ -21,7 +21,6 @@ import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
-import { isPublicAddress } from './pipeline/dltar.js';
 import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
 import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
 import { BuildService } from './services/build.service.js';
@@ -46,6 +45,7 @@ import { TaskService } from './services/task.service.js';
 import { UserService } from './services/user.service.js';
 import { currentVersions } from './version.js';
 import { WEBHOOK_TASK_TYPE } from './webhooks/emit.js';
+import { isPublicAddress } from './net/address-policy.js';
 import pino, { type Logger } from 'pino';
 
 /** A readiness probe reported by /srv/v1/health (e.g. the blob store). Throws when not ready. */
@@ -65,8 +65,8 @@ export interface ServerOptions {
   readinessChecks?: ReadinessCheck[];
   /** Extra task handlers by type (later issues). */
   handlers?: Record<string, TaskHandler>;
-  /** Webhook delivery settings (tests shorten the retry schedule and the timeout). */
-  webhooks?: Pick<WebhookHandlerOptions, 'backoff' | 'timeoutMs' | 'random' | 'issuer'>;
+  /** Webhook delivery settings (tests shorten the retry schedule and the timeout, and resolve names their way). */
+  webhooks?: Pick<WebhookHandlerOptions, 'backoff' | 'timeoutMs' | 'random' | 'issuer' | 'lookup'>;
   /** File operations on origins for apps and deployments (verify, remove published files); default: the real ones. */
   originFiles?: OriginFileOps;
   /** Where the generated admin token is printed once (default: stdout). */
@@ -178,12 +178,15 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
   const secrets = new SecretBox(resolveInstallationKey(config, print));
 
+  // SSRF guard of import downloads and webhook targets alike (ROCKIT_IMPORT_ALLOW_PRIVATE_URLS lifts it).
+  const guard = config.imports.allowPrivateUrls ? {} : { addressPolicy: isPublicAddress };
+
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'),
     maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
-    ...(config.imports.allowPrivateUrls ? {} : { addressPolicy: isPublicAddress }),
+    ...guard,
     // s3:// import URLs only in cluster mode (an S3 blob store), read with its endpoint and credentials.
     ...(config.blob.url.startsWith('s3://') ? { s3StoreFactory: (bucket: string) => createS3BlobStore({ ...s3BlobOptions, bucket }) } : {}),
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets)),
@@ -199,7 +202,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         mkraw: withPipelineEvents('mkraw', importDeps, mkrawHandler(importDeps)),
         deploy: withPipelineEvents('deploy', importDeps, deployHandler(importDeps)),
         cleanup: cleanupHandler(importDeps),
-        [WEBHOOK_TASK_TYPE]: webhookHandler({ db: db.db, clock, secrets, ...opts.webhooks }),
+        [WEBHOOK_TASK_TYPE]: webhookHandler({ db: db.db, clock, secrets, ...guard, ...opts.webhooks }),
         ...opts.handlers,
       },
       concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
@@ -222,7 +225,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       poke: () => worker?.poke(),
     }),
     depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
-    subscriptions: new SubscriptionService(deps, { secrets }),
+    subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
     apps: new AppService(deps, { secrets, files: originFiles }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots }),
     consumption: new ConsumptionService(deps),

@@ -53,7 +53,11 @@ export interface ImportsConfig {
   maxUploadBytes: number;
   /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
   gracePeriodSeconds: number;
-  /** Allow download URLs that resolve to loopback/private addresses (off: SSRF guard). */
+  /**
+   * Allow URLs that resolve to loopback/private/link-local addresses (off: SSRF guard):
+   * import download URLs and webhook/Slack subscription targets alike
+   * (env ROCKIT_IMPORT_ALLOW_PRIVATE_URLS; the name predates webhooks).
+   */
   allowPrivateUrls: boolean;
 }
 

@@ -64,7 +64,7 @@ describe.each(TEST_DIALECTS)('subscriptions API (%s)', (dialect) => {
     expect((await t.req('GET', '/be/v1/subscriptions/ops_hook', { headers: admin.headers })).json().error).toBe('not-found');
     expect((await t.req('DELETE', '/be/v1/subscriptions/ops_hook', { headers: admin.headers })).json().error).toBe('not-found');
     // The name is free again.
-    expect((await create(admin.headers, { name: 'ops_hook', type: 'webhook', url: 'http://127.0.0.1:9/x' })).statusCode).toBe(201);
+    expect((await create(admin.headers, { name: 'ops_hook', type: 'webhook', url: 'http://hooks.example:9/x' })).statusCode).toBe(201);
   });
 
   it('refuses bad input with the documented error names', async () => {
@@ -78,6 +78,11 @@ describe.each(TEST_DIALECTS)('subscriptions API (%s)', (dialect) => {
       [{ name: 'e5', type: 'email', url: 'https://a.example' }, 400, 'invalid-param', 'type'],
       [{ name: 'e6', type: 'webhook', url: 'ftp://a.example/x' }, 400, 'invalid-param', 'url'],
       [{ name: 'e7', type: 'webhook', url: 'not a url' }, 400, 'invalid-param', 'url'],
+      // SSRF guard (on by default): private, loopback and link-local targets, by IP literal or `localhost`.
+      ...['http://127.0.0.1/x', 'http://localhost/x', 'http://LocalHost.:8080/x', 'http://api.localhost/x', 'http://169.254.169.254/latest',
+        'http://[::1]/', 'http://10.0.0.1/', 'https://192.168.1.20/x', 'http://[::ffff:127.0.0.1]/x', 'http://2130706433/x', 'http://[fd00::1]/x',
+      ].map((url): [unknown, number, string, string] => [{ name: 'p1', type: 'webhook', url }, 400, 'invalid-param', 'url']),
+      [{ name: 'p2', type: 'slack', url: 'http://127.0.0.2/services/T/B/X' }, 400, 'invalid-param', 'url'],
       [{ name: 'e8', type: 'webhook', url: 'https://a.example', secret: 'mine' }, 400, 'invalid-param', 'secret'],
       [{ name: 'e-9', type: 'webhook', url: 'https://a.example' }, 400, 'invalid-param', 'name'],
       [{ name: 'e10', type: 'webhook' }, 400, 'missing-param', 'url'],
@@ -89,6 +94,10 @@ describe.each(TEST_DIALECTS)('subscriptions API (%s)', (dialect) => {
       expect(r.statusCode, `${JSON.stringify(body)} → ${r.body}`).toBe(status);
       if (error) expect(r.json(), JSON.stringify(body)).toMatchObject({ status: 'error', error, ...(param ? { param } : {}) });
     }
+    const refused = (await create(admin.headers, { name: 'p3', type: 'webhook', url: 'http://169.254.169.254/latest' })).json();
+    expect(refused.message).toMatch(/private, loopback or link-local/);
+    // Names are not resolved at create time (they are checked at delivery).
+    expect((await create(admin.headers, { name: 'p4', type: 'webhook', url: 'https://not-yet-resolvable.example/x' })).statusCode).toBe(201);
     expect((await t.req('GET', '/be/v1/subscriptions?order[]=url', { headers: admin.headers })).json()).toMatchObject({ error: 'invalid-param', param: 'order[]' });
   });
 

@@ -13,6 +13,7 @@ import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import { randomSecret } from '../domain/secrets.js';
+import { namesRefusedHost, type AddressPolicy } from '../net/address-policy.js';
 import { ALL_EVENT_NAMES } from '../webhooks/event.js';
 import { displayUrl, subscriptionSecretContext } from '../webhooks/subscription-secrets.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
@@ -88,8 +89,12 @@ export const toDeliveryDto = (r: DeliveryRow): DeliveryDto => ({
   created: toUnixSeconds(Number(r.created_ms)),
 });
 
-/** Checks a target URL: absolute http(s), no longer than MAX_URL_LENGTH. Throws invalid-param `url`. */
-function checkUrl(url: string): void {
+/**
+ * Checks a target URL: absolute http(s), no longer than MAX_URL_LENGTH, and (with a policy) not an
+ * IP literal the policy refuses nor `localhost`. Names are not resolved here (they may not resolve
+ * yet); delivery checks what they resolve to. Throws invalid-param `url`.
+ */
+function checkUrl(url: string, policy: AddressPolicy | undefined): void {
   if (url.length > MAX_URL_LENGTH) throw invalidParam('url', `must be at most ${MAX_URL_LENGTH} characters`);
   let u: URL;
   try {
@@ -98,6 +103,9 @@ function checkUrl(url: string): void {
     throw invalidParam('url', 'must be an absolute URL');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalidParam('url', 'must be an http or https URL');
+  if (policy && namesRefusedHost(u, policy)) {
+    throw invalidParam('url', 'must not point to a private, loopback or link-local address');
+  }
 }
 
 /** Distinct, known event names, or invalid-param `events` naming the first unknown one. */
@@ -118,7 +126,11 @@ function checkEvents(events: string[]): string[] {
 export class SubscriptionService {
   constructor(
     private readonly deps: ServiceDeps,
-    private readonly opts: { secrets: SecretBox },
+    private readonly opts: {
+      secrets: SecretBox;
+      /** SSRF guard for target URLs (the one deliveries use); absent = any address. */
+      addressPolicy?: AddressPolicy;
+    },
   ) {}
 
   async list(auth: Principal, filter: { name?: string; type?: SubscriptionType }, raw: RawListQuery): Promise<Page<SubscriptionDto>> {
@@ -141,12 +153,13 @@ export class SubscriptionService {
 
   /**
    * Creates the subscription with a new random signing secret, returned here and never again.
-   * Errors: invalid-param `url` (not absolute http(s)), invalid-param `events` (empty or an
+   * Errors: invalid-param `url` (not absolute http(s); with the SSRF guard, a private, loopback or
+   * link-local IP literal or `localhost`), invalid-param `events` (empty or an
    * unknown name), already-exists for a taken name.
    */
   async create(auth: Principal, input: CreateSubscriptionInput): Promise<{ subscription: SubscriptionDto; secret: string }> {
     const user = requirePermission(auth, 'subscriptions', 'create');
-    checkUrl(input.url);
+    checkUrl(input.url, this.opts.addressPolicy);
     const events = input.events === undefined ? null : checkEvents(input.events);
     const id = randomUUID();
     const secret = randomSecret('rkwh_');

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPublicAddress, type HostLookup } from '../net/address-policy.js';
 import { deliver } from './deliver.js';
 
 interface Received {
@@ -81,6 +82,55 @@ describe('deliver', () => {
     const promise = deliver({ url: `${base}/hang`, body: '{}', timeoutMs: 60_000, signal: controller.signal });
     controller.abort();
     expect(await promise).toMatchObject({ ok: false, error: 'delivery canceled' });
+  });
+
+  describe('SSRF guard (addressPolicy)', () => {
+    /** Resolves `hooks.example` (which the system resolver does not know) to 127.0.0.1; counts its calls. */
+    const calls: string[] = [];
+    const lookup: HostLookup = async (host) => {
+      calls.push(host);
+      if (host === 'hooks.example') return [{ address: '127.0.0.1', family: 4 }];
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    };
+    const port = () => new URL(base).port;
+
+    it('refuses a private IP literal and a name resolving to one; nothing reaches the address', async () => {
+      const before = received.length;
+      for (const url of [`${base}/ok`, `http://[::1]:${port()}/ok`, 'http://169.254.169.254/latest']) {
+        expect(await deliver({ url, body: '{}', timeoutMs: 5000, addressPolicy: isPublicAddress, lookup }), url)
+          .toMatchObject({ ok: false, error: 'target resolves to a private address' });
+      }
+      const viaName = await deliver({ url: `http://hooks.example:${port()}/ok?token=SECRETPART`, body: '{}', timeoutMs: 5000, addressPolicy: isPublicAddress, lookup });
+      expect(viaName).toMatchObject({ ok: false, error: 'target resolves to a private address' });
+      expect(viaName.httpStatus).toBeUndefined();
+      expect(received.length).toBe(before);
+    });
+
+    it('refuses a name when any of its addresses is refused', async () => {
+      const mixed: HostLookup = async () => [{ address: '93.184.215.14', family: 4 }, { address: '10.0.0.7', family: 4 }];
+      expect(await deliver({ url: 'http://mixed.example/x', body: '{}', timeoutMs: 5000, addressPolicy: isPublicAddress, lookup: mixed }))
+        .toMatchObject({ ok: false, error: 'target resolves to a private address' });
+    });
+
+    it('connects to the address it checked, resolving the name once (no second lookup to rebind)', async () => {
+      calls.length = 0;
+      const onlyLoopback = (address: string) => address === '127.0.0.1';
+      const result = await deliver({ url: `http://hooks.example:${port()}/ok`, body: '{"a":1}', timeoutMs: 5000, addressPolicy: onlyLoopback, lookup });
+      expect(result).toMatchObject({ ok: true, httpStatus: 204 });
+      expect(calls).toEqual(['hooks.example']);
+      const last = received.at(-1)!;
+      expect(last).toMatchObject({ url: '/ok', body: '{"a":1}' });
+      expect(last.headers.host).toBe(`hooks.example:${port()}`);
+    });
+
+    it('a name that does not resolve is a connection failure', async () => {
+      expect(await deliver({ url: 'http://nowhere.example/x', body: '{}', timeoutMs: 5000, addressPolicy: isPublicAddress, lookup }))
+        .toMatchObject({ ok: false, error: 'connection failed (ENOTFOUND)' });
+    });
+
+    it('without a policy, private targets are reached as before', async () => {
+      expect(await deliver({ url: `http://hooks.example:${port()}/ok`, body: '{}', timeoutMs: 5000, lookup })).toMatchObject({ ok: true, httpStatus: 204 });
+    });
   });
 
   it('refuses URLs that are not http(s)', async () => {

@@ -5,7 +5,15 @@
  * Invariants: never throws (every outcome is a `DeliveryResult`); only 2xx is success (redirects
  * are not followed and count as failures, so a receiver cannot bounce us elsewhere); results and
  * error texts never contain the URL, which may itself be a secret (Slack webhook URLs are).
+ *
+ * SSRF guard: the target's host is resolved once per attempt, every address is checked against
+ * `addressPolicy`, and the connection is made to those checked addresses only (no second DNS
+ * lookup between check and connect). A refused target is a failed attempt that sends nothing.
  */
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { finished } from 'node:stream/promises';
+import { AddressRefusedError, pinnedLookup, resolveChecked, urlHost, type AddressPolicy, type HostLookup, type ResolvedAddress } from '../net/address-policy.js';
 
 export interface DeliveryRequest {
   url: string;
@@ -13,10 +21,14 @@ export interface DeliveryRequest {
   body: string;
   /** Extra headers, e.g. the signature header. */
   headers?: Record<string, string>;
-  /** Whole-attempt limit: connect, send, and receiving the status line. */
+  /** Whole-attempt limit: resolving the host, connect, send, and receiving the status line. */
   timeoutMs: number;
   /** Cancels the attempt (e.g. worker shutdown); reported as an error like a timeout. */
   signal?: AbortSignal;
+  /** Which resolved addresses may be reached (e.g. `isPublicAddress`); absent: any. */
+  addressPolicy?: AddressPolicy;
+  /** Resolves the target's host; default: the system resolver. Injectable for tests. */
+  lookup?: HostLookup;
 }
 
 export interface DeliveryResult {
@@ -32,27 +44,55 @@ export interface DeliveryResult {
 /** Bytes of a receiver's answer we read (and discard) before closing, to reuse the connection. */
 const MAX_DRAIN_BYTES = 64 * 1024;
 
-function causeCode(err: unknown): string | undefined {
-  const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause;
-  return typeof cause?.code === 'string' ? cause.code : undefined;
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
-async function drain(res: Response): Promise<void> {
-  if (!res.body) return;
-  const reader = res.body.getReader();
+/** Settles when `signal` aborts (rejecting with its reason) or `work` settles, whichever is first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Reads (and discards) at most MAX_DRAIN_BYTES of an answer; a broken body changes nothing. */
+async function drain(res: IncomingMessage): Promise<void> {
   let seen = 0;
-  try {
-    while (seen < MAX_DRAIN_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      seen += value.byteLength;
-    }
-    await reader.cancel();
-  } catch {
-    // The status is what counts; a broken body after it changes nothing.
-  }
+  res.on('data', (chunk: Buffer) => {
+    seen += chunk.byteLength;
+    if (seen >= MAX_DRAIN_BYTES) res.destroy();
+  });
+  await finished(res).catch(() => {});
 }
 
+/**
+ * POSTs `body` to `url`, connecting only to `addresses`; resolves with the answer's status once its
+ * body is drained (an abort while draining keeps the status), rejects when no answer came.
+ */
+function post(url: URL, addresses: ResolvedAddress[], body: Buffer, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<number> {
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<number>((resolve, reject) => {
+    let answered = false;
+    const req = send(url, { method: 'POST', headers, signal, lookup: pinnedLookup(addresses) }, (res) => {
+      answered = true;
+      void drain(res).then(() => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    req.end(body);
+  });
+}
+
+/**
+ * One attempt (see the module comment). Failures, as `error`: `invalid URL`, `URL scheme must be
+ * http or https`, `target resolves to a private address`, `receiver answered HTTP <status>`,
+ * `no answer within <timeoutMs> ms`, `delivery canceled`, `connection failed (<code>)`.
+ */
 export async function deliver(request: DeliveryRequest): Promise<DeliveryResult> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
@@ -74,20 +114,22 @@ export async function deliver(request: DeliveryRequest): Promise<DeliveryResult>
   if (request.signal?.aborted) combined.abort();
   const signal = combined.signal;
   try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'rockit-edge-webhooks/1', ...request.headers },
-      body: request.body,
-      redirect: 'manual',
-      signal,
-    });
-    await drain(res);
-    if (res.status >= 200 && res.status < 300) return { ok: true, httpStatus: res.status, ms: ms() };
-    return { ok: false, httpStatus: res.status, error: `receiver answered HTTP ${res.status}`, ms: ms() };
+    const addresses = await untilAborted(resolveChecked(urlHost(url), request.addressPolicy, request.lookup), signal);
+    const body = Buffer.from(request.body, 'utf8');
+    const headers: OutgoingHttpHeaders = {
+      'content-type': 'application/json',
+      'content-length': body.byteLength,
+      'user-agent': 'rockit-edge-webhooks/1',
+      ...request.headers,
+    };
+    const status = await post(url, addresses, body, headers, signal);
+    if (status >= 200 && status < 300) return { ok: true, httpStatus: status, ms: ms() };
+    return { ok: false, httpStatus: status, error: `receiver answered HTTP ${status}`, ms: ms() };
   } catch (err) {
+    if (err instanceof AddressRefusedError) return { ok: false, error: err.message, ms: ms() };
     if (timeout.aborted) return { ok: false, error: `no answer within ${request.timeoutMs} ms`, ms: ms() };
     if (request.signal?.aborted) return { ok: false, error: 'delivery canceled', ms: ms() };
-    const code = causeCode(err);
+    const code = errorCode(err);
     return { ok: false, error: code ? `connection failed (${code})` : 'connection failed', ms: ms() };
   } finally {
     timeout.removeEventListener('abort', abort);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findTask } from '../tasks.queue.js';
 import { createOrg, loginAdmin, type OrgFixture, type Session } from '../../test-support/factories.js';
 import { createTestServer, TEST_DIALECTS, type TestServer } from '../../test-support/test-server.js';
+import type { HostLookup } from '../../net/address-policy.js';
 import type { BackoffPolicy } from '../../webhooks/backoff.js';
 import { emitEvent } from '../../webhooks/emit.js';
 import type { WebhookEvent } from '../../webhooks/event.js';
@@ -55,7 +56,8 @@ describe.each(TEST_DIALECTS)('webhook deliveries (%s)', (dialect) => {
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-    t = await createTestServer({ dialect, webhooks: { backoff: FAST, timeoutMs: TIMEOUT_MS } });
+    // The receiver is on 127.0.0.1: the SSRF guard is lifted (see the guarded suite below).
+    t = await createTestServer({ dialect, env: { ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'true' }, webhooks: { backoff: FAST, timeoutMs: TIMEOUT_MS } });
     org = await createOrg(t);
     admin = await loginAdmin(t, org);
   });
@@ -216,5 +218,57 @@ describe.each(TEST_DIALECTS)('webhook deliveries (%s)', (dialect) => {
     const other = await createOrg(t);
     expect(await emit(event({ orgName: other.name }))).toEqual([]);
     expect(await emit(event({ orgName: 'no_such_org' }))).toEqual([]);
+  });
+});
+
+/** With the SSRF guard on (the default), a target whose name resolves to a private address is never reached. */
+describe.each(TEST_DIALECTS)('webhook deliveries, SSRF guard on (%s)', (dialect) => {
+  let t: TestServer;
+  let admin: Session;
+  let org: OrgFixture;
+  let receiver: Server;
+  let port: number;
+  let hits = 0;
+  /** `hooks.example` resolves to the local receiver, as a tenant's DNS record could. */
+  const lookup: HostLookup = async (host) => {
+    if (host === 'hooks.example') return [{ address: '127.0.0.1', family: 4 }];
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+  };
+
+  beforeAll(async () => {
+    receiver = createServer((_req, res) => {
+      hits++;
+      res.writeHead(200).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    port = (receiver.address() as AddressInfo).port;
+    t = await createTestServer({ dialect, webhooks: { backoff: FAST, timeoutMs: TIMEOUT_MS, lookup } });
+    org = await createOrg(t);
+    admin = await loginAdmin(t, org);
+  });
+  afterAll(async () => {
+    await t?.close();
+    receiver.closeAllConnections();
+    await new Promise((resolve) => receiver.close(resolve));
+  });
+
+  it('logs a failed attempt with the reason, retries it, and sends nothing', async () => {
+    const r = await t.req('POST', '/be/v1/subscriptions', {
+      headers: admin.headers, body: { name: 'rebound_hook', type: 'webhook', url: `http://hooks.example:${port}/in`, events: ['deploy.end'] },
+    });
+    expect(r.statusCode, r.body).toBe(201);
+    const [task] = await t.server.db.db.transaction().execute((trx) =>
+      emitEvent(trx, { type: 'deploy', event: 'end', orgName: org.name, appName: 'demo', taskName: 't_pipeline' }, t.clock.now()));
+    const deliveries = async () => (await t.req('GET', '/be/v1/subscriptions/rebound_hook', { headers: admin.headers })).json().subscription.deliveries;
+    await until(async () => (await findTask(t.server.db.db, task))?.status === 'submitted' && (await deliveries()).length === 1, 'first attempt');
+    expect((await deliveries())[0]).toMatchObject({ attempt: 1, ok: false, httpStatus: null, error: 'target resolves to a private address' });
+    const retry = (await findTask(t.server.db.db, task))!;
+    expect(retry.run_after_ms).toBe(t.clock.now() + FAST.baseDelayMs);
+    expect(JSON.parse(retry.error!).message).toBe('target resolves to a private address');
+
+    t.clock.advance(FAST.baseDelayMs);
+    await until(async () => (await deliveries()).length === 2, 'second attempt');
+    expect((await deliveries())[0]).toMatchObject({ attempt: 2, ok: false, error: 'target resolves to a private address' });
+    expect(hits).toBe(0);
   });
 });

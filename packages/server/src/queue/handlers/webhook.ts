@@ -4,6 +4,7 @@ import { findSubscriptionById, insertDelivery, pruneDeliveries } from '../../db/
 import type { Clock } from '../../domain/clock.js';
 import { sortableId } from '../../domain/ids.js';
 import type { SecretBox } from '../../domain/secret-box.js';
+import type { AddressPolicy, HostLookup } from '../../net/address-policy.js';
 import { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from '../../webhooks/backoff.js';
 import { deliver } from '../../webhooks/deliver.js';
 import type { WebhookTaskPayload } from '../../webhooks/emit.js';
@@ -32,6 +33,10 @@ export interface WebhookHandlerOptions {
   backoff?: BackoffPolicy;
   /** Random source of the backoff jitter; injectable for tests. */
   random?: () => number;
+  /** SSRF guard: the addresses a target may resolve to (server.ts: `isPublicAddress` unless private URLs are allowed); absent = any. */
+  addressPolicy?: AddressPolicy;
+  /** Resolves targets' host names; default: the system resolver. Injectable for tests. */
+  lookup?: HostLookup;
 }
 
 /**
@@ -47,6 +52,10 @@ export interface WebhookHandlerOptions {
  * At least once: a worker that dies after the receiver answered but before the task was marked
  * done repeats the delivery. A subscription deleted meanwhile ends the task without a delivery.
  * A sealed value that does not open (installation key changed) fails the task at once.
+ *
+ * With an `addressPolicy`, a target that resolves to a refused address is a failed attempt logged as
+ * "target resolves to a private address" and retried like any other (its DNS may change); nothing
+ * is sent to it.
  */
 export function webhookHandler(o: WebhookHandlerOptions): TaskHandler {
   const policy = o.backoff ?? DEFAULT_BACKOFF;
@@ -93,6 +102,8 @@ export function webhookHandler(o: WebhookHandlerOptions): TaskHandler {
       headers: { [SIGNATURE_HEADER]: token, [DELIVERY_ID_HEADER]: task.name },
       timeoutMs,
       signal,
+      ...(o.addressPolicy ? { addressPolicy: o.addressPolicy } : {}),
+      ...(o.lookup ? { lookup: o.lookup } : {}),
     });
     await record(result);
     const outcome = { httpStatus: result.httpStatus ?? null, attempts: task.attempts };

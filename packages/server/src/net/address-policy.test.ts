@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { AddressRefusedError, isPublicAddress, namesRefusedHost, pinnedLookup, resolveChecked, type HostLookup } from './address-policy.js';
+
+describe('address policy', () => {
+  it('judges URLs by IP literal or localhost, without DNS', () => {
+    for (const url of ['http://127.0.0.1/x', 'http://localhost/', 'http://LOCALHOST./', 'http://a.localhost:81/', 'http://[::1]/', 'http://10.0.0.1/',
+      'http://169.254.169.254/latest', 'http://0x7f.1/', 'http://[::ffff:10.1.2.3]/']) {
+      expect(namesRefusedHost(new URL(url), isPublicAddress), url).toBe(true);
+    }
+    for (const url of ['https://hooks.slack.com/services/T/B/X', 'http://93.184.215.14/', 'http://[2606:4700::1]/', 'http://localhost.example.com/']) {
+      expect(namesRefusedHost(new URL(url), isPublicAddress), url).toBe(false);
+    }
+  });
+
+  it('resolves names once, checks every address, and takes IP literals as they are', async () => {
+    const asked: string[] = [];
+    const lookup: HostLookup = async (host) => {
+      asked.push(host);
+      return host === 'mixed.example' ? [{ address: '93.184.215.14', family: 4 }, { address: '::1', family: 6 }] : [{ address: '93.184.215.14', family: 4 }];
+    };
+    expect(await resolveChecked('public.example', isPublicAddress, lookup)).toEqual([{ address: '93.184.215.14', family: 4 }]);
+    const refused = await resolveChecked('mixed.example', isPublicAddress, lookup).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AddressRefusedError);
+    expect(refused).toMatchObject({ message: 'target resolves to a private address', refused: { address: '::1', family: 6 } });
+    await expect(resolveChecked('127.0.0.1', isPublicAddress, lookup)).rejects.toBeInstanceOf(AddressRefusedError);
+    expect(await resolveChecked('::1', undefined, lookup)).toEqual([{ address: '::1', family: 6 }]);
+    expect(await resolveChecked('mixed.example', undefined, lookup)).toHaveLength(2);
+    expect(asked).toEqual(['public.example', 'mixed.example', 'mixed.example']);
+  });
+
+  it('pins socket lookups to the checked addresses', () => {
+    const lookup = pinnedLookup([{ address: '93.184.215.14', family: 4 }, { address: '2606:4700::1', family: 6 }]);
+    const answers: unknown[][] = [];
+    const record = (...args: unknown[]) => answers.push(args);
+    lookup('any.example', { all: true }, record);
+    lookup('any.example', { family: 6 }, record);
+    lookup('any.example', {}, record);
+    expect(answers[0]).toEqual([null, [{ address: '93.184.215.14', family: 4 }, { address: '2606:4700::1', family: 6 }]]);
+    expect(answers[1]).toEqual([null, '2606:4700::1', 6]);
+    expect(answers[2]).toEqual([null, '93.184.215.14', 4]);
+    const only4 = pinnedLookup([{ address: '93.184.215.14', family: 4 }]);
+    only4('any.example', { family: 6 }, record);
+    expect(answers[3][0]).toMatchObject({ code: 'ENOTFOUND' });
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * The SSRF guard for URLs that org users give the server to fetch from (import downloads) or to
+ * send to (webhook and Slack subscriptions): which resolved addresses the server may connect to,
+ * the name resolution and check in front of a connection, and the pinning of a connection to the
+ * addresses that were checked.
+ *
+ * Lifted by `ROCKIT_IMPORT_ALLOW_PRIVATE_URLS` (config `imports.allowPrivateUrls`): server.ts then
+ * passes no policy, and every address is allowed.
+ */
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP, type LookupFunction } from 'node:net';
+
+/** Whether the server may connect to a resolved address. */
+export type AddressPolicy = (address: string, family: 4 | 6) => boolean;
+
+/** One address a host name resolves to. */
+export interface ResolvedAddress {
+  address: string;
+  family: 4 | 6;
+}
+
+/**
+ * Resolves a host name (without IPv6 brackets) to all its addresses; rejects like `dns.lookup`
+ * (an error with `code`, e.g. ENOTFOUND) when it does not resolve. Injectable for tests.
+ */
+export type HostLookup = (hostname: string) => Promise<ResolvedAddress[]>;
+
+/** The operating system's resolver (`dns.lookup`, all addresses, in the resolver's order). */
+export const systemLookup: HostLookup = async (hostname) =>
+  (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+
+/** Thrown by `resolveChecked` when the host resolves to an address the policy refuses. */
+export class AddressRefusedError extends Error {
+  constructor(readonly refused: ResolvedAddress) {
+    super('target resolves to a private address');
+    this.name = 'AddressRefusedError';
+  }
+}
+
+/**
+ * An `AddressPolicy` that allows only public unicast addresses: refuses loopback, private (RFC 1918),
+ * carrier-grade NAT, link-local (cloud metadata services), unique-local, unspecified, multicast and
+ * reserved ranges, and IPv4-mapped IPv6 forms of them.
+ */
+export function isPublicAddress(address: string, family: 4 | 6 = isIP(address) === 6 ? 6 : 4): boolean {
+  if (family === 6) {
+    const a = address.toLowerCase();
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+    if (mapped) return isPublicAddress(mapped[1], 4);
+    const mappedHex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
+    if (mappedHex) {
+      const hi = parseInt(mappedHex[1], 16);
+      const lo = parseInt(mappedHex[2], 16);
+      return isPublicAddress(`${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`, 4);
+    }
+    if (a === '::' || a === '::1') return false;
+    const firstGroup = parseInt(a.split(':')[0] || '0', 16);
+    if ((firstGroup & 0xfe00) === 0xfc00) return false; // fc00::/7 unique local
+    if ((firstGroup & 0xffc0) === 0xfe80) return false; // fe80::/10 link local
+    if ((firstGroup & 0xff00) === 0xff00) return false; // ff00::/8 multicast
+    if (a.startsWith('64:ff9b:')) return false; // NAT64 can reach private IPv4
+    return true;
+  }
+  const p = address.split('.').map(Number);
+  if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
+  const [a, b] = p;
+  if (a === 0 || a === 10 || a === 127 || a >= 224) return false;
+  if (a === 100 && b >= 64 && b <= 127) return false; // 100.64/10 carrier-grade NAT
+  if (a === 169 && b === 254) return false; // link local, cloud metadata
+  if (a === 172 && b >= 16 && b <= 31) return false;
+  if (a === 192 && b === 168) return false;
+  if (a === 192 && b === 0 && p[2] === 0) return false; // 192.0.0/24 protocol assignments
+  if (a === 198 && (b === 18 || b === 19)) return false; // benchmarking
+  return true;
+}
+
+/** A URL's host name as resolvers and sockets want it: IPv6 literals without brackets. */
+export const urlHost = (url: URL): string => url.hostname.replace(/^\[|\]$/g, '');
+
+/**
+ * Whether a URL names, without any DNS, a host the policy refuses: an IP literal the policy
+ * refuses, or `localhost` / `*.localhost` (RFC 6761: always loopback). Names that may resolve
+ * anywhere are not judged here (they are checked when connecting, with `resolveChecked`).
+ */
+export function namesRefusedHost(url: URL, policy: AddressPolicy): boolean {
+  const host = urlHost(url).toLowerCase().replace(/\.$/, '');
+  const family = isIP(host);
+  if (family !== 0) return !policy(host, family === 6 ? 6 : 4);
+  return host === 'localhost' || host.endsWith('.localhost');
+}
+
+/**
+ * Every address `host` resolves to (an IP literal: itself, without DNS), each checked against
+ * `policy` (absent: all allowed). Throws `AddressRefusedError` if any address is refused (a name
+ * with one public and one private address is refused: the connection could reach either), and
+ * the lookup's error when the name does not resolve.
+ */
+export async function resolveChecked(host: string, policy: AddressPolicy | undefined, lookup: HostLookup = systemLookup): Promise<ResolvedAddress[]> {
+  const family = isIP(host);
+  const addresses: ResolvedAddress[] = family !== 0 ? [{ address: host, family: family === 6 ? 6 : 4 }] : await lookup(host);
+  const refused = policy ? addresses.find((a) => !policy(a.address, a.family)) : undefined;
+  if (refused) throw new AddressRefusedError(refused);
+  return addresses;
+}
+
+/**
+ * A socket `lookup` (for `http.request`, `net.connect`) that answers with the given addresses and
+ * never asks DNS again: a connection made with it reaches only addresses that `resolveChecked`
+ * passed, so a name that resolves differently a moment later (DNS rebinding) changes nothing.
+ */
+export function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
+  return (hostname, options, callback) => {
+    const fit = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
+    if (fit.length === 0) {
+      const err: NodeJS.ErrnoException = new Error(`${hostname} has no address of the wanted family`);
+      err.code = 'ENOTFOUND';
+      callback(err, '', 0);
+    } else if (options.all) {
+      callback(null, fit);
+    } else {
+      callback(null, fit[0].address, fit[0].family);
+    }
+  };
+}
