@@ -3,6 +3,7 @@ export * from './format/types.js';
 export * from './errors.js';
 export * from './trace/index.js';
 export * from './patch/index.js';
+export type { KeptUserEntries } from './patch/in-place.js';
 export {
   IMAGE_FORMAT_VERSION,
   IMAGE_JSON_NAME,

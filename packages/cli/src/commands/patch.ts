@@ -1,7 +1,7 @@
 // `rockit patch make|apply|recover`: local patch commands. Human-readable output by default, one JSON
 // object on stdout with --json. Failures print one line on stderr (via bin.ts) and exit non-zero.
 import type { Command } from 'commander';
-import { applyPatch, applyPatchInPlace, makePatch, recoverInPlace } from '@rockit/engine';
+import { applyPatch, applyPatchInPlace, makePatch, recoverInPlace, type KeptUserEntries } from '@rockit/engine';
 import { createProgress, formatBytes } from '../progress.js';
 
 function print(json: boolean | undefined, data: unknown, lines: string[]): void {
@@ -9,6 +9,12 @@ function print(json: boolean | undefined, data: unknown, lines: string[]): void 
 }
 
 const seconds = (startedMs: number) => (Date.now() - startedMs) / 1000;
+
+/** Output lines about the player's entries an in-place apply kept: a count, then one line per conflict. */
+function keptLines(kept: KeptUserEntries): string[] {
+  const count = kept.count === 0 ? [] : [`kept           ${kept.count} file${kept.count === 1 ? '' : 's'} that the build does not list (saves, settings, …)`];
+  return [...count, ...kept.conflicts.map((c) => `conflict       ${c.path}: the new build has it too; yours is kept as ${c.keptAs}`)];
+}
 
 /** Registers the `rockit patch ...` commands. */
 export function register(program: Command): void {
@@ -60,6 +66,7 @@ export function register(program: Command): void {
           `${r.outcome === 'applied' ? 'updated' : 'already updated (interrupted run completed)'} ${opts.inPlace}`,
           `copied         ${formatBytes(r.copiedBytes)} from the old build`,
           `patched        ${formatBytes(r.patchedBytes)} from the patch`,
+          ...keptLines(r.kept),
           `time           ${secs.toFixed(2)} s`,
         ]);
         return;

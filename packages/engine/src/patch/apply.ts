@@ -41,7 +41,10 @@ export interface ApplyPatchOptions {
 
 export interface ApplyPatchResult {
   pointer: PatchPointer;
+  /** B's manifest. */
   manifest: Manifest;
+  /** A's manifest (the one given, or the patch's base-manifest part): what the installed folder was expected to hold. */
+  baseManifest: Manifest;
   /** Bytes of B taken from A's files. */
   copiedBytes: number;
   /** Bytes of B decoded from the patch. */
@@ -93,7 +96,7 @@ export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyIntern
       await dataFh.close();
       await applier.closeAll();
     }
-    return { pointer: patch.pointer, manifest: b, copiedBytes: applier.copiedBytes, patchedBytes: applier.patchedBytes };
+    return { pointer: patch.pointer, manifest: b, baseManifest: a, copiedBytes: applier.copiedBytes, patchedBytes: applier.patchedBytes };
   } finally {
     await patch.close();
     await pool.close();
