@@ -279,7 +279,11 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
   }, 120_000);
 });
 
-/** A TCP proxy to `target` that destroys the first connection to carry more than `cutAfter` bytes upstream (once). */
+/**
+ * A TCP proxy to `target` that cuts the first upload connection once it has carried more than
+ * `cutAfter` bytes upstream: it stops forwarding, waits until the server says (GET of the upload
+ * URL) that it has stored some of them, then destroys both sides.
+ */
 async function startCuttingProxy(target: URL, cutAfter: number): Promise<{ url: string; cuts(): number; close(): Promise<void> }> {
   let cuts = 0;
   const sockets = new Set<net.Socket>();
@@ -287,12 +291,22 @@ async function startCuttingProxy(target: URL, cutAfter: number): Promise<{ url: 
     const upstream = net.connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
     let sent = 0;
+    let uploadPath: string | undefined;
     client.on('data', (chunk: Buffer) => {
+      if (sent === 0) uploadPath = /^PUT (\/be\/v1\/uploads\/\S+) HTTP/.exec(chunk.toString('latin1', 0, 300))?.[1];
       sent += chunk.length;
-      if (cuts === 0 && sent > cutAfter) {
+      if (cuts === 0 && uploadPath !== undefined && sent > cutAfter) {
         cuts += 1;
-        client.destroy();
-        upstream.destroy();
+        client.pause();
+        void (async () => {
+          for (let i = 0; i < 200; i++) {
+            const st = (await (await fetch(new URL(uploadPath!, target)).catch(() => null))?.json().catch(() => null)) as any;
+            if (st?.upload?.receivedBytes > 0) break;
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          client.destroy();
+          upstream.destroy();
+        })();
         return;
       }
       upstream.write(chunk);

@@ -236,13 +236,25 @@ async function copyOne(target: DeployTarget, depot: DepotSource, f: SourceFile, 
       return;
     }
   }
-  let body;
-  try {
-    body = await openRead(depot.store, joinKey(depot.prefix, f.key));
-  } catch (err) {
-    throw new StepError('storage-failed', `reading ${f.key} from the depot failed (${codeOf(err) ?? 'error'})`, { cause: err });
+  const depotKey = joinKey(depot.prefix, f.key);
+  const options = { expectedSizeBytes: f.sizeBytes, ...(signal ? { signal } : {}) };
+  // A depot in a folder hands its file over (an fs origin on the same file system links it);
+  // published files are immutable, so a link is as good as a copy. Otherwise: streamed.
+  const local = depot.store.localFile(depotKey);
+  if (local !== null && !isPointer(f.key)) {
+    // A depot file that is gone is the depot's failure, not the origin's: checked first.
+    const present = await depot.store.head(depotKey).catch(() => null);
+    if (present === null) throw new StepError('storage-failed', `reading ${f.key} from the depot failed (not-found)`);
+    await store.putFile(f.key, local, options);
+  } else {
+    let body;
+    try {
+      body = await openRead(depot.store, depotKey);
+    } catch (err) {
+      throw new StepError('storage-failed', `reading ${f.key} from the depot failed (${codeOf(err) ?? 'error'})`, { cause: err });
+    }
+    await store.put(f.key, body, options);
   }
-  await store.put(f.key, body, { expectedSizeBytes: f.sizeBytes, ...(signal ? { signal } : {}) });
   result.filesCopied += 1;
   result.bytesCopied += f.sizeBytes;
 }

@@ -23,6 +23,13 @@ function recording(store: BlobStore, log: string[]): BlobStore {
           return r;
         };
       }
+      if (prop === 'putFile') {
+        return async (key: string, path: string, opts?: { expectedSizeBytes?: number }): Promise<{ sizeBytes: number }> => {
+          const r = await target.putFile(key, path, opts);
+          log.push(key);
+          return r;
+        };
+      }
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -12,9 +12,6 @@ import type { BlobStore } from '../storage/blob-store.js';
 /** Objects copied at once by the pipeline's copies (overlaps the stores' per-object fsync and round trips). */
 export const COPY_CONCURRENCY = 4;
 
-/** Read size for local files being uploaded (fewer, larger chunks than the 64 KiB default). */
-const READ_CHUNK_BYTES = 1 << 20;
-
 /** Opens a whole object as a stream (StorageError `not-found` when missing). */
 export async function openRead(store: BlobStore, key: string): Promise<Readable> {
   return (await store.get(key)).body;
@@ -115,19 +112,23 @@ export async function uploadFolderExact(
   const last = options.last ?? [];
   const others = local.filter((f) => !last.includes(f.relPath));
   const pointers = last.flatMap((name) => local.filter((f) => f.relPath === name));
-  const putFile = async (f: LocalFile): Promise<void> => {
+  const putFile = async (f: LocalFile, copy = false): Promise<void> => {
     throwIfAborted(signal);
-    const body = createReadStream(f.absPath, { highWaterMark: READ_CHUNK_BYTES });
+    const opts = { expectedSizeBytes: f.sizeBytes, ...(signal ? { signal } : {}) };
     try {
-      await store.put(prefix + f.relPath, body, { expectedSizeBytes: f.sizeBytes, ...(signal ? { signal } : {}) });
+      // Content-addressed files (packs, manifests, patch data) are finished and never written
+      // again: a folder store on the same file system links them rather than copying. Pointer
+      // files are copied, so the stored one never shares bytes with a local working copy.
+      if (copy) await store.put(prefix + f.relPath, createReadStream(f.absPath), opts);
+      else await store.putFile(prefix + f.relPath, f.absPath, opts);
     } catch (err) {
       // A put interrupted by the signal reports the cancellation, not a storage failure.
       if (signal?.aborted) throw canceledError(signal);
       throw err;
     }
   };
-  await forEachLimited(others, options.concurrency ?? COPY_CONCURRENCY, putFile);
-  for (const f of pointers) await putFile(f);
+  await forEachLimited(others, options.concurrency ?? COPY_CONCURRENCY, (f) => putFile(f));
+  for (const f of pointers) await putFile(f, true);
   const wanted = new Set(local.map((f) => prefix + f.relPath));
   const stale: string[] = [];
   for await (const obj of store.list(prefix)) if (!wanted.has(obj.key)) stale.push(obj.key);

@@ -4,7 +4,8 @@
  */
 import { S3Client, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -327,6 +328,44 @@ describe.each(['fs', 's3'] as const)('BlobStore contract: %s', (kind) => {
     }
     await expectCode(h.store.put('g/aborted', Readable.from(slow()), { signal: controller.signal }), 'aborted');
     expect(await h.store.head('g/aborted')).toBeNull();
+  });
+
+  it('putFile stores a local file (linked on a folder store, uploaded on S3); localFile says where a folder store keeps it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rockit-putfile-'));
+    try {
+      const src = join(dir, 'pack.bin');
+      const bytes = Buffer.from('immutable pack bytes');
+      await writeFile(src, bytes);
+      await h.store.put('f/pack.bin', Buffer.from('older object'));
+      expect(await h.store.putFile('f/pack.bin', src, { expectedSizeBytes: bytes.length })).toEqual({ sizeBytes: bytes.length });
+      expect((await readAll((await h.store.get('f/pack.bin')).body)).equals(bytes)).toBe(true);
+      const local = h.store.localFile('f/pack.bin');
+      if (kind === 'fs') {
+        expect(local).not.toBeNull();
+        // Same file system: a second name for the same bytes, not a copy.
+        expect((await stat(local!)).ino).toBe((await stat(src)).ino);
+      } else {
+        expect(local).toBeNull();
+      }
+      await expectCode(h.store.putFile('f/other.bin', src, { expectedSizeBytes: bytes.length + 1 }), 'integrity');
+      expect(await h.store.head('f/other.bin')).toBeNull();
+      await expectCode(h.store.putFile('f/missing.bin', join(dir, 'nope.bin')), 'not-found');
+      expect(() => h.store.localFile('../escape')).toThrow();
+      // Another file system (tmpfs): no link possible, the bytes are copied.
+      if (kind === 'fs' && existsSync('/dev/shm')) {
+        const far = await mkdtemp('/dev/shm/rockit-putfile-');
+        try {
+          await writeFile(join(far, 'x.bin'), bytes);
+          await h.store.putFile('f/far.bin', join(far, 'x.bin'));
+          expect((await stat(h.store.localFile('f/far.bin')!)).ino).not.toBe((await stat(join(far, 'x.bin'))).ino);
+          expect((await readAll((await h.store.get('f/far.bin')).body)).equals(bytes)).toBe(true);
+        } finally {
+          await rm(far, { recursive: true, force: true });
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('describes itself without secrets', () => {

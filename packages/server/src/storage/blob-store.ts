@@ -143,6 +143,19 @@ export interface BlobStore {
   /** Removes every object whose key starts with `prefix` (same matching as `list`); returns how many. */
   deletePrefix(prefix: string): Promise<number>;
   /**
+   * Stores the local file at `path` under `key` (as `put` would, same visibility and failure
+   * rules). A folder store on the same file system adds a hard link instead of copying: the file
+   * must never be written in place afterwards (callers pass immutable files only: images, patches,
+   * published copies); another store (or a link that fails) copies. Returns the stored size.
+   */
+  putFile(key: string, path: string, options?: { signal?: AbortSignal; expectedSizeBytes?: number }): Promise<{ sizeBytes: number }>;
+  /**
+   * The object's bytes as a local file, when the store keeps it as one (the folder store), for
+   * `putFile` into another store; null for a store that has no local files (S3). Existence is
+   * not checked.
+   */
+  localFile(key: string): string | null;
+  /**
    * Starts a resumable multipart put of `key` and returns its upload id (an opaque string to
    * persist: another process may continue the upload with it). Nothing is visible under `key`
    * until `completeMultipart`. Parts live outside the key space (`list` never shows them).

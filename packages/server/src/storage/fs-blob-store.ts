@@ -18,7 +18,8 @@
  *   onto the key (the commit point; without `data` the upload is gone), then removes the folder.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -348,6 +349,63 @@ export class FsBlobStore implements BlobStore {
     // Deepest first, so a parent is tried after its children are gone.
     for (const dir of [...dirs].sort((a, b) => b.length - a.length)) await this.pruneEmptyDirs(dir);
     return count;
+  }
+
+  /**
+   * Hard-links `path` into place (a temporary name, then a rename over the target, so readers
+   * never see a partial object); copies through `put` when linking is impossible (another file
+   * system, a store that refuses links).
+   */
+  async putFile(key: string, path: string, options?: { signal?: AbortSignal; expectedSizeBytes?: number }): Promise<{ sizeBytes: number }> {
+    assertValidKey(key);
+    const target = this.pathOf(key);
+    const dir = dirname(target);
+    const tmp = join(dir, `${RESERVED_SEGMENT_PREFIX}-${randomBytes(8).toString('hex')}`);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch (err) {
+      throw mapFsError(err, 'putFile', key);
+    }
+    if (options?.expectedSizeBytes !== undefined && size !== options.expectedSizeBytes) {
+      throw new StorageError('integrity', `${key}: the file has ${size} bytes, expected ${options.expectedSizeBytes}`);
+    }
+    try {
+      if (options?.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+      await this.ensureDir(dir, key);
+      await link(path, tmp);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EXDEV' || code === 'EPERM' || code === 'ENOTSUP' || code === 'EMLINK' || code === 'EOPNOTSUPP') {
+        const { sizeBytes } = await this.put(key, createReadStream(path, { highWaterMark: 1024 * 1024 }), {
+          ...(options?.signal ? { signal: options.signal } : {}), expectedSizeBytes: size,
+        });
+        return { sizeBytes };
+      }
+      throw mapFsError(err, 'putFile', key);
+    }
+    try {
+      if (this.fsync) {
+        // The bytes may never have been flushed by whoever wrote them.
+        const handle = await open(tmp, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+      await rename(tmp, target);
+      await this.syncDir(dir);
+      return { sizeBytes: size };
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw mapFsError(err, 'putFile', key);
+    }
+  }
+
+  localFile(key: string): string {
+    assertValidKey(key);
+    return this.pathOf(key);
   }
 
   /** The upload id is 32 lower-case hex digits; the content type is not kept (as with `put`). */

@@ -43,6 +43,12 @@ export class PrefixedBlobStore implements BlobStore {
   put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
     return this.inner.put(this.inside(key), body, options);
   }
+  putFile(key: string, path: string, options?: { signal?: AbortSignal; expectedSizeBytes?: number }): Promise<{ sizeBytes: number }> {
+    return this.inner.putFile(this.inside(key), path, options);
+  }
+  localFile(key: string): string | null {
+    return this.inner.localFile(this.inside(key));
+  }
   get(key: string, range?: ByteRange): Promise<GetResult> {
     return this.inner.get(this.inside(key), range);
   }

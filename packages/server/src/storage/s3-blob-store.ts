@@ -26,6 +26,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
   assertPartNumber,
@@ -315,6 +317,23 @@ export class S3BlobStore implements BlobStore {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Uploads the file (S3 has no links). A missing file is `not-found`. */
+  async putFile(key: string, path: string, options?: { signal?: AbortSignal; expectedSizeBytes?: number }): Promise<{ sizeBytes: number }> {
+    assertValidKey(key);
+    const size = await stat(path).then((st) => st.size, () => null);
+    if (size === null) throw new StorageError('not-found', `S3 putFile ${this.where(key)}: the local file to upload is missing`);
+    if (options?.expectedSizeBytes !== undefined && size !== options.expectedSizeBytes) {
+      throw new StorageError('integrity', `${key}: the file has ${size} bytes, expected ${options.expectedSizeBytes}`);
+    }
+    const { sizeBytes } = await this.put(key, createReadStream(path, { highWaterMark: 1024 * 1024 }), { ...options, expectedSizeBytes: size });
+    return { sizeBytes };
+  }
+
+  localFile(key: string): null {
+    assertValidKey(key);
+    return null;
   }
 
   async get(key: string, range?: ByteRange): Promise<GetResult> {
