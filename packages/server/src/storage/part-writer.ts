@@ -28,6 +28,7 @@ export class PartWriter {
   private readonly partsSoFar: StoredPart[];
   private stored: number;
   private buffer: Buffer;
+  private spare: Buffer | undefined;
   private fill = 0;
   private inFlight: Promise<void> | undefined;
   private failure: unknown;
@@ -93,7 +94,11 @@ export class PartWriter {
   private async startPart(): Promise<void> {
     await this.settle();
     const body = this.buffer.subarray(0, this.fill);
-    this.buffer = Buffer.allocUnsafe(this.opts.partBytes);
+    // Two buffers take turns (one being stored, one filling): no new allocation per part. The
+    // spare is free: the part stored from it has settled above.
+    const next = this.spare ?? Buffer.allocUnsafe(this.opts.partBytes);
+    this.spare = this.buffer;
+    this.buffer = next;
     this.fill = 0;
     const partNumber = this.partsSoFar.length + 1;
     const offset = this.stored;
