@@ -1,7 +1,7 @@
 // Small streaming helpers between blob stores and local folders, shared by the pipeline steps.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,8 +14,22 @@ export const COPY_CONCURRENCY = 4;
 
 /** Opens a whole object as a stream (StorageError `not-found` when missing). */
 export async function openRead(store: BlobStore, key: string): Promise<Readable> {
+  const local = store.localFile(key);
+  if (local !== null) {
+    // A folder store's file, read in 1 MiB steps (the store's own streams use small reads, fit
+    // for many concurrent range requests; the pipeline reads gigabytes, one stream at a time).
+    // Opened before returning, so a missing object fails here as `get` would.
+    const handle = await open(local, 'r').catch(() => null);
+    if (handle !== null) {
+      if ((await handle.stat()).isFile()) return handle.createReadStream({ highWaterMark: LOCAL_READ_BYTES });
+      await handle.close();
+    }
+  }
   return (await store.get(key)).body;
 }
+
+/** Read size for pipeline reads of local files. */
+const LOCAL_READ_BYTES = 1024 * 1024;
 
 /** Deletes an object, ignoring every failure (best-effort cleanup after another error). */
 export async function deleteQuietly(store: BlobStore, key: string): Promise<void> {
