@@ -6,6 +6,8 @@ import { resolveInstallationKey } from './config/installation-key.js';
 import { createDb, pingDb, type Db } from './db/dialect.js';
 import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
 import { purgeEndedFailures } from './db/repositories/login-throttle.repository.js';
+import { pendingUploadsOfOrg } from './db/repositories/import.repository.js';
+import { discardUpload } from './storage/part-writer.js';
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { randomSecret, sha256Hex } from './domain/secrets.js';
@@ -141,7 +143,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     await depotOrigin.store.deletePrefix(`dxf/${orgName}/`);
     await depotOrigin.store.deletePrefix(`pat/${orgName}/`);
   };
-  // Deployments' settings are read before the org's records go; their copies are removed after.
+  // Deployments' settings (and uploads in progress) are read before the org's records go; their files are removed after.
   const prepareOrgPrune = async (orgId: string, orgName: string): Promise<() => Promise<void>> => {
     const deployments = (await allDeploymentsOfOrg(db.db, orgId)).flatMap((row) => {
       try {
@@ -150,8 +152,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         return [];
       }
     });
+    const uploads = await pendingUploadsOfOrg(db.db, orgId);
     return async () => {
       await pruneImports(orgName);
+      for (const u of uploads) await discardUpload(blobStore, u.tar_key, u.upload_id);
       await blobStore.deletePrefix(`imports/${orgId}/`);
       for (const d of deployments) {
         let origin: Origin | undefined;

@@ -260,6 +260,25 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     expect(gone.status).toBeGreaterThanOrEqual(400);
   }, 120_000);
 
+  it('deleting the org with prune drops the stored parts of its unfinished uploads', async () => {
+    const org2 = await createOrg(t);
+    const h2 = (await loginAdmin(t, org2)).headers;
+    expect((await t.req('POST', '/be/v1/apps', { headers: h2, body: { name: 'half', label: 'half' } })).statusCode).toBe(201);
+    const r = await t.req('POST', '/be/v1/builds', { headers: h2, body: { appName: 'half' } });
+    const u = new URL(r.json().upload.url);
+    const task = r.json().task.name as string;
+    await put(base + u.pathname + u.search, tar, {}, { after: 9 * MIB, until: async () => (await stored(task)) >= 8 * MIB });
+    for (let i = 0; i < 100 && (await findImport(t.server.db.db, task))?.upload_writer; i++) await sleep(20);
+    const imp = await findImport(t.server.db.db, task);
+    const del = await t.req('DELETE', `/adm/v1/orgs/${org2.name}?prune=true`, { headers: t.admin });
+    expect(del.statusCode, del.body).toBe(200);
+    if (store === 'fs') {
+      const leftovers = fs.readdirSync(path.join(t.dataDir, 'blobs'), { recursive: true }).map(String).filter((p) => p.includes(imp!.upload_id!));
+      expect(leftovers).toEqual([]);
+    }
+    expect(await t.server.blobStore.head(imp!.tar_key)).toBeNull();
+  }, 120_000);
+
   it('status needs the token: missing → 400, wrong → 404', async () => {
     const up = await newUpload();
     const u = new URL(up.url);

@@ -104,6 +104,10 @@ export async function markUploadReceived(db: Executor, taskName: string, writer:
   return Number(r.numUpdatedRows) === 1;
 }
 
+/** Uploads of the org still waiting for bytes that hold stored parts (to drop them when the org goes). */
+export const pendingUploadsOfOrg = (db: Executor, orgId: string): Promise<Array<{ tar_key: string; upload_id: string | null }>> =>
+  q(db).selectFrom('imports').select(['tar_key', 'upload_id']).where('org_id', '=', orgId).where('upload_state', '=', 'waiting').where('upload_id', 'is not', null).execute();
+
 /** Links the follow-up task once; false when another run already linked one (then enqueue nothing). */
 export async function claimFollowUp(db: Executor, taskName: string, field: 'mkraw_task' | 'deploy_task', followUp: string): Promise<boolean> {
   const r = await q(db).updateTable('imports').set({ [field]: followUp }).where('task_name', '=', taskName).where(field, 'is', null).executeTakeFirst();
