@@ -28,6 +28,15 @@ describe('address policy', () => {
     expect(asked).toEqual(['public.example', 'mixed.example', 'mixed.example']);
   });
 
+  it('stops waiting for a lookup when the signal aborts', async () => {
+    const never: HostLookup = () => new Promise(() => {});
+    const controller = new AbortController();
+    const pending = resolveChecked('slow.example', isPublicAddress, never, controller.signal);
+    controller.abort(new Error('canceled'));
+    await expect(pending).rejects.toThrow('canceled');
+    await expect(resolveChecked('x.example', undefined, async () => [], controller.signal), 'already aborted').rejects.toThrow('canceled');
+  });
+
   it('pins socket lookups to the checked addresses', () => {
     const lookup = pinnedLookup([{ address: '93.184.215.14', family: 4 }, { address: '2606:4700::1', family: 6 }]);
     const answers: unknown[][] = [];

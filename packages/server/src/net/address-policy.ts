@@ -93,14 +93,31 @@ export function namesRefusedHost(url: URL, policy: AddressPolicy): boolean {
  * Every address `host` resolves to (an IP literal: itself, without DNS), each checked against
  * `policy` (absent: all allowed). Throws `AddressRefusedError` if any address is refused (a name
  * with one public and one private address is refused: the connection could reach either), and
- * the lookup's error when the name does not resolve.
+ * the lookup's error when the name does not resolve. With `signal`, rejects with its reason as soon
+ * as it aborts (a lookup still running is left to finish; its answer is dropped).
  */
-export async function resolveChecked(host: string, policy: AddressPolicy | undefined, lookup: HostLookup = systemLookup): Promise<ResolvedAddress[]> {
+export async function resolveChecked(
+  host: string,
+  policy: AddressPolicy | undefined,
+  lookup: HostLookup = systemLookup,
+  signal?: AbortSignal,
+): Promise<ResolvedAddress[]> {
   const family = isIP(host);
-  const addresses: ResolvedAddress[] = family !== 0 ? [{ address: host, family: family === 6 ? 6 : 4 }] : await lookup(host);
+  const addresses: ResolvedAddress[] = family !== 0 ? [{ address: host, family: family === 6 ? 6 : 4 }] : await abortable(lookup(host), signal);
   const refused = policy ? addresses.find((a) => !policy(a.address, a.family)) : undefined;
   if (refused) throw new AddressRefusedError(refused);
   return addresses;
+}
+
+/** Settles like `work`, or rejects with `signal`'s reason once it aborts, whichever comes first. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /**

@@ -1,6 +1,9 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { HostLookup } from '../net/address-policy.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { isPublicAddress, obtainTar, sniffTar } from './dltar.js';
 import { DownloadExitCode, StepError } from './errors.js';
@@ -28,10 +31,20 @@ async function expectStepError(p: Promise<unknown>): Promise<StepError> {
   return err as StepError;
 }
 
+/** Listens on `host` (a loopback address other than 127.0.0.1 may not exist: then null). */
+async function listenOn(server: Server, host: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(null));
+    server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
 describe('obtainTar', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let store: FsBlobStore;
   let server: TestHttpServer;
+  /** Path and Host header of every request the server received. */
+  const received: { url: string; host: string | undefined }[] = [];
   let tar: Buffer;
   let tgz: Buffer;
 
@@ -46,6 +59,7 @@ describe('obtainTar', () => {
     tgz = gzip(tar);
     server = await startHttpServer((req, res) => {
       const url = req.url ?? '/';
+      received.push({ url, host: req.headers.host });
       if (url.startsWith('/build.tar')) {
         res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': tar.length });
         res.end(tar);
@@ -54,6 +68,10 @@ describe('obtainTar', () => {
         res.writeHead(200, { 'content-type': 'application/gzip' });
         res.write(tgz.subarray(0, 1000));
         res.end(tgz.subarray(1000));
+      } else if (url === '/encoded.tar') {
+        const encoded = gzip(tar);
+        res.writeHead(200, { 'content-type': 'application/x-tar', 'content-encoding': 'gzip', 'content-length': encoded.length });
+        res.end(encoded);
       } else if (url === '/page.html') {
         const html = Buffer.from('<!DOCTYPE html><html><body>login required</body></html>'.padEnd(2000, ' '));
         res.writeHead(200, { 'content-type': 'text/html', 'content-length': html.length });
@@ -106,6 +124,11 @@ describe('obtainTar', () => {
     expect(got.compression).toBe('gzip');
     expect(got.sizeBytes).toBe(tgz.length);
     expect(got.sha256).toBe(sha256Hex(tgz));
+  });
+
+  it('undoes a Content-Encoding (the stored tar is the decoded body)', async () => {
+    const got = await obtainTar({ url: `${server.baseUrl}/encoded.tar`, sizeBytes: tar.length, blobStore: store, destKey: 'x/enc.tar', maxBytes: MAX });
+    expect(got).toMatchObject({ sizeBytes: tar.length, sha256: sha256Hex(tar), compression: 'none' });
   });
 
   it('reports an HTTP error with httpStatus and exit code 22, and stores nothing', async () => {
@@ -229,6 +252,76 @@ describe('obtainTar', () => {
       );
       expect(err.message).toContain('not allowed');
       expect(err.message).toContain('[::1]');
+    });
+
+    describe('names resolved once, connections pinned to the checked addresses (DNS rebinding)', () => {
+      const port = (): string => new URL(server.baseUrl).port;
+      const asked: string[] = [];
+      /** `builds.example` is a public-looking name whose DNS answer is the loopback address. */
+      const lookup: HostLookup = async (host) => {
+        asked.push(host);
+        if (host === 'builds.example') return [{ address: '127.0.0.1', family: 4 }];
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+      };
+
+      it('refuses a name that resolves to a refused address, and the server receives no request', async () => {
+        asked.length = 0;
+        const before = received.length;
+        const err = await expectStepError(
+          obtainTar({ url: `http://builds.example:${port()}/build.tar`, blobStore: store, destKey: 'x/rebind.tar', maxBytes: MAX, addressPolicy: isPublicAddress, lookup }),
+        );
+        expect(err.toTaskError()).toMatchObject({ code: 'download-failed', exitCode: DownloadExitCode.CouldNotConnect, retryable: false });
+        expect(err.message).toBe(`http://builds.example:${port()}/build.tar: downloads from this address are not allowed`);
+        expect(received.length).toBe(before);
+        expect(asked).toEqual(['builds.example']);
+        expect(await store.head('x/rebind.tar')).toBeNull();
+      });
+
+      it('refuses such a name at a redirect hop from an allowed host', async (ctx) => {
+        const redirector = createServer((req, res) => {
+          res.writeHead(302, { location: `http://builds.example:${port()}/build.tar` }).end();
+        });
+        const redirectorPort = await listenOn(redirector, '127.0.0.2');
+        if (redirectorPort === null) ctx.skip('127.0.0.2 is not a loopback address here');
+        try {
+          asked.length = 0;
+          const before = received.length;
+          const onlyTheRedirector = (address: string): boolean => address === '127.0.0.2';
+          const err = await expectStepError(
+            obtainTar({ url: `http://127.0.0.2:${redirectorPort}/to-builds`, blobStore: store, destKey: 'x/rebind2.tar', maxBytes: MAX, addressPolicy: onlyTheRedirector, lookup }),
+          );
+          expect(err.toTaskError()).toMatchObject({ code: 'download-failed', exitCode: DownloadExitCode.CouldNotConnect, retryable: false });
+          expect(err.message).toBe(`http://builds.example:${port()}/build.tar: downloads from this address are not allowed`);
+          expect(asked).toEqual(['builds.example']);
+          expect(received.length).toBe(before);
+        } finally {
+          redirector.closeAllConnections();
+          await new Promise((resolve) => redirector.close(resolve));
+        }
+      });
+
+      it('without a policy, downloads through the one lookup, keeping the name as the Host header', async () => {
+        asked.length = 0;
+        const before = received.length;
+        const got = await obtainTar({ url: `http://builds.example:${port()}/build.tar`, blobStore: store, destKey: 'x/named.tar', maxBytes: MAX, lookup });
+        expect(got.sha256).toBe(sha256Hex(tar));
+        expect(asked).toEqual(['builds.example']);
+        expect(received.slice(before)).toEqual([{ url: '/build.tar', host: `builds.example:${port()}` }]);
+      });
+
+      it('stops with canceled while the host is still being resolved', async () => {
+        const controller = new AbortController();
+        const p = obtainTar({ url: 'http://slow.example/b.tar', blobStore: store, destKey: 'x/slow.tar', maxBytes: MAX, signal: controller.signal, lookup: () => new Promise(() => {}) });
+        controller.abort(new Error('shutting down'));
+        expect((await expectStepError(p)).code).toBe('canceled');
+      });
+
+      it('a name that does not resolve is exit code 6', async () => {
+        const err = await expectStepError(
+          obtainTar({ url: `http://nowhere.example/b.tar`, blobStore: store, destKey: 'x/nowhere.tar', maxBytes: MAX, addressPolicy: isPublicAddress, lookup }),
+        );
+        expect(err.toTaskError()).toMatchObject({ code: 'download-failed', exitCode: DownloadExitCode.CouldNotResolveHost, retryable: true });
+      });
     });
 
     it('classifies addresses', () => {

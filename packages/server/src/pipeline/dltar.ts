@@ -1,9 +1,20 @@
 // Step 1 of an import (api.md §7.2 `dltar`): obtain the native build's tar and verify it.
 import { createHash } from 'node:crypto';
-import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { pipeline as chain, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { constants as zlib, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 
-import { AddressRefusedError, resolveChecked, urlHost, type AddressPolicy } from '../net/address-policy.js';
+import {
+  AddressRefusedError,
+  pinnedLookup,
+  resolveChecked,
+  urlHost,
+  type AddressPolicy,
+  type HostLookup,
+  type ResolvedAddress,
+} from '../net/address-policy.js';
 /** The SSRF policy lives in net/address-policy.ts (shared with webhooks); re-exported for dltar's callers. */
 export { isPublicAddress } from '../net/address-policy.js';
 import { DownloadExitCode, StepError, canceledError, type FileReadFailed } from './errors.js';
@@ -42,14 +53,17 @@ export interface ObtainTarOptions {
   s3StoreFactory?: (bucket: string) => BlobStore;
   /** Abort a download that receives nothing for this long (exit code 28). Default 60 s. */
   idleTimeoutMs?: number;
-  /** Injectable fetch (tests, proxies). Default: the global fetch. */
-  fetchImpl?: typeof fetch;
   /**
    * Whether the server may download from a resolved address (SSRF guard for http/https URLs,
    * checked on every redirect hop). Absent: any address. Use `isPublicAddress` to keep org users'
    * URLs out of the installation's private networks.
    */
   addressPolicy?: AddressPolicy;
+  /**
+   * Resolves the host of every http/https hop, once: the connection goes to exactly the addresses
+   * it answered (and `addressPolicy` passed). Default: the system resolver. Injectable for tests.
+   */
+  lookup?: HostLookup;
 }
 
 export interface ObtainedTar {
@@ -69,9 +83,9 @@ const PROGRESS_STEP_BYTES = 1 << 20;
 /**
  * Obtains the import's tar and verifies it; the contract of the `dltar` step.
  *
- * - With `url` (`http`/`https` through fetch, following redirects; `s3://bucket/key` through
- *   `s3StoreFactory`): streams the body into `blobStore` at `destKey`, hashing and counting on the
- *   way (never buffered whole).
+ * - With `url` (`http`/`https`, following redirects, each hop's host resolved once and connected
+ *   to at the checked addresses only; `s3://bucket/key` through `s3StoreFactory`): streams the
+ *   body into `blobStore` at `destKey`, hashing and counting on the way (never buffered whole).
  * - Without `url`: verifies the object at `uploadKey` in place (it is read once to hash it).
  *
  * The first 512 bytes must be a tar header (valid checksum) or the gzip/zstd magic, otherwise the
@@ -334,34 +348,37 @@ async function openHttp(options: ObtainTarOptions, url: URL, shown: string): Pro
   };
 
   arm();
-  let res: Response;
+  let res: IncomingMessage;
   try {
-    res = await fetchChecked(options, url, controller.signal);
+    res = await getFollowingRedirects(options, url, controller.signal);
   } catch (err) {
     close();
     if (err instanceof StepError) throw err;
     throw classify(err, 0);
   }
-  if (!res.ok || res.body === null) {
+  const status = res.statusCode ?? 0;
+  if (!hasBody(status)) {
     close();
-    await res.body?.cancel().catch(() => {});
-    throw new StepError('download-failed', `${shown}: HTTP ${res.status}`, {
-      httpStatus: res.status,
+    res.destroy();
+    throw new StepError('download-failed', `${shown}: HTTP ${status}`, {
+      httpStatus: status,
       exitCode: DownloadExitCode.HttpError,
     });
   }
-  const lengthHeader = res.headers.get('content-length');
+  const lengthHeader = res.headers['content-length'];
   // A Content-Length of a content-encoded body counts the encoded bytes: not comparable.
-  if (lengthHeader !== null && /^\d+$/.test(lengthHeader) && !res.headers.get('content-encoding')) {
+  if (lengthHeader !== undefined && /^\d+$/.test(lengthHeader) && !res.headers['content-encoding']) {
     contentLength = Number(lengthHeader);
   }
   const early = contentLength === undefined ? undefined : checkAnnounced(contentLength, options, shown);
   if (early) {
     close();
-    controller.abort(early);
+    res.destroy();
     throw early;
   }
-  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  const body = decodedBody(res);
+  // Every abort (idle timeout, cancel, refusal by the inspector) ends the body with an error.
+  controller.signal.addEventListener('abort', () => body.destroy(asError(controller.signal.reason)), { once: true });
   // The timeout measures the network only: it stops while the store applies backpressure.
   body.on('data', arm);
   body.on('pause', () => clearTimeout(timer));
@@ -378,34 +395,31 @@ async function openHttp(options: ObtainTarOptions, url: URL, shown: string): Pro
 
 /** Redirects followed at most (as browsers and curl --max-redirs defaults roughly do). */
 const MAX_REDIRECTS = 10;
+/** Statuses whose Location is followed (fetch's set); any other status is the answer. */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Connecting (TCP, and the TLS handshake for https) gives up after this long (exit code 28), like fetch did. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Sent with every request; the encodings are undone by `decodedBody` (as fetch did). */
+const REQUEST_HEADERS = { accept: '*/*', 'accept-encoding': 'gzip, deflate, br', 'user-agent': 'rockit-edge-dltar/1' };
 
 /**
- * fetch, following redirects; with an `addressPolicy`, every hop's host is resolved and checked
- * first (a redirect to a private address is refused like a direct link to one). The check happens
- * before fetch resolves the name again, so it is a guard against links and redirects into private
- * networks, not against DNS rebinding.
+ * GETs `first`, following redirects (at most MAX_REDIRECTS hops; only to http/https). Every hop's
+ * host is resolved once with `options.lookup` and each address checked against
+ * `options.addressPolicy` (a redirect to a refused address is refused like a direct link to one);
+ * the connection then goes to those addresses only, so a name whose DNS answer changes after the
+ * check (DNS rebinding) cannot lead anywhere else. Resolves with the final answer (its body unread);
+ * rejects with a StepError for refused addresses and redirect problems, with the socket or lookup
+ * error otherwise.
  */
-async function fetchChecked(options: ObtainTarOptions, first: URL, signal: AbortSignal): Promise<Response> {
-  const doFetch = options.fetchImpl ?? fetch;
-  const policy = options.addressPolicy;
-  if (!policy) return doFetch(first, { signal, redirect: 'follow' });
+async function getFollowingRedirects(options: ObtainTarOptions, first: URL, signal: AbortSignal): Promise<IncomingMessage> {
   let url = first;
   for (let hop = 0; ; hop++) {
-    try {
-      await resolveChecked(urlHost(url), policy);
-    } catch (err) {
-      if (!(err instanceof AddressRefusedError)) throw err;
-      throw new StepError('download-failed', `${safeUrl(url)}: downloads from this address are not allowed`, {
-        exitCode: DownloadExitCode.CouldNotConnect,
-        retryable: false,
-      });
-    }
-    const res = await doFetch(url, { signal, redirect: 'manual' });
-    const location = res.headers.get('location');
-    if (res.status < 300 || res.status >= 400 || location === null) return res;
-    await res.body?.cancel().catch(() => {});
+    const res = await get(url, await resolveHop(options, url, signal), signal);
+    const location = res.headers.location;
+    if (!REDIRECT_STATUSES.has(res.statusCode ?? 0) || location === undefined) return res;
+    res.destroy();
     if (hop >= MAX_REDIRECTS) {
-      throw new StepError('download-failed', `${safeUrl(first)}: too many redirects`, { httpStatus: res.status, exitCode: DownloadExitCode.HttpError, retryable: false });
+      throw new StepError('download-failed', `${safeUrl(first)}: too many redirects`, { httpStatus: res.statusCode, exitCode: DownloadExitCode.HttpError, retryable: false });
     }
     const next = new URL(location, url);
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
@@ -414,6 +428,84 @@ async function fetchChecked(options: ObtainTarOptions, first: URL, signal: Abort
     url = next;
   }
 }
+
+/** The checked addresses of `url`'s host; a refused one is a non-retryable `download-failed` (exit code 7). */
+async function resolveHop(options: ObtainTarOptions, url: URL, signal: AbortSignal): Promise<ResolvedAddress[]> {
+  try {
+    return await resolveChecked(urlHost(url), options.addressPolicy, options.lookup, signal);
+  } catch (err) {
+    if (!(err instanceof AddressRefusedError)) throw err;
+    throw new StepError('download-failed', `${safeUrl(url)}: downloads from this address are not allowed`, {
+      exitCode: DownloadExitCode.CouldNotConnect,
+      retryable: false,
+    });
+  }
+}
+
+/**
+ * One GET of `url` over a fresh connection (no pooled socket) to `addresses` only; the URL's host
+ * stays the Host header and the TLS server name (certificates are checked against it). Resolves
+ * once the answer's head arrived; rejects with the request's error (connect, TLS, connect timeout,
+ * `signal`), later errors reach the answer's body.
+ */
+function get(url: URL, addresses: ResolvedAddress[], signal: AbortSignal): Promise<IncomingMessage> {
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = send(url, { headers: REQUEST_HEADERS, signal, agent: false, lookup: pinnedLookup(addresses) }, resolve);
+    req.on('error', reject);
+    limitConnectTime(req, url.protocol === 'https:' ? 'secureConnect' : 'connect');
+    req.end();
+  });
+}
+
+/** Destroys `req` with an ETIMEDOUT error when its socket has not reached `connected` within CONNECT_TIMEOUT_MS. */
+function limitConnectTime(req: ClientRequest, connected: 'connect' | 'secureConnect'): void {
+  req.once('socket', (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => {
+      const err: NodeJS.ErrnoException = new Error(`connecting took more than ${CONNECT_TIMEOUT_MS / 1000} s`);
+      err.code = 'ETIMEDOUT';
+      req.destroy(err);
+    }, CONNECT_TIMEOUT_MS);
+    const stop = (): void => clearTimeout(timer);
+    socket.once(connected, stop);
+    socket.once('close', stop);
+  });
+}
+
+/** Whether an answer with this status is the build (fetch's `ok` with a body: 2xx except 204 and 205). */
+const hasBody = (status: number): boolean => status >= 200 && status <= 299 && status !== 204 && status !== 205;
+
+/**
+ * The answer's body with its Content-Encoding undone, as fetch delivered it: gzip / x-gzip,
+ * deflate and br, several in reverse order of application. A body with an unknown coding is left
+ * as sent. Destroying the returned stream destroys the answer, and the answer's errors reach it.
+ */
+function decodedBody(res: IncomingMessage): Readable {
+  const codings = (res.headers['content-encoding'] ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '' && c !== 'identity')
+    .reverse();
+  const decoders = codings.map(decoderFor);
+  if (decoders.length === 0 || decoders.some((d) => d === undefined)) return res;
+  const steps = decoders as Transform[];
+  chain([res, ...steps], () => {});
+  return steps[steps.length - 1];
+}
+
+/** A lenient decoder (a truncated stream ends without an error, as in fetch) for one content coding. */
+function decoderFor(coding: string): Transform | undefined {
+  const lenient = { flush: zlib.Z_SYNC_FLUSH, finishFlush: zlib.Z_SYNC_FLUSH };
+  if (coding === 'gzip' || coding === 'x-gzip') return createGunzip(lenient);
+  if (coding === 'deflate') return createInflate(lenient);
+  if (coding === 'br') return createBrotliDecompress({ flush: zlib.BROTLI_OPERATION_FLUSH, finishFlush: zlib.BROTLI_OPERATION_FLUSH });
+  return undefined;
+}
+
+/** An abort reason as an Error (a stream must be destroyed with one). */
+const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
 
 async function openS3(options: ObtainTarOptions, url: URL, shown: string): Promise<Source> {
   const bucket = url.hostname;
@@ -471,9 +563,9 @@ function checkAnnounced(length: number, options: ObtainTarOptions, shown: string
 
 const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL']);
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EHOSTDOWN']);
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TIMEOUT_CODES = new Set(['ETIMEDOUT']);
 
-/** Maps a fetch/undici failure (the code sits on the error or its `cause` chain) to a curl-like exit code. */
+/** Maps a lookup, socket, TLS or body failure (the code sits on the error or its `cause` chain) to a curl-like exit code. */
 function networkError(err: unknown, shown: string): StepError {
   const code = errorCode(err);
   let exitCode: DownloadExitCode = DownloadExitCode.RecvError;
