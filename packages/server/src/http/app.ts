@@ -80,10 +80,30 @@ export function loggerOptions(level: string): FastifyServerOptions['logger'] {
   return {
     level,
     redact: {
-      paths: REDACTED_HEADERS.flatMap((h) => [`req.headers["${h}"]`, `headers["${h}"]`]),
+      // Headers logged on their own (the request serializer below logs none).
+      paths: REDACTED_HEADERS.map((h) => `headers["${h}"]`),
       censor: '[redacted]',
     },
+    serializers: {
+      // Fastify's own request fields, with the URL's credentials masked: upload URLs and /cdn
+      // downloads carry a token in the query string.
+      req: (req: { method?: string; url?: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+        method: req.method,
+        url: redactUrl(req.url ?? ''),
+        host: req.hostname,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
   };
+}
+
+/** Query parameters that are credentials (upload tokens, download tokens): their values are never logged. */
+const SECRET_QUERY = /([?&](?:token|key|sig|signature|x-amz-signature|x-amz-credential)=)[^&#]*/gi;
+
+/** The URL with the values of credential query parameters replaced by `[redacted]`. */
+export function redactUrl(url: string): string {
+  return url.replace(SECRET_QUERY, '$1[redacted]');
 }
 
 /** Reads CHANGELOG.md from the repository root (src/http or dist/http → ../../../../). */
