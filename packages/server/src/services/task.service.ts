@@ -90,19 +90,19 @@ export class TaskService {
     const { db, clock } = this.deps;
     const row = await findOrgTask(db, user.orgId, input.taskName);
     if (!row) throw notFound('task', input.taskName);
+    // The answer shows the task as resubmitted (read in the same transaction): a worker woken
+    // below may claim it at once, which the next GET shows.
     const retried = await db.transaction().execute(async (trx) => {
-      if (!(await retryFailedTask(trx, row.name, clock.now()))) return false;
+      if (!(await retryFailedTask(trx, row.name, clock.now()))) return undefined;
       if (row.app_name !== null && ['dltar', 'mkraw', 'deploy'].includes(row.type)) {
         const imp = await findImport(trx, row.type === 'dltar' ? row.name : ((JSON.parse(row.payload) as { importTask?: string }).importTask ?? ''));
         if (imp) await setProcessing(trx, imp.app_id, clock.now());
       }
-      return true;
+      return findOrgTask(trx, user.orgId, row.name);
     });
     if (!retried) throw new AppError('invalid-state', `task ${row.name} is ${row.status}: only a failed task can be retried`, { task: row.name });
     this.opts.poke();
-    const after = await findOrgTask(db, user.orgId, row.name);
-    if (!after) throw notFound('task', row.name);
-    return toTaskDto(after);
+    return toTaskDto(retried);
   }
 
   async list(auth: Principal, f: TaskFilterInput, raw: RawListQuery): Promise<Page<TaskDto>> {
