@@ -50,6 +50,9 @@ export interface ImportsTable {
   /** The PUT writing now (a random id) and how long its lease lasts; another PUT waits until it lapses. */
   upload_writer: string | null;
   upload_writer_until_ms: number | null;
+  /** SHA-256 (hex) and compression of the tar, when one PUT carried all of it (hashed as it arrived). */
+  upload_sha256: string | null;
+  upload_compression: 'none' | 'gzip' | 'zstd' | null;
 }
 
 export interface ImportTables {

@@ -167,6 +167,8 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     const chain = await settled(up.task);
     expect(chain.map((x) => [x.type, x.status])).toEqual([['dltar', 'succeeded'], ['mkraw', 'succeeded'], ['deploy', 'succeeded']]);
     expect(chain[0].result).toMatchObject({ sizeBytes: tar.length, sha256: sha256(tar) });
+    // Resumed: no PUT saw every byte, so dltar read the tar back to hash it.
+    expect((await findImport(t.server.db.db, up.task))?.upload_sha256).toBeNull();
     // Once complete, the URL takes nothing more (not even the probe form).
     const again = (await put(up.url, Buffer.alloc(0), { 'content-range': `bytes */${tar.length}` })) as Answer;
     expect(again).toMatchObject({ status: 409, json: { error: 'invalid-state' } });
@@ -277,6 +279,29 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
       expect(leftovers).toEqual([]);
     }
     expect(await t.server.blobStore.head(imp!.tar_key)).toBeNull();
+  }, 120_000);
+
+  it('one PUT that carries the whole tar is hashed on the way in; dltar checks the announced sha256 against it', async () => {
+    const appName = uniqueName('app');
+    expect((await t.req('POST', '/be/v1/apps', { headers: h, body: { name: appName, label: appName } })).statusCode).toBe(201);
+    const submit = async (extra: Record<string, unknown>) => {
+      const r = await t.req('POST', '/be/v1/builds', { headers: h, body: { appName, ...extra } });
+      expect(r.statusCode, r.body).toBe(202);
+      const u = new URL(r.json().upload.url);
+      return { task: r.json().task.name as string, url: base + u.pathname + u.search };
+    };
+    const wrong = await submit({ sha256: 'ab'.repeat(32) });
+    expect(((await put(wrong.url, tar)) as Answer).status).toBe(200);
+    expect(await findImport(t.server.db.db, wrong.task)).toMatchObject({ upload_sha256: sha256(tar), upload_compression: 'none' });
+    const failed = await settled(wrong.task);
+    expect(failed[0]).toMatchObject({ status: 'failed', error: { code: 'sha256-mismatch', sha256Actual: sha256(tar), sha256Expected: 'ab'.repeat(32) } });
+    expect(await t.server.blobStore.head((await findImport(t.server.db.db, wrong.task))!.tar_key)).toBeNull();
+
+    const right = await submit({ sha256: sha256(tar), size: tar.length });
+    expect(((await put(right.url, tar)) as Answer).status).toBe(200);
+    const chain = await settled(right.task);
+    expect(chain.map((x) => x.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(chain[0].result).toMatchObject({ sizeBytes: tar.length, sha256: sha256(tar), compression: 'none' });
   }, 120_000);
 
   it('status needs the token: missing → 400, wrong → 404', async () => {

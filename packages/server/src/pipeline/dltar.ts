@@ -64,6 +64,11 @@ export interface ObtainTarOptions {
    * it answered (and `addressPolicy` passed). Default: the system resolver. Injectable for tests.
    */
   lookup?: HostLookup;
+  /**
+   * For an upload the server hashed as it arrived (one PUT carried every byte): its digest and
+   * compression. The object is then checked by size and digest without being read again.
+   */
+  uploadDigest?: { sha256: string; compression: TarCompression };
 }
 
 export interface ObtainedTar {
@@ -86,7 +91,8 @@ const PROGRESS_STEP_BYTES = 1 << 20;
  * - With `url` (`http`/`https`, following redirects, each hop's host resolved once and connected
  *   to at the checked addresses only; `s3://bucket/key` through `s3StoreFactory`): streams the
  *   body into `blobStore` at `destKey`, hashing and counting on the way (never buffered whole).
- * - Without `url`: verifies the object at `uploadKey` in place (it is read once to hash it).
+ * - Without `url`: verifies the object at `uploadKey` in place (it is read once to hash it, unless
+ *   `uploadDigest` says the server hashed it on the way in: then size and digest are checked).
  *
  * The first 512 bytes must be a tar header (valid checksum) or the gzip/zstd magic, otherwise the
  * step stops at once. Size (announced `sizeBytes`, `maxBytes`) is enforced while streaming; sha256
@@ -161,6 +167,18 @@ async function verifyUpload(options: ObtainTarOptions, uploadKey: string): Promi
   if (head.sizeBytes > options.maxBytes) {
     await deleteQuietly(blobStore, uploadKey);
     throw tooLarge(head.sizeBytes, options.maxBytes);
+  }
+  const known = options.uploadDigest;
+  if (known !== undefined) {
+    if (options.sha256 !== undefined && known.sha256 !== options.sha256.toLowerCase()) {
+      await deleteQuietly(blobStore, uploadKey);
+      throw new StepError('sha256-mismatch', `the uploaded build: SHA-256 is ${known.sha256}, expected ${options.sha256.toLowerCase()}`, {
+        sha256Actual: known.sha256,
+        sha256Expected: options.sha256.toLowerCase(),
+      });
+    }
+    options.onProgress?.({ receivedBytes: head.sizeBytes, totalBytes: head.sizeBytes, fraction: 1 });
+    return { tarKey: uploadKey, sizeBytes: head.sizeBytes, sha256: known.sha256, compression: known.compression };
   }
   let body: Readable;
   try {

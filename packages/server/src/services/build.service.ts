@@ -80,7 +80,7 @@ export class BuildService {
         expires_ms: token === undefined ? null : expiresMs, tar_key: tarKeyOf(user.orgId, row.name), build_id: null, dxf_name: null,
         manifest_file: null, mkraw_task: null, deploy_task: null, created_ms: now,
         upload_id: null, upload_parts: null, upload_part_bytes: null, upload_received_bytes: 0, upload_total_bytes: null,
-        upload_writer: null, upload_writer_until_ms: null,
+        upload_writer: null, upload_writer_until_ms: null, upload_sha256: null, upload_compression: null,
       };
       await insertImport(trx, imp);
       await setProcessing(trx, app.id, now);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ImportRow, UploadState } from '../db/import-tables.js';
 import {
@@ -11,6 +11,7 @@ import {
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { constantTimeEqual, sha256Hex } from '../domain/secrets.js';
+import { sniffTar, type TarCompression } from '../pipeline/dltar.js';
 import { findTask, releaseSubmittedTask } from '../queue/tasks.queue.js';
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
@@ -187,6 +188,9 @@ export class UploadService {
     }
 
     const start = parts.reduce((sum, p) => sum + p.sizeBytes, 0);
+    // A PUT that starts at byte 0 sees every byte if it also ends the tar: hashed on the way in,
+    // so dltar need not read the tar back (main-thread work the upload's I/O waits hide).
+    const inbound = start === 0 ? new InboundDigest() : undefined;
     const parts$ = new PartWriter({
       store, key: imp.tar_key, uploadId, partBytes: partBytes ?? choosePartBytes(piece.total ?? this.opts.maxUploadBytes), parts,
       onPart: async (all, storedBytes) => {
@@ -214,6 +218,7 @@ export class UploadService {
       seen += next.value.length;
       if (start + seen > max) throw tooLarge(max);
       if (expected !== undefined && seen > expected) throw invalidParam('content-range', `the body is longer than the ${expected} bytes announced`);
+      inbound?.update(next.value);
       await parts$.write(next.value);
     }
     } finally {
@@ -226,11 +231,11 @@ export class UploadService {
     }
     const endsTar = piece.kind === 'whole' || piece.last + 1 === piece.total;
     await parts$.flushTail({ last: endsTar });
-    if (endsTar) await this.complete({ ...imp, upload_id: uploadId }, writer, parts$.parts);
+    if (endsTar) await this.complete({ ...imp, upload_id: uploadId }, writer, parts$.parts, inbound?.result());
   }
 
   /** Completes the multipart put and hands the upload to the pipeline (once, before the deadline). */
-  private async complete(imp: ImportRow, writer: string, parts: StoredPart[]): Promise<void> {
+  private async complete(imp: ImportRow, writer: string, parts: StoredPart[], digest?: TarDigest): Promise<void> {
     const { db, clock } = this.deps;
     const store = this.opts.blobStore;
     const taskName = imp.task_name;
@@ -246,7 +251,7 @@ export class UploadService {
     }
     const now = clock.now();
     const released = await db.transaction().execute(async (trx) => {
-      if (!(await markUploadReceived(trx, taskName, writer, now))) return false;
+      if (!(await markUploadReceived(trx, taskName, writer, now, digest))) return false;
       return releaseSubmittedTask(trx, taskName, now);
     });
     if (!released) {
@@ -256,6 +261,32 @@ export class UploadService {
     this.opts.poke();
   }
 }
+
+type TarDigest = { sha256: string; compression: TarCompression };
+
+/** SHA-256 of the bytes seen and, from the first 512, whether they start a tar (and how it is compressed). */
+class InboundDigest {
+  private readonly hash = createHash('sha256');
+  private head: Buffer[] = [];
+  private headBytes = 0;
+
+  update(chunk: Buffer): void {
+    this.hash.update(chunk);
+    if (this.headBytes < TAR_HEAD_BYTES) {
+      this.head.push(chunk.subarray(0, TAR_HEAD_BYTES - this.headBytes));
+      this.headBytes += Math.min(chunk.length, TAR_HEAD_BYTES - this.headBytes);
+    }
+  }
+
+  /** The digest, or undefined when the bytes do not look like a tar (dltar then reads them and says why). */
+  result(): TarDigest | undefined {
+    const verdict = sniffTar(Buffer.concat(this.head));
+    if (!('compression' in verdict)) return undefined;
+    return { sha256: this.hash.digest('hex'), compression: verdict.compression };
+  }
+}
+
+const TAR_HEAD_BYTES = 512;
 
 function toStatus(imp: ImportRow): UploadStatusDto {
   return {

@@ -90,12 +90,21 @@ export async function releaseUploadWriter(db: Executor, taskName: string, writer
 
 /**
  * The whole tar is stored: `waiting` → `received`, by the writer that completed it, before the
- * deadline. True when this call made the change.
+ * deadline, with its digest when that writer saw every byte. True when this call made the change.
  */
-export async function markUploadReceived(db: Executor, taskName: string, writer: string, nowMs: number): Promise<boolean> {
+export async function markUploadReceived(
+  db: Executor,
+  taskName: string,
+  writer: string,
+  nowMs: number,
+  digest?: { sha256: string; compression: 'none' | 'gzip' | 'zstd' },
+): Promise<boolean> {
   const r = await q(db)
     .updateTable('imports')
-    .set({ upload_state: 'received', upload_writer: null, upload_writer_until_ms: null })
+    .set({
+      upload_state: 'received', upload_writer: null, upload_writer_until_ms: null,
+      upload_sha256: digest?.sha256 ?? null, upload_compression: digest?.compression ?? null,
+    })
     .where('task_name', '=', taskName)
     .where('upload_writer', '=', writer)
     .where('upload_state', '=', 'waiting')

@@ -34,6 +34,9 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
         ...(imp.source === 'url' ? { url: imp.url!, destKey: imp.tar_key } : { uploadKey: imp.tar_key }),
         ...(imp.size_bytes !== null ? { sizeBytes: Number(imp.size_bytes) } : {}),
         ...(imp.sha256 !== null ? { sha256: imp.sha256 } : {}),
+        ...(imp.upload_sha256 !== null && imp.upload_compression !== null
+          ? { uploadDigest: { sha256: imp.upload_sha256, compression: imp.upload_compression } }
+          : {}),
         ...(deps.addressPolicy ? { addressPolicy: deps.addressPolicy } : {}),
         ...(deps.s3StoreFactory ? { s3StoreFactory: deps.s3StoreFactory } : {}),
         blobStore: deps.blobStore,
