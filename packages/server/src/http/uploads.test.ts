@@ -157,7 +157,10 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     const st = await get(up.url);
     expect(st.status).toBe(200);
     expect(st.json.upload).toMatchObject({ taskName: up.task, state: 'waiting', receivedBytes: 8 * MIB, sizeBytes: tar.length });
-    expect((await t.req('GET', `/be/v1/tasks/${up.task}`, { headers: h })).json().task.status).toBe('submitted');
+    // The task shows how much of the tar arrived.
+    expect((await t.req('GET', `/be/v1/tasks/${up.task}`, { headers: h })).json().task).toMatchObject({
+      status: 'submitted', progress: expect.closeTo((8 * MIB) / tar.length, 2),
+    });
 
     const from = st.json.upload.receivedBytes as number;
     const rest = await putWhenFree(up.url, tar.subarray(from), { 'content-range': `bytes ${from}-${tar.length - 1}/${tar.length}` });

@@ -231,6 +231,16 @@ export async function expireSubmittedTask(db: Db, name: string, nowMs: number, e
   return Number(r.numUpdatedRows) === 1;
 }
 
+/** Progress of a task that has not started (an upload task while its PUT arrives); ignored once it runs. */
+export async function setSubmittedProgress(db: Db, name: string, progress: number, nowMs: number): Promise<void> {
+  await db
+    .updateTable('tasks')
+    .set({ progress: Math.min(1, Math.max(0, progress)), updated_ms: nowMs })
+    .where('name', '=', name)
+    .where('status', '=', 'submitted')
+    .execute();
+}
+
 /** A submitted task may run now (e.g. its upload arrived); false when it is not submitted. */
 export async function releaseSubmittedTask(db: Db, name: string, nowMs: number): Promise<boolean> {
   const r = await db

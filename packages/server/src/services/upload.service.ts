@@ -12,7 +12,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { constantTimeEqual, sha256Hex } from '../domain/secrets.js';
 import { sniffTar, type TarCompression } from '../pipeline/dltar.js';
-import { findTask, releaseSubmittedTask } from '../queue/tasks.queue.js';
+import { findTask, releaseSubmittedTask, setSubmittedProgress } from '../queue/tasks.queue.js';
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
 import type { ServiceDeps } from './context.js';
@@ -198,6 +198,9 @@ export class UploadService {
           upload_parts: JSON.stringify(all), upload_received_bytes: storedBytes, upload_writer_until_ms: this.deps.clock.now() + this.opts.writerLeaseMs,
         });
         if (!ok) throw lost();
+        // While the tar arrives, the dltar task's progress is the fraction stored (when its size is known).
+        const total = piece.total ?? (imp.upload_total_bytes === null ? undefined : Number(imp.upload_total_bytes));
+        if (total) await setSubmittedProgress(db, taskName, storedBytes / total, this.deps.clock.now());
       },
     });
     const expected = piece.kind === 'range' ? piece.last - piece.first + 1 : piece.total;
