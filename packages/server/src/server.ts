@@ -91,6 +91,7 @@ const ADMIN_TOKEN_FILE = 'admin-token.sha256';
 const DEPOT_PREFIX = 'cdn';
 const SESSION_RETENTION_MS = 7 * 24 * 3600 * 1000;
 const HOUSEKEEPING_INTERVAL_MS = 10 * 60 * 1000;
+const ORPHAN_UPLOAD_MARGIN_SECONDS = 3600;
 
 /**
  * The admin-token verifier: ROCKIT_ADMIN_TOKEN when set; otherwise the SHA-256 kept in
@@ -272,6 +273,11 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const housekeeping = setInterval(() => {
     purgeExpiredSessions(db.db, clock.now() - SESSION_RETENTION_MS).catch((err) => taskLog.warn({ err }, 'session purge failed'));
     purgeEndedFailures(db.db, clock.now()).catch((err) => taskLog.warn({ err }, 'login throttle purge failed'));
+    // Multipart uploads nobody will finish: started longer ago than an upload URL lives (plus a margin).
+    services.uploads
+      .sweepOrphans(clock.now() - (config.imports.uploadExpirySeconds + ORPHAN_UPLOAD_MARGIN_SECONDS) * 1000)
+      .then((n) => n > 0 && taskLog.info({ aborted: n }, 'aborted orphaned multipart uploads'))
+      .catch((err) => taskLog.warn({ err }, 'orphaned upload sweep failed'));
   }, HOUSEKEEPING_INTERVAL_MS);
   housekeeping.unref();
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findImport } from '../db/repositories/import.repository.js';
+import { UploadService } from '../services/upload.service.js';
 import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
 import { createOrg, loginAdmin, uniqueName } from '../test-support/factories.js';
 import { startS3Server, type S3TestServer } from '../test-support/s3.js';
@@ -305,6 +306,30 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     const chain = await settled(right.task);
     expect(chain.map((x) => x.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     expect(chain[0].result).toMatchObject({ sizeBytes: tar.length, sha256: sha256(tar), compression: 'none' });
+  }, 120_000);
+
+  it.skipIf(store !== 'fs')('housekeeping aborts multipart uploads that no waiting upload uses, and only those', async () => {
+    // An orphan: started under imports/ and never recorded (as if its server died right after starting it).
+    const orphan = await t.server.blobStore.createMultipart('imports/nobody/t_orphan.tar');
+    await t.server.blobStore.putPart('imports/nobody/t_orphan.tar', orphan, { partNumber: 1, offset: 0, body: Buffer.from('x') });
+    // A live one: a half-uploaded build.
+    const live = await newUpload();
+    await put(live.url, tar, {}, { after: 9 * MIB, until: async () => (await stored(live.task)) >= 8 * MIB });
+    const liveId = (await findImport(t.server.db.db, live.task))!.upload_id!;
+    // Not ours: another prefix.
+    const foreign = await t.server.blobStore.createMultipart('cdn/other.bin');
+
+    const uploads = new UploadService(
+      { db: t.server.db.db, capabilities: t.server.db.capabilities, config: t.server.config, clock: t.clock, hooks: { pruneOrgFiles: async () => {} } },
+      { blobStore: t.server.blobStore, maxUploadBytes: 64 * MIB, writerLeaseMs: 30_000, poke: () => {} },
+    );
+    expect(await uploads.sweepOrphans(Date.now() - 3600_000)).toBe(0); // nothing that old
+    expect(await uploads.sweepOrphans(Date.now() + 1000)).toBe(1);
+    const left: string[] = [];
+    for await (const u of t.server.blobStore.listMultipart()) left.push(u.uploadId);
+    expect(left).not.toContain(orphan);
+    expect(left).toEqual(expect.arrayContaining([liveId, foreign]));
+    await t.server.blobStore.abortMultipart('cdn/other.bin', foreign);
   }, 120_000);
 
   it('status needs the token: missing → 400, wrong → 404', async () => {

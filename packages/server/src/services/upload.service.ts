@@ -4,6 +4,7 @@ import type { ImportRow, UploadState } from '../db/import-tables.js';
 import {
   claimUploadWriter,
   findImport,
+  isUploadInUse,
   markUploadReceived,
   releaseUploadWriter,
   updateUploadAsWriter,
@@ -51,6 +52,8 @@ export interface UploadServiceOptions {
 }
 
 const MIB = 1024 * 1024;
+/** Where uploads are kept in the blob store (`tarKeyOf`): the only multipart uploads this service owns. */
+const UPLOADS_PREFIX = 'imports/';
 /** Default part size; larger when the tar (or, unannounced, the upload limit) needs more than S3's parts allow. */
 const DEFAULT_PART_BYTES = 8 * MIB;
 const PARTS_TARGET = MAX_MULTIPART_PARTS - 1000;
@@ -133,6 +136,31 @@ export class UploadService {
     const task = await findTask(db, taskName);
     if (!after || !task) throw notFound('task', taskName);
     return { task: toTaskDto(task), upload: toStatus(after) };
+  }
+
+  /**
+   * Housekeeping: aborts the blob store's multipart uploads under `imports/` that started before
+   * `startedBeforeMs` and that no waiting upload uses (a server died between starting one and
+   * recording it, or the import row is gone). Returns how many were aborted; a store that cannot
+   * list them (the S3 test server) sweeps nothing.
+   */
+  async sweepOrphans(startedBeforeMs: number): Promise<number> {
+    const store = this.opts.blobStore;
+    const stale: Array<{ key: string; uploadId: string }> = [];
+    try {
+      for await (const u of store.listMultipart()) {
+        if (u.startedMs < startedBeforeMs && u.key.startsWith(UPLOADS_PREFIX)) stale.push(u);
+      }
+    } catch {
+      return 0;
+    }
+    let aborted = 0;
+    for (const u of stale) {
+      if (await isUploadInUse(this.deps.db, u.uploadId)) continue;
+      await store.abortMultipart(u.key, u.uploadId).catch(() => undefined);
+      aborted += 1;
+    }
+    return aborted;
   }
 
   private async authorize(taskName: string, token: string): Promise<ImportRow> {

@@ -482,6 +482,24 @@ describe.each(['fs', 's3'] as const)('BlobStore contract: %s', (kind) => {
       await h.store.abortMultipart('mp/another-key.bin', other);
     });
 
+    it.skipIf(!checks)('lists the uploads in progress with their key and start; completed and aborted ones are gone', async () => {
+      const before = Date.now() - 1000;
+      const a = await h.store.createMultipart('mp/list-a.bin');
+      const b = await h.store.createMultipart('mp/list-b.bin');
+      const seen = async () => {
+        const out: Array<{ key: string; uploadId: string; startedMs: number }> = [];
+        for await (const u of h.store.listMultipart()) if (u.key.startsWith('mp/list-')) out.push(u);
+        return out.sort((x, y) => (x.key < y.key ? -1 : 1));
+      };
+      const listed = await seen();
+      expect(listed.map((u) => [u.key, u.uploadId])).toEqual([['mp/list-a.bin', a], ['mp/list-b.bin', b]]);
+      for (const u of listed) expect(u.startedMs).toBeGreaterThan(before);
+      const p = await h.store.putPart('mp/list-a.bin', a, { partNumber: 1, offset: 0, body: Buffer.from('x') });
+      await h.store.completeMultipart('mp/list-a.bin', a, [p]);
+      await h.store.abortMultipart('mp/list-b.bin', b);
+      expect(await seen()).toEqual([]);
+    });
+
     it.skipIf(!checks)('abort removes the upload and its parts', async () => {
       const key = 'mp/aborted.bin';
       const id = await h.store.createMultipart(key);

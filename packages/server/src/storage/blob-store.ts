@@ -174,6 +174,12 @@ export interface BlobStore {
    * is not 1..n or names a part that was not stored as given.
    */
   completeMultipart(key: string, uploadId: string, parts: StoredPart[]): Promise<{ sizeBytes: number }>;
+  /**
+   * The multipart uploads in progress (started, neither completed nor aborted), with when each
+   * started: for sweeping those that nobody will finish. Order unspecified. A store (or test
+   * server) that cannot list them fails with `io`.
+   */
+  listMultipart(): AsyncIterable<{ key: string; uploadId: string; startedMs: number }>;
   /** Drops the upload and its parts; an unknown, completed or aborted upload is not an error. */
   abortMultipart(key: string, uploadId: string): Promise<void>;
   describe(): BlobStoreDescription;

@@ -488,6 +488,30 @@ export class FsBlobStore implements BlobStore {
     return { sizeBytes };
   }
 
+  /** Folders of `.rockit-tmp-multipart` that still hold their `data` file; started = the `key` file's time. */
+  async *listMultipart(): AsyncIterable<{ key: string; uploadId: string; startedMs: number }> {
+    const parent = join(this.root, MULTIPART_DIR);
+    let ids: string[];
+    try {
+      ids = await readdir(parent);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw mapFsError(err, 'listMultipart', MULTIPART_DIR);
+    }
+    for (const uploadId of ids) {
+      if (!UPLOAD_ID.test(uploadId)) continue;
+      const dir = join(parent, uploadId);
+      try {
+        const [key, started] = await Promise.all([readFile(join(dir, UPLOAD_KEY_FILE), 'utf8'), stat(join(dir, UPLOAD_KEY_FILE))]);
+        await stat(join(dir, UPLOAD_DATA_FILE));
+        yield { key, uploadId, startedMs: started.mtimeMs };
+      } catch {
+        // Completed or aborted meanwhile, or a folder left inert by an interrupted completion.
+        continue;
+      }
+    }
+  }
+
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     assertValidKey(key);
     let dir: string;

@@ -80,6 +80,11 @@ export class PrefixedBlobStore implements BlobStore {
   abortMultipart(key: string, uploadId: string): Promise<void> {
     return this.inner.abortMultipart(this.inside(key), uploadId);
   }
+  async *listMultipart(): AsyncIterable<{ key: string; uploadId: string; startedMs: number }> {
+    for await (const u of this.inner.listMultipart()) {
+      if (u.key.startsWith(this.prefix)) yield { ...u, key: u.key.slice(this.prefix.length) };
+    }
+  }
   describe(): BlobStoreDescription {
     const d = this.inner.describe();
     return { ...d, location: `${d.location} [${this.prefix}]` };

@@ -21,6 +21,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
   UploadPartCommand,
@@ -537,6 +538,35 @@ export class S3BlobStore implements BlobStore {
       throw this.mapError(err, 'completeMultipart', key);
     }
     return { sizeBytes };
+  }
+
+  /** ListMultipartUploads under the store's prefix, page by page. */
+  async *listMultipart(): AsyncIterable<{ key: string; uploadId: string; startedMs: number }> {
+    const prefix = this.prefix === '' ? '' : `${this.prefix}/`;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket, Prefix: prefix, MaxUploads: this.pageSize,
+            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+        );
+      } catch (err) {
+        throw this.mapError(err, 'listMultipart', prefix);
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Key.startsWith(prefix)) continue;
+        yield { key: u.Key.slice(prefix.length), uploadId: u.UploadId, startedMs: u.Initiated?.getTime() ?? 0 };
+      }
+      if (!page.IsTruncated) return;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+      if (keyMarker === undefined && uploadIdMarker === undefined) return;
+    }
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {

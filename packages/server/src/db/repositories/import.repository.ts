@@ -117,6 +117,12 @@ export async function markUploadReceived(
 export const pendingUploadsOfOrg = (db: Executor, orgId: string): Promise<Array<{ tar_key: string; upload_id: string | null }>> =>
   q(db).selectFrom('imports').select(['tar_key', 'upload_id']).where('org_id', '=', orgId).where('upload_state', '=', 'waiting').where('upload_id', 'is not', null).execute();
 
+/** Whether an upload still waiting for bytes uses this multipart upload (else nobody will finish it). */
+export async function isUploadInUse(db: Executor, uploadId: string): Promise<boolean> {
+  const r = await q(db).selectFrom('imports').select('task_name').where('upload_id', '=', uploadId).where('upload_state', '=', 'waiting').executeTakeFirst();
+  return r !== undefined;
+}
+
 /** Links the follow-up task once; false when another run already linked one (then enqueue nothing). */
 export async function claimFollowUp(db: Executor, taskName: string, field: 'mkraw_task' | 'deploy_task', followUp: string): Promise<boolean> {
   const r = await q(db).updateTable('imports').set({ [field]: followUp }).where('task_name', '=', taskName).where(field, 'is', null).executeTakeFirst();
