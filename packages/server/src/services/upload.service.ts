@@ -219,39 +219,22 @@ export class UploadService {
     // A PUT that starts at byte 0 sees every byte if it also ends the tar: hashed on the way in,
     // so dltar need not read the tar back (main-thread work the upload's I/O waits hide).
     const inbound = start === 0 ? new InboundDigest() : undefined;
+    const total = piece.total ?? (imp.upload_total_bytes === null ? undefined : Number(imp.upload_total_bytes));
     const parts$ = new PartWriter({
-      store, key: imp.tar_key, uploadId, partBytes: partBytes ?? choosePartBytes(piece.total ?? this.opts.maxUploadBytes), parts,
+      store, key: imp.tar_key, uploadId, partBytes: partBytes ?? choosePartBytes(total ?? this.opts.maxUploadBytes), parts,
       onPart: async (all, storedBytes) => {
         const ok = await updateUploadAsWriter(db, taskName, writer, {
           upload_parts: JSON.stringify(all), upload_received_bytes: storedBytes, upload_writer_until_ms: this.deps.clock.now() + this.opts.writerLeaseMs,
         });
         if (!ok) throw lost();
         // While the tar arrives, the dltar task's progress is the fraction stored (when its size is known).
-        const total = piece.total ?? (imp.upload_total_bytes === null ? undefined : Number(imp.upload_total_bytes));
         if (total) await setSubmittedProgress(db, taskName, storedBytes / total, this.deps.clock.now());
       },
     });
     const expected = piece.kind === 'range' ? piece.last - piece.first + 1 : piece.total;
-    const max = this.opts.maxUploadBytes;
-    let seen = 0;
-    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let seen: number;
     try {
-    for (;;) {
-      let next: IteratorResult<Buffer>;
-      try {
-        next = await chunks.next();
-      } catch {
-        // The connection broke: whatever arrived in whole parts stays (recorded as each was stored).
-        await parts$.settle().catch(() => undefined);
-        throw brokeOff(taskName, parts$.storedBytes);
-      }
-      if (next.done) break;
-      seen += next.value.length;
-      if (start + seen > max) throw tooLarge(max);
-      if (expected !== undefined && seen > expected) throw invalidParam('content-range', `the body is longer than the ${expected} bytes announced`);
-      inbound?.update(next.value);
-      await parts$.write(next.value);
-    }
+      seen = await this.pump(body, parts$, { start, expected, taskName, inbound });
     } finally {
       // Never leave a part in flight behind a refusal: its record must land (or fail) first.
       await parts$.settle().catch(() => undefined);
@@ -263,6 +246,38 @@ export class UploadService {
     const endsTar = piece.kind === 'whole' || piece.last + 1 === piece.total;
     await parts$.flushTail({ last: endsTar });
     if (endsTar) await this.complete({ ...imp, upload_id: uploadId }, writer, parts$.parts, inbound?.result());
+  }
+
+  /**
+   * Feeds the body into the part writer and returns the bytes it carried. A broken connection
+   * keeps what can be kept (whole parts, and a tail long enough to be a part) and throws
+   * `brokeOff`; a body over the limit or longer than announced is refused.
+   */
+  private async pump(
+    body: Readable,
+    parts$: PartWriter,
+    ctx: { start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined },
+  ): Promise<number> {
+    const max = this.opts.maxUploadBytes;
+    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let seen = 0;
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch {
+        await parts$.flushTail({ last: false }).catch(() => undefined);
+        throw brokeOff(ctx.taskName, parts$.storedBytes);
+      }
+      if (next.done) return seen;
+      seen += next.value.length;
+      if (ctx.start + seen > max) throw tooLarge(max);
+      if (ctx.expected !== undefined && seen > ctx.expected) {
+        throw invalidParam('content-range', `the body is longer than the ${ctx.expected} bytes announced`);
+      }
+      ctx.inbound?.update(next.value);
+      await parts$.write(next.value);
+    }
   }
 
   /** Completes the multipart put and hands the upload to the pipeline (once, before the deadline). */

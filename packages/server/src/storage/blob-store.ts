@@ -293,3 +293,10 @@ export function checkExpectations(result: PutResult, options: PutOptions | undef
     throw new StorageError('integrity', `${key}: sha256 ${result.sha256} differs from the expected ${options.expectedSha256}`);
   }
 }
+
+/** Throws `integrity` when a local file handed to `putFile` does not have the expected size (checked before any write). */
+export function checkFileSize(sizeBytes: number, expectedSizeBytes: number | undefined, key: string): void {
+  if (expectedSizeBytes !== undefined && sizeBytes !== expectedSizeBytes) {
+    throw new StorageError('integrity', `${key}: the file has ${sizeBytes} bytes, expected ${expectedSizeBytes}`);
+  }
+}

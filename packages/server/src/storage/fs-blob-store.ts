@@ -29,6 +29,7 @@ import {
   assertValidKey,
   assertValidPrefix,
   checkExpectations,
+  checkFileSize,
   checkPartList,
   HashingStream,
   RESERVED_SEGMENT_PREFIX,
@@ -367,9 +368,7 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       throw mapFsError(err, 'putFile', key);
     }
-    if (options?.expectedSizeBytes !== undefined && size !== options.expectedSizeBytes) {
-      throw new StorageError('integrity', `${key}: the file has ${size} bytes, expected ${options.expectedSizeBytes}`);
-    }
+    checkFileSize(size, options?.expectedSizeBytes, key);
     try {
       if (options?.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
       await this.ensureDir(dir, key);

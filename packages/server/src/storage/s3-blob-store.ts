@@ -35,6 +35,7 @@ import {
   assertValidKey,
   assertValidPrefix,
   checkExpectations,
+  checkFileSize,
   checkPartList,
   HashingStream,
   resolveRange,
@@ -325,9 +326,7 @@ export class S3BlobStore implements BlobStore {
     assertValidKey(key);
     const size = await stat(path).then((st) => st.size, () => null);
     if (size === null) throw new StorageError('not-found', `S3 putFile ${this.where(key)}: the local file to upload is missing`);
-    if (options?.expectedSizeBytes !== undefined && size !== options.expectedSizeBytes) {
-      throw new StorageError('integrity', `${key}: the file has ${size} bytes, expected ${options.expectedSizeBytes}`);
-    }
+    checkFileSize(size, options?.expectedSizeBytes, key);
     const { sizeBytes } = await this.put(key, createReadStream(path, { highWaterMark: 1024 * 1024 }), { ...options, expectedSizeBytes: size });
     return { sizeBytes };
   }
