@@ -3,10 +3,9 @@
 // next to a bare Fastify 5 route answering the same bytes, on SQLite and on PostgreSQL. Prints markdown and
 // writes it to --out. Needs `npx tsc -b` first (it runs packages/server/dist/bin.js). See README.md.
 /* global fetch */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { URL, fileURLToPath } from 'node:url';
@@ -17,6 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
+
+import { createRunGuard, freePort } from '../lib/run-guard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -73,26 +74,11 @@ const READER_ROLE = 'UserReaders';
 const BOT = 'bench_bot';
 const LIST_PATH = `/be/v1/users?limit=${settings.limit}`;
 
-// ---------- cleanup of everything this run started or created ----------
+// ---------- cleanup of everything this run started or created (bench/lib/run-guard.mjs) ----------
 
-const children = new Set();
-const tempDirs = new Set();
+const guard = createRunGuard({ name: 'api', maxSeconds: settings.maxSeconds });
+const { tempDir, spawnNode, stopChild } = guard;
 const pgSchemas = new Set();
-let cleaning;
-
-/** SIGTERM, then SIGKILL after 5 s; resolves when the child has exited. */
-async function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-  children.delete(child);
-}
 
 async function dropSchema(schema) {
   const client = new pg.Client({ connectionString: opt['pg-url'] });
@@ -104,54 +90,11 @@ async function dropSchema(schema) {
   }
   pgSchemas.delete(schema);
 }
-
-function cleanup() {
-  cleaning ??= (async () => {
-    await Promise.allSettled([...children].map(stopChild));
-    for (const s of [...pgSchemas]) await dropSchema(s).catch((e) => process.stderr.write(`could not drop schema ${s}: ${e.message}\n`));
-    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    process.stderr.write(`${sig}: stopping children\n`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-const budget = setTimeout(() => {
-  process.stderr.write(`time budget of ${settings.maxSeconds} s exceeded; stopping\n`);
-  cleanup().finally(() => process.exit(3));
-}, settings.maxSeconds * 1000);
+guard.onCleanup(async () => {
+  for (const s of [...pgSchemas]) await dropSchema(s).catch((e) => process.stderr.write(`could not drop schema ${s}: ${e.message}\n`));
+});
 
 // ---------- child processes ----------
-
-/** A free loopback port (tiny race between close and the child's bind; acceptable for a benchmark). */
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-/** Spawns a node child with piped output, keeping the last 8 KB of it for error messages. */
-function spawnNode(args, env) {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.tail = '';
-  const keep = (b) => {
-    child.tail = (child.tail + b.toString()).slice(-8192);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
 
 /** The environment of the server: ours only (inherited ROCKIT_* removed so the run is reproducible). */
 function serverEnv(extra) {
@@ -161,8 +104,7 @@ function serverEnv(extra) {
 
 async function startEdge(db, adminToken) {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(os.tmpdir(), 'rockit-bench-api-'));
-  tempDirs.add(dataDir);
+  const dataDir = tempDir('data');
   const env = serverEnv({
     ROCKIT_ADMIN_TOKEN: adminToken,
     ROCKIT_LOG_LEVEL: opt['log-level'],
@@ -196,8 +138,7 @@ async function startEdge(db, adminToken) {
 }
 
 async function startBare(body) {
-  const dir = mkdtempSync(join(os.tmpdir(), 'rockit-bench-bare-'));
-  tempDirs.add(dir);
+  const dir = tempDir('bare');
   const file = join(dir, 'body.json');
   writeFileSync(file, body);
   const child = spawnNode([bareServer, file], process.env);
@@ -393,8 +334,7 @@ async function benchDb(db) {
   } finally {
     if (bare) await stopChild(bare.child);
     await stopChild(edge.child);
-    rmSync(edge.dataDir, { recursive: true, force: true });
-    tempDirs.delete(edge.dataDir);
+    guard.removeDir(edge.dataDir);
     if (edge.schema) await dropSchema(edge.schema);
   }
 }
@@ -512,6 +452,5 @@ try {
   process.stderr.write(`bench/api failed: ${e.stack ?? e}\n`);
   process.exitCode = 1;
 } finally {
-  await cleanup();
-  clearTimeout(budget);
+  await guard.done();
 }

@@ -4,19 +4,19 @@
 // it to --out. Loopback only; bounded by --max-seconds; stops its children and removes its temp folders on every
 // exit path. Needs the built packages (packages/*/dist). See README.md.
 /* global fetch */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clearTimeout, setTimeout } from 'node:timers';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+
+import { createRunGuard, freePort } from '../lib/run-guard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -54,85 +54,10 @@ const ORG = 'bench_pipe';
 const APP = 'pipe';
 const DEPLOYMENT = 'origin_fs';
 
-// ---------- cleanup of everything this run started or created ----------
+// ---------- cleanup of everything this run started or created (bench/lib/run-guard.mjs) ----------
 
-const children = new Set();
-const tempDirs = new Set();
-let cleaning;
-
-/** SIGTERM, then SIGKILL after 5 s; resolves when the child has exited. */
-async function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-  children.delete(child);
-}
-
-function cleanup() {
-  cleaning ??= (async () => {
-    await Promise.allSettled([...children].map(stopChild));
-    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    process.stderr.write(`${sig}: stopping children\n`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-const budget = setTimeout(() => {
-  process.stderr.write(`time budget of ${maxSeconds} s exceeded; stopping\n`);
-  cleanup().finally(() => process.exit(3));
-}, maxSeconds * 1000);
-
-function tempDir(tag) {
-  const d = mkdtempSync(join(os.tmpdir(), `rockit-bench-pipe-${tag}-`));
-  tempDirs.add(d);
-  return d;
-}
-
-/** A free loopback port (tiny race between close and the child's bind; acceptable for a benchmark). */
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
-/** Spawns a node child with piped output, keeping its whole stdout and the last 8 KB of stderr. */
-function spawnNode(args, env = process.env) {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.out = '';
-  child.tail = '';
-  child.stdout.on('data', (b) => {
-    child.out += b.toString();
-  });
-  child.stderr.on('data', (b) => {
-    child.tail = (child.tail + b.toString()).slice(-8192);
-  });
-  child.done = new Promise((res, rej) => {
-    child.once('error', rej);
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      if (code === 0) res(child.out);
-      else rej(new Error(`${args.slice(0, 2).join(' ')} exited ${code ?? signal}:\n${child.tail}`));
-    });
-  });
-  return child;
-}
+const guard = createRunGuard({ name: 'pipe', maxSeconds });
+const { tempDir, spawnNode, stopChild } = guard;
 
 // ---------- machine ----------
 
@@ -184,8 +109,7 @@ async function engineAlone(tar) {
   const wall = (performance.now() - t0) / 1000;
   const r = JSON.parse(out.trim().split('\n').pop());
   const imageBytes = folderBytes(join(work, 'image'));
-  rmSync(work, { recursive: true, force: true });
-  tempDirs.delete(work);
+  guard.removeDir(work);
   return { ...r, wallSeconds: wall, imageBytes };
 }
 
@@ -416,7 +340,6 @@ try {
   process.stderr.write(`bench/pipeline failed: ${e.stack ?? e}\n`);
   code = 1;
 } finally {
-  clearTimeout(budget);
-  await cleanup();
+  await guard.done();
 }
 process.exit(code);
