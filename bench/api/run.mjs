@@ -12,12 +12,11 @@ import { URL, fileURLToPath } from 'node:url';
 import { Buffer } from 'node:buffer';
 import { clearTimeout, setTimeout } from 'node:timers';
 import process from 'node:process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 
-import { createRunGuard, freePort } from '../lib/run-guard.mjs';
+import { createRunGuard, freePort, serverEnv, waitHealthy } from '../lib/run-guard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -96,12 +95,6 @@ guard.onCleanup(async () => {
 
 // ---------- child processes ----------
 
-/** The environment of the server: ours only (inherited ROCKIT_* removed so the run is reproducible). */
-function serverEnv(extra) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROCKIT_')));
-  return { ...env, ...extra };
-}
-
 async function startEdge(db, adminToken) {
   const port = await freePort();
   const dataDir = tempDir('data');
@@ -122,18 +115,7 @@ async function startEdge(db, adminToken) {
   }
   const child = spawnNode([serverBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], env);
   const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before it was healthy:\n${child.tail}`);
-    try {
-      const r = await fetch(`${base}/srv/v1/health`);
-      if (r.ok && (await r.json()).health?.ready === true) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`server not healthy after 60 s:\n${child.tail}`);
-    await sleep(200);
-  }
+  await waitHealthy(child, base);
   return { child, base, dataDir, schema };
 }
 

@@ -1,6 +1,7 @@
 // Shared by the benchmark scripts: what a run starts (child processes, temporary folders, anything
 // else registered) is stopped and removed on every exit path — normal end, failure, Ctrl-C, SIGTERM
 // and the run's time budget.
+/* global fetch */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -8,6 +9,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Starts guarding a run: signals stop it (exit 130), the budget of `maxSeconds` too (exit 3).
@@ -117,4 +119,26 @@ export function freePort() {
       s.close(() => res(port));
     });
   });
+}
+
+/** The environment for a server child: ours only (inherited ROCKIT_* removed so the run is reproducible). */
+export function serverEnv(extra) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROCKIT_')));
+  return { ...env, ...extra };
+}
+
+/** Polls `GET /srv/v1/health` of a server child until it says ready; throws if it exits or 60 s pass. */
+export async function waitHealthy(child, base) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before it was healthy:\n${child.tail}`);
+    try {
+      const r = await fetch(`${base}/srv/v1/health`);
+      if (r.ok && (await r.json()).health?.ready === true) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`server not healthy after 60 s:\n${child.tail}`);
+    await sleep(200);
+  }
 }

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
-import { createRunGuard, freePort } from '../lib/run-guard.mjs';
+import { createRunGuard, freePort, serverEnv, waitHealthy } from '../lib/run-guard.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -149,8 +149,7 @@ async function throughServer(tar) {
   const dataDir = tempDir('data');
   const originDir = tempDir('origin');
   const adminToken = randomBytes(24).toString('hex');
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ROCKIT_')));
-  Object.assign(env, {
+  const env = serverEnv({
     ROCKIT_ADMIN_TOKEN: adminToken,
     ROCKIT_LOG_LEVEL: opt['log-level'],
     ROCKIT_AUTH_SECONDS: '3600',
@@ -158,20 +157,8 @@ async function throughServer(tar) {
     ROCKIT_WORKER_POLL_MS: '100',
   });
   const child = spawnNode([serverBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], env);
-  child.done.catch(() => {}); // a crash shows up below as a failed request; the exit is awaited by cleanup
   const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before it was healthy:\n${child.tail}`);
-    try {
-      const r = await fetch(`${base}/srv/v1/health`);
-      if (r.ok && (await r.json()).health?.ready === true) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`server not healthy after 60 s:\n${child.tail}`);
-    await sleep(200);
-  }
+  await waitHealthy(child, base);
 
   const created = await api(base, 'POST', '/adm/v1/orgs', { body: { name: ORG }, headers: { 'x-rockit-admin-token': adminToken } });
   const login = await api(base, 'POST', '/be/v1/login', { body: { orgName: ORG, username: created.admin.username, password: created.admin.password } });
