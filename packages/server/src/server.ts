@@ -22,6 +22,7 @@ import { deployHandler } from './queue/handlers/deploy.js';
 import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
+import { orgIncomingPrefix, s3ImportScopeOf } from './pipeline/s3-import-scope.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
 import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
 import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
@@ -34,7 +35,6 @@ import { DeploymentService, openDeploymentSettings } from './services/deployment
 import { createOriginFileOps, type OriginFileOps } from './services/published-files.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
-import { createS3BlobStore } from './storage/s3-blob-store.js';
 import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
 import { AdminService } from './services/admin.service.js';
 import { ApiKeyService } from './services/apikey.service.js';
@@ -158,6 +158,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       await pruneImports(orgName);
       for (const u of uploads) await discardUpload(blobStore, u.tar_key, u.upload_id);
       await blobStore.deletePrefix(`imports/${orgId}/`);
+      // The org's s3:// import prefix: a later org of the same name must not find these builds.
+      if (s3ImportScope) await blobStore.deletePrefix(orgIncomingPrefix(orgName));
       for (const d of deployments) {
         let origin: Origin | undefined;
         try {
@@ -184,16 +186,17 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const secrets = new SecretBox(resolveInstallationKey(config, print));
 
   // SSRF guard of import downloads and webhook targets alike (ROCKIT_IMPORT_ALLOW_PRIVATE_URLS lifts it).
-  const guard = config.imports.allowPrivateUrls ? {} : { addressPolicy: isPublicAddress };
+  const guard = config.allowPrivateAddresses ? {} : { addressPolicy: isPublicAddress };
 
+  const s3ImportScope = s3ImportScopeOf(config.blob.url);
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'),
     maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
     ...guard,
-    // s3:// import URLs only in cluster mode (an S3 blob store), read with its endpoint and credentials.
-    ...(config.blob.url.startsWith('s3://') ? { s3StoreFactory: (bucket: string) => createS3BlobStore({ ...s3BlobOptions, bucket }) } : {}),
+    // s3:// import URLs only in cluster mode, and only under each org's import prefix of the blob store.
+    ...(s3ImportScope ? { s3ImportScope } : {}),
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets)),
     poke: () => worker?.poke(),
   };
@@ -224,7 +227,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     roles: new RoleService(deps),
     apiKeys: new ApiKeyService(deps),
     tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke() }),
-    builds: new BuildService(deps, { uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke() }),
+    builds: new BuildService(deps, {
+      uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke(), ...(s3ImportScope ? { s3ImportScope } : {}),
+    }),
     uploads: new UploadService(deps, {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
       poke: () => worker?.poke(),

@@ -34,6 +34,13 @@ export interface Config {
   installationKey?: string;
   /** ROCKIT_FS_DEPLOYMENT_ROOTS: folders `fs` deployments must lie in (unset: anywhere outside dataDir). */
   fsDeploymentRoots?: string[];
+  /**
+   * Let the server connect, on org users' behalf, to loopback/private/link-local addresses (off:
+   * the SSRF guard): import download URLs, webhook/Slack subscription targets and S3 deployment
+   * endpoints alike. Env ROCKIT_ALLOW_PRIVATE_ADDRESSES; ROCKIT_IMPORT_ALLOW_PRIVATE_URLS is its
+   * deprecated alias (read when the new name is unset).
+   */
+  allowPrivateAddresses: boolean;
 }
 
 export interface BlobConfig {
@@ -53,12 +60,6 @@ export interface ImportsConfig {
   maxUploadBytes: number;
   /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
   gracePeriodSeconds: number;
-  /**
-   * Allow URLs that resolve to loopback/private/link-local addresses (off: SSRF guard):
-   * import download URLs and webhook/Slack subscription targets alike
-   * (env ROCKIT_IMPORT_ALLOW_PRIVATE_URLS; the name predates webhooks).
-   */
-  allowPrivateUrls: boolean;
 }
 
 /** Flags of `rockit-edge serve` / `migrate`; undefined = not given. */
@@ -187,8 +188,11 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
       uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
       maxUploadBytes: int('ROCKIT_MAX_UPLOAD_BYTES', env.ROCKIT_MAX_UPLOAD_BYTES, 256 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
       gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
-      allowPrivateUrls: bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
     },
+    allowPrivateAddresses:
+      env.ROCKIT_ALLOW_PRIVATE_ADDRESSES !== undefined
+        ? bool('ROCKIT_ALLOW_PRIVATE_ADDRESSES', env.ROCKIT_ALLOW_PRIVATE_ADDRESSES, false)
+        : bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
     ...(installationKey ? { installationKey: installationKey.trim() } : {}),
     ...(fsDeploymentRoots ? { fsDeploymentRoots: fsDeploymentRoots.map((p) => path.resolve(p)) } : {}),
   };

@@ -225,6 +225,21 @@ describe.each(TEST_DIALECTS)('imports end to end (%s)', (dialect) => {
     }
   });
 
+  it('refuses s3:// URLs at POST without an S3 blob store (400 invalid-param url, nothing enqueued)', async () => {
+    const app = await createApp(t, org);
+    const before = (await t.req('GET', '/be/v1/tasks', { headers: admin.headers })).json().total as number;
+    expect(typeof before).toBe('number');
+    const messages = new Set<string>();
+    for (const url of ['s3://bucket/incoming/x.tar', `s3://blobs/incoming/${org.name}/v1.tar`, 'S3://bucket/k']) {
+      const r = await t.req('POST', '/be/v1/builds', { headers: admin.headers, body: { appName: app.name, url } });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json()).toMatchObject({ status: 'error', error: 'invalid-param', param: 'url' });
+      messages.add(r.json().message);
+    }
+    expect(messages.size).toBe(1);
+    expect((await t.req('GET', '/be/v1/tasks', { headers: admin.headers })).json().total).toBe(before);
+  });
+
   it('reports bad input on the task: exitCode, httpStatus, size/sha256 mismatch, not a tar, escaping tar', async () => {
     const h = admin.headers;
     const app = await createApp(t, org);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostLookup } from '../net/address-policy.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { isPublicAddress, obtainTar, sniffTar } from './dltar.js';
+import { s3ImportKey } from './s3-import-scope.js';
 import { DownloadExitCode, StepError } from './errors.js';
 import {
   gzip,
@@ -339,19 +340,29 @@ describe('obtainTar', () => {
     expect(err.exitCode).toBe(DownloadExitCode.UrlMalformed);
   });
 
-  it('reads s3:// URLs through the injected store factory', async () => {
-    const bucketStore = new FsBlobStore({ root: join(tmp.dir, 'bucket-incoming'), fsync: false });
-    await bucketStore.put('builds/v1.tar', tar);
-    const factory = (bucket: string): FsBlobStore => {
-      expect(bucket).toBe('incoming');
-      return bucketStore;
-    };
-    const got = await obtainTar({ url: 's3://incoming/builds/v1.tar', blobStore: store, destKey: 'x/s3.tar', maxBytes: MAX, s3StoreFactory: factory });
+  it('reads s3:// URLs only inside the org\'s import prefix, and says nothing about objects outside it', async () => {
+    const scope = { bucket: 'blobs', prefix: 'inst' };
+    const s3Source = { keyOf: (url: string) => s3ImportKey(url, scope, 'acme'), store };
+    await store.put('incoming/acme/builds/v1.tar', tar);
+    await store.put('incoming/other/builds/v1.tar', tar);
+    const got = await obtainTar({ url: 's3://blobs/inst/incoming/acme/builds/v1.tar', blobStore: store, destKey: 'x/s3.tar', maxBytes: MAX, s3Source });
     expect(got.sha256).toBe(sha256Hex(tar));
-    const err = await expectStepError(
-      obtainTar({ url: 's3://incoming/builds/none.tar', blobStore: store, destKey: 'x/s3none.tar', maxBytes: MAX, s3StoreFactory: factory }),
+    const missing = await expectStepError(
+      obtainTar({ url: 's3://blobs/inst/incoming/acme/builds/none.tar', blobStore: store, destKey: 'x/s3none.tar', maxBytes: MAX, s3Source }),
     );
-    expect(err.toTaskError()).toMatchObject({ code: 'download-failed', httpStatus: 404, exitCode: 22 });
+    expect(missing.toTaskError()).toMatchObject({ code: 'download-failed', httpStatus: 404, exitCode: 22 });
+    // Re-checked here, whatever the POST let through: another org's build and another bucket are never read.
+    const refused = new Set<string>();
+    for (const url of ['s3://blobs/inst/incoming/other/builds/v1.tar', 's3://secrets/x.tar', 's3://blobs/inst/incoming/acme/../other/builds/v1.tar']) {
+      const err = await expectStepError(obtainTar({ url, blobStore: store, destKey: 'x/s3refused.tar', maxBytes: MAX, s3Source }));
+      expect(err.toTaskError()).toMatchObject({ code: 'download-failed', exitCode: DownloadExitCode.UnsupportedProtocol });
+      expect(err.toTaskError()).not.toHaveProperty('httpStatus');
+      refused.add(err.message.replace(/^.*?: /, ''));
+    }
+    expect([...refused]).toEqual(["not inside the organization's import prefix"]);
+    expect(await store.head('x/s3refused.tar')).toBeNull();
+    const off = await expectStepError(obtainTar({ url: 's3://blobs/inst/incoming/acme/builds/v1.tar', blobStore: store, destKey: 'x/off.tar', maxBytes: MAX }));
+    expect(off.message).toContain('not enabled');
   });
 
   describe('uploads (no url)', () => {

@@ -49,8 +49,12 @@ export interface ObtainTarOptions {
   onProgress?: (p: DltarProgress) => void;
   /** Refuse bodies larger than this (exit code 63). */
   maxBytes: number;
-  /** Builds a store reading the given bucket (for `s3://` URLs; cluster mode). */
-  s3StoreFactory?: (bucket: string) => BlobStore;
+  /**
+   * Where `s3://` URLs may be read (cluster mode): `keyOf` maps a URL to a key of `store` when the
+   * URL is allowed (the org's import prefix, see s3-import-scope.ts) and to null otherwise; `store`
+   * is shared (never closed here). Absent: s3:// URLs are refused.
+   */
+  s3Source?: { keyOf(url: string): string | null; store: BlobStore };
   /** Abort a download that receives nothing for this long (exit code 28). Default 60 s. */
   idleTimeoutMs?: number;
   /**
@@ -89,7 +93,7 @@ const PROGRESS_STEP_BYTES = 1 << 20;
  * Obtains the import's tar and verifies it; the contract of the `dltar` step.
  *
  * - With `url` (`http`/`https`, following redirects, each hop's host resolved once and connected
- *   to at the checked addresses only; `s3://bucket/key` through `s3StoreFactory`): streams the
+ *   to at the checked addresses only; `s3://bucket/key` through `s3Source`, only where it allows): streams the
  *   body into `blobStore` at `destKey`, hashing and counting on the way (never buffered whole).
  * - Without `url`: verifies the object at `uploadKey` in place (it is read once to hash it, unless
  *   `uploadDigest` says the server hashed it on the way in: then size and digest are checked).
@@ -133,7 +137,7 @@ async function download(options: ObtainTarOptions, url: string): Promise<Obtaine
     parsed.protocol === 'http:' || parsed.protocol === 'https:'
       ? await openHttp(options, parsed, shown)
       : parsed.protocol === 's3:'
-        ? await openS3(options, parsed, shown)
+        ? await openS3(options, url, parsed, shown)
         : null;
   if (source === null) {
     throw new StepError('download-failed', `unsupported URL scheme ${parsed.protocol.replace(/:$/, '')} (use http, https or s3)`, {
@@ -525,29 +529,26 @@ function decoderFor(coding: string): Transform | undefined {
 /** An abort reason as an Error (a stream must be destroyed with one). */
 const asError = (reason: unknown): Error => (reason instanceof Error ? reason : new Error(String(reason)));
 
-async function openS3(options: ObtainTarOptions, url: URL, shown: string): Promise<Source> {
-  const bucket = url.hostname;
-  const key = decodeURIComponent(url.pathname.replace(/^\/+/, ''));
-  if (!bucket || !key) {
+async function openS3(options: ObtainTarOptions, raw: string, url: URL, shown: string): Promise<Source> {
+  if (!url.hostname || url.pathname.replace(/^\/+/, '') === '') {
     throw new StepError('download-failed', `${shown}: an s3 URL needs a bucket and a key (s3://bucket/key)`, {
       exitCode: DownloadExitCode.UnsupportedProtocol,
     });
   }
-  if (!options.s3StoreFactory) {
+  if (!options.s3Source) {
     throw new StepError('download-failed', 's3:// URLs are not enabled on this installation', {
       exitCode: DownloadExitCode.UnsupportedProtocol,
     });
   }
-  let store: BlobStore;
-  try {
-    store = options.s3StoreFactory(bucket);
-  } catch (err) {
-    throw s3Error(err, shown);
+  // Checked again here (POST /be/v1/builds checked it first): a URL outside the allowed scope is
+  // never read, so whether such an object exists cannot be learnt from the outcome.
+  const key = options.s3Source.keyOf(raw);
+  if (key === null) {
+    throw new StepError('download-failed', `${shown}: not inside the organization's import prefix`, {
+      exitCode: DownloadExitCode.UnsupportedProtocol,
+    });
   }
-  // The store is ours (made by the factory for this download): closed when the body is done.
-  const closeStore = (): void => {
-    store.close().catch(() => {});
-  };
+  const { store } = options.s3Source;
   try {
     const head = await store.head(key);
     if (head === null) {
@@ -561,10 +562,9 @@ async function openS3(options: ObtainTarOptions, url: URL, shown: string): Promi
       totalBytes: head.sizeBytes,
       classify: (err) => (options.signal?.aborted ? canceledError(options.signal) : s3Error(err, shown)),
       abort: (reason) => body.destroy(reason),
-      close: closeStore,
+      close: () => {},
     };
   } catch (err) {
-    closeStore();
     throw err instanceof StepError ? err : s3Error(err, shown);
   }
 }

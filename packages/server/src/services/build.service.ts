@@ -4,6 +4,7 @@ import { insertImport, setProcessing } from '../db/repositories/import.repositor
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { randomSecret, sha256Hex } from '../domain/secrets.js';
+import { s3ImportKey, s3ImportRefusal, type S3ImportScope } from '../pipeline/s3-import-scope.js';
 import { tarKeyOf } from '../queue/handlers/import-deps.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
@@ -30,6 +31,8 @@ export interface BuildServiceOptions {
   uploadExpirySeconds: number;
   /** Wakes the local worker after an enqueue. */
   poke(): void;
+  /** Cluster mode: where s3:// import URLs may point (each org's `incoming/<orgName>/`); absent = s3:// refused. */
+  s3ImportScope?: S3ImportScope;
 }
 
 const UPLOAD_TOKEN_PREFIX = 'rkup_';
@@ -49,11 +52,15 @@ export class BuildService {
    * one-time upload token when there is no `url`) and the app's `processing` flag. A download
    * task runs at once; an upload task runs when its PUT completes, or at the upload deadline
    * (then it ends `expired`). Errors: not-found (app), app-locked (error state after a failed
-   * deploy), invalid-param (`url` scheme, `sha256`, `buildName`).
+   * deploy), invalid-param (`url` scheme, an s3:// URL outside the org's import prefix, `sha256`, `buildName`).
    */
   async submit(auth: Principal, input: SubmitBuildInput): Promise<SubmittedBuild> {
     const user = requirePermission(auth, 'apps', 'update');
     if (input.url !== undefined && !/^(https?|s3):\/\//i.test(input.url)) throw invalidParam('url', 'must be an http, https or s3 URL');
+    // By the URL's text only, never by asking S3: a missing object and a forbidden one answer alike.
+    if (input.url !== undefined && /^s3:/i.test(input.url) && s3ImportKey(input.url, this.opts.s3ImportScope, user.orgName) === null) {
+      throw invalidParam('url', s3ImportRefusal(this.opts.s3ImportScope, user.orgName));
+    }
     if (input.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(input.sha256)) throw invalidParam('sha256', 'must be 64 hex digits');
     const { db, clock, config } = this.deps;
     const now = clock.now();

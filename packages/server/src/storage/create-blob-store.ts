@@ -34,16 +34,25 @@ export function createBlobStore(config: BlobStoreConfig): BlobStore {
     return createFsBlobStore({ root: fileURLToPath(url), ...(fsync !== undefined ? { fsync } : {}) });
   }
   if (url.protocol === 's3:') {
-    // Parsed by hand: URL would lower-case the bucket and resolve `..` segments silently.
-    const match = /^s3:\/\/([^/?#:@]+)(\/[^?#]*)?$/.exec(raw.trim());
-    if (!match) throw new StorageError('invalid-config', 'an S3 blob store URL is s3://bucket/prefix (no port, query or fragment)');
-    let prefix: string;
-    try {
-      prefix = decodeURIComponent(match[2] ?? '');
-    } catch {
-      throw new StorageError('invalid-config', 'the S3 key prefix is not valid percent-encoding');
-    }
-    return createS3BlobStore({ ...s3, bucket: match[1], prefix });
+    const { bucket, prefix } = parseS3BlobUrl(raw);
+    return createS3BlobStore({ ...s3, bucket, prefix });
   }
   throw new StorageError('invalid-config', 'the blob store URL must be file:///folder or s3://bucket/prefix');
+}
+
+/**
+ * The bucket and key prefix (without leading or trailing `/`) of an `s3://bucket[/prefix]` blob
+ * store URL. Parsed by hand: URL would lower-case the bucket and resolve `..` segments silently.
+ * Throws `StorageError('invalid-config')`.
+ */
+export function parseS3BlobUrl(raw: string): { bucket: string; prefix: string } {
+  const match = /^s3:\/\/([^/?#:@]+)(\/[^?#]*)?$/.exec(raw.trim());
+  if (!match) throw new StorageError('invalid-config', 'an S3 blob store URL is s3://bucket/prefix (no port, query or fragment)');
+  let prefix: string;
+  try {
+    prefix = decodeURIComponent(match[2] ?? '');
+  } catch {
+    throw new StorageError('invalid-config', 'the S3 key prefix is not valid percent-encoding');
+  }
+  return { bucket: match[1], prefix: prefix.replace(/^\/+|\/+$/g, '') };
 }

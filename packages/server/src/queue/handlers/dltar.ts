@@ -1,5 +1,6 @@
 import { claimFollowUp, findAppById, findImport, orgNameOf, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
 import { obtainTar } from '../../pipeline/index.js';
+import { s3ImportKey } from '../../pipeline/s3-import-scope.js';
 import { discardUpload } from '../../storage/part-writer.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../worker.js';
@@ -38,7 +39,7 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
           ? { uploadDigest: { sha256: imp.upload_sha256, compression: imp.upload_compression } }
           : {}),
         ...(deps.addressPolicy ? { addressPolicy: deps.addressPolicy } : {}),
-        ...(deps.s3StoreFactory ? { s3StoreFactory: deps.s3StoreFactory } : {}),
+        ...(deps.s3ImportScope ? { s3Source: { keyOf: (url: string) => s3ImportKey(url, deps.s3ImportScope, orgName), store: deps.blobStore } } : {}),
         blobStore: deps.blobStore,
         maxBytes: deps.maxUploadBytes,
         signal,

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { DeploymentRow } from '../../db/app-tables.js';
 import type { Database } from '../../db/database.js';
 import type { Clock } from '../../domain/clock.js';
+import type { S3ImportScope } from '../../pipeline/s3-import-scope.js';
 import type { Origin } from '../../publish/origin.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 
@@ -25,8 +26,8 @@ export interface ImportDeps {
   addressPolicy?: (address: string, family: 4 | 6) => boolean;
   /** Opens a deployment's origin (secrets opened with the installation key). Throws when it cannot. */
   openDeployment(row: DeploymentRow): Origin;
-  /** Reads `s3://bucket/key` download URLs (cluster mode, with the blob store's S3 credentials); absent = refused. */
-  s3StoreFactory?: (bucket: string) => BlobStore;
+  /** Cluster mode: the blob store's bucket and prefix, where each org's `incoming/<orgName>/` s3:// imports are read; absent = s3:// refused. */
+  s3ImportScope?: S3ImportScope;
   /** Engine codec threads for mkraw (default: all cores). */
   threads?: number;
   /** Wakes the local worker after a follow-up task was enqueued. */
