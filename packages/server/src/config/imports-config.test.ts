@@ -7,7 +7,8 @@ describe('config: blob store and imports', () => {
   it('defaults to a blob folder in the data folder, 24 h upload expiry and grace period', () => {
     const c = loadConfig({ data: '/tmp/rockit-x' }, {});
     expect(c.blob.url).toBe(pathToFileURL(path.join('/tmp/rockit-x', 'blobs')).href);
-    expect(c.imports).toMatchObject({ uploadExpirySeconds: 86400, gracePeriodSeconds: 86400, allowPrivateUrls: false });
+    expect(c.imports).toMatchObject({ uploadExpirySeconds: 86400, gracePeriodSeconds: 86400 });
+    expect(c.allowPrivateAddresses).toBe(false);
     expect(c.blob.s3ForcePathStyle).toBe(false);
   });
 
@@ -20,5 +21,15 @@ describe('config: blob store and imports', () => {
     expect(c.imports).toMatchObject({ maxUploadBytes: 5000, gracePeriodSeconds: 0 });
     expect(() => loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_BLOB_URL: 'ftp://x/y' })).toThrow(ConfigError);
     expect(() => loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_UPLOAD_EXPIRY_SECONDS: '5' })).toThrow(ConfigError);
+  });
+
+  it('allows private addresses with ROCKIT_ALLOW_PRIVATE_ADDRESSES, or its deprecated alias ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', () => {
+    const allow = (env: Record<string, string>) => loadConfig({ data: '/tmp/rockit-x' }, env).allowPrivateAddresses;
+    expect(allow({ ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'true' })).toBe(true);
+    expect(allow({ ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'true' })).toBe(true);
+    // The new name wins over the alias.
+    expect(allow({ ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'false', ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'true' })).toBe(false);
+    expect(() => allow({ ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'maybe' })).toThrow(ConfigError);
+    expect(() => allow({ ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'maybe' })).toThrow(ConfigError);
   });
 });

@@ -13,7 +13,7 @@ import { createTestServer, TEST_DIALECTS, type TestServer } from '../test-suppor
 
 const PIPELINE = ['dltar', 'mkraw', 'deploy'];
 const env = {
-  ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'true',
+  ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'true',
   ROCKIT_UPLOAD_EXPIRY_SECONDS: '600',
   ROCKIT_GRACE_PERIOD_SECONDS: '60',
   ROCKIT_MAX_UPLOAD_BYTES: String(256 * 1024),

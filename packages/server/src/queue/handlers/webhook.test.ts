@@ -57,7 +57,7 @@ describe.each(TEST_DIALECTS)('webhook deliveries (%s)', (dialect) => {
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
     // The receiver is on 127.0.0.1: the SSRF guard is lifted (see the guarded suite below).
-    t = await createTestServer({ dialect, env: { ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'true' }, webhooks: { backoff: FAST, timeoutMs: TIMEOUT_MS } });
+    t = await createTestServer({ dialect, env: { ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'true' }, webhooks: { backoff: FAST, timeoutMs: TIMEOUT_MS } });
     org = await createOrg(t);
     admin = await loginAdmin(t, org);
   });
