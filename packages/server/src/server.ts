@@ -24,7 +24,7 @@ import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
 import { orgIncomingPrefix, s3ImportScopeOf } from './pipeline/s3-import-scope.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
-import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
+import { createDepotOrigin, createOrigin, type Origin, type OriginTuning } from './publish/origin.js';
 import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
 import { BuildService } from './services/build.service.js';
 import { UploadService } from './services/upload.service.js';
@@ -163,7 +163,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       for (const d of deployments) {
         let origin: Origin | undefined;
         try {
-          origin = createOrigin(d.settings);
+          origin = createOrigin(d.settings, originTuning);
           await origin.store.deletePrefix(`dxf/${orgName}/`);
           await origin.store.deletePrefix(`pat/${orgName}/`);
         } catch (err) {
@@ -185,8 +185,15 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
   const secrets = new SecretBox(resolveInstallationKey(config, print));
 
-  // SSRF guard of import downloads and webhook targets alike (ROCKIT_IMPORT_ALLOW_PRIVATE_URLS lifts it).
+  // SSRF guard of import downloads, webhook targets and S3 deployment endpoints alike (ROCKIT_ALLOW_PRIVATE_ADDRESSES lifts it).
   const guard = config.allowPrivateAddresses ? {} : { addressPolicy: isPublicAddress };
+  // Deployments' origins: S3 endpoints behind the same guard (errors say nothing of the target;
+  // the detail is logged here); fs folders judged by real path, again at every opening.
+  const originTuning: OriginTuning = {
+    ...guard,
+    fsPolicy: { dataDir: config.dataDir, ...(config.fsDeploymentRoots ? { roots: config.fsDeploymentRoots } : {}) },
+    logS3Error: (detail) => taskLog.warn({ origin: detail }, 'S3 origin request failed'),
+  };
 
   const s3ImportScope = s3ImportScopeOf(config.blob.url);
   let worker: Worker | undefined;
@@ -197,7 +204,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     ...guard,
     // s3:// import URLs only in cluster mode, and only under each org's import prefix of the blob store.
     ...(s3ImportScope ? { s3ImportScope } : {}),
-    openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets)),
+    openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets), originTuning),
     poke: () => worker?.poke(),
   };
   if (config.worker.enabled) {
@@ -218,7 +225,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     });
   }
 
-  const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin });
+  const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin, tuning: originTuning });
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -237,7 +244,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
     apps: new AppService(deps, { secrets, files: originFiles }),
-    deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots }),
+    deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots, ...guard }),
     consumption: new ConsumptionService(deps),
   };
 

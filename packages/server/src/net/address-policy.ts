@@ -1,11 +1,11 @@
 /**
- * The SSRF guard for URLs that org users give the server to fetch from (import downloads) or to
- * send to (webhook and Slack subscriptions): which resolved addresses the server may connect to,
- * the name resolution and check in front of a connection, and the pinning of a connection to the
- * addresses that were checked.
+ * The SSRF guard for addresses that org users give the server to connect to: import download
+ * URLs, webhook and Slack subscription targets, S3 deployment endpoints. Which resolved addresses
+ * the server may connect to, the name resolution and check in front of a connection, and the
+ * pinning of a connection to the addresses that were checked.
  *
- * Lifted by `ROCKIT_IMPORT_ALLOW_PRIVATE_URLS` (config `imports.allowPrivateUrls`): server.ts then
- * passes no policy, and every address is allowed.
+ * Lifted by `ROCKIT_ALLOW_PRIVATE_ADDRESSES` (config `allowPrivateAddresses`; the deprecated
+ * `ROCKIT_IMPORT_ALLOW_PRIVATE_URLS` too): server.ts then passes no policy, and every address is allowed.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
@@ -137,5 +137,21 @@ export function pinnedLookup(addresses: ResolvedAddress[]): LookupFunction {
     } else {
       callback(null, fit[0].address, fit[0].family);
     }
+  };
+}
+
+/**
+ * A socket `lookup` for connections that a library opens itself (an http.Agent's, e.g. the AWS
+ * SDK's): each connection resolves its host once with `lookup`, checks every address against
+ * `policy` (`resolveChecked`) and connects only to those addresses (`pinnedLookup`). A refused
+ * name fails the connection with `AddressRefusedError`. IP literals never reach a socket lookup
+ * (Node connects to them directly): callers refuse those beforehand with `namesRefusedHost`.
+ */
+export function checkedLookup(policy: AddressPolicy, lookup: HostLookup = systemLookup): LookupFunction {
+  return (hostname, options, callback) => {
+    resolveChecked(hostname.replace(/^\[|\]$/g, ''), policy, lookup).then(
+      (addresses) => pinnedLookup(addresses)(hostname, options, callback),
+      (err: NodeJS.ErrnoException) => callback(err, '', 0),
+    );
   };
 }

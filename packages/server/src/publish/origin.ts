@@ -4,11 +4,13 @@
  * Underneath it is a blob store rooted at the prefix, so the layout keys of `layout.ts` are used
  * as they are. The depot (the installation's own store, served at `/cdn/*`) is an origin too.
  */
-import { isAbsolute, join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type { AddressPolicy } from '../net/address-policy.js';
 import { assertValidKey, type BlobStore } from '../storage/blob-store.js';
 import { createFsBlobStore } from '../storage/fs-blob-store.js';
 import { PrefixedBlobStore } from '../storage/prefixed-blob-store.js';
-import { createS3BlobStore, normalizeS3Endpoint, type S3BlobStoreOptions } from '../storage/s3-blob-store.js';
+import { createS3BlobStore, normalizeS3Endpoint, type S3BlobStoreOptions, type S3ErrorDetail } from '../storage/s3-blob-store.js';
 import { StorageError } from '../storage/storage-error.js';
 
 /** A deployment's origin settings as stored (secrets already decrypted). */
@@ -57,7 +59,11 @@ export function findOriginSettingsProblem(settings: OriginSettings): OriginSetti
   }
   if (settings.type === 'fs') {
     if (!settings.fs) return { param: 'fs', message: 'an fs deployment needs fs.path' };
-    if (typeof settings.fs.path !== 'string' || !isAbsolute(settings.fs.path)) return { param: 'fs.path', message: 'fs.path must be an absolute folder path' };
+    const p = settings.fs.path;
+    if (typeof p !== 'string' || !isAbsolute(p)) return { param: 'fs.path', message: 'fs.path must be an absolute folder path' };
+    // eslint-disable-next-line no-control-regex -- NUL and other control characters are what is refused
+    if (/[\u0000-\u001f\u007f]/.test(p)) return { param: 'fs.path', message: 'fs.path must not contain control characters' };
+    if (p.split('/').some((seg) => seg === '.' || seg === '..')) return { param: 'fs.path', message: 'fs.path must not contain "." or ".." segments' };
     return null;
   }
   if (settings.type === 's3') {
@@ -79,11 +85,72 @@ export function findOriginSettingsProblem(settings: OriginSettings): OriginSetti
   return { param: 'type', message: 'type must be "s3" or "fs"' };
 }
 
+/** Where fs origins may write, judged by real paths (symlinks and `/proc/self/root` resolved). */
+export interface FsOriginPolicy {
+  /** Folders fs origins must lie in (ROCKIT_FS_DEPLOYMENT_ROOTS); undefined = anywhere except `dataDir`. */
+  roots?: readonly string[];
+  /** The installation's data folder (database, blob store): never an origin, nor inside one's reach. */
+  dataDir: string;
+}
+
+/**
+ * The real path of `p` (absolute): the real path of its nearest existing ancestor, with the
+ * segments that do not exist yet appended (they cannot be symlinks: they are not there).
+ */
+export function realPathOfNearest(p: string): string {
+  let existing = resolve(p);
+  const rest: string[] = [];
+  while (!existsSync(existing)) {
+    const parent = dirname(existing);
+    if (parent === existing) break;
+    rest.unshift(existing.slice(parent.length).replace(/^[/\\]+/, ''));
+    existing = parent;
+  }
+  let real: string;
+  try {
+    real = realpathSync.native(existing);
+  } catch {
+    real = existing;
+  }
+  return rest.length === 0 ? real : join(real, ...rest);
+}
+
+const isInside = (root: string, target: string): boolean => {
+  const rel = relative(root, target);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+};
+
+/**
+ * The problem with the folder an fs origin writes to (`fs.path` joined with the origin prefix),
+ * judged by real paths: it must lie inside one of the roots (when given) and never inside the data
+ * folder. Checked when a deployment is created or changed, and again each time an origin is opened
+ * (a folder swapped for a symlink after the check is caught there).
+ */
+export function findFsPathProblem(settings: OriginSettings, policy: FsOriginPolicy): OriginSettingsProblem | null {
+  if (settings.type !== 'fs' || !settings.fs) return null;
+  const prefix = normalizeOriginPrefix(settings.originPrefix);
+  const target = realPathOfNearest(prefix === '' ? settings.fs.path : join(settings.fs.path, ...prefix.split('/')));
+  const roots = policy.roots;
+  if (roots !== undefined && !roots.some((root) => isInside(realPathOfNearest(root), target))) {
+    return { param: 'fs.path', message: `fs.path must lie inside one of the folders allowed for fs deployments (${roots.join(', ')})` };
+  }
+  if (isInside(realPathOfNearest(policy.dataDir), target)) {
+    return { param: 'fs.path', message: 'fs.path must not be inside the installation\'s data folder' };
+  }
+  return null;
+}
+
 export interface OriginTuning {
   /** Passed to S3 origins (timeouts, part sizes); never credentials. */
   s3?: Pick<S3BlobStoreOptions, 'partSizeBytes' | 'queueSize' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'maxAttempts'>;
   /** fs origins: flush files before they become visible (default true). */
   fsync?: boolean;
+  /** S3 origins connect only to addresses this policy allows (the SSRF guard); absent = any address. */
+  addressPolicy?: AddressPolicy;
+  /** fs origins are refused when their real path breaks this policy; absent = not checked. */
+  fsPolicy?: FsOriginPolicy;
+  /** What S3 origins' errors leave out of their messages (for the server's log). */
+  logS3Error?: (detail: S3ErrorDetail) => void;
 }
 
 /** Builds an origin; throws `StorageError('invalid-config')` with the problem's message. */
@@ -92,6 +159,8 @@ export function createOrigin(settings: OriginSettings, tuning: OriginTuning = {}
   if (problem) throw new StorageError('invalid-config', `${problem.param}: ${problem.message}`);
   const prefix = normalizeOriginPrefix(settings.originPrefix);
   if (settings.type === 'fs') {
+    const fsProblem = tuning.fsPolicy ? findFsPathProblem(settings, tuning.fsPolicy) : null;
+    if (fsProblem) throw new StorageError('invalid-config', `${fsProblem.param}: ${fsProblem.message}`);
     const root = prefix === '' ? settings.fs!.path : join(settings.fs!.path, ...prefix.split('/'));
     const store = createFsBlobStore({ root, ...(tuning.fsync !== undefined ? { fsync: tuning.fsync } : {}) });
     return { type: 'fs', store, location: store.describe().location, close: () => store.close() };
@@ -106,6 +175,10 @@ export function createOrigin(settings: OriginSettings, tuning: OriginTuning = {}
     accessKeyId: s3.accessKeyId,
     secretAccessKey: s3.secretAccessKey,
     forcePathStyle: s3.forcePathStyle ?? false,
+    // An org user's endpoint: checked addresses only, and errors that echo nothing of the target.
+    ...(tuning.addressPolicy ? { addressPolicy: tuning.addressPolicy } : {}),
+    opaqueErrors: true,
+    ...(tuning.logS3Error ? { logError: tuning.logS3Error } : {}),
   });
   return { type: 's3', store, location: store.describe().location, close: () => store.close() };
 }

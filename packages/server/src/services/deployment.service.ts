@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type { DeploymentRow, DeploymentType, DeploymentUpdate } from '../db/app-tables.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { appNamesOfOrg } from '../db/repositories/app.repository.js';
@@ -16,7 +15,9 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import type { SecretBox } from '../domain/secret-box.js';
-import { findOriginSettingsProblem, normalizeOriginPrefix, type OriginSettings } from '../publish/origin.js';
+import { namesRefusedHost, type AddressPolicy } from '../net/address-policy.js';
+import { findFsPathProblem, findOriginSettingsProblem, normalizeOriginPrefix, type OriginSettings } from '../publish/origin.js';
+import { normalizeS3Endpoint } from '../storage/s3-blob-store.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { CleanupReport, OriginFileOps } from './published-files.js';
 
@@ -90,6 +91,11 @@ export interface DeploymentServiceOptions {
    * folder (the depot and database live there).
    */
   fsRoots?: readonly string[];
+  /**
+   * The SSRF guard: an S3 endpoint naming an address it refuses (an IP literal, localhost) is
+   * refused here; names are checked when connecting (publish/origin.ts). Absent: any address.
+   */
+  addressPolicy?: AddressPolicy;
 }
 
 const NOT_CHECKED = 'not checked yet: publish to it, or PATCH it with "verify": true';
@@ -295,21 +301,13 @@ export class DeploymentService {
   }
 
   private validate(settings: OriginSettings): void {
-    const problem = findOriginSettingsProblem(settings);
+    const problem =
+      findOriginSettingsProblem(settings) ??
+      findFsPathProblem(settings, { dataDir: this.deps.config.dataDir, ...(this.opts.fsRoots ? { roots: this.opts.fsRoots } : {}) });
     if (problem) throw new AppError('invalid-param', problem.message, { param: problem.param });
-    if (settings.type === 'fs' && settings.fs) {
-      const target = path.resolve(settings.fs.path);
-      const inside = (root: string) => {
-        const rel = path.relative(path.resolve(root), target);
-        return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-      };
-      const roots = this.opts.fsRoots;
-      if (roots !== undefined && !roots.some(inside)) {
-        throw new AppError('invalid-param', `fs.path must lie inside one of the folders allowed for fs deployments (${roots.join(', ')})`, { param: 'fs.path' });
-      }
-      if (inside(this.deps.config.dataDir)) {
-        throw new AppError('invalid-param', 'fs.path must not be inside the installation\'s data folder', { param: 'fs.path' });
-      }
+    const policy = this.opts.addressPolicy;
+    if (settings.type === 's3' && settings.s3 && policy && namesRefusedHost(new URL(normalizeS3Endpoint(settings.s3.endpoint)), policy)) {
+      throw new AppError('invalid-param', 's3.endpoint must not name a loopback, private or link-local address, or localhost', { param: 's3.endpoint' });
     }
   }
 

@@ -48,6 +48,7 @@ import {
   type PutResult,
   type StoredPart,
 } from './blob-store.js';
+import { checkedLookup, namesRefusedHost, type AddressPolicy } from '../net/address-policy.js';
 import { StorageError, type StorageErrorCode } from './storage-error.js';
 
 export interface S3BlobStoreOptions {
@@ -78,7 +79,35 @@ export interface S3BlobStoreOptions {
   maxAttempts?: number;
   /** Keys per list page and per batch delete (1–1000, default 1000; tests use small pages). */
   pageSize?: number;
+  /**
+   * For endpoints that org users chose (deployments): every connection resolves the host once,
+   * checks each address with this policy and connects only there; an endpoint naming a refused IP
+   * literal or localhost is refused when the store is built. Absent: any address.
+   */
+  addressPolicy?: AddressPolicy;
+  /**
+   * Errors say only what the org can act on (access denied, no such bucket or object) and answer
+   * every other failure — a connect error, a refused address, whatever the endpoint answered — with
+   * one generic `unreachable` message, so the store is no port scanner and echoes no foreign
+   * `<Code>`. The detail goes to `logError`. Default false (the installation's own store).
+   */
+  opaqueErrors?: boolean;
+  /** With `opaqueErrors`: receives what the message leaves out, for the server's log. */
+  logError?: (detail: S3ErrorDetail) => void;
 }
+
+/** What an opaque error leaves out of its message (for logs only: never shown to org users). */
+export interface S3ErrorDetail {
+  op: string;
+  location: string;
+  name: string;
+  code?: string;
+  httpStatus?: number;
+  message?: string;
+}
+
+/** The one message of an opaque store for every failure that is not the org's to fix. */
+export const S3_ENDPOINT_FAILED = 'the S3 endpoint could not be reached or did not answer as an S3 service';
 
 const MIB = 1024 * 1024;
 const MIN_PART_BYTES = 5 * MIB;
@@ -178,6 +207,8 @@ export class S3BlobStore implements BlobStore {
   private readonly queueSize: number;
   private readonly pageSize: number;
   private readonly secrets: string[];
+  private readonly opaque: boolean;
+  private readonly logError: ((detail: S3ErrorDetail) => void) | undefined;
 
   constructor(options: S3BlobStoreOptions) {
     if (!options.bucket || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {
@@ -201,6 +232,15 @@ export class S3BlobStore implements BlobStore {
     this.queueSize = Math.max(1, options.queueSize ?? 4);
     this.pageSize = Math.min(MAX_PAGE, Math.max(1, options.pageSize ?? MAX_PAGE));
     this.secrets = options.secretAccessKey ? [options.secretAccessKey] : [];
+    this.opaque = options.opaqueErrors ?? false;
+    this.logError = options.logError;
+    const policy = options.addressPolicy;
+    if (policy && namesRefusedHost(new URL(this.endpoint ?? 'https://s3.amazonaws.com'), policy)) {
+      this.logError?.({ op: 'connect', location: this.location(), name: 'AddressRefusedError', message: 'the endpoint names a refused address' });
+      throw new StorageError('unreachable', `${this.location()}: ${S3_ENDPOINT_FAILED}`);
+    }
+    // Connections of a policed store resolve once, are checked, and go only to the checked addresses.
+    const agent = policy ? { lookup: checkedLookup(policy) } : undefined;
     this.client = new S3Client({
       region: options.region || regionFromEndpoint(this.endpoint) || 'us-east-1',
       ...(this.endpoint ? { endpoint: this.endpoint } : {}),
@@ -214,6 +254,7 @@ export class S3BlobStore implements BlobStore {
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs ?? 10_000,
         socketTimeout: options.idleTimeoutMs ?? 120_000,
+        ...(agent ? { httpAgent: agent, httpsAgent: agent } : {}),
       },
     });
   }
@@ -267,8 +308,40 @@ export class S3BlobStore implements BlobStore {
       code = 'io';
       detail = status === undefined ? `${name}` : `${name} (HTTP ${status})`;
     }
+    if (this.opaque) return this.opaqueError(code, err, op, key);
     const message = redact(`${what}: ${detail}${status !== undefined ? ` [HTTP ${status}]` : ''}`, this.secrets);
     return new StorageError(code, message, status !== undefined ? { httpStatus: status } : {});
+  }
+
+  /**
+   * `mapError` for an endpoint that an org user chose: the codes the org can act on keep fixed
+   * messages (no `<Code>`, status or errno of the endpoint); everything else is one `unreachable`
+   * answer without the key (so that answers compare equal). The detail goes to `logError`.
+   */
+  private opaqueError(code: StorageErrorCode, err: unknown, op: string, key: string): StorageError {
+    const e = (typeof err === 'object' && err !== null ? err : {}) as SdkLikeError;
+    const status = e.$metadata?.httpStatusCode;
+    const fixed: Partial<Record<StorageErrorCode, string>> = {
+      aborted: 'aborted',
+      'access-denied': 'access denied',
+      'not-found': e.name === 'NoSuchBucket' ? `bucket ${this.bucket} does not exist` : 'no such object',
+      'invalid-range': 'range not satisfiable',
+      integrity: 'the part list does not match the stored parts',
+    };
+    const detail = fixed[code];
+    if (code !== 'aborted') {
+      this.logError?.({
+        op, location: this.where(key), name: e.name ?? 'Error', ...(e.code ? { code: e.code } : {}),
+        ...(status !== undefined ? { httpStatus: status } : {}), ...(e.message ? { message: redact(e.message, this.secrets) } : {}),
+      });
+    }
+    if (detail === undefined) return new StorageError('unreachable', `${this.location()}: ${S3_ENDPOINT_FAILED}`);
+    return new StorageError(code, `S3 ${op} ${this.where(key)}: ${detail}`, status !== undefined ? { httpStatus: status } : {});
+  }
+
+  /** The bucket and prefix, without a key or the endpoint (messages of opaque errors). */
+  private location(): string {
+    return `s3://${this.bucket}/${this.prefix === '' ? '' : `${this.prefix}/`}`;
   }
 
   async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
