@@ -46,7 +46,6 @@ describe('hostile: fs deployment paths (real binary)', () => {
     symlinkSync(work, path.join(root, 'to-work'));
     const hostile = [
       `/proc/self/root${dataDir}/blobs`,
-      `/proc/self/root${root}/x`, // inside the root by its real path, but /proc/self/root is a symlink by text
       path.join(root, 'to-data'),
       path.join(root, 'to-data', 'blobs', 'new', 'folder'),
       path.join(root, 'to-work', 'data'),
@@ -55,14 +54,15 @@ describe('hostile: fs deployment paths (real binary)', () => {
     ];
     for (const p of hostile) {
       const r = await create(p);
-      if (p === `/proc/self/root${root}/x`) {
-        // Its real path is inside the root: allowed or refused, it must never be refused as "elsewhere" silently accepted for data.
-        expect([201, 400], JSON.stringify(r.body)).toContain(r.status);
-        continue;
-      }
       expect(r.status, `${JSON.stringify(p)}: ${JSON.stringify(r.body)}`).toBe(400);
       expect(r.body).toMatchObject({ error: 'invalid-param', param: 'fs.path' });
     }
+  });
+
+  it('judges by real path both ways: /proc/self/root/<root>/x is the root\'s folder x', async () => {
+    mkdirSync(path.join(root, 'x'));
+    const r = await create(`/proc/self/root${root}/x`);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
   });
 
   it('re-checks the real path when writing: a folder swapped for a symlink into the data folder is refused', async () => {
@@ -77,5 +77,47 @@ describe('hostile: fs deployment paths (real binary)', () => {
     expect(r.status, JSON.stringify(r.body)).toBe(400);
     expect(r.body).toMatchObject({ error: 'invalid-param' });
     expect(existsSync(path.join(dataDir, 'rockit-self-check'))).toBe(false);
+  });
+});
+
+describe('hostile: fs deployment paths without ROCKIT_FS_DEPLOYMENT_ROOTS (real binary)', () => {
+  let server: RealServer;
+  let org: { name: string; headers: Record<string, string> };
+  let work: string;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    work = realpathSync(mkdtempSync(path.join(tmpdir(), 'rockit-fs-hostile-')));
+    dataDir = path.join(work, 'data');
+    mkdirSync(dataDir);
+    server = await startRealServer({ dataDir });
+    org = await orgAdmin(server);
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('refuses the data folder however it is spelt, and an origin prefix that leads into it', async () => {
+    symlinkSync(work, path.join(work, 'alias'));
+    const cases: Array<{ fsPath: string; originPrefix?: string }> = [
+      { fsPath: `/proc/self/root${dataDir}/blobs` },
+      { fsPath: `/proc/self/root${dataDir}` },
+      { fsPath: `/proc/${server.proc.pid}/root${dataDir}/blobs/cdn` },
+      { fsPath: path.join(work, 'alias', 'data', 'blobs') },
+      { fsPath: `${dataDir}//blobs` },
+      { fsPath: work, originPrefix: 'data/blobs' },
+    ];
+    for (const c of cases) {
+      const r = await server.req('POST', '/be/v1/deployments', {
+        headers: org.headers,
+        body: { name: uniqueName('d'), type: 'fs', fs: { path: c.fsPath }, ...(c.originPrefix ? { originPrefix: c.originPrefix } : {}) },
+      });
+      expect(r.status, `${JSON.stringify(c)}: ${JSON.stringify(r.body)}`).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid-param', param: 'fs.path' });
+    }
+    const ok = await server.req('POST', '/be/v1/deployments', { headers: org.headers, body: { name: uniqueName('d'), type: 'fs', fs: { path: path.join(work, 'site') } } });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201);
   });
 });
