@@ -17,7 +17,7 @@ describe.each(TEST_DIALECTS)('deployment verify against real origins (%s)', (dia
   beforeAll(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'rockit-verify-'));
     [t, s3] = await Promise.all([
-      createTestServer({ dialect, env: { ROCKIT_NO_WORKER: 'true', ROCKIT_FS_DEPLOYMENT_ROOTS: root } }),
+      createTestServer({ dialect, env: { ROCKIT_NO_WORKER: 'true', ROCKIT_FS_DEPLOYMENT_ROOTS: root, ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'true' } }),
       startS3Server({ buckets: ['cdn-bucket'] }),
     ]);
     const org = await createOrg(t);

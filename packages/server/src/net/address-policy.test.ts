@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AddressRefusedError, isPublicAddress, namesRefusedHost, pinnedLookup, resolveChecked, type HostLookup } from './address-policy.js';
+import { AddressRefusedError, checkedLookup, isPublicAddress, namesRefusedHost, pinnedLookup, resolveChecked, type HostLookup } from './address-policy.js';
 
 describe('address policy', () => {
   it('judges URLs by IP literal or localhost, without DNS', () => {
@@ -50,5 +50,21 @@ describe('address policy', () => {
     const only4 = pinnedLookup([{ address: '93.184.215.14', family: 4 }]);
     only4('any.example', { family: 6 }, record);
     expect(answers[3][0]).toMatchObject({ code: 'ENOTFOUND' });
+  });
+
+  it('checkedLookup: resolves each connection once, checks it, answers only the checked addresses', async () => {
+    const answers = [[{ address: '93.184.215.14', family: 4 as const }], [{ address: '169.254.169.254', family: 4 as const }]];
+    let calls = 0;
+    const lookup: HostLookup = async () => answers[Math.min(calls++, answers.length - 1)];
+    const fn = checkedLookup(isPublicAddress, lookup);
+    const ask = (options: { all?: boolean; family?: number }) =>
+      new Promise<{ err: Error | null; address: unknown; family?: number }>((resolve) => {
+        fn('s3.example', options as never, ((err: Error | null, address: unknown, family?: number) => resolve({ err, address, family })) as never);
+      });
+    expect(await ask({})).toEqual({ err: null, address: '93.184.215.14', family: 4 });
+    // The name now rebinds to the metadata service: the next connection is refused.
+    const second = await ask({ all: true });
+    expect(second.err).toBeInstanceOf(AddressRefusedError);
+    expect(calls).toBe(2);
   });
 });
