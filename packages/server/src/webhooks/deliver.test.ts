@@ -76,7 +76,7 @@ describe('deliver', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const refused = await deliver({ url: `http://127.0.0.1:${port}/hooks/T000/SECRET`, body: '{}', timeoutMs: 5000 });
-    expect(refused).toMatchObject({ ok: false, error: 'connection failed (ECONNREFUSED)' });
+    expect(refused).toMatchObject({ ok: false, error: 'connection failed', errorCode: 'ECONNREFUSED' });
 
     const controller = new AbortController();
     const promise = deliver({ url: `${base}/hang`, body: '{}', timeoutMs: 60_000, signal: controller.signal });
@@ -125,7 +125,7 @@ describe('deliver', () => {
 
     it('a name that does not resolve is a connection failure', async () => {
       expect(await deliver({ url: 'http://nowhere.example/x', body: '{}', timeoutMs: 5000, addressPolicy: isPublicAddress, lookup }))
-        .toMatchObject({ ok: false, error: 'connection failed (ENOTFOUND)' });
+        .toMatchObject({ ok: false, error: 'connection failed', errorCode: 'ENOTFOUND' });
     });
 
     it('without a policy, private targets are reached as before', async () => {

@@ -37,6 +37,8 @@ export interface DeliveryResult {
   httpStatus?: number;
   /** Why it failed, for people and the subscription's recent deliveries; absent on success. */
   error?: string;
+  /** The errno of a connect failure (for the server's log; never shown to org users). */
+  errorCode?: string;
   /** Wall time of the attempt, milliseconds. */
   ms: number;
 }
@@ -91,7 +93,8 @@ function post(url: URL, addresses: ResolvedAddress[], body: Buffer, headers: Out
 /**
  * One attempt (see the module comment). Failures, as `error`: `invalid URL`, `URL scheme must be
  * http or https`, `target resolves to a private address`, `receiver answered HTTP <status>`,
- * `no answer within <timeoutMs> ms`, `delivery canceled`, `connection failed (<code>)`.
+ * `no answer within <timeoutMs> ms`, `delivery canceled`, `connection failed` (the errno in
+ * `errorCode`, for the server's log only).
  */
 export async function deliver(request: DeliveryRequest): Promise<DeliveryResult> {
   const started = performance.now();
@@ -129,8 +132,10 @@ export async function deliver(request: DeliveryRequest): Promise<DeliveryResult>
     if (err instanceof AddressRefusedError) return { ok: false, error: err.message, ms: ms() };
     if (timeout.aborted) return { ok: false, error: `no answer within ${request.timeoutMs} ms`, ms: ms() };
     if (request.signal?.aborted) return { ok: false, error: 'delivery canceled', ms: ms() };
+    // One answer for every connect failure (refused, unreachable, no such host, TLS): the errno
+    // would tell closed from filtered ports of whatever a subscription names (a port scanner).
     const code = errorCode(err);
-    return { ok: false, error: code ? `connection failed (${code})` : 'connection failed', ms: ms() };
+    return { ok: false, error: 'connection failed', ...(code ? { errorCode: code } : {}), ms: ms() };
   } finally {
     timeout.removeEventListener('abort', abort);
     request.signal?.removeEventListener('abort', abort);

@@ -111,7 +111,7 @@ export function webhookHandler(o: WebhookHandlerOptions): TaskHandler {
 
     const error = result.error ?? 'delivery failed';
     const delayMs = retryDelayMs(Math.max(1, task.attempts), policy, o.random);
-    log.warn({ subscription: sub.name, httpStatus: result.httpStatus, attempt: task.attempts, retryInMs: delayMs }, 'webhook delivery failed');
+    log.warn({ subscription: sub.name, httpStatus: result.httpStatus, errorCode: result.errorCode, attempt: task.attempts, retryInMs: delayMs }, 'webhook delivery failed');
     if (delayMs === null) throw new PermanentTaskError(`delivery failed after ${task.attempts} attempts: ${error}`, outcome);
     throw new RetryTaskError(error, delayMs, outcome);
   };
