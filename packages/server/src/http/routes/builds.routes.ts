@@ -30,7 +30,7 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildS
       tags, summary: 'Imports a native build (a tar) by URL or by upload', security: Security.user,
       body: Type.Object({
         appName: Name(),
-        url: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'http(s):// or s3://; absent = upload' })),
+        url: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'http(s)://, or in cluster mode s3://<blob bucket>/<blob prefix>/incoming/<orgName>/<key> (nothing else of S3); absent = upload' })),
         size: Type.Optional(Type.Integer({ minimum: 0, description: 'announced size in bytes (checked)' })),
         sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'announced SHA-256, hex (checked)' })),
         buildName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),

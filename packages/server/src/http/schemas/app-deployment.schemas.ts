@@ -48,7 +48,7 @@ export const AppDeploymentsInput = Nullable(
 
 export const S3Input = Type.Object(
   {
-    endpoint: Type.String({ minLength: 1, maxLength: 500, description: 'host (with region) or URL; names no bucket, e.g. s3.us-east-1.amazonaws.com' }),
+    endpoint: Type.String({ minLength: 1, maxLength: 500, description: 'host (with region) or URL; names no bucket, e.g. s3.us-east-1.amazonaws.com; no private, loopback or link-local address (ROCKIT_ALLOW_PRIVATE_ADDRESSES)' }),
     region: Type.String({ minLength: 1, maxLength: 100 }),
     bucket: Type.String({ minLength: 3, maxLength: 63 }),
     accessKeyId: Type.String({ minLength: 1, maxLength: 256 }),
