@@ -90,4 +90,22 @@ describe('hostile: s3:// import scope (cluster mode, real binary, PostgreSQL)', 
     }
     expect(task.status, JSON.stringify(task)).toBe('succeeded');
   }, 30_000);
+
+  it('deleting an org with prune removes its import prefix (a later org of the same name finds nothing)', async () => {
+    const blobs = store('blobs', 'inst');
+    try {
+      expect(await blobs.head(`incoming/${b.name}/builds/v1.tar`)).not.toBeNull();
+      const del = await server.req('DELETE', `/adm/v1/orgs/${b.name}?prune=true`, { headers: server.admin });
+      expect(del.status, JSON.stringify(del.body)).toBe(200);
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        gone = (await blobs.head(`incoming/${b.name}/builds/v1.tar`)) === null;
+        if (!gone) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(gone).toBe(true);
+      expect(await blobs.head(`incoming/${a.name}/builds/v1.tar`)).not.toBeNull();
+    } finally {
+      await blobs.close();
+    }
+  }, 30_000);
 });
