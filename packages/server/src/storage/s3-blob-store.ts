@@ -329,7 +329,8 @@ export class S3BlobStore implements BlobStore {
       integrity: 'the part list does not match the stored parts',
     };
     const detail = fixed[code];
-    if (code !== 'aborted') {
+    // Misses (a head before a copy) and aborts are routine, not worth a log line.
+    if (code !== 'aborted' && code !== 'not-found' && code !== 'invalid-range') {
       this.logError?.({
         op, location: this.where(key), name: e.name ?? 'Error', ...(e.code ? { code: e.code } : {}),
         ...(status !== undefined ? { httpStatus: status } : {}), ...(e.message ? { message: redact(e.message, this.secrets) } : {}),
