@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileLogin, hostileOrg, rawRequest, startEdge, type EdgeProcess, type RawResponse } from './support-h8a.js';
 
@@ -45,5 +46,25 @@ describe('hostile: framework errors in the envelope (issue 8 item 7)', () => {
     envelope(await rawRequest(edge, 'POST', '/be/v1/login', { headers: { 'content-type': 'text/xml' }, body: '<a/>' }), 415, 'unsupported-media-type');
     envelope(await rawRequest(edge, 'POST', '/be/v1/login', { body: '{"orgName":' }), 400, 'invalid-json');
     envelope(await rawRequest(edge, 'GET', '/be/v1/users/%E0%A4%A', { headers: h }), 400, 'invalid-param');
+  });
+
+  /** Sends raw bytes on a socket and returns everything the server answers before it closes. */
+  const rawSocket = (bytes: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(edge.port, '127.0.0.1', () => socket.write(bytes));
+      let out = '';
+      socket.setEncoding('utf8').on('data', (d: string) => (out += d));
+      socket.on('close', () => resolve(out));
+      socket.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' ? resolve(out) : reject(e)));
+    });
+
+  it('malformed HTTP and oversized headers answer in the envelope on the raw socket', async () => {
+    const bad = await rawSocket('GET /srv/v1/health HTTP/1.1\r\nHost: x\r\nBroken Header\r\n\r\n');
+    expect(bad).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bad).toMatch(/x-request-id: \S+/);
+    expect(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 'error', error: 'bad-request' });
+    const big = await rawSocket(`GET /srv/v1/health HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(big).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 'error', error: 'headers-too-large' });
   });
 });

@@ -20,7 +20,8 @@ import type { SubscriptionService } from '../services/subscription.service.js';
 import type { TaskService } from '../services/task.service.js';
 import type { UserService } from '../services/user.service.js';
 import { registerAuth } from './plugins/auth.js';
-import { registerErrorHandler } from './plugins/error-handler.js';
+import { AppError } from '../domain/errors.js';
+import { clientErrorEnvelope, frameworkErrorEnvelope, registerErrorHandler } from './plugins/error-handler.js';
 import { genRequestId, registerRequestId } from './plugins/request-id.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { apiKeyRoutes } from './routes/apikeys.routes.js';
@@ -106,6 +107,14 @@ export function redactUrl(url: string): string {
   return url.replace(SECRET_QUERY, '$1[redacted]');
 }
 
+const UTF8 = /^utf-?8$/i;
+
+/** The charset parameter of a Content-Type (quotes removed), or undefined when there is none. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
 /** Reads CHANGELOG.md from the repository root (src/http or dist/http → ../../../../). */
 export function readChangelog(): string | undefined {
   try {
@@ -128,6 +137,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: genRequestId,
     requestIdHeader: false,
     return503OnClosing: true,
+    // Errors before routing and on the raw socket answer in the envelope too (api.md §1.2).
+    frameworkErrors: frameworkErrorEnvelope,
+    clientErrorHandler: clientErrorEnvelope,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const ajvBase = { strict: false, allErrors: false, removeAdditional: false, useDefaults: false } as const;
@@ -142,6 +154,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    // The body is decoded as UTF-8: JSON sent in another declared charset is refused, never misread.
+    const charset = charsetOf(req.headers['content-type']);
+    if (charset !== undefined && !UTF8.test(charset)) {
+      return done(new AppError('unsupported-media-type', `charset ${charset} is not supported: send JSON as UTF-8`), undefined);
+    }
     if (body === '') return done(null, undefined);
     return defaultJson(req, body as string, done);
   });
