@@ -24,6 +24,14 @@ describe('loadConfig', () => {
       database: { kind: 'pg', url: 'postgres://u@h/db', schema: 'edge' }, worker: { enabled: false },
     });
   });
+  it('ROCKIT_PUBLIC_URL: an http(s) URL without query, fragment or credentials, kept without a trailing slash', () => {
+    expect(loadConfig({}, {}).publicUrl).toBeUndefined();
+    expect(loadConfig({}, { ROCKIT_PUBLIC_URL: 'https://edge.example.com/' }).publicUrl).toBe('https://edge.example.com');
+    expect(loadConfig({}, { ROCKIT_PUBLIC_URL: 'http://10.0.0.5:8080/rockit/' }).publicUrl).toBe('http://10.0.0.5:8080/rockit');
+    for (const bad of ['edge.example.com', 'ftp://edge.example.com', 'https://edge.example.com/?a=1', 'https://edge.example.com/#x', 'https://u:p@edge.example.com', 'https://edge.example.com/?', 'javascript:alert(1)']) {
+      expect(() => loadConfig({}, { ROCKIT_PUBLIC_URL: bad }), bad).toThrow(/ROCKIT_PUBLIC_URL/);
+    }
+  });
   it('lists every problem at once with the variable names', () => {
     try {
       loadConfig({}, { ROCKIT_PORT: 'http', ROCKIT_DATABASE_URL: 'mysql://x', ROCKIT_ADMIN_TOKEN: 'short', ROCKIT_SCRYPT_COST: '3000', ROCKIT_LOG_LEVEL: 'loud' });

@@ -12,6 +12,12 @@ export type DatabaseConfig =
 export interface Config {
   host: string;
   port: number;
+  /**
+   * ROCKIT_PUBLIC_URL: how clients reach this installation (http(s), no query or fragment, kept
+   * without a trailing slash). Absolute URLs the API hands out (upload URLs) start with it, never
+   * with the request's Host header. Unset: the listen address.
+   */
+  publicUrl?: string;
   dataDir: string;
   database: DatabaseConfig;
   /** Set by ROCKIT_ADMIN_TOKEN; otherwise a token is generated on first start and its hash kept in dataDir. */
@@ -126,6 +132,8 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     }
   }
 
+  const publicUrl = env.ROCKIT_PUBLIC_URL === undefined ? undefined : parsePublicUrl(env.ROCKIT_PUBLIC_URL, problems);
+
   const adminToken = env.ROCKIT_ADMIN_TOKEN;
   if (adminToken !== undefined && adminToken.length < 16) {
     problems.push('ROCKIT_ADMIN_TOKEN must be at least 16 characters');
@@ -153,6 +161,7 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   const config: Config = {
     host,
     port,
+    ...(publicUrl ? { publicUrl } : {}),
     dataDir,
     database,
     ...(adminToken ? { adminToken } : {}),
@@ -196,6 +205,22 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   if (!/^(file:\/\/\/|s3:\/\/)/.test(blobUrl)) problems.push('ROCKIT_BLOB_URL must be file:///absolute/folder or s3://bucket/prefix');
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** ROCKIT_PUBLIC_URL: an absolute http(s) URL without credentials, query or fragment; returned without a trailing slash. */
+function parsePublicUrl(raw: string, problems: string[]): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    problems.push(`ROCKIT_PUBLIC_URL must be an absolute http(s) URL (got '${raw}')`);
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`ROCKIT_PUBLIC_URL must be http:// or https:// (got '${raw}')`);
+  else if (url.search !== '' || url.hash !== '' || raw.includes('?') || raw.includes('#')) problems.push('ROCKIT_PUBLIC_URL must have no query or fragment');
+  else if (url.username !== '' || url.password !== '') problems.push('ROCKIT_PUBLIC_URL must carry no credentials');
+  else return url.href.replace(/\/+$/, '');
+  return undefined;
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

@@ -107,6 +107,17 @@ export function redactUrl(url: string): string {
   return url.replace(SECRET_QUERY, '$1[redacted]');
 }
 
+/**
+ * The address the server listens on as a base URL (the fallback of ROCKIT_PUBLIC_URL): the
+ * configured host (a wildcard bind becomes 127.0.0.1) and the bound port (config's before listen).
+ */
+export function listenUrl(app: FastifyInstance, config: Pick<Config, 'host' | 'port'>): string {
+  const bound = app.server.address();
+  const port = bound !== null && typeof bound === 'object' ? bound.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' || config.host === '' ? '127.0.0.1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 const UTF8 = /^utf-?8$/i;
 
 /** The charset parameter of a Content-Type (quotes removed), or undefined when there is none. */
@@ -223,7 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(appRoutes, { services: deps.services });
   await app.register(deploymentRoutes, { services: deps.services });
   await app.register(consumptionRoutes, { services: deps.services });
-  await app.register(buildRoutes, { services: deps.services });
+  await app.register(buildRoutes, { services: deps.services, publicUrl: () => deps.config.publicUrl ?? listenUrl(app, deps.config) });
   await app.register(cdnRoutes, { services: deps.services });
   await app.register(subscriptionRoutes, { services: deps.services });
   return app;
