@@ -29,7 +29,19 @@ export interface Config {
   bodyLimitBytes: number;
   /** scrypt N for new password hashes (power of two). */
   scryptCost: number;
-  login: { maxFailuresPerUser: number; maxFailuresPerAddress: number; windowSeconds: number };
+  /**
+   * Throttles, counted in the database per fixed window of `windowSeconds`: failed logins per
+   * (account, client address) first, per client address, and per account only at a much higher bound
+   * (so nobody can lock a real user out from elsewhere); failed admin-token and API-key checks per
+   * client address (`maxCredentialFailuresPerAddress`).
+   */
+  login: {
+    maxFailuresPerUserAddress: number;
+    maxFailuresPerUser: number;
+    maxFailuresPerAddress: number;
+    maxCredentialFailuresPerAddress: number;
+    windowSeconds: number;
+  };
   worker: { enabled: boolean; concurrency: number; pollMs: number; leaseSeconds: number; maxAttempts: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   trustProxy: boolean;
@@ -84,6 +96,8 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -135,8 +149,9 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   const publicUrl = env.ROCKIT_PUBLIC_URL === undefined ? undefined : parsePublicUrl(env.ROCKIT_PUBLIC_URL, problems);
 
   const adminToken = env.ROCKIT_ADMIN_TOKEN;
-  if (adminToken !== undefined && adminToken.length < 16) {
-    problems.push('ROCKIT_ADMIN_TOKEN must be at least 16 characters');
+  // Guessing the admin token is throttled per address only, so its length is the defence: 32+.
+  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(`ROCKIT_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
   const operatorOrg = env.ROCKIT_OPERATOR_ORG || undefined;
   if (operatorOrg !== undefined && !/^[A-Za-z0-9_]{2,50}$/.test(operatorOrg)) {
@@ -171,8 +186,10 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     bodyLimitBytes: int('ROCKIT_BODY_LIMIT_BYTES', env.ROCKIT_BODY_LIMIT_BYTES, 1024 * 1024, 1024, 1024 * 1024 * 1024),
     scryptCost,
     login: {
-      maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
+      maxFailuresPerUserAddress: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
+      maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT, 100, 1, 100000),
       maxFailuresPerAddress: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS, 50, 1, 100000),
+      maxCredentialFailuresPerAddress: int('ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS, 20, 1, 100000),
       windowSeconds: int('ROCKIT_LOGIN_WINDOW_SECONDS', env.ROCKIT_LOGIN_WINDOW_SECONDS, 15 * 60, 1, 24 * 3600),
     },
     worker: {
