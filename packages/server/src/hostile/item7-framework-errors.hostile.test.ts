@@ -29,7 +29,11 @@ describe('hostile: framework errors in the envelope (issue 8 item 7)', () => {
   });
 
   it('control characters or a backslash in a /cdn path answer 404 in the envelope, not 500', async () => {
-    for (const p of ['/cdn/a%5Cb', '/cdn/org/%5C..%5Csecret', '/cdn/a%00b', '/cdn/a%01b/release.json', '/cdn/%7F', '/cdn/a\\b']) {
+    for (const p of [
+      '/cdn/a%5Cb', '/cdn/org/%5C..%5Csecret', '/cdn/a%00b', '/cdn/a%01b/release.json', '/cdn/%7F', '/cdn/a\\b',
+      '/cdn/dxf/a%5Cb', '/cdn/dxf/org/app%5C..%5Crelease.json', '/cdn/dxf/a%00b', '/cdn/pat/a%01b/release.json', '/cdn/dxf/%7F', '/cdn/dxf/a\\b',
+      '/cdn/dxf/org/app/release.json%0A', '/cdn/pat/a%1Bb',
+    ]) {
       const r = await rawRequest(edge, 'GET', p);
       expect(r.status, `${p}: ${r.text}`).toBeLessThan(500);
       envelope(r, r.status, r.status === 404 ? 'not-found' : 'invalid-param');

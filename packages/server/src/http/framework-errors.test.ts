@@ -53,6 +53,16 @@ describe.each(TEST_DIALECTS)('framework errors and charsets (%s)', (dialect) => 
     envelope(await t.req('GET', '/be/v1/users/%E0%A4%A', { headers: h }), 400, 'invalid-param');
   });
 
+  it('control characters or a backslash in a /cdn path are 404 not-found, never 500', async () => {
+    for (const p of ['/cdn/dxf/a%5Cb', '/cdn/dxf/o/a%5C..%5Crelease.json', '/cdn/dxf/a%00b', '/cdn/pat/a%01b/release.json', '/cdn/dxf/%7F', '/cdn/dxf/a%0Ab']) {
+      for (const method of ['GET', 'HEAD']) {
+        const r = await t.req(method, p);
+        expect(r.statusCode, `${method} ${p}: ${r.body}`).toBe(404);
+        if (method === 'GET') envelope(r, 404, 'not-found');
+      }
+    }
+  });
+
   it('JSON in a charset other than UTF-8 is 415; UTF-8 in any spelling is read', async () => {
     const body = JSON.stringify(login);
     for (const ct of ['application/json; charset=utf-16', 'application/json; charset=UTF-16LE', 'application/json; charset="iso-8859-1"', 'application/json; charset=']) {
