@@ -13,7 +13,7 @@ import { credentialsPath, readCredentials } from '../api/credentials.js';
 import { runCli } from '../api/test-support/stand-in-server.js';
 
 const SERVER_BIN = fileURLToPath(new URL('../../../server/dist/bin.js', import.meta.url));
-const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdefghij';
 
 let dir: string;
 let child: ChildProcess;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { listFolder, packEntries } from '../api/tar-pack.js';
 import { listFiles, runRockit, startS3rver, startServer, treeDigest, waitFor, type S3Store, type ServerProcess } from './test-support/processes.js';
 
-const ADMIN_TOKEN = 'e2e-publish-admin-token-0123456789';
+const ADMIN_TOKEN = 'e2e-publish-admin-token-0123456789abcd';
 const ORG = 'acme';
 
 let dir: string;

@@ -29,7 +29,7 @@ import { startS3Server, type S3TestServer } from '../test-support/s3.js';
 import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/bin.js');
-const ADMIN_TOKEN = 'cluster-admin-token-0123456789';
+const ADMIN_TOKEN = 'cluster-admin-token-0123456789abcdef';
 const PIPELINE = ['dltar', 'mkraw', 'deploy'];
 const LEASE_SECONDS = 5;
 

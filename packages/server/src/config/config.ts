@@ -12,6 +12,12 @@ export type DatabaseConfig =
 export interface Config {
   host: string;
   port: number;
+  /**
+   * ROCKIT_PUBLIC_URL: how clients reach this installation (http(s), no query or fragment, kept
+   * without a trailing slash). Absolute URLs the API hands out (upload URLs) start with it, never
+   * with the request's Host header. Unset: the listen address.
+   */
+  publicUrl?: string;
   dataDir: string;
   database: DatabaseConfig;
   /** Set by ROCKIT_ADMIN_TOKEN; otherwise a token is generated on first start and its hash kept in dataDir. */
@@ -23,7 +29,19 @@ export interface Config {
   bodyLimitBytes: number;
   /** scrypt N for new password hashes (power of two). */
   scryptCost: number;
-  login: { maxFailuresPerUser: number; maxFailuresPerAddress: number; windowSeconds: number };
+  /**
+   * Throttles, counted in the database per fixed window of `windowSeconds`: failed logins per
+   * (account, client address) first, per client address, and per account only at a much higher bound
+   * (so nobody can lock a real user out from elsewhere); failed admin-token and API-key checks per
+   * client address (`maxCredentialFailuresPerAddress`).
+   */
+  login: {
+    maxFailuresPerUserAddress: number;
+    maxFailuresPerUser: number;
+    maxFailuresPerAddress: number;
+    maxCredentialFailuresPerAddress: number;
+    windowSeconds: number;
+  };
   worker: { enabled: boolean; concurrency: number; pollMs: number; leaseSeconds: number; maxAttempts: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   trustProxy: boolean;
@@ -79,6 +97,8 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -127,9 +147,12 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     }
   }
 
+  const publicUrl = env.ROCKIT_PUBLIC_URL === undefined ? undefined : parsePublicUrl(env.ROCKIT_PUBLIC_URL, problems);
+
   const adminToken = env.ROCKIT_ADMIN_TOKEN;
-  if (adminToken !== undefined && adminToken.length < 16) {
-    problems.push('ROCKIT_ADMIN_TOKEN must be at least 16 characters');
+  // Guessing the admin token is throttled per address only, so its length is the defence: 32+.
+  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(`ROCKIT_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
   const operatorOrg = env.ROCKIT_OPERATOR_ORG || undefined;
   if (operatorOrg !== undefined && !/^[A-Za-z0-9_]{2,50}$/.test(operatorOrg)) {
@@ -154,6 +177,7 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   const config: Config = {
     host,
     port,
+    ...(publicUrl ? { publicUrl } : {}),
     dataDir,
     database,
     ...(adminToken ? { adminToken } : {}),
@@ -163,8 +187,10 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     bodyLimitBytes: int('ROCKIT_BODY_LIMIT_BYTES', env.ROCKIT_BODY_LIMIT_BYTES, 1024 * 1024, 1024, 1024 * 1024 * 1024),
     scryptCost,
     login: {
-      maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
+      maxFailuresPerUserAddress: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
+      maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT, 100, 1, 100000),
       maxFailuresPerAddress: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS, 50, 1, 100000),
+      maxCredentialFailuresPerAddress: int('ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS, 20, 1, 100000),
       windowSeconds: int('ROCKIT_LOGIN_WINDOW_SECONDS', env.ROCKIT_LOGIN_WINDOW_SECONDS, 15 * 60, 1, 24 * 3600),
     },
     worker: {
@@ -200,6 +226,22 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   if (!/^(file:\/\/\/|s3:\/\/)/.test(blobUrl)) problems.push('ROCKIT_BLOB_URL must be file:///absolute/folder or s3://bucket/prefix');
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** ROCKIT_PUBLIC_URL: an absolute http(s) URL without credentials, query or fragment; returned without a trailing slash. */
+function parsePublicUrl(raw: string, problems: string[]): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    problems.push(`ROCKIT_PUBLIC_URL must be an absolute http(s) URL (got '${raw}')`);
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`ROCKIT_PUBLIC_URL must be http:// or https:// (got '${raw}')`);
+  else if (url.search !== '' || url.hash !== '' || raw.includes('?') || raw.includes('#')) problems.push('ROCKIT_PUBLIC_URL must have no query or fragment');
+  else if (url.username !== '' || url.password !== '') problems.push('ROCKIT_PUBLIC_URL must carry no credentials');
+  else return url.href.replace(/\/+$/, '');
+  return undefined;
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

@@ -102,6 +102,14 @@ export interface TasksTable {
   updated_ms: number;
 }
 
+/** Table of migration 0007: throttled attempts (logins, credential guesses) per key in fixed windows. */
+export interface LoginFailuresTable {
+  /** sha256 hex of the throttled thing ((org, username), a client address, or both): no names or addresses stored. */
+  key: string;
+  failures: number;
+  window_ends_ms: number;
+}
+
 /** Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts. */
 export interface Database extends AppTables {
   orgs: OrgsTable;
@@ -112,6 +120,7 @@ export interface Database extends AppTables {
   auth_tokens: AuthTokensTable;
   api_keys: ApiKeysTable;
   tasks: TasksTable;
+  login_failures: LoginFailuresTable;
 }
 
 export type OrgRow = Selectable<OrgsTable>;

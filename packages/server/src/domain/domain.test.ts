@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError, ERROR_STATUS } from './errors.js';
 import { parseListQuery, project } from './list.js';
 import { isValidName } from './names.js';
-import { hasPermission, permissionName, unionPermissions, validatePermissions, RESOURCES } from './permissions.js';
+import { allPermissions, firstUncovered, hasPermission, noPermissions, permissionName, unionPermissions, validatePermissions, RESOURCES } from './permissions.js';
 import { constantTimeEqual, hashPassword, sha256Hex, verifyPassword } from './secrets.js';
 
 describe('permissions', () => {
@@ -25,6 +25,19 @@ describe('permissions', () => {
       const key = Object.keys(bad)[0];
       expect(() => validatePermissions(bad)).toThrow(expect.objectContaining({ code: 'invalid-param', details: { param: `permissions.${key}` } }));
     }
+  });
+});
+
+describe('no escalation: firstUncovered', () => {
+  it('names the first bit of the grant the holder lacks, in resource then bit order', () => {
+    const holder = { ...noPermissions(), beUsers: 3, apps: 2 };
+    expect(firstUncovered(holder, {})).toBeUndefined();
+    expect(firstUncovered(holder, { beUsers: 2, apps: 2 })).toBeUndefined();
+    expect(firstUncovered(holder, { beUsers: 7 })).toEqual({ resource: 'beUsers', action: 'update' });
+    expect(firstUncovered(holder, { apps: 3, tasks: 16 })).toEqual({ resource: 'apps', action: 'create' });
+    expect(firstUncovered(holder, { tasks: 16 })).toEqual({ resource: 'tasks', action: 'execute' });
+    expect(firstUncovered(holder, allPermissions())).toEqual({ resource: 'apps', action: 'create' });
+    expect(firstUncovered(allPermissions(), allPermissions())).toBeUndefined();
   });
 });
 

@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   'invalid-param': 400,
   'invalid-json': 400,
   'conflicting-credentials': 400,
+  /** Not an HTTP request the server can parse (raw protocol errors); decided, not in the contract's table. */
+  'bad-request': 400,
   'token-missing': 401,
   'token-expired': 401,
   'token-invalid': 401,
@@ -18,9 +20,15 @@ export const ERROR_STATUS = {
   'in-use': 409,
   'app-locked': 409,
   'invalid-state': 409,
+  /** The client took too long to send its request (headers); decided. */
+  'request-timeout': 408,
   'payload-too-large': 413,
+  /** A path segment over 100 characters; decided (no name in the contract's table). */
+  'uri-too-long': 414,
   'unsupported-media-type': 415,
   'rate-limited': 429,
+  /** Request headers over Node's limit; decided. */
+  'headers-too-large': 431,
   internal: 500,
   unavailable: 503,
 } as const;

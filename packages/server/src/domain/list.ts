@@ -25,6 +25,8 @@ export interface ListSpec {
 
 export const DEFAULT_LIMIT = 10;
 export const MAX_LIMIT = 1000;
+/** Largest offset: exact in a JavaScript number and far inside the databases' 64-bit OFFSET. */
+export const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 
 /**
  * Normalises offset/limit/order[]/fields[]. `order` accepts `name`, `+name`, `-name` and the
@@ -36,7 +38,7 @@ export function parseListQuery(
 ): ListQuery {
   const offset = raw.offset ?? 0;
   const limit = raw.limit ?? DEFAULT_LIMIT;
-  if (!Number.isInteger(offset) || offset < 0) throw invalidParam('offset', 'must be an integer >= 0');
+  if (!Number.isSafeInteger(offset) || offset < 0) throw invalidParam('offset', `must be an integer in 0..${MAX_OFFSET}`);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalidParam('limit', `must be an integer in 1..${MAX_LIMIT}`);
   const order: ListQuery['order'] = [];
   for (const item of raw.order ?? []) {

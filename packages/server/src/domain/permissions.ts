@@ -69,3 +69,17 @@ export function validatePermissions(input: Record<string, unknown>): Partial<Per
   }
   return out;
 }
+
+/**
+ * The first bit of `grant` that `holder` lacks, as (resource, action); undefined when `holder`
+ * covers every bit of `grant` (the no-escalation rule of spec §2.3).
+ */
+export function firstUncovered(holder: Permissions, grant: Partial<Permissions>): { resource: Resource; action: Action } | undefined {
+  for (const resource of RESOURCES) {
+    const missing = (grant[resource] ?? 0) & ~holder[resource];
+    if (missing === 0) continue;
+    const action = (Object.keys(Bit) as Action[]).find((a) => (missing & Bit[a]) !== 0)!;
+    return { resource, action };
+  }
+  return undefined;
+}

@@ -20,7 +20,8 @@ import type { SubscriptionService } from '../services/subscription.service.js';
 import type { TaskService } from '../services/task.service.js';
 import type { UserService } from '../services/user.service.js';
 import { registerAuth } from './plugins/auth.js';
-import { registerErrorHandler } from './plugins/error-handler.js';
+import { AppError } from '../domain/errors.js';
+import { clientErrorEnvelope, frameworkErrorEnvelope, registerErrorHandler } from './plugins/error-handler.js';
 import { genRequestId, registerRequestId } from './plugins/request-id.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { apiKeyRoutes } from './routes/apikeys.routes.js';
@@ -106,6 +107,25 @@ export function redactUrl(url: string): string {
   return url.replace(SECRET_QUERY, '$1[redacted]');
 }
 
+/**
+ * The address the server listens on as a base URL (the fallback of ROCKIT_PUBLIC_URL): the
+ * configured host (a wildcard bind becomes 127.0.0.1) and the bound port (config's before listen).
+ */
+export function listenUrl(app: FastifyInstance, config: Pick<Config, 'host' | 'port'>): string {
+  const bound = app.server.address();
+  const port = bound !== null && typeof bound === 'object' ? bound.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' || config.host === '' ? '127.0.0.1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+const UTF8 = /^utf-?8$/i;
+
+/** The charset parameter of a Content-Type (quotes removed), or undefined when there is none. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
 /** Reads CHANGELOG.md from the repository root (src/http or dist/http → ../../../../). */
 export function readChangelog(): string | undefined {
   try {
@@ -128,6 +148,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: genRequestId,
     requestIdHeader: false,
     return503OnClosing: true,
+    // Errors before routing and on the raw socket answer in the envelope too (api.md §1.2).
+    frameworkErrors: frameworkErrorEnvelope,
+    clientErrorHandler: clientErrorEnvelope,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const ajvBase = { strict: false, allErrors: false, removeAdditional: false, useDefaults: false } as const;
@@ -142,6 +165,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    // The body is decoded as UTF-8: JSON sent in another declared charset is refused, never misread.
+    const charset = charsetOf(req.headers['content-type']);
+    if (charset !== undefined && !UTF8.test(charset)) {
+      return done(new AppError('unsupported-media-type', `charset ${charset} is not supported: send JSON as UTF-8`), undefined);
+    }
     if (body === '') return done(null, undefined);
     return defaultJson(req, body as string, done);
   });
@@ -206,7 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(appRoutes, { services: deps.services });
   await app.register(deploymentRoutes, { services: deps.services });
   await app.register(consumptionRoutes, { services: deps.services });
-  await app.register(buildRoutes, { services: deps.services });
+  await app.register(buildRoutes, { services: deps.services, publicUrl: () => deps.config.publicUrl ?? listenUrl(app, deps.config) });
   await app.register(cdnRoutes, { services: deps.services });
   await app.register(subscriptionRoutes, { services: deps.services });
   return app;

@@ -9,7 +9,7 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
   let org: OrgFixture;
   let admin: Session;
   beforeAll(async () => {
-    t = await createTestServer({ dialect, env: { ROCKIT_LOGIN_MAX_FAILURES: '3', ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS: '4', ROCKIT_LOGIN_WINDOW_SECONDS: '60' } });
+    t = await createTestServer({ dialect, env: { ROCKIT_LOGIN_MAX_FAILURES: '3', ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT: '3', ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS: '4', ROCKIT_LOGIN_WINDOW_SECONDS: '60' } });
     org = await createOrg(t);
   });
   // Tests move the clock: a fresh admin token for each.
@@ -44,7 +44,7 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
     expect(missing.json()).toMatchObject({ error: 'missing-param', param: 'password' });
   });
 
-  it('throttles failed logins per (org, username) with 429 rate-limited and Retry-After', async () => {
+  it('throttles failed logins per (org, username) from any address (ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT) with 429 rate-limited and Retry-After', async () => {
     const o = await createOrg(t);
     const bad = { orgName: o.name, username: 'admin', password: 'wrong-password' };
     for (let i = 0; i < 3; i++) expect((await t.req('POST', '/be/v1/login', { body: bad, remoteAddress: `10.2.0.${i}` })).statusCode).toBe(401);
@@ -74,7 +74,7 @@ describe.each(TEST_DIALECTS)('authentication (%s)', (dialect) => {
     const db = t.server.config.database;
     const t2 = await createTestServer({
       dialect, clock: t.clock, sharesDatabase: true,
-      env: { ROCKIT_LOGIN_MAX_FAILURES: '3', ROCKIT_LOGIN_WINDOW_SECONDS: '60', ...(db.kind === 'pg' && db.schema ? { ROCKIT_DATABASE_SCHEMA: db.schema } : {}) },
+      env: { ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT: '3', ROCKIT_LOGIN_WINDOW_SECONDS: '60', ...(db.kind === 'pg' && db.schema ? { ROCKIT_DATABASE_SCHEMA: db.schema } : {}) },
     });
     try {
       const bad = { orgName: o.name, username: 'admin', password: 'wrong-password' };

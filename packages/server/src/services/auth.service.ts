@@ -41,6 +41,7 @@ export const configuredAdminToken = (token: string): AdminTokenVerifier => ({ ve
 export const hashedAdminToken = (sha256: string): AdminTokenVerifier => ({ verify: (t) => constantTimeEqual(sha256Hex(t), sha256) });
 
 const invalidCredentials = () => new AppError('invalid-credentials', 'organization, username or password is wrong');
+const rateLimited = (retryAfterSeconds: number, message: string) => new AppError('rate-limited', message, { retryAfterSeconds });
 const tokenInvalid = (what: string) => new AppError('token-invalid', `${what} is invalid or revoked`);
 
 /**
@@ -49,10 +50,12 @@ const tokenInvalid = (what: string) => new AppError('token-invalid', `${what} is
  * disabled flag, and reads the user's roles afresh (a role change applies on the next request).
  */
 export class AuthService {
-  /** Failed logins, counted in the database so that every API node sees them. */
+  /** Login attempts and credential failures, counted in the database so that every API node sees them. */
   private readonly throttle: LoginThrottle;
+  private readonly perUserAddress: ThrottleRule;
   private readonly perUser: ThrottleRule;
   private readonly perAddress: ThrottleRule;
+  private readonly credentialPerAddress: ThrottleRule;
   private dummyHash: Promise<string> | undefined;
 
   constructor(
@@ -61,39 +64,50 @@ export class AuthService {
   ) {
     const { login } = deps.config;
     this.throttle = new LoginThrottle(deps.db, deps.clock);
+    this.perUserAddress = { kind: 'user-address', max: login.maxFailuresPerUserAddress, windowSeconds: login.windowSeconds };
     this.perUser = { kind: 'user', max: login.maxFailuresPerUser, windowSeconds: login.windowSeconds };
     this.perAddress = { kind: 'address', max: login.maxFailuresPerAddress, windowSeconds: login.windowSeconds };
+    this.credentialPerAddress = { kind: 'credential', max: login.maxCredentialFailuresPerAddress, windowSeconds: login.windowSeconds };
   }
 
-  authenticateAdmin(token: string): AdminPrincipal {
-    if (!this.adminToken.verify(token)) throw tokenInvalid('the admin token');
+  /**
+   * Errors: rate-limited when this address failed too often with admin tokens or API keys;
+   * token-invalid for a wrong token (counted against the address).
+   */
+  async authenticateAdmin(token: string, clientAddress: string): Promise<AdminPrincipal> {
+    await this.refuseBlockedAddress(clientAddress);
+    if (!this.adminToken.verify(token)) throw await this.credentialFailure(clientAddress, tokenInvalid('the admin token'));
     return { kind: 'admin' };
   }
 
   /**
-   * Errors: rate-limited (429, with retryAfterSeconds) when the (org, username) pair or the client
-   * address failed too often; invalid-credentials (same answer for unknown org, unknown user,
-   * machine user and wrong password); account-disabled only after the password was right.
+   * Errors: rate-limited (429, with retryAfterSeconds) when the (org, username) pair from this address,
+   * the address, or (at a much higher bound) the account had too many attempts; invalid-credentials
+   * (same answer for unknown org, unknown user, machine user and wrong password); account-disabled
+   * only after the password was right.
+   *
+   * The attempt is counted before the password is checked, atomically per key, so parallel attempts
+   * cannot all pass a check made before any of them is recorded; a successful attempt is taken back.
+   * Per (account, address) first: an attacker hammering from one address locks out that pair, not the
+   * real user logging in from elsewhere.
    */
   async login(input: LoginInput, clientAddress: string): Promise<LoginResult> {
     const userKey = `${input.orgName}\u0000${input.username}`;
-    const wait = await this.throttle.retryAfterSeconds([[this.perUser, userKey], [this.perAddress, clientAddress]]);
-    if (wait > 0) {
-      throw new AppError('rate-limited', 'too many failed login attempts; try again later', { retryAfterSeconds: wait });
-    }
+    const pairKey = `${userKey}\u0000${clientAddress}`;
+    const wait = await this.throttle.countAttempt([[this.perAddress, clientAddress], [this.perUserAddress, pairKey], [this.perUser, userKey]]);
+    if (wait > 0) throw rateLimited(wait, 'too many failed login attempts; try again later');
     const { db, clock, config } = this.deps;
     const org = await findOrgByName(db, input.orgName);
     const user = org ? await findUser(db, org.id, input.username) : undefined;
     // Spend the same scrypt work whether or not the user exists, so timing does not reveal names.
     const hash = user?.type === 'user' && user.password_hash ? user.password_hash : await this.getDummyHash();
     const ok = (await verifyPassword(input.password, hash)) && user !== undefined && user.type === 'user';
-    if (!ok || !org || !user) {
-      await this.throttle.recordFailure(this.perUser, userKey);
-      await this.throttle.recordFailure(this.perAddress, clientAddress);
-      throw invalidCredentials();
-    }
+    if (!ok || !org || !user) throw invalidCredentials();
+    // The right password: not a failure. The pair starts afresh; the wider counts forget this attempt.
+    await this.throttle.reset(this.perUserAddress, pairKey);
+    await this.throttle.uncount(this.perAddress, clientAddress);
+    await this.throttle.uncount(this.perUser, userKey);
     if (Number(user.disabled) !== 0) throw new AppError('account-disabled', 'the account is disabled');
-    await this.throttle.reset(this.perUser, userKey);
 
     const now = clock.now();
     const token = randomSecret('rks_');
@@ -139,11 +153,32 @@ export class AuthService {
     return this.principalOf(t, 'token');
   }
 
-  /** API keys authenticate machine users only. */
-  async authenticateApiKey(orgName: string, username: string, key: string): Promise<UserPrincipal> {
+  /**
+   * API keys authenticate machine users only. Errors: rate-limited when this address failed too often
+   * with admin tokens or API keys; token-invalid for an unknown key (counted against the address).
+   */
+  async authenticateApiKey(orgName: string, username: string, key: string, clientAddress: string): Promise<UserPrincipal> {
+    await this.refuseBlockedAddress(clientAddress);
     const owner = await findApiKey(this.deps.db, orgName, username, sha256Hex(key));
-    if (!owner || owner.user.type !== 'machine') throw tokenInvalid('the API key');
+    if (!owner || owner.user.type !== 'machine') throw await this.credentialFailure(clientAddress, tokenInvalid('the API key'));
     return this.principalOf(owner, 'apikey');
+  }
+
+  /**
+   * Admin tokens and API keys are random and long (32+ characters), so guessing them is throttled per
+   * client address only: a read before the check (one indexed lookup, no write on the common success
+   * path) and an atomic count after a failure. Concurrent guesses from one address can pass the read
+   * together — at most the concurrency's worth of extra guesses, nothing against 2^128 candidates.
+   */
+  private async refuseBlockedAddress(clientAddress: string): Promise<void> {
+    const wait = await this.throttle.retryAfterSeconds([[this.credentialPerAddress, clientAddress]]);
+    if (wait > 0) throw rateLimited(wait, 'too many failed credentials from this address; try again later');
+  }
+
+  /** Counts a failed admin token or API key; the error to throw (rate-limited once over the max). */
+  private async credentialFailure(clientAddress: string, error: AppError): Promise<AppError> {
+    const wait = await this.throttle.recordFailure(this.credentialPerAddress, clientAddress);
+    return wait > 0 ? rateLimited(wait, 'too many failed credentials from this address; try again later') : error;
   }
 
   private async principalOf(owner: { user: UserRow; org: OrgRow } | CredentialOwner, via: 'token' | 'apikey'): Promise<UserPrincipal> {

@@ -4,7 +4,7 @@ import type { Database } from '../db/database.js';
 import type { DbCapabilities } from '../db/capabilities.js';
 import type { Clock } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
-import { hasPermission, permissionName, type Action, type Permissions, type Resource } from '../domain/permissions.js';
+import { firstUncovered, hasPermission, permissionName, type Action, type Permissions, type Resource } from '../domain/permissions.js';
 
 /** Who is calling; built by the HTTP auth plugin through AuthService, passed to every service method. */
 export type Principal = AdminPrincipal | UserPrincipal;
@@ -56,6 +56,19 @@ export function requirePermission(auth: Principal, resource: Resource, action: A
     });
   }
   return user;
+}
+
+/**
+ * The no-escalation rule (spec §2.3): throws 403 forbidden unless the caller's permission covers
+ * every bit of `grant` — the roles handed out, a role's value, a machine user's permission behind a
+ * new key, or the permission of a user the caller acts on. `permission` names the first bit missing.
+ * `what` says what needed covering (for people).
+ */
+export function requireCovers(caller: UserPrincipal, grant: Partial<Permissions>, what: string): void {
+  const missing = firstUncovered(caller.permissions, grant);
+  if (!missing) return;
+  const name = permissionName(missing.resource, missing.action);
+  throw new AppError('forbidden', `${what} needs ${name}, which the caller does not hold (no escalation)`, { permission: name });
 }
 
 /** Backend endpoints are for org users only; the admin token never reaches them (auth plugin), this is the guard. */

@@ -33,7 +33,8 @@ export class DepotService {
 
   async head(path: string): Promise<DepotObject> {
     const key = checkPath(path);
-    const head = await this.depot.head(key).catch((e) => rethrow(e, path));
+    // A blob store may refuse a key synchronously (invalid-key): the same 404 as a rejected promise.
+    const head = await Promise.resolve().then(() => this.depot.head(key)).catch((e) => rethrow(e, path));
     if (head === null) throw notFoundPath(path);
     return { sizeBytes: head.sizeBytes, etag: await this.etag(key, head.sizeBytes), contentType: contentTypeOf(key) };
   }
@@ -43,7 +44,7 @@ export class DepotService {
     if (range && (range.start >= meta.sizeBytes || (range.end !== undefined && range.end < range.start))) {
       throw new RangeNotSatisfiable(meta.sizeBytes);
     }
-    const got = await this.depot.get(checkPath(path), range).catch((e) => {
+    const got = await Promise.resolve().then(() => this.depot.get(checkPath(path), range)).catch((e) => {
       if (isStorageError(e) && e.code === 'invalid-range') throw new RangeNotSatisfiable(meta.sizeBytes);
       return rethrow(e, path);
     });
@@ -74,11 +75,14 @@ const notFoundPath = (path: string): AppError => new AppError('not-found', `/cdn
 
 function checkPath(path: string): string {
   // Only the published layout is served (dxf/…, pat/…); nothing else of the blob store.
-  if (!/^(dxf|pat)\/[^?#]+$/.test(path) || path.split('/').some((s) => s === '' || s === '.' || s === '..' || s.startsWith('.'))) {
+  // Control characters and backslashes are in no published name; refused before the blob store sees them.
+  if (!/^(dxf|pat)\/[^?#\\]+$/.test(path) || hasControlCharacter(path) || path.split('/').some((s) => s === '' || s === '.' || s === '..' || s.startsWith('.'))) {
     throw notFoundPath(path);
   }
   return path;
 }
+
+const hasControlCharacter = (s: string): boolean => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 function rethrow(e: unknown, path: string): never {
   if (isStorageError(e) && (e.code === 'not-found' || e.code === 'invalid-key')) throw notFoundPath(path);

@@ -3,8 +3,8 @@ import { isUniqueViolation } from '../db/errors.js';
 import { deleteRole, findRole, insertRole, listRoles, lockRole, updateRole } from '../db/repositories/role.repository.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
-import { noPermissions, validatePermissions } from '../domain/permissions.js';
-import { requirePermission, type Principal, type ServiceDeps } from './context.js';
+import { noPermissions, unionPermissions, validatePermissions } from '../domain/permissions.js';
+import { requireCovers, requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { parsePermissions, toRoleDto, type RoleDto } from './mappers.js';
 
 export interface CreateRoleInput {
@@ -50,10 +50,14 @@ export class RoleService {
     return toRoleDto(role);
   }
 
-  /** Errors: invalid-param for a bit the resource lacks; already-exists for a taken name. */
+  /**
+   * Errors: invalid-param for a bit the resource lacks; forbidden for a bit the caller lacks (no
+   * escalation, spec §2.3); already-exists for a taken name.
+   */
   async create(auth: Principal, input: CreateRoleInput): Promise<RoleDto> {
     const user = requirePermission(auth, 'roles', 'create');
     const permissions = { ...noPermissions(), ...validatePermissions(input.permissions) };
+    requireCovers(user, permissions, 'a role with these permissions');
     const now = this.deps.clock.now();
     const row = {
       id: randomUUID(), org_id: user.orgId, name: input.name, label: input.label ?? input.name,
@@ -68,14 +72,20 @@ export class RoleService {
     return toRoleDto({ ...row, users: 0 });
   }
 
-  /** Resources missing from `permissions` keep their value. The Administrators role answers 409 in-use. */
+  /**
+   * Resources missing from `permissions` keep their value. The Administrators role answers 409 in-use.
+   * No escalation (403 forbidden): the caller must cover the role's new value, and its old one too
+   * (taking bits away from the role's holders is as much beyond the caller as handing them out).
+   */
   async patch(auth: Principal, input: PatchRoleInput): Promise<RoleDto> {
     const user = requirePermission(auth, 'roles', 'update');
     const changes = input.permissions ? validatePermissions(input.permissions) : {};
     const role = await findRole(this.deps.db, user.orgId, input.name);
     if (!role) throw notFound('role', input.name);
     if (Number(role.builtin) === 1) throw immutable();
-    const permissions = { ...parsePermissions(role.permissions), ...changes };
+    const before = parsePermissions(role.permissions);
+    const permissions = { ...before, ...changes };
+    requireCovers(user, unionPermissions([before, permissions]), `changing role '${input.name}'`);
     const now = this.deps.clock.now();
     const update = { label: input.label ?? role.label, permissions: JSON.stringify(permissions), updated_ms: now };
     await updateRole(this.deps.db, role.id, update);

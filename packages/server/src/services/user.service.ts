@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RoleRow, UserRow, UserUpdate } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { insertApiKey } from '../db/repositories/credential.repository.js';
-import { findBuiltinRole, findRolesByNames, lockRole } from '../db/repositories/role.repository.js';
+import { findBuiltinRole, findRolesByNames, grantsOfUser, lockRole } from '../db/repositories/role.repository.js';
 import {
   countRoleHolders,
   deleteUser,
@@ -18,11 +18,11 @@ import type { Executor } from '../db/repositories/common.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
 import { sortableId } from '../domain/ids.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
-import { hasPermission, isFull } from '../domain/permissions.js';
+import { hasPermission, isFull, unionPermissions, type Permissions } from '../domain/permissions.js';
 import { hashPassword, randomPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
 import { toUnixSeconds } from '../domain/clock.js';
-import { requirePermission, requireUser, type Principal, type ServiceDeps, type UserPrincipal } from './context.js';
-import { toUserDto, type UserDto } from './mappers.js';
+import { requireCovers, requirePermission, requireUser, type Principal, type ServiceDeps, type UserPrincipal } from './context.js';
+import { parsePermissions, toUserDto, type UserDto } from './mappers.js';
 
 export interface CreateUserInput {
   username: string;
@@ -86,6 +86,14 @@ export async function createApiKeyRow(db: Executor, userId: string, nowMs: numbe
   return { id, key, created: toUnixSeconds(nowMs) };
 }
 
+/** A user's permission now: the OR over its roles (spec §2.3). */
+export async function permissionsOfUser(db: Executor, userId: string): Promise<Permissions> {
+  return unionPermissions((await grantsOfUser(db, userId)).map((g) => parsePermissions(g.permissions)));
+}
+
+/** The OR over these roles: what holding all of them grants. */
+const grantOf = (roles: RoleRow[]): Permissions => unionPermissions(roles.map((r) => parsePermissions(r.permissions)));
+
 /** Users and machine users of the caller's org (`beUsers`, named `users.*`). */
 export class UserService {
   constructor(private readonly deps: ServiceDeps) {}
@@ -128,6 +136,9 @@ export class UserService {
     }
     const { db, clock, config } = this.deps;
     const roles = await this.resolveRoles(db, caller.orgId, input.roles);
+    // No escalation (spec §2.3): the roles handed out, and so the machine user's first API key,
+    // grant nothing the caller lacks. roles.update is not needed to create (§5 asks it of PATCH only).
+    requireCovers(caller, grantOf(roles), 'granting these roles');
     const now = clock.now();
     const password = type === 'user' ? randomPassword() : undefined;
     const row: UserRow = {
@@ -158,6 +169,8 @@ export class UserService {
    * Patches the caller (default) or, with users.update, another user. Own password: oldPW + newPW.
    * Another's: resetCreds, needing users.update and full beUsers. `roles` needs roles.update too;
    * the last holder of Administrators can neither lose it nor be disabled (409 in-use).
+   * No escalation (403 forbidden): the new roles, and for another user its current permission,
+   * must be covered by the caller's permission.
    */
   async patch(auth: Principal, input: PatchUserInput): Promise<UserDto> {
     const caller = requireUser(auth);
@@ -171,6 +184,9 @@ export class UserService {
     const { db, clock, config } = this.deps;
     const target = await findUser(db, caller.orgId, targetName);
     if (!target) throw notFound('user', targetName);
+    // No escalation (spec §2.3): acting on another user (its roles, its password, disabling it)
+    // needs at least that user's permission, or a beUsers manager could take over an administrator.
+    if (!self) requireCovers(caller, await permissionsOfUser(db, target.id), `changing user '${targetName}'`);
 
     const changes: UserUpdate = {};
     if (target.type === 'machine') {
@@ -202,7 +218,10 @@ export class UserService {
       if (admins) await lockRole(trx, this.deps.capabilities, admins.id);
       const isAdmin = admins ? await userHasRole(trx, target.id, admins.id) : false;
       let roles: RoleRow[] | undefined;
-      if (input.roles !== undefined) roles = await this.resolveRoles(trx, caller.orgId, input.roles);
+      if (input.roles !== undefined) {
+        roles = await this.resolveRoles(trx, caller.orgId, input.roles);
+        requireCovers(caller, grantOf(roles), 'granting these roles');
+      }
       const losesAdmin = isAdmin && roles !== undefined && !roles.some((r) => r.id === admins!.id);
       const disables = isAdmin && input.disabled === true;
       if ((losesAdmin || disables) && (await countRoleHolders(trx, admins!.id)) <= 1) {
@@ -216,12 +235,16 @@ export class UserService {
     return this.dto(row!);
   }
 
-  /** Deletes the user; sessions, auth tokens and API keys go with it (cascade), so they stop working at once. */
+  /**
+   * Deletes the user; sessions, auth tokens and API keys go with it (cascade), so they stop working at once.
+   * Another user's permission must be covered by the caller's (403 forbidden otherwise).
+   */
   async delete(auth: Principal, username: string): Promise<void> {
     const caller = requirePermission(auth, 'beUsers', 'delete');
     await this.deps.db.transaction().execute(async (trx) => {
       const target = await findUser(trx, caller.orgId, username);
       if (!target) throw notFound('user', username);
+      if (target.id !== caller.userId) requireCovers(caller, await permissionsOfUser(trx, target.id), `deleting user '${username}'`);
       const admins = await findBuiltinRole(trx, caller.orgId);
       if (admins) await lockRole(trx, this.deps.capabilities, admins.id);
       if (admins && (await userHasRole(trx, target.id, admins.id)) && (await countRoleHolders(trx, admins.id)) <= 1) {

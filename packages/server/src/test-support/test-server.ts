@@ -18,7 +18,7 @@ export const TEST_DIALECTS: Dialect[] = (process.env.ROCKIT_TEST_DIALECTS ?? 'sq
 
 export const TEST_PG_URL = process.env.ROCKIT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdefgh';
 
 export interface TestServer {
   server: Server;

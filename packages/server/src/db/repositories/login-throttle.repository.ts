@@ -1,21 +1,18 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { Executor } from './common.js';
 
-/** Table of migration 0007: failed logins per key in fixed windows. */
-export interface LoginFailuresTable {
-  /** sha256 hex of the throttled thing ((org, username) or a client address): no names or addresses stored. */
-  key: string;
+export type { LoginFailuresTable } from '../database.js';
+
+/** A key's live window: how many attempts were counted in it and when it ends. */
+export interface ThrottleWindow {
   failures: number;
-  window_ends_ms: number;
+  windowEndsMs: number;
 }
 
-type Db = Kysely<{ login_failures: LoginFailuresTable }>;
-const q = (db: Executor): Db => db as unknown as Db;
-
 /** The live windows (not ended at `nowMs`) of the given keys. */
-export async function liveFailures(db: Executor, keys: string[], nowMs: number): Promise<Array<{ key: string; failures: number; windowEndsMs: number }>> {
+export async function liveFailures(db: Executor, keys: string[], nowMs: number): Promise<Array<{ key: string } & ThrottleWindow>> {
   if (keys.length === 0) return [];
-  const rows = await q(db)
+  const rows = await db
     .selectFrom('login_failures')
     .selectAll()
     .where('key', 'in', keys)
@@ -25,12 +22,13 @@ export async function liveFailures(db: Executor, keys: string[], nowMs: number):
 }
 
 /**
- * Counts one failure for `key`, atomically (two nodes counting at once both count): a window that
- * has ended starts again at 1 and ends `windowMs` from now.
+ * Counts one attempt for `key` in one statement and returns the window as it is after counting:
+ * concurrent counts (threads, API nodes) each see their own number, so exactly `max` of them see
+ * a number <= max. A window that has ended starts again at 1 and ends `windowMs` from now.
  */
-export async function countFailure(db: Executor, key: string, nowMs: number, windowMs: number): Promise<void> {
+export async function countFailure(db: Executor, key: string, nowMs: number, windowMs: number): Promise<ThrottleWindow> {
   const ended = sql<boolean>`login_failures.window_ends_ms <= ${nowMs}`;
-  await q(db)
+  const row = await db
     .insertInto('login_failures')
     .values({ key, failures: 1, window_ends_ms: nowMs + windowMs })
     .onConflict((oc) =>
@@ -39,14 +37,21 @@ export async function countFailure(db: Executor, key: string, nowMs: number, win
         window_ends_ms: sql<number>`case when ${ended} then ${nowMs + windowMs} else login_failures.window_ends_ms end`,
       }),
     )
-    .execute();
+    .returning(['failures', 'window_ends_ms'])
+    .executeTakeFirstOrThrow();
+  return { failures: Number(row.failures), windowEndsMs: Number(row.window_ends_ms) };
+}
+
+/** Takes back one counted attempt (it turned out not to be a failure); never below 0. */
+export async function uncountFailure(db: Executor, key: string): Promise<void> {
+  await db.updateTable('login_failures').set({ failures: sql<number>`failures - 1` }).where('key', '=', key).where('failures', '>', 0).execute();
 }
 
 export async function clearFailures(db: Executor, key: string): Promise<void> {
-  await q(db).deleteFrom('login_failures').where('key', '=', key).execute();
+  await db.deleteFrom('login_failures').where('key', '=', key).execute();
 }
 
 /** Housekeeping: windows that ended before `beforeMs` are forgotten. */
 export async function purgeEndedFailures(db: Executor, beforeMs: number): Promise<void> {
-  await q(db).deleteFrom('login_failures').where('window_ends_ms', '<=', beforeMs).execute();
+  await db.deleteFrom('login_failures').where('window_ends_ms', '<=', beforeMs).execute();
 }

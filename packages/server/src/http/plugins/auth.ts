@@ -43,7 +43,7 @@ export async function authenticate(auth: AuthService, kind: AuthKind, req: Fasti
   if (kind === 'admin') {
     const token = header(req, H.admin);
     if (!token) throw new AppError('token-missing', `header ${H.admin} is required`);
-    return auth.authenticateAdmin(token);
+    return auth.authenticateAdmin(token, req.ip);
   }
   const trio = [header(req, H.org), header(req, H.user), header(req, H.key)];
   const trioCount = trio.filter((v) => v !== undefined).length;
@@ -63,7 +63,7 @@ export async function authenticate(auth: AuthService, kind: AuthKind, req: Fasti
     throw conflicting(`an API key needs all three headers ${H.org}, ${H.user} and ${H.key}`);
   }
   if (authToken && authorization) throw conflicting(`send the auth token once: ${H.auth} or Authorization, not both`);
-  if (trioCount === 3) return auth.authenticateApiKey(trio[0]!, trio[1]!, trio[2]!);
+  if (trioCount === 3) return auth.authenticateApiKey(trio[0]!, trio[1]!, trio[2]!, req.ip);
   if (authToken) return auth.authenticateAuthToken(authToken);
   if (authorization) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);

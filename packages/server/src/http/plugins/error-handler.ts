@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../domain/errors.js';
 
@@ -57,11 +60,16 @@ export function toAppError(err: unknown, req: FastifyRequest): AppError {
       return new AppError('invalid-json', 'the body is not valid JSON');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new AppError('invalid-json', 'the body does not match its Content-Length');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AppError('uri-too-long', 'a path segment is longer than 100 characters');
+    case 'FST_ERR_BAD_URL':
+      return new AppError('invalid-param', 'the path is not a valid URL (bad percent-encoding)', { param: 'path' });
   }
   if (e?.statusCode === 400 && (e.name === 'SyntaxError' || e instanceof SyntaxError)) {
     return new AppError('invalid-json', 'the body is not valid JSON');
   }
   if (e?.statusCode === 413) return new AppError('payload-too-large', 'the body is larger than the configured limit');
+  if (e?.statusCode === 414) return new AppError('uri-too-long', 'the URL is too long');
   if (e?.statusCode === 415) return new AppError('unsupported-media-type', 'unsupported content type');
   if (e?.statusCode === 429) return new AppError('rate-limited', 'too many requests');
   return new AppError('internal', 'internal error');
@@ -73,6 +81,37 @@ export function sendError(reply: FastifyReply, req: FastifyRequest, appError: Ap
   const body: Record<string, unknown> = { status: 'error', error: appError.code, message: appError.message, ...details };
   if (appError.code === 'internal') body.requestId = req.id;
   return reply.code(appError.status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors raised before routing (a path segment over maxParamLength, a
+ * bad percent-encoding) answer in the envelope too. Hooks have not run, so x-request-id is set here.
+ */
+export function frameworkErrorEnvelope(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.header('x-request-id', req.id);
+  return sendError(reply, req, toAppError(err, req));
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node cannot even parse (malformed HTTP, headers too large,
+ * headers not sent in time) never reach Fastify; they are answered on the raw socket, in the envelope.
+ */
+export function clientErrorEnvelope(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has nobody left to answer (Node's own behaviour).
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const appError =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new AppError('request-timeout', 'the request was not received in time')
+    : err.code === 'HPE_HEADER_OVERFLOW' ? new AppError('headers-too-large', 'the request headers are too large')
+    : new AppError('bad-request', 'the request is not valid HTTP');
+  const body = JSON.stringify({ status: 'error', error: appError.code, message: appError.message });
+  this.log.debug({ err }, 'client error');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${appError.status} ${STATUS_CODES[appError.status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }
 
 /** The one place errors become HTTP: the envelope of spec §1.2, never a stack or an internal path. */

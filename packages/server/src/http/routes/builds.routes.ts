@@ -21,7 +21,11 @@ const UploadSchema = Type.Object({
  * (Fastify's bodyLimit does not apply; the service enforces ROCKIT_MAX_UPLOAD_BYTES → 413). A
  * broken PUT is resumed with Content-Range from the GET's `receivedBytes` (UploadService).
  */
-export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildService; uploads: UploadService } }> = async (app, { services }) => {
+export const buildRoutes: FastifyPluginAsyncTypebox<{
+  services: { builds: BuildService; uploads: UploadService };
+  /** Where clients reach the API (ROCKIT_PUBLIC_URL, else the listen address), without a trailing slash. */
+  publicUrl(): string;
+}> = async (app, { services, publicUrl }) => {
   const tags = ['builds'];
 
   app.post('/be/v1/builds', {
@@ -43,7 +47,8 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{ services: { builds: BuildS
   }, async (req, reply) => {
     const out = await services.builds.submit(principal(req), req.body);
     const body: { status: 'success'; task: typeof out.task; upload?: { url: string; method: 'PUT'; expires: number } } = { status: 'success', task: out.task };
-    if (out.upload) body.upload = { url: `${req.protocol}://${req.host}${out.upload.path}`, method: 'PUT', expires: out.upload.expires };
+    // Never from the Host header: the URL carries a one-time token a forged Host would hand to another server.
+    if (out.upload) body.upload = { url: `${publicUrl()}${out.upload.path}`, method: 'PUT', expires: out.upload.expires };
     return reply.code(202).send(body);
   });
 

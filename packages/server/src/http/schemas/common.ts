@@ -1,5 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox';
-import { MAX_LIMIT, type RawListQuery } from '../../domain/list.js';
+import { MAX_LIMIT, MAX_OFFSET, type RawListQuery } from '../../domain/list.js';
 import { NAME_PATTERN } from '../../domain/names.js';
 import { RESOURCE_MAX, RESOURCES } from '../../domain/permissions.js';
 
@@ -61,7 +61,8 @@ export const PermissionsInput = Type.Partial(
 );
 
 export const ListQuery = {
-  offset: Type.Optional(Type.Integer({ minimum: 0, description: 'default 0' })),
+  // Bounded so that the databases' 64-bit OFFSET never overflows (2^63 answered 500).
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET, description: 'default 0' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: 'default 10' })),
   'order[]': Type.Optional(Type.Array(Type.String(), { description: 'field, +field, -field or [-field]; repeatable' })),
   order: Type.Optional(Type.Array(Type.String(), { description: 'alias of order[]' })),
