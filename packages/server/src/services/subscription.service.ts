@@ -11,13 +11,12 @@ import type { DeliveryRow, SubscriptionRow, SubscriptionType } from '../db/subsc
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
-import { Bit } from '../domain/permissions.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import { randomSecret } from '../domain/secrets.js';
 import { namesRefusedHost, type AddressPolicy } from '../net/address-policy.js';
 import { ALL_EVENT_NAMES } from '../webhooks/event.js';
 import { displayUrl, subscriptionSecretContext } from '../webhooks/subscription-secrets.js';
-import { requireCovers, requirePermission, type Principal, type ServiceDeps } from './context.js';
+import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 
 export interface CreateSubscriptionInput {
   name: string;
@@ -156,14 +155,10 @@ export class SubscriptionService {
    * Creates the subscription with a new random signing secret, returned here and never again.
    * Errors: invalid-param `url` (not absolute http(s); with the SSRF guard, a private, loopback or
    * link-local IP literal or `localhost`), invalid-param `events` (empty or an
-   * unknown name), already-exists for a taken name; forbidden without apps.read and tasks.read
-   * (the events it delivers).
+   * unknown name), already-exists for a taken name.
    */
   async create(auth: Principal, input: CreateSubscriptionInput): Promise<{ subscription: SubscriptionDto; secret: string }> {
     const user = requirePermission(auth, 'subscriptions', 'create');
-    // No escalation (spec §2.3): a subscription hands the org's task events (app, build and task names,
-    // errors) to a URL of the caller's choosing, so the caller must be able to read them itself.
-    requireCovers(user, { apps: Bit.read, tasks: Bit.read }, 'a subscription to app and task events');
     checkUrl(input.url, this.opts.addressPolicy);
     const events = input.events === undefined ? null : checkEvents(input.events);
     const id = randomUUID();
