@@ -190,6 +190,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'),
     maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
+    buildLimits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles },
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
     ...guard,
     // s3:// import URLs only in cluster mode (an S3 blob store), read with its endpoint and credentials.

@@ -246,6 +246,20 @@ const TAR_REFUSALS: Record<string, { expected: string; detected: string }> = {
   'read-failed': { expected: 'tar', detected: 'unreadable data' },
 };
 
+/**
+ * The engine's input limits in `fileReadFailed` terms (api.md §8): stable wording a client can match on
+ * the prefix of, with the numbers filled in, and the setting that raises the limit.
+ */
+const BUILD_LIMITS: Record<string, { expected: string; detected: string; setting?: string }> = {
+  maxTotalBytes: {
+    expected: 'expanded build of at most {max} bytes',
+    detected: 'expanded build larger than the limit (over {value} bytes so far)',
+    setting: 'ROCKIT_MAX_BUILD_BYTES',
+  },
+  maxFiles: { expected: 'build of at most {max} entries', detected: 'build with more entries than the limit', setting: 'ROCKIT_MAX_BUILD_FILES' },
+  maxPathLength: { expected: 'path of at most {max} bytes', detected: 'path of {value} bytes' },
+};
+
 /** Maps the engine's refusal of an input to `file-read-failed`; anything else is returned unchanged. */
 export function engineTarError(err: unknown): unknown {
   if (err instanceof TarError) {
@@ -258,8 +272,9 @@ export function engineTarError(err: unknown): unknown {
     return new StepError('file-read-failed', `the build's tar was refused: ${err.message}`, { fileReadFailed: detail, cause: err });
   }
   if (err instanceof LimitError) {
-    return new StepError('file-read-failed', `the build exceeds a limit: ${err.message}`, {
-      fileReadFailed: { filename: '', typeExpected: `${err.limit} ≤ ${err.max}`, typeDetected: `${err.limit} ${err.value}` },
+    const known = BUILD_LIMITS[err.limit] ?? { expected: `${err.limit} ≤ ${err.max}`, detected: `${err.limit} ${err.value}` };
+    return new StepError('file-read-failed', `the build exceeds a limit: ${err.message}${known.setting ? ` (${known.setting})` : ''}`, {
+      fileReadFailed: { filename: err.entry ?? '', typeExpected: known.expected.replace('{max}', String(err.max)), typeDetected: known.detected.replace('{value}', String(err.value)) },
       cause: err,
     });
   }

@@ -17,6 +17,11 @@ export interface ImportDeps {
   workDir: string;
   /** Largest native build accepted (bytes). */
   maxUploadBytes: number;
+  /**
+   * Decompression-bomb limits of mkraw: the expanded build's total file bytes and its entry count
+   * (ROCKIT_MAX_BUILD_BYTES / ROCKIT_MAX_BUILD_FILES); absent = the engine's defaults.
+   */
+  buildLimits?: { maxTotalBytes: number; maxFiles: number };
   /** Attempts of each follow-up task. */
   maxAttempts: number;
   /** Delay before files a new release no longer needs are removed (api.md §7.3). */

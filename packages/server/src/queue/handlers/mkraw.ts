@@ -66,6 +66,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         signal,
         onProgress: (p) => progress(p.fraction * 0.99),
         ...(deps.threads !== undefined ? { threads: deps.threads } : {}),
+        ...(deps.buildLimits ? { limits: deps.buildLimits } : {}),
       });
       let nextTask: string | null = null;
       await db.transaction().execute(async (trx) => {
