@@ -24,7 +24,8 @@ import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
 import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
-import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
+import { allDeploymentsOfOrg, allDeploymentsWithOrg } from './db/repositories/deployment.repository.js';
+import { selfCheck } from './storage/self-check.js';
 import { BuildService } from './services/build.service.js';
 import { UploadService } from './services/upload.service.js';
 import { DepotService } from './services/depot.service.js';
@@ -62,8 +63,9 @@ export interface ServerOptions {
   /** Pino options for the HTTP logger; default from config.logLevel. `false` silences it. */
   logger?: FastifyServerOptions['logger'];
   hooks?: Partial<ServiceHooks>;
-  /** Run by `hello` with maintenance (the storage helper plugs its probes in here). */
+  /** Run by `hello` with maintenance instead of the real ones (the blob store and each deployment's origin). */
   selfChecks?: SelfCheck[];
+  /** Reported by /srv/v1/health instead of the real one (a probe of the blob store); the database is always pinged. */
   readinessChecks?: ReadinessCheck[];
   /** Extra task handlers by type (later issues). */
   handlers?: Record<string, TaskHandler>;
@@ -198,12 +200,38 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets)),
     poke: () => worker?.poke(),
   };
+  // The real probes (api.md §3): `hello` with maintenance writes, reads back and deletes a probe object
+  // in the blob store and in each deployment's origin; readiness probes the blob store the same way.
+  const blobStoreCheck = async (): Promise<void> => {
+    const r = await selfCheck(blobStore);
+    if (!r.ok) throw new Error(r.message);
+  };
+  const defaultSelfChecks = async (): Promise<SelfCheck[]> => {
+    const checks: SelfCheck[] = [{ name: 'blob-store', run: blobStoreCheck }];
+    for (const row of await allDeploymentsWithOrg(db.db)) {
+      checks.push({
+        name: `deployment ${row.org_name}/${row.name}`,
+        async run() {
+          const origin = createOrigin(openDeploymentSettings(row, secrets));
+          try {
+            const r = await selfCheck(origin.store);
+            if (!r.ok) throw new Error(r.message);
+          } finally {
+            await origin.close().catch(() => undefined);
+          }
+        },
+      });
+    }
+    return checks;
+  };
+  const readinessChecks: ReadinessCheck[] = opts.readinessChecks ?? [{ name: 'blob-store', check: blobStoreCheck }];
   if (config.worker.enabled) {
-    const selfChecks = opts.selfChecks ?? [];
+    const injected = opts.selfChecks;
+    const selfChecks = injected ? () => injected : defaultSelfChecks;
     worker = new Worker({
       db: db.db, capabilities: db.capabilities, clock, log: taskLog.child({ component: 'worker' }),
       handlers: {
-        hello: helloHandler(() => selfChecks),
+        hello: helloHandler(selfChecks),
         dltar: withPipelineEvents('dltar', importDeps, dltarHandler(importDeps)),
         mkraw: withPipelineEvents('mkraw', importDeps, mkrawHandler(importDeps)),
         deploy: withPipelineEvents('deploy', importDeps, deployHandler(importDeps)),
@@ -245,7 +273,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       database = 'error';
     }
     const checks = await Promise.all(
-      (opts.readinessChecks ?? []).map(async (c) => {
+      readinessChecks.map(async (c) => {
         try {
           await c.check();
           return { name: c.name, ok: true };
