@@ -7,6 +7,8 @@ import { createDb, pingDb, type Db } from './db/dialect.js';
 import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
 import { purgeEndedFailures } from './db/repositories/login-throttle.repository.js';
 import { pendingUploadsOfOrg } from './db/repositories/import.repository.js';
+import { liveOrgsAndApps } from './db/repositories/app.repository.js';
+import { dropImageCache, sweepWorkFolder } from './pipeline/work-sweep.js';
 import { discardUpload } from './storage/part-writer.js';
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
@@ -140,7 +142,18 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   };
   const blobStore = createBlobStore({ url: config.blob.url, ...s3BlobOptions });
   const depotOrigin = createDepotOrigin(blobStore, DEPOT_PREFIX);
+  // mkraw's local work folder: scratch folders of running conversions and the image cache (per node).
+  const mkrawWorkDir = path.join(config.dataDir, 'work', 'mkraw');
+  const sweepWork = async (): Promise<void> => {
+    try {
+      const { removed } = await sweepWorkFolder(mkrawWorkDir, () => liveOrgsAndApps(db.db));
+      if (removed.length > 0) taskLog.info({ removed }, 'removed orphaned work folders');
+    } catch (err) {
+      taskLog.warn({ err }, 'sweeping the work folder failed');
+    }
+  };
   const pruneImports = async (orgName: string): Promise<void> => {
+    await dropImageCache(mkrawWorkDir, orgName).catch(() => undefined);
     // The org's published layout in the depot; deployments' copies are removed with the
     // deployments (their records are gone once this hook runs).
     await depotOrigin.store.deletePrefix(`dxf/${orgName}/`);
@@ -190,7 +203,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
 
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
-    db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'),
+    db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'), sweepWork,
     maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
     buildLimits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles },
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
@@ -244,7 +257,17 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     });
   }
 
-  const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin });
+  const baseFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin });
+  // Deleting an app drops its local image cache too (other nodes drop theirs at their next sweep).
+  const originFiles: OriginFileOps = {
+    removeAppFiles: async (orgName, appName, deployments) => {
+      const report = await baseFiles.removeAppFiles(orgName, appName, deployments);
+      await dropImageCache(mkrawWorkDir, orgName, appName).catch(() => undefined);
+      return report;
+    },
+    removeDeploymentFiles: (orgName, deployment, appNames) => baseFiles.removeDeploymentFiles(orgName, deployment, appNames),
+    checkOrigin: (settings) => baseFiles.checkOrigin(settings),
+  };
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -295,6 +318,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     logger: opts.logger ?? loggerOptions(config.logLevel),
     changelog: readChangelog(),
   });
+  // Work left by an earlier process of this node (killed mid-mkraw) and caches of deleted apps go before any task runs.
+  if (worker) await sweepWork();
   worker?.start();
 
   // Housekeeping: sessions (and their auth tokens) a week past expiry are deleted (until then an

@@ -79,7 +79,7 @@ describe.skipIf(!binariesBuilt())('hostile: files left behind (issue 8 item 9)',
         expect(existsSync(cacheDir(edge, 'orphan_org', 'game'))).toBe(true);
       }, 300_000);
 
-      it('an orphaned folder found while running is swept after the next task; a busy one is never touched', async () => {
+      it('an orphaned folder found while running is swept after the next mkraw', async () => {
         const orphan = path.join(edge.dataDir, 'work', 'mkraw', 'mkraw-0042-0123456789ab');
         await mkdir(path.join(orphan, 'image'), { recursive: true });
         await writeFile(path.join(orphan, 'image', 'pack-0000'), randomBytes(4096));

@@ -12,6 +12,7 @@ import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, throwIfAborted, type FileReadFailed } from './errors.js';
 import { dxfBuildPrefix, dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from './layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from './store-io.js';
+import { IMAGE_CACHE_FOLDER, SCRATCH_PREFIX, holdWorkFolder } from './work-sweep.js';
 
 /** Pointer file at the root of an image folder (engine FORMATS.md, "Image"); uploaded last. */
 export const IMAGE_POINTER_FILE = IMAGE_JSON_NAME;
@@ -106,8 +107,8 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   const { orgName, appName, buildId, blobStore, depotPrefix, signal } = options;
   throwIfAborted(signal);
   const dxfName = dxfNameFor(buildId);
-  const scratch = join(options.workDir, `mkraw-${padBuildId(buildId)}-${randomBytes(6).toString('hex')}`);
-  const cacheRoot = join(options.workDir, 'image-cache', orgName, appName);
+  const scratch = join(options.workDir, `${SCRATCH_PREFIX}${padBuildId(buildId)}-${randomBytes(6).toString('hex')}`);
+  const cacheRoot = join(options.workDir, IMAGE_CACHE_FOLDER, orgName, appName);
   const imageDir = join(scratch, 'image');
   for (const p of options.previous) {
     if (!Number.isSafeInteger(p.buildId) || p.buildId < 1 || p.buildId >= buildId) {
@@ -119,8 +120,11 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   const report = (phase: MkrawProgress['phase'], fraction: number): void =>
     options.onProgress?.({ phase, fraction: Math.max(0, Math.min(1, fraction)) });
 
-  await mkdir(scratch, { recursive: true });
+  // Held (from before the folder exists) so that a sweep of the work folder never removes them under us.
+  const releaseScratch = holdWorkFolder(scratch);
+  const releaseCache = holdWorkFolder(cacheRoot);
   try {
+    await mkdir(scratch, { recursive: true });
     // 1. tar → image (streamed from the depot into the engine).
     const built = await buildFromStore(options, imageDir, (f) => report('image', f * (0.9 - patchWeight)));
     throwIfAborted(signal);
@@ -163,6 +167,8 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
     };
   } finally {
     await rm(scratch, { recursive: true, force: true });
+    releaseScratch();
+    releaseCache();
   }
 }
 

@@ -15,6 +15,8 @@ export interface ImportDeps {
   depotPrefix: string;
   /** Local scratch folder and image cache of mkraw. */
   workDir: string;
+  /** Removes orphaned scratch folders and caches of deleted apps from `workDir` (after each mkraw). Never throws. */
+  sweepWork?: () => Promise<void>;
   /** Largest native build accepted (bytes). */
   maxUploadBytes: number;
   /**
