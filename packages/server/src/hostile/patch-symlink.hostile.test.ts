@@ -3,6 +3,7 @@
 // a patch that can never be applied. Every input (folder walk, tar, patch side) now goes through the
 // one InputGuard of the engine. Through the real `rockit` binary.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,7 +40,7 @@ describe.skipIf(!binariesBuilt())('hostile: one input validation for image build
   ];
 
   for (const c of cases) {
-    it(`${c.label}: image build and patch make both refuse it, and no patch folder is left`, async () => {
+    it(`${c.label}: image build and patch make both refuse it, and no patch is written`, async () => {
       const newDir = path.join(tmp, `new-${cases.indexOf(c)}`);
       await mkdir(path.join(newDir, 'data'), { recursive: true });
       await writeFile(path.join(newDir, 'game.bin'), 'new game');
@@ -56,6 +57,7 @@ describe.skipIf(!binariesBuilt())('hostile: one input validation for image build
       expect(made.out).toMatch(/symlink/i);
       // Refused as a bad input (not a crash), before a patch was written.
       expect(made.out).not.toMatch(/at .*\.js:\d+/);
+      expect(existsSync(path.join(out, 'patch.json'))).toBe(false);
     });
   }
 
