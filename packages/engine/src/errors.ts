@@ -86,11 +86,14 @@ export class LimitError extends EngineError {
   readonly limit: LimitName;
   readonly value: number;
   readonly max: number;
-  constructor(limit: LimitName, value: number, max: number, message: string) {
+  /** The input entry at which the limit was passed, when there is one. */
+  readonly entry?: string;
+  constructor(limit: LimitName, value: number, max: number, message: string, entry?: string) {
     super('limit-exceeded', message);
     this.name = 'LimitError';
     this.limit = limit;
     this.value = value;
     this.max = max;
+    if (entry !== undefined) this.entry = entry;
   }
 }

@@ -7,6 +7,8 @@ import { createDb, pingDb, type Db } from './db/dialect.js';
 import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
 import { purgeEndedFailures } from './db/repositories/login-throttle.repository.js';
 import { pendingUploadsOfOrg } from './db/repositories/import.repository.js';
+import { liveOrgsAndApps } from './db/repositories/app.repository.js';
+import { dropImageCache, sweepWorkFolder } from './pipeline/work-sweep.js';
 import { discardUpload } from './storage/part-writer.js';
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
@@ -25,7 +27,8 @@ import { mkrawHandler } from './queue/handlers/mkraw.js';
 import { orgIncomingPrefix, s3ImportScopeOf } from './pipeline/s3-import-scope.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
 import { createDepotOrigin, createOrigin, type Origin, type OriginTuning } from './publish/origin.js';
-import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
+import { allDeploymentsOfOrg, allDeploymentsWithOrg } from './db/repositories/deployment.repository.js';
+import { selfCheck } from './storage/self-check.js';
 import { BuildService } from './services/build.service.js';
 import { UploadService } from './services/upload.service.js';
 import { DepotService } from './services/depot.service.js';
@@ -62,8 +65,9 @@ export interface ServerOptions {
   /** Pino options for the HTTP logger; default from config.logLevel. `false` silences it. */
   logger?: FastifyServerOptions['logger'];
   hooks?: Partial<ServiceHooks>;
-  /** Run by `hello` with maintenance (the storage helper plugs its probes in here). */
+  /** Run by `hello` with maintenance instead of the real ones (the blob store and each deployment's origin). */
   selfChecks?: SelfCheck[];
+  /** Reported by /srv/v1/health instead of the real one (a probe of the blob store); the database is always pinged. */
   readinessChecks?: ReadinessCheck[];
   /** Extra task handlers by type (later issues). */
   handlers?: Record<string, TaskHandler>;
@@ -138,7 +142,18 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   };
   const blobStore = createBlobStore({ url: config.blob.url, ...s3BlobOptions });
   const depotOrigin = createDepotOrigin(blobStore, DEPOT_PREFIX);
+  // mkraw's local work folder: scratch folders of running conversions and the image cache (per node).
+  const mkrawWorkDir = path.join(config.dataDir, 'work', 'mkraw');
+  const sweepWork = async (): Promise<void> => {
+    try {
+      const { removed } = await sweepWorkFolder(mkrawWorkDir, () => liveOrgsAndApps(db.db));
+      if (removed.length > 0) taskLog.info({ removed }, 'removed orphaned work folders');
+    } catch (err) {
+      taskLog.warn({ err }, 'sweeping the work folder failed');
+    }
+  };
   const pruneImports = async (orgName: string): Promise<void> => {
+    await dropImageCache(mkrawWorkDir, orgName).catch(() => undefined);
     // The org's published layout in the depot; deployments' copies are removed with the
     // deployments (their records are gone once this hook runs).
     await depotOrigin.store.deletePrefix(`dxf/${orgName}/`);
@@ -198,8 +213,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const s3ImportScope = s3ImportScopeOf(config.blob.url);
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
-    db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'),
+    db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'), sweepWork,
     maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
+    buildLimits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles },
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
     ...guard,
     // s3:// import URLs only in cluster mode, and only under each org's import prefix of the blob store.
@@ -207,12 +223,38 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets), originTuning),
     poke: () => worker?.poke(),
   };
+  // The real probes (api.md §3): `hello` with maintenance writes, reads back and deletes a probe object
+  // in the blob store and in each deployment's origin; readiness probes the blob store the same way.
+  const blobStoreCheck = async (): Promise<void> => {
+    const r = await selfCheck(blobStore);
+    if (!r.ok) throw new Error(r.message);
+  };
+  const defaultSelfChecks = async (): Promise<SelfCheck[]> => {
+    const checks: SelfCheck[] = [{ name: 'blob-store', run: blobStoreCheck }];
+    for (const row of await allDeploymentsWithOrg(db.db)) {
+      checks.push({
+        name: `deployment ${row.org_name}/${row.name}`,
+        async run() {
+          const origin = createOrigin(openDeploymentSettings(row, secrets), originTuning);
+          try {
+            const r = await selfCheck(origin.store);
+            if (!r.ok) throw new Error(r.message);
+          } finally {
+            await origin.close().catch(() => undefined);
+          }
+        },
+      });
+    }
+    return checks;
+  };
+  const readinessChecks: ReadinessCheck[] = opts.readinessChecks ?? [{ name: 'blob-store', check: blobStoreCheck }];
   if (config.worker.enabled) {
-    const selfChecks = opts.selfChecks ?? [];
+    const injected = opts.selfChecks;
+    const selfChecks = injected ? () => injected : defaultSelfChecks;
     worker = new Worker({
       db: db.db, capabilities: db.capabilities, clock, log: taskLog.child({ component: 'worker' }),
       handlers: {
-        hello: helloHandler(() => selfChecks),
+        hello: helloHandler(selfChecks),
         dltar: withPipelineEvents('dltar', importDeps, dltarHandler(importDeps)),
         mkraw: withPipelineEvents('mkraw', importDeps, mkrawHandler(importDeps)),
         deploy: withPipelineEvents('deploy', importDeps, deployHandler(importDeps)),
@@ -225,7 +267,17 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     });
   }
 
-  const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin, tuning: originTuning });
+  const baseFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin, tuning: originTuning });
+  // Deleting an app drops its local image cache too (other nodes drop theirs at their next sweep).
+  const originFiles: OriginFileOps = {
+    removeAppFiles: async (orgName, appName, deployments) => {
+      const report = await baseFiles.removeAppFiles(orgName, appName, deployments);
+      await dropImageCache(mkrawWorkDir, orgName, appName).catch(() => undefined);
+      return report;
+    },
+    removeDeploymentFiles: (orgName, deployment, appNames) => baseFiles.removeDeploymentFiles(orgName, deployment, appNames),
+    checkOrigin: (settings) => baseFiles.checkOrigin(settings),
+  };
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -256,7 +308,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       database = 'error';
     }
     const checks = await Promise.all(
-      (opts.readinessChecks ?? []).map(async (c) => {
+      readinessChecks.map(async (c) => {
         try {
           await c.check();
           return { name: c.name, ok: true };
@@ -278,6 +330,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     logger: opts.logger ?? loggerOptions(config.logLevel),
     changelog: readChangelog(),
   });
+  // Work left by an earlier process of this node (killed mid-mkraw) and caches of deleted apps go before any task runs.
+  if (worker) await sweepWork();
   worker?.start();
 
   // Housekeeping: sessions (and their auth tokens) a week past expiry are deleted (until then an

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MANIFEST_PART_MAGIC, MANIFEST_PART_VERSION, MAX_MANIFEST_RAW_BYTES, MAX_RUN_RAW_BYTES, MAX_STREAM_RAW_BYTES } from './constants.js';
 import { PatchCorruptError, PatchError } from './errors.js';
 import { decodeDataPartHeader, decodeManifestPartHeader, decodeRecordHeader, encodeRunHeader } from './format.js';
 import { decodeManifestCanonical, encodeManifestCanonical } from './manifest-codec.js';
@@ -41,22 +42,62 @@ describe('decoders on hostile bytes', () => {
     expect(errors).toBeGreaterThan(1000);
   });
 
-  it('refuses random bytes as part headers and records with typed errors', () => {
+  it('refuses random bytes as part headers with typed errors (never a header)', () => {
     const rng = new Rng(13);
     for (let i = 0; i < 2000; i++) {
       const buf = rng.bytes(rng.int(200));
-      for (const decode of [
-        () => decodeManifestPartHeader('m', buf),
-        () => decodeDataPartHeader('d', buf),
-        () => decodeRecordHeader('d', buf, 0),
-      ]) {
-        try {
-          decode();
-        } catch (err) {
-          expect(err).toBeInstanceOf(PatchError);
-        }
-      }
+      // Each call must throw: a decoder that returned a header for garbage fails here.
+      expect(() => decodeManifestPartHeader('m', buf)).toThrow(PatchError);
+      expect(() => decodeDataPartHeader('d', buf)).toThrow(PatchError);
     }
+    // With the right magic and version, a random rest either decodes within bounds or is refused, typed.
+    let decoded = 0;
+    for (let i = 0; i < 2000; i++) {
+      const fixed = Buffer.alloc(20);
+      fixed.writeUInt32LE(MANIFEST_PART_MAGIC, 0);
+      fixed.writeUInt16LE(MANIFEST_PART_VERSION, 4);
+      fixed.set(rng.bytes(6), 6);
+      fixed.writeUInt32LE(rng.int(1 << 30), 12);
+      // The ids, possibly cut short.
+      const buf = Buffer.concat([fixed, rng.bytes(rng.int(80))]);
+      let h: ReturnType<typeof decodeManifestPartHeader>;
+      try {
+        h = decodeManifestPartHeader('m', buf);
+      } catch (err) {
+        expect(err).toBeInstanceOf(PatchError);
+        continue;
+      }
+      decoded++;
+      expect(buf.length).toBeGreaterThanOrEqual(20 + 64);
+      expect(h.rawSize).toBeLessThanOrEqual(MAX_MANIFEST_RAW_BYTES);
+      expect(h.baseId).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(decoded).toBeGreaterThan(0);
+  });
+
+  it('random record bytes decode within the bounds or fail typed; most are refused', () => {
+    const rng = new Rng(14);
+    let refused = 0;
+    for (let i = 0; i < 2000; i++) {
+      const buf = rng.bytes(1 + rng.int(200));
+      let r: ReturnType<typeof decodeRecordHeader>;
+      try {
+        r = decodeRecordHeader('d', buf, 0);
+      } catch (err) {
+        expect(err).toBeInstanceOf(PatchError);
+        refused++;
+        continue;
+      }
+      expect(r.headerBytes).toBeGreaterThan(0);
+      expect(r.headerBytes).toBeLessThanOrEqual(buf.length);
+      if ('run' in r) {
+        expect(r.run.count).toBeGreaterThan(0);
+        expect(r.run.rawSize).toBeLessThanOrEqual(MAX_RUN_RAW_BYTES);
+      }
+      if ('stream' in r) expect(r.stream.rawSize).toBeLessThanOrEqual(MAX_STREAM_RAW_BYTES);
+    }
+    // Only the three tags (3 of 256 first bytes) can decode at all.
+    expect(refused).toBeGreaterThan(1900);
   });
 
   it('bounds what a record may announce', () => {

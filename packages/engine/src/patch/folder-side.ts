@@ -2,13 +2,15 @@
 // chunk bytes from the files. Used by makePatch for folder inputs and by tests.
 
 import { createHash } from 'node:crypto';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChunkEntry, ChunkingParams, FileEntry, Manifest } from '../format/types.js';
 import { FastCdcChunker } from '../chunker/fastcdc.js';
 import { DEFAULT_CHUNKING } from '../format/constants.js';
 import { PatchInputError, WrongBaseError } from './errors.js';
 import type { BuildSide } from './side.js';
+import { walkFolder } from '../tar/folder-walker.js';
+import { InputGuard } from '../tar/input-entry.js';
 
 interface Location {
   path: string;
@@ -20,9 +22,11 @@ interface Location {
 const READ_SLICE_BYTES = 8 << 20;
 
 /**
- * Scans `root` into a manifest (paths sorted, '/'-separated; a second path to an inode already
- * seen becomes a hardlink entry). Chunk payload fields (pack, offset, stored size) are 0/raw:
- * a folder has no packs. Throws PatchInputError when `root` is not a folder.
+ * Scans `root` into a manifest exactly as `buildImage` reads a folder (walkFolder order, normalised
+ * modes; a second path to an inode already seen becomes a hardlink entry), through the same
+ * InputGuard. Chunk payload fields (pack, offset, stored size) are 0/raw: a folder has no packs.
+ * Throws PatchInputError when `root` is not a folder, TarError / LimitError when the guard refuses an
+ * entry (an absolute symlink, one leaving the root, a device file ...).
  */
 export async function openFolderSide(root: string, chunking: ChunkingParams = { ...DEFAULT_CHUNKING }): Promise<BuildSide> {
   const st = await lstat(root).catch(() => undefined);
@@ -31,32 +35,20 @@ export async function openFolderSide(root: string, chunking: ChunkingParams = { 
   const chunks: ChunkEntry[] = [];
   const locations: Location[] = [];
   const byHash = new Map<string, number>();
-  const inodes = new Map<string, string>();
 
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(join(root, rel))).sort();
-    for (const name of names) {
-      const path = rel === '' ? name : `${rel}/${name}`;
-      const abs = join(root, path);
-      const s = await lstat(abs);
-      if (s.isDirectory()) {
-        files.push({ path, type: 'dir', mode: s.mode & 0o7777, sizeBytes: 0, sha256: new Uint8Array(0), linkTarget: '', chunks: [] });
-        await walk(path);
-      } else if (s.isSymbolicLink()) {
-        files.push({ path, type: 'symlink', mode: 0o777, sizeBytes: 0, sha256: new Uint8Array(0), linkTarget: await readlink(abs), chunks: [] });
-      } else if (s.isFile()) {
-        const key = `${s.dev}:${s.ino}`;
-        const first = s.nlink > 1 ? inodes.get(key) : undefined;
-        if (first !== undefined) {
-          files.push({ path, type: 'hardlink', mode: s.mode & 0o7777, sizeBytes: 0, sha256: new Uint8Array(0), linkTarget: first, chunks: [] });
-          continue;
-        }
-        if (s.nlink > 1) inodes.set(key, path);
-        files.push(await chunkFile(abs, path, s.mode & 0o7777, chunking, chunks, locations, byHash));
-      }
+  // The same entries, rules and refusals as `buildImage` of this folder (one InputGuard for every input):
+  // a build that `rockit image build` refuses never becomes one side of a patch that cannot be applied.
+  const guard = new InputGuard();
+  for await (const entry of walkFolder(root)) {
+    const e = guard.admit(entry);
+    if (e === undefined) continue;
+    if (e.type === 'file') {
+      files.push(await chunkFile(join(root, e.path), e.path, e.mode, chunking, chunks, locations, byHash));
+    } else {
+      files.push({ path: e.path, type: e.type, mode: e.mode, sizeBytes: 0, sha256: new Uint8Array(0), linkTarget: e.linkTarget, chunks: [] });
     }
-  };
-  await walk('');
+  }
+  guard.finish();
   const manifest: Manifest = { formatVersion: 1, chunking, files, chunks, packs: [] };
   return {
     manifest,

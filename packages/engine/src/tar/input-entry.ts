@@ -17,6 +17,12 @@ export interface InputEntry {
   sizeBytes: number;
   /** symlink: link text; hardlink: the name of the linked entry as written in the input. */
   linkTarget: string;
+  /**
+   * Bytes the input holds for this entry besides a file's content (tar metadata entries before it, a
+   * payload of a non-file entry that is skipped). Counted against `maxTotalBytes` like content, so that
+   * no part of an expanded archive goes uncounted (decompression bombs). Folder inputs: absent.
+   */
+  extraBytes?: number;
   /** Regular files: the content. Must be fully consumed (or drained) before the next entry is requested. */
   content?: AsyncIterable<Uint8Array>;
 }
@@ -50,6 +56,7 @@ export class InputGuard {
 
   /** Returns the admitted entry, or undefined for entries that carry nothing (the root folder, repeated folders). */
   admit(e: InputEntry): AdmittedEntry | undefined {
+    if (e.extraBytes) this.addBytes(e.extraBytes, e.name);
     const norm = normaliseEntryPath(e.name);
     if (!('path' in norm)) throw new TarError(norm.reason, e.name, `${describe(norm.reason)}: ${JSON.stringify(e.name)}`);
     const path = norm.path;
@@ -65,7 +72,7 @@ export class InputGuard {
     }
     const pathBytes = Buffer.byteLength(path, 'utf8');
     if (pathBytes > this.limits.maxPathLength) {
-      throw new LimitError('maxPathLength', pathBytes, this.limits.maxPathLength, `path of ${pathBytes} bytes exceeds the limit of ${this.limits.maxPathLength}: ${JSON.stringify(e.name.slice(0, 200))}`);
+      throw new LimitError('maxPathLength', pathBytes, this.limits.maxPathLength, `path of ${pathBytes} bytes exceeds the limit of ${this.limits.maxPathLength}: ${JSON.stringify(e.name.slice(0, 200))}`, e.name.slice(0, 200));
     }
     const existing = this.kinds.get(path);
     if (existing !== undefined) {
@@ -88,10 +95,7 @@ export class InputGuard {
         out = { path, type: 'dir', mode: MODE_DIR, sizeBytes: 0, linkTarget: '' };
         break;
       case 'file': {
-        this.totalBytes += e.sizeBytes;
-        if (this.totalBytes > this.limits.maxTotalBytes) {
-          throw new LimitError('maxTotalBytes', this.totalBytes, this.limits.maxTotalBytes, `input exceeds the limit of ${this.limits.maxTotalBytes} bytes at ${JSON.stringify(path)}`);
-        }
+        this.addBytes(e.sizeBytes, path);
         out = { path, type: 'file', mode: (e.mode & 0o111) !== 0 ? MODE_EXEC : MODE_FILE, sizeBytes: e.sizeBytes, linkTarget: '' };
         break;
       }
@@ -119,9 +123,17 @@ export class InputGuard {
     return this.count1(out);
   }
 
+  /** Counts bytes of the input; refuses (before they are read) once the total passes maxTotalBytes. */
+  private addBytes(n: number, at: string): void {
+    this.totalBytes += n;
+    if (this.totalBytes > this.limits.maxTotalBytes) {
+      throw new LimitError('maxTotalBytes', this.totalBytes, this.limits.maxTotalBytes, `input exceeds the limit of ${this.limits.maxTotalBytes} bytes at ${JSON.stringify(at)}`, at);
+    }
+  }
+
   private count1(out: AdmittedEntry): AdmittedEntry {
     if (++this.count > this.limits.maxFiles) {
-      throw new LimitError('maxFiles', this.count, this.limits.maxFiles, `input has more than ${this.limits.maxFiles} entries`);
+      throw new LimitError('maxFiles', this.count, this.limits.maxFiles, `input has more than ${this.limits.maxFiles} entries (at ${JSON.stringify(out.path)})`, out.path);
     }
     return out;
   }

@@ -8,6 +8,8 @@ import type { InputEntry } from './input-entry.js';
 const BLOCK = 512;
 /** Largest PAX or GNU long-name payload we accept (tar bombs): far above any real path. */
 const MAX_META_BYTES = 1024 * 1024;
+/** All metadata entries (PAX, long names) before one entry together. */
+const MAX_META_BYTES_PER_ENTRY = 4 * MAX_META_BYTES;
 
 /** Typeflag → the type names tar-stream uses (kept so that error details stay the same). */
 function typeName(flag: number): string {
@@ -211,6 +213,9 @@ export async function* parseTar(bytes: AsyncIterable<Uint8Array>, archiveName: s
   let pax = new Map<string, string>();
   let longName: string | undefined;
   let longLink: string | undefined;
+  // Bytes of the metadata entries that describe the next entry: counted against the input's byte limit
+  // with that entry, and bounded on their own, so that a stream of metadata alone cannot run forever.
+  let metaBytes = 0;
   let sawHeader = false;
   const truncated = (what: string): TarError => new TarError('truncated', archiveName, `tar archive is truncated or not a tar: ${what}`);
   for (;;) {
@@ -228,6 +233,8 @@ export async function* parseTar(bytes: AsyncIterable<Uint8Array>, archiveName: s
     if (flag === 0x78 /* x */ || flag === 0x67 /* g */ || flag === 0x4c /* L */ || flag === 0x4b /* K */) {
       if (size > MAX_META_BYTES) throw truncated(`metadata entry of ${size} bytes`);
       const padded = Math.ceil(size / BLOCK) * BLOCK;
+      metaBytes += padded;
+      if (metaBytes > MAX_META_BYTES_PER_ENTRY) throw truncated(`metadata entries of more than ${MAX_META_BYTES_PER_ENTRY} bytes before one entry`);
       if (!(await q.fill(padded))) throw truncated('unexpected end of data in a metadata entry');
       const payload = q.take(padded).subarray(0, size);
       if (flag === 0x78) parsePax(payload, pax);
@@ -261,7 +268,13 @@ export async function* parseTar(bytes: AsyncIterable<Uint8Array>, archiveName: s
     const mode = number(h, 100, 8, 'mode');
     const padded = Math.ceil(size / BLOCK) * BLOCK;
     // Hard links, symlinks and folders carry no data in practice; a size on them is skipped, like other readers do.
-    const item: InputEntry = { name, type, detectedType: detected, mode, sizeBytes: type === 'file' ? size : 0, linkTarget: type === 'symlink' || type === 'hardlink' ? linkTarget : '' };
+    const item: InputEntry = {
+      name, type, detectedType: detected, mode, sizeBytes: type === 'file' ? size : 0,
+      linkTarget: type === 'symlink' || type === 'hardlink' ? linkTarget : '',
+      // What the archive holds for this entry besides a file's content: metadata, and a payload that is skipped.
+      extraBytes: metaBytes + (type === 'file' ? 0 : padded),
+    };
+    metaBytes = 0;
     if (type !== 'file') {
       yield item;
       if (!(await q.skip(padded))) throw truncated('unexpected end of data');

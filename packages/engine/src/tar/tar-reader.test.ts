@@ -173,4 +173,40 @@ describe('tar input rules', () => {
     const ok = await build(many, { maxFiles: 50 });
     expect(ok.stats.files).toBe(50);
   });
+
+  it('counts skipped payloads of non-file entries and metadata against maxTotalBytes (decompression bombs)', async () => {
+    const header = (name: string, size: number, type: string): Buffer => {
+      const h = Buffer.alloc(512);
+      h.write(name, 0);
+      h.write('0000755\0', 100);
+      h.write(size.toString(8).padStart(11, '0') + '\0', 124);
+      h.write('        ', 148);
+      h.write(type, 156);
+      h.write('ustar\0' + '00', 257);
+      let sum = 0;
+      for (const b of h) sum += b;
+      h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+      return h;
+    };
+    // A folder entry carrying 64 KiB of zeros (other readers skip it): no file bytes, but 64 KiB expanded.
+    const dirPayload = Buffer.concat([header('d/', 65536, '5'), Buffer.alloc(65536), Buffer.alloc(1024)]);
+    const err = await refusal(gzipSync(dirPayload), { maxTotalBytes: 10_000 });
+    expect(err).toBeInstanceOf(LimitError);
+    expect((err as LimitError).limit).toBe('maxTotalBytes');
+    expect((err as LimitError).entry).toBe('d/');
+    // PAX records before one entry count too, and are bounded on their own (4 MiB).
+    const record = Buffer.from('30 comment=' + 'c'.repeat(18) + '\n');
+    const paxEntry = Buffer.concat([header('PaxHeader', record.length, 'x'), record, Buffer.alloc(512 - record.length)]);
+    const withPax = Buffer.concat([paxEntry, header('f', 0, '0'), Buffer.alloc(1024)]);
+    const paxErr = await refusal(withPax, { maxTotalBytes: 100 });
+    expect(paxErr, String(paxErr)).toBeInstanceOf(LimitError);
+    const meta = Buffer.alloc(1024 * 1024 - 512, 0x41);
+    const oneMeta = Buffer.concat([header('PaxHeader', meta.length, 'K'), meta]);
+    const endless = Buffer.concat([...Array.from({ length: 5 }, () => oneMeta), header('f', 0, '0'), Buffer.alloc(1024)]);
+    const tooMuch = await refusal(gzipSync(endless));
+    expect(tooMuch).toBeInstanceOf(TarError);
+    expect((tooMuch as TarError).message).toContain('metadata entries of more than');
+    // Under the default limits the folder's payload is skipped, as other readers do.
+    expect((await build(gzipSync(dirPayload))).stats.files).toBe(0);
+  });
 });

@@ -76,6 +76,14 @@ export interface ImportsConfig {
   uploadExpirySeconds: number;
   /** Largest native build accepted, uploaded or downloaded. */
   maxUploadBytes: number;
+  /**
+   * Largest expanded build mkraw accepts: the sum of the file sizes inside the tar (after gzip/zstd)
+   * (env ROCKIT_MAX_BUILD_BYTES; default ROCKIT_MAX_UPLOAD_BYTES). Refused while streaming, at the
+   * first entry header past the limit.
+   */
+  maxBuildBytes: number;
+  /** Most entries (files, folders, links) a build may hold (env ROCKIT_MAX_BUILD_FILES). */
+  maxBuildFiles: number;
   /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
   gracePeriodSeconds: number;
 }
@@ -174,6 +182,7 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   const logLevel = (env.ROCKIT_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ROCKIT_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
+  const maxUploadBytes = int('ROCKIT_MAX_UPLOAD_BYTES', env.ROCKIT_MAX_UPLOAD_BYTES, 256 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER);
   const config: Config = {
     host,
     port,
@@ -212,7 +221,9 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     },
     imports: {
       uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
-      maxUploadBytes: int('ROCKIT_MAX_UPLOAD_BYTES', env.ROCKIT_MAX_UPLOAD_BYTES, 256 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
+      maxUploadBytes,
+      maxBuildBytes: int('ROCKIT_MAX_BUILD_BYTES', env.ROCKIT_MAX_BUILD_BYTES, maxUploadBytes, 1024, Number.MAX_SAFE_INTEGER),
+      maxBuildFiles: int('ROCKIT_MAX_BUILD_FILES', env.ROCKIT_MAX_BUILD_FILES, 2_000_000, 1, 100_000_000),
       gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
     },
     allowPrivateAddresses:

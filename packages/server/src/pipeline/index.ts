@@ -43,3 +43,4 @@ export {
   type TargetResult,
 } from './deploy.js';
 export { dxfNameFor, dxfBuildPrefix, patchTargetPrefix } from './layout.js';
+export { sweepWorkFolder, dropImageCache, holdWorkFolder, type LiveApps, type SweepResult } from './work-sweep.js';

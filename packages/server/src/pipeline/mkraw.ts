@@ -12,6 +12,7 @@ import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, throwIfAborted, type FileReadFailed } from './errors.js';
 import { dxfBuildPrefix, dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from './layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from './store-io.js';
+import { IMAGE_CACHE_FOLDER, SCRATCH_PREFIX, holdWorkFolder } from './work-sweep.js';
 
 /** Pointer file at the root of an image folder (engine FORMATS.md, "Image"); uploaded last. */
 export const IMAGE_POINTER_FILE = IMAGE_JSON_NAME;
@@ -106,8 +107,8 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   const { orgName, appName, buildId, blobStore, depotPrefix, signal } = options;
   throwIfAborted(signal);
   const dxfName = dxfNameFor(buildId);
-  const scratch = join(options.workDir, `mkraw-${padBuildId(buildId)}-${randomBytes(6).toString('hex')}`);
-  const cacheRoot = join(options.workDir, 'image-cache', orgName, appName);
+  const scratch = join(options.workDir, `${SCRATCH_PREFIX}${padBuildId(buildId)}-${randomBytes(6).toString('hex')}`);
+  const cacheRoot = join(options.workDir, IMAGE_CACHE_FOLDER, orgName, appName);
   const imageDir = join(scratch, 'image');
   for (const p of options.previous) {
     if (!Number.isSafeInteger(p.buildId) || p.buildId < 1 || p.buildId >= buildId) {
@@ -119,8 +120,11 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   const report = (phase: MkrawProgress['phase'], fraction: number): void =>
     options.onProgress?.({ phase, fraction: Math.max(0, Math.min(1, fraction)) });
 
-  await mkdir(scratch, { recursive: true });
+  // Held (from before the folder exists) so that a sweep of the work folder never removes them under us.
+  const releaseScratch = holdWorkFolder(scratch);
+  const releaseCache = holdWorkFolder(cacheRoot);
   try {
+    await mkdir(scratch, { recursive: true });
     // 1. tar → image (streamed from the depot into the engine).
     const built = await buildFromStore(options, imageDir, (f) => report('image', f * (0.9 - patchWeight)));
     throwIfAborted(signal);
@@ -163,6 +167,8 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
     };
   } finally {
     await rm(scratch, { recursive: true, force: true });
+    releaseScratch();
+    releaseCache();
   }
 }
 
@@ -246,6 +252,20 @@ const TAR_REFUSALS: Record<string, { expected: string; detected: string }> = {
   'read-failed': { expected: 'tar', detected: 'unreadable data' },
 };
 
+/**
+ * The engine's input limits in `fileReadFailed` terms (api.md §8): stable wording a client can match on
+ * the prefix of, with the numbers filled in, and the setting that raises the limit.
+ */
+const BUILD_LIMITS: Record<string, { expected: string; detected: string; setting?: string }> = {
+  maxTotalBytes: {
+    expected: 'expanded build of at most {max} bytes',
+    detected: 'expanded build larger than the limit (over {value} bytes so far)',
+    setting: 'ROCKIT_MAX_BUILD_BYTES',
+  },
+  maxFiles: { expected: 'build of at most {max} entries', detected: 'build with more entries than the limit', setting: 'ROCKIT_MAX_BUILD_FILES' },
+  maxPathLength: { expected: 'path of at most {max} bytes', detected: 'path of {value} bytes' },
+};
+
 /** Maps the engine's refusal of an input to `file-read-failed`; anything else is returned unchanged. */
 export function engineTarError(err: unknown): unknown {
   if (err instanceof TarError) {
@@ -258,8 +278,9 @@ export function engineTarError(err: unknown): unknown {
     return new StepError('file-read-failed', `the build's tar was refused: ${err.message}`, { fileReadFailed: detail, cause: err });
   }
   if (err instanceof LimitError) {
-    return new StepError('file-read-failed', `the build exceeds a limit: ${err.message}`, {
-      fileReadFailed: { filename: '', typeExpected: `${err.limit} ≤ ${err.max}`, typeDetected: `${err.limit} ${err.value}` },
+    const known = BUILD_LIMITS[err.limit] ?? { expected: `${err.limit} ≤ ${err.max}`, detected: `${err.limit} ${err.value}` };
+    return new StepError('file-read-failed', `the build exceeds a limit: ${err.message}${known.setting ? ` (${known.setting})` : ''}`, {
+      fileReadFailed: { filename: err.entry ?? '', typeExpected: known.expected.replace('{max}', String(err.max)), typeDetected: known.detected.replace('{value}', String(err.value)) },
       cause: err,
     });
   }

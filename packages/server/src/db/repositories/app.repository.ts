@@ -22,6 +22,13 @@ export async function listApps(db: Executor, orgId: string, f: AppFilter, w: Lis
   return { total: Number(total), rows };
 }
 
+/** The names of every org and every `org/app` of the installation (what mkraw's local caches may keep). */
+export async function liveOrgsAndApps(db: Executor): Promise<{ orgs: Set<string>; apps: Set<string> }> {
+  const orgs = await db.selectFrom('orgs').select('name').execute();
+  const apps = await db.selectFrom('apps').innerJoin('orgs', 'orgs.id', 'apps.org_id').select(['orgs.name as org_name', 'apps.name as app_name']).execute();
+  return { orgs: new Set(orgs.map((o) => o.name)), apps: new Set(apps.map((a) => `${a.org_name}/${a.app_name}`)) };
+}
+
 /** Names of every app of the org, sorted. */
 export async function appNamesOfOrg(db: Executor, orgId: string): Promise<string[]> {
   const rows = await db.selectFrom('apps').select('name').where('org_id', '=', orgId).orderBy('name').execute();

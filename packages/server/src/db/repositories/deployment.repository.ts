@@ -31,6 +31,17 @@ export async function lockDeployment(trx: Executor, caps: DbCapabilities, id: st
 export const allDeploymentsOfOrg = (db: Executor, orgId: string): Promise<DeploymentRow[]> =>
   db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
 
+/** Every deployment of the installation with its org's name, by org then name (the maintenance self-check). */
+export const allDeploymentsWithOrg = (db: Executor): Promise<Array<DeploymentRow & { org_name: string }>> =>
+  db
+    .selectFrom('deployments')
+    .innerJoin('orgs', 'orgs.id', 'deployments.org_id')
+    .selectAll('deployments')
+    .select('orgs.name as org_name')
+    .orderBy('orgs.name')
+    .orderBy('deployments.name')
+    .execute();
+
 export interface DeploymentFilter {
   /** Partial, case-insensitive match on the name. */
   name?: string;

@@ -16,7 +16,7 @@ export interface HelloPayload {
  * message; with `maintenance`, runs every self-check and reports each. A failed check fails the
  * task (no retry would make a broken store work), with every check's outcome in the error.
  */
-export function helloHandler(selfChecks: () => readonly SelfCheck[]): TaskHandler {
+export function helloHandler(selfChecks: () => readonly SelfCheck[] | Promise<readonly SelfCheck[]>): TaskHandler {
   return async ({ payload, signal }) => {
     const p = payload as HelloPayload;
     const result: { message: string; maintenance: boolean; checks: Array<{ name: string; ok: boolean; message?: string }> } = {
@@ -25,7 +25,7 @@ export function helloHandler(selfChecks: () => readonly SelfCheck[]): TaskHandle
       checks: [],
     };
     if (p.maintenance) {
-      for (const check of selfChecks()) {
+      for (const check of await selfChecks()) {
         try {
           await check.run(signal);
           result.checks.push({ name: check.name, ok: true });

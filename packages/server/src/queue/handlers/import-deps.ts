@@ -16,8 +16,15 @@ export interface ImportDeps {
   depotPrefix: string;
   /** Local scratch folder and image cache of mkraw. */
   workDir: string;
+  /** Removes orphaned scratch folders and caches of deleted apps from `workDir` (after each mkraw). Never throws. */
+  sweepWork?: () => Promise<void>;
   /** Largest native build accepted (bytes). */
   maxUploadBytes: number;
+  /**
+   * Decompression-bomb limits of mkraw: the expanded build's total file bytes and its entry count
+   * (ROCKIT_MAX_BUILD_BYTES / ROCKIT_MAX_BUILD_FILES); absent = the engine's defaults.
+   */
+  buildLimits?: { maxTotalBytes: number; maxFiles: number };
   /** Attempts of each follow-up task. */
   maxAttempts: number;
   /** Delay before files a new release no longer needs are removed (api.md §7.3). */

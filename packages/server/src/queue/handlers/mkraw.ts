@@ -33,7 +33,7 @@ interface MkrawPayload {
  * dropped (rows and depot files) and the tar deleted.
  */
 export function mkrawHandler(deps: ImportDeps): TaskHandler {
-  return async ({ task, payload, signal, progress }) => {
+  const handler: TaskHandler = async ({ task, payload, signal, progress }) => {
     const { db, clock } = deps;
     const { importTask } = payload as MkrawPayload;
     const imp = await findImport(db, importTask);
@@ -66,6 +66,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         signal,
         onProgress: (p) => progress(p.fraction * 0.99),
         ...(deps.threads !== undefined ? { threads: deps.threads } : {}),
+        ...(deps.buildLimits ? { limits: deps.buildLimits } : {}),
       });
       let nextTask: string | null = null;
       await db.transaction().execute(async (trx) => {
@@ -102,6 +103,14 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
       }
       throw err;
+    }
+  };
+  // After each run, successful or not: scratch folders of crashed runs and caches of deleted apps go.
+  return async (ctx) => {
+    try {
+      return await handler(ctx);
+    } finally {
+      await deps.sweepWork?.();
     }
   };
 }
