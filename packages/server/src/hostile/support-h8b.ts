@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 export const SERVER_BIN = fileURLToPath(new URL('../../dist/bin.js', import.meta.url));
-export const ADMIN_TOKEN = 'hostile-admin-token-0123456789';
+export const ADMIN_TOKEN = 'hostile-admin-token-0123456789abcdef';
 // eslint-disable-next-line no-restricted-properties -- test helper: the same override as test-support/test-server.ts
 export const PG_URL = process.env.ROCKIT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
