@@ -161,16 +161,21 @@ export function detectTraceForm(bytes: Uint8Array): TraceForm | null {
  * 'trace-bad-magic' when the bytes are neither form).
  */
 export function parseAnyTrace(input: Uint8Array, limitsIn?: TraceLimits): Trace {
+  return decodeAnyTrace(input, limitsIn).trace;
+}
+
+/** parseAnyTrace, also saying which form the input had and whether it was wrapped in zstd. */
+export function decodeAnyTrace(input: Uint8Array, limitsIn?: TraceLimits): { trace: Trace; form: TraceForm; zstdWrapped: boolean } {
   const limits = resolveLimits(limitsIn);
   if (input.length > limits.maxFileBytes) throw new TraceFormatError('trace-limit-exceeded', `trace file larger than ${limits.maxFileBytes} bytes`);
   let bytes = input;
-  if (startsWith(bytes, ZSTD_FRAME_MAGIC)) bytes = boundedZstd(bytes, Math.max(limits.maxFileBytes, limits.maxBodyBytes));
+  const zstdWrapped = startsWith(bytes, ZSTD_FRAME_MAGIC);
+  if (zstdWrapped) bytes = boundedZstd(bytes, Math.max(limits.maxFileBytes, limits.maxBodyBytes));
   const form = detectTraceForm(bytes);
-  if (form === 'binary') return decodeTrace(bytes, limits);
+  if (form === 'binary') return { trace: decodeTrace(bytes, limits), form, zstdWrapped };
   if (form === 'ndjson') {
-    let start = bytes[0] === 0xef ? 3 : 0;
-    if (start > bytes.length) start = 0;
-    return decodeTraceNdjson(bytes.subarray(start), limits);
+    const start = bytes[0] === 0xef ? 3 : 0;
+    return { trace: decodeTraceNdjson(bytes.subarray(start), limits), form, zstdWrapped };
   }
   if (bytes.length < TRACE_MAGIC.length) throw new TraceFormatError('trace-truncated', 'trace shorter than its magic');
   throw new TraceFormatError('trace-bad-magic', 'neither a binary nor an NDJSON ROCKIT trace');
