@@ -71,28 +71,32 @@ describe('trainStreamOrder', () => {
 
   it('orders by how likely and how early, read neighbours next, the rest in file order', () => {
     const r = trainStreamOrder(m, [s1, s2], { looFolds: 0 });
-    // Urgency τ/(τ+t), first sessions weigh 2: b0 3, a2 2.96, c1 (s1 only, but a first session) 1.33, a3 0.98.
-    expect(r.order.slice(0, 4)).toEqual([6, 2, 10, 3]);
-    // Then unread chunks by their read neighbours in the same file (score × 0.25^distance): b1 0.75, a1 0.74,
-    // c0 0.33, a4 0.245, b2 0.19, a0 0.185, a5 0.06.
-    expect(r.order).toEqual([6, 2, 10, 3, 7, 1, 9, 4, 8, 0, 5]);
+    // First sessions weigh 2 (total 3). By the time a 0.25 share (weight 0.75) of sessions has read them:
+    // b0 0 ms, a2 100 ms, a3 200 ms, c1 5000 ms.
+    expect(r.order.slice(0, 4)).toEqual([6, 2, 3, 10]);
+    // Then unread chunks by their read neighbours in the same file (urgency τ/(τ+t) summed, × 0.25^distance):
+    // b1 0.75, a1 0.74, c0 0.33, a4 0.245, b2 0.19, a0 0.185, a5 0.06.
+    expect(r.order).toEqual([6, 2, 3, 10, 7, 1, 9, 4, 8, 0, 5]);
     expect(r.stats.chunksByNeighbour).toBe(7);
-    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, neighbourReach: 0 }).order).toEqual([6, 2, 10, 3, 0, 1, 4, 5, 7, 8, 9]);
+    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, neighbourReach: 0 }).order).toEqual([6, 2, 3, 10, 0, 1, 4, 5, 7, 8, 9]);
+    // A larger share (0.5 = weight 1.5) leaves a3 (s2 only) to the urgency order, after c1: 1.33 (s1) > 0.98.
+    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5 }).order.slice(0, 4)).toEqual([6, 2, 10, 3]);
     expect(r.stats).toMatchObject({ traces: 2, records: 5, unknownPathRecords: 0, beyondEndRecords: 0, chunks: 11, chunksRead: 4, looFolds: 0 });
     expect(r.profile.margins).toBeUndefined();
   });
 
   it('profiles the need curve (quantile over sessions) in the new stream bytes', () => {
-    // Stream b0 a2 c1 a3 …, 1000 bytes each. profileQuantile 1 = the upper envelope:
-    // s1 needs 1000 at 0, 2000 at 100, 3000 at 5000; s2 needs 1000 at 0, 4000 at 200 (a2 and a3).
-    const r = trainStreamOrder(m, [s1, s2], { looFolds: 0, profileQuantile: 1 });
+    // Stream b0 a2 a3 c1 …, 1000 bytes each. profileQuantile 1 = the upper envelope:
+    // s1 needs 1000 at 0, 2000 at 100, 4000 at 5000; s2 needs 1000 at 0, 3000 at 200 (a2 and a3).
+    const r = trainStreamOrder(m, [s1, s2], { looFolds: 0, profileQuantile: 1, orderShare: 0.25 });
     expect(r.profile.points).toEqual([
       { tMs: 0, needBytes: 1000 },
       { tMs: 100, needBytes: 2000 },
-      { tMs: 200, needBytes: 4000 },
+      { tMs: 200, needBytes: 3000 },
+      { tMs: 5000, needBytes: 4000 },
     ]);
-    expect(preloadBytes(r.profile, 1000)).toBe(3800); // 4000 − 1000·0.2
-    // The weighted median (s1 weighs 2 of 3): s1's curve.
+    expect(preloadBytes(r.profile, 1000)).toBe(2800); // 3000 − 1000·0.2
+    // The weighted median (s1 weighs 2 of 3; stream b0 a2 c1 a3 with orderShare 0.5): s1's curve.
     expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, profileQuantile: 0.5 }).profile.points).toEqual([
       { tMs: 0, needBytes: 1000 },
       { tMs: 100, needBytes: 2000 },

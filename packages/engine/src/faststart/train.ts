@@ -17,6 +17,11 @@ export const DEFAULT_MARGIN_BANDWIDTHS: readonly number[] = [5, 10, 25, 50, 100,
 export interface TrainOptions {
   /** Weight of a player's first session against 1 for later ones (default 2). */
   firstSessionWeight?: number;
+  /**
+   * Chunks are ordered first by the time by which this (weighted) share of sessions has read them (default
+   * 1 − profileQuantile); chunks that fewer sessions read follow, by urgency.
+   */
+  orderShare?: number;
   /** Urgency scale τ (ms): a chunk first read at t counts τ/(τ+t) (default 10 000). */
   urgencyMs?: number;
   /** Unread chunks within `neighbourReach` chunks of a read chunk in the same file get its score × decay^distance. */
@@ -60,6 +65,7 @@ export interface TrainResult {
 }
 
 interface Resolved {
+  orderShare: number;
   firstSessionWeight: number;
   urgencyMs: number;
   neighbourDecay: number;
@@ -73,6 +79,7 @@ interface Resolved {
 
 function resolve(o: TrainOptions): Resolved {
   const r: Resolved = {
+    orderShare: o.orderShare ?? 1 - (o.profileQuantile ?? 0.75),
     firstSessionWeight: o.firstSessionWeight ?? 2,
     urgencyMs: o.urgencyMs ?? 10_000,
     neighbourDecay: o.neighbourDecay ?? 0.25,
@@ -90,6 +97,7 @@ function resolve(o: TrainOptions): Resolved {
   if (!(r.urgencyMs > 0 && Number.isFinite(r.urgencyMs))) bad('urgencyMs must be > 0');
   if (!(r.neighbourDecay >= 0 && r.neighbourDecay < 1)) bad('neighbourDecay must be in [0, 1)');
   if (!Number.isSafeInteger(r.neighbourReach) || r.neighbourReach < 0 || r.neighbourReach > 1024) bad('neighbourReach must be an integer in [0, 1024]');
+  if (!(r.orderShare >= 0 && r.orderShare <= 1)) bad('orderShare must be in [0, 1]');
   if (!(r.profileQuantile > 0 && r.profileQuantile <= 1)) bad('profileQuantile must be in (0, 1]');
   if (!(r.marginQuantile > 0 && r.marginQuantile <= 1)) bad('marginQuantile must be in (0, 1]');
   if (!Number.isSafeInteger(r.looFolds) || r.looFolds < 0 || r.looFolds > 1024) bad('looFolds must be an integer in [0, 1024]');
@@ -110,8 +118,69 @@ function urgencySums(n: number, sessions: readonly SessionAccess[], weights: rea
   return s;
 }
 
-/** Stream order from urgency sums: read chunks by urgency, unread ones by their read neighbours, then file order. */
-function orderFromScores(map: ChunkMap, score: Float64Array, opt: Resolved): { order: Int32Array; byNeighbour: number } {
+/** Per chunk, every session's first access (time, weight), grouped by chunk and sorted by time (CSR). */
+interface AccessTable {
+  start: Int32Array;
+  times: Float64Array;
+  weights: Float64Array;
+  sessions: Int32Array;
+}
+
+function accessTable(n: number, sessions: readonly SessionAccess[], weights: readonly number[]): AccessTable {
+  const start = new Int32Array(n + 1);
+  for (const a of sessions) for (const c of a.chunks) start[c + 1]++;
+  for (let i = 0; i < n; i++) start[i + 1] += start[i];
+  const fill = start.slice(0, n);
+  const total = start[n];
+  const times = new Float64Array(total);
+  const ws = new Float64Array(total);
+  const ss = new Int32Array(total);
+  sessions.forEach((a, k) => {
+    for (let i = 0; i < a.chunks.length; i++) {
+      const j = fill[a.chunks[i]]++;
+      times[j] = a.firstMs[i];
+      ws[j] = weights[k];
+      ss[j] = k;
+    }
+  });
+  for (let c = 0; c < n; c++) {
+    const len = start[c + 1] - start[c];
+    if (len < 2) continue;
+    const idx = Array.from({ length: len }, (_, i) => start[c] + i).sort((x, y) => times[x] - times[y]);
+    const t = idx.map((j) => times[j]);
+    const w = idx.map((j) => ws[j]);
+    const s = idx.map((j) => ss[j]);
+    for (let i = 0; i < len; i++) {
+      times[start[c] + i] = t[i];
+      ws[start[c] + i] = w[i];
+      ss[start[c] + i] = s[i];
+    }
+  }
+  return { start, times, weights: ws, sessions: ss };
+}
+
+/** Time by which `threshold` session weight has read chunk c (sessions `skip` left out); Infinity if never. */
+function shareTime(t: AccessTable, c: number, threshold: number, skip: number): number {
+  let acc = 0;
+  for (let j = t.start[c]; j < t.start[c + 1]; j++) {
+    if (t.sessions[j] === skip) continue;
+    acc += t.weights[j];
+    if (acc >= threshold - 1e-9) return t.times[j];
+  }
+  return Infinity;
+}
+
+function shareTimes(t: AccessTable, n: number, threshold: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let c = 0; c < n; c++) out[c] = threshold > 0 ? shareTime(t, c, threshold, -1) : Infinity;
+  return out;
+}
+
+/**
+ * Stream order: chunks by the time a share of sessions has read them, then the other read chunks by urgency,
+ * unread ones by their read neighbours, then file order.
+ */
+function orderFromScores(map: ChunkMap, score: Float64Array, opt: Resolved, timeKey: Float64Array): { order: Int32Array; byNeighbour: number } {
   const n = score.length;
   const key = Float64Array.from(score);
   let byNeighbour = 0;
@@ -145,7 +214,12 @@ function orderFromScores(map: ChunkMap, score: Float64Array, opt: Resolved): { o
   }
   const idx = Array.from({ length: n }, (_, i) => i);
   const rank = map.fileOrderRank;
-  idx.sort((a, b) => key[b] - key[a] || rank[a] - rank[b]);
+  idx.sort((a, b) => {
+    const ta = timeKey[a];
+    const tb = timeKey[b];
+    if (ta !== tb) return ta < tb ? -1 : 1;
+    return key[b] - key[a] || rank[a] - rank[b];
+  });
   return { order: Int32Array.from(idx), byNeighbour };
 }
 
@@ -184,7 +258,10 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
   if (usable === 0) throw new EngineError('faststart-no-usable-records', 'no trace reads any chunk of this build (wrong app or build?)');
 
   const sums = urgencySums(n, sessions, weights, opt.urgencyMs);
-  const { order, byNeighbour } = orderFromScores(map, sums, opt);
+  const table = accessTable(n, sessions, weights);
+  const totalWeight = weights.reduce((a, b) => a + b, 0);
+  const timeKey = shareTimes(table, n, opt.orderShare * totalWeight);
+  const { order, byNeighbour } = orderFromScores(map, sums, opt, timeKey);
   const { position, streamEnd } = positionsAndEnds(map, order);
   const curves = sessions.map((s) => sessionNeedCurve(s.chunks, s.firstMs, position, streamEnd));
   const points = simplifyCurve(quantileCurve(curves, weights, opt.profileQuantile), opt.maxProfilePoints);
@@ -200,7 +277,10 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
       const s = Float64Array.from(sums);
       for (let i = 0; i < held.chunks.length; i++) s[held.chunks[i]] -= (weights[k] * opt.urgencyMs) / (opt.urgencyMs + held.firstMs[i]);
       for (let i = 0; i < held.chunks.length; i++) if (s[held.chunks[i]] < 1e-12) s[held.chunks[i]] = 0;
-      const fo = orderFromScores(map, s, opt).order;
+      const tk = Float64Array.from(timeKey);
+      const threshold = opt.orderShare * (totalWeight - weights[k]);
+      for (let c = 0; c < n; c++) tk[c] = threshold > 0 ? shareTime(table, c, threshold, k) : Infinity;
+      const fo = orderFromScores(map, s, opt, tk).order;
       const pe = positionsAndEnds(map, fo);
       const others: ProfilePoint[][] = [];
       const ow: number[] = [];
