@@ -71,16 +71,18 @@ describe('trainStreamOrder', () => {
 
   it('orders by how likely and how early, read neighbours next, the rest in file order', () => {
     const r = trainStreamOrder(m, [s1, s2], { looFolds: 0 });
-    // First sessions weigh 2 (total 3). By the time a 0.25 share (weight 0.75) of sessions has read them:
-    // b0 0 ms, a2 100 ms, a3 200 ms, c1 5000 ms.
+    // First sessions weigh 2 (total 3). Deadlines (time by which a 0.25 share of the session weight has read
+    // them): b0 0 ms, a2 100 ms, a3 200 ms, c1 5000 ms.
     expect(r.order.slice(0, 4)).toEqual([6, 2, 3, 10]);
     // Then unread chunks by their read neighbours in the same file (urgency τ/(τ+t) summed, × 0.25^distance):
     // b1 0.75, a1 0.74, c0 0.33, a4 0.245, b2 0.19, a0 0.185, a5 0.06.
     expect(r.order).toEqual([6, 2, 3, 10, 7, 1, 9, 4, 8, 0, 5]);
     expect(r.stats.chunksByNeighbour).toBe(7);
     expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, neighbourReach: 0 }).order).toEqual([6, 2, 3, 10, 0, 1, 4, 5, 7, 8, 9]);
-    // A larger share (0.5 = weight 1.5) leaves a3 (s2 only) to the urgency order, after c1: 1.33 (s1) > 0.98.
-    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5 }).order.slice(0, 4)).toEqual([6, 2, 10, 3]);
+    // With share 0.5, a3 (read by s2 only: share 1/3) gets the deadline (200 + D)·1.5 − D: 800 ms with D = 1 s,
+    // still before c1 (5000 ms); with D = 10 s it is 5300 ms, after c1.
+    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5 }).order.slice(0, 4)).toEqual([6, 2, 3, 10]);
+    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5, rarityDelayMs: 10_000 }).order.slice(0, 4)).toEqual([6, 2, 10, 3]);
     expect(r.stats).toMatchObject({ traces: 2, records: 5, unknownPathRecords: 0, beyondEndRecords: 0, chunks: 11, chunksRead: 4, looFolds: 0 });
     expect(r.profile.margins).toBeUndefined();
   });
@@ -96,11 +98,11 @@ describe('trainStreamOrder', () => {
       { tMs: 5000, needBytes: 4000 },
     ]);
     expect(preloadBytes(r.profile, 1000)).toBe(2800); // 3000 − 1000·0.2
-    // The weighted median (s1 weighs 2 of 3; stream b0 a2 c1 a3 with orderShare 0.5): s1's curve.
+    // The weighted median (s1 weighs 2 of 3; same stream): s1's curve.
     expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, profileQuantile: 0.5 }).profile.points).toEqual([
       { tMs: 0, needBytes: 1000 },
       { tMs: 100, needBytes: 2000 },
-      { tMs: 5000, needBytes: 3000 },
+      { tMs: 5000, needBytes: 4000 },
     ]);
   });
 
@@ -110,6 +112,12 @@ describe('trainStreamOrder', () => {
     expect(r.profile.margins?.map((e) => e.bytesPerSecond)).toEqual([1000, 100_000]);
     for (const e of r.profile.margins ?? []) expect(e.marginBytes).toBeGreaterThanOrEqual(0);
     expect(trainStreamOrder(m, [s1]).profile.margins).toBeUndefined();
+    // Identical sessions: every leave-one-out estimate of P(b) is the same, so the jackknife spread is 0.
+    const same = trainStreamOrder(m, [s1, { ...s1 }, { ...s1 }], { marginBandwidths: [1000] });
+    expect(same.profile.margins).toEqual([{ bytesPerSecond: 1000, marginBytes: 0 }]);
+    // Different sessions: P(b) moves with the session left out, so a positive margin at a low bandwidth.
+    const s3 = trace([[0, 'a.pak', 5000, 1000], [10, 'c.pak', 0, 10]], false, 's3');
+    expect(trainStreamOrder(m, [s1, s2, s3], { marginBandwidths: [1000] }).profile.margins![0].marginBytes).toBeGreaterThan(0);
   });
 
   it('refuses zero traces and traces that do not match the build; counts lying records', () => {
