@@ -19,7 +19,7 @@ export interface TrainOptions {
   firstSessionWeight?: number;
   /**
    * Read chunks are ordered by an effective deadline: the time by which this (weighted) share of sessions has
-   * read them (default 1 − profileQuantile); a chunk fewer sessions read by t gets (t + rarityDelayMs) ×
+   * read them (default 0.25); a chunk fewer sessions read by t gets (t + rarityDelayMs) ×
    * share / its share − rarityDelayMs.
    */
   orderShare?: number;
@@ -30,7 +30,7 @@ export interface TrainOptions {
   /** Unread chunks within `neighbourReach` chunks of a read chunk in the same file get its score × decay^distance. */
   neighbourDecay?: number;
   neighbourReach?: number;
-  /** Quantile over sessions of the need curve stored as the profile (default 0.75). */
+  /** Quantile over sessions of the need curve stored as the profile (default 0.5: the median session; the margin covers the spread). */
   profileQuantile?: number;
   /** Margin = marginZ × the leave-one-out (jackknife) spread of P(b) (default 1). */
   marginZ?: number;
@@ -83,13 +83,13 @@ interface Resolved {
 
 function resolve(o: TrainOptions): Resolved {
   const r: Resolved = {
-    orderShare: o.orderShare ?? 1 - (o.profileQuantile ?? 0.75),
+    orderShare: o.orderShare ?? 0.25,
     rarityDelayMs: o.rarityDelayMs ?? 1000,
     firstSessionWeight: o.firstSessionWeight ?? 2,
     urgencyMs: o.urgencyMs ?? 10_000,
     neighbourDecay: o.neighbourDecay ?? 0.25,
     neighbourReach: o.neighbourReach ?? 4,
-    profileQuantile: o.profileQuantile ?? 0.75,
+    profileQuantile: o.profileQuantile ?? 0.5,
     marginZ: o.marginZ ?? 1,
     marginBandwidths: o.marginBandwidths ?? DEFAULT_MARGIN_BANDWIDTHS,
     looFolds: o.looFolds ?? 16,
