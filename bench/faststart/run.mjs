@@ -6,7 +6,7 @@
 // Also the training time on a 4× larger manifest (no payloads needed) and, with --real, a real program
 // recorded with `rockit trace record`.
 //
-//   node bench/faststart/run.mjs [--size 1000000000] [--train 32] [--held 16] [--data .bench-data/faststart] [--out file.md] [--real]
+//   node bench/faststart/run.mjs [--size 1000000000] [--train 32] [--held 16] [--data .bench-data/faststart] [--out file.md] [--real | --real-only]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -25,7 +25,8 @@ const TRAIN = Number(opt('train', '32'));
 const HELD = Number(opt('held', '16'));
 const DATA = resolve(opt('data', '.bench-data/faststart'));
 const OUT = opt('out', '');
-const REAL = args.includes('--real');
+const REAL = args.includes('--real') || args.includes('--real-only');
+const REAL_ONLY = args.includes('--real-only');
 const CURVE = [1, 2, 4, 8, 12, 16, 32].filter((n) => n <= TRAIN);
 const MBITS = [25, 100, 1000];
 const bps = (mbit) => (mbit * 1e6) / 8;
@@ -138,7 +139,7 @@ async function realProgram() {
     writeFileSync(src, `export const x${i}: number = ${i};\nconst m = new Map<string, number>();\nm.set('a', x${i});\n`);
     // tsc's own exit code (type errors in some lib combinations) does not matter: the trace is written anyway.
     spawnSync(process.execPath, [cli, 'trace', 'record', '--root', root, '--out', join(work, 'traces', `s${i}.rtrace`), '--session', `real-${i}`, '--',
-      process.execPath, join(root, 'lib/tsc.js'), '--noEmit', '--target', target, '--lib', `${target},${lib}`, '--types', '', src], { stdio: 'ignore' });
+      process.execPath, join(root, 'lib/tsc.js'), '--noEmit', '--target', target, '--lib', `${target},${lib}`, src], { stdio: 'ignore' });
   });
   await buildImage({ input: root, outDir: join(work, 'image') });
   const source = openImageSource(join(work, 'image'));
@@ -150,6 +151,7 @@ async function realProgram() {
 
 async function main() {
   const started = new Date().toISOString();
+  if (REAL_ONLY) return real();
   const { manifest, train, held } = await prepare();
   const buildBytes = manifest.chunks.reduce((a, c) => a + c.storedSizeBytes, 0);
   log(`### FastStart (${started}; node bench/faststart/run.mjs ${args.join(' ')})`);
@@ -181,7 +183,12 @@ async function main() {
     const stored = big.chunks.reduce((a, c) => a + c.storedSizeBytes, 0);
     log(`Training ${traces.length} traces (${r.stats.records} reads) on a ${copies === 1 ? '' : `${copies}× `}manifest of ${big.chunks.length} chunks (${mb(stored)} build): ${ms.toFixed(0)} ms, heap growth ${mb(after - before)} (process RSS ${mb(process.memoryUsage().rss)}).`);
   }
-  if (REAL) {
+  if (REAL) await real();
+  if (OUT) writeFileSync(OUT, lines.join('\n') + '\n');
+}
+
+async function real() {
+  {
     log();
     const r = await realProgram();
     const e = evaluate(r.manifest, r.train, r.held);
@@ -195,7 +202,7 @@ async function main() {
       log(`| ${mbit} | ${mb(b.preload)} | ${sec(b.launcher)} | ${sec(b.stream)} | ${sec(b.oracle)} | ${sec(b.full)} |`);
     }
   }
-  if (OUT) writeFileSync(OUT, lines.join('\n') + '\n');
+  if (REAL_ONLY && OUT) writeFileSync(OUT, lines.join('\n') + '\n');
 }
 
 main().catch((err) => {
