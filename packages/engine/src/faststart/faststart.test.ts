@@ -126,6 +126,12 @@ describe('trainStreamOrder', () => {
     const liar = trace([[0, 'x/../y', 0, 1], [1, 'a.pak', 2 ** 52, 10], [2, 'nope', 0, 1], [3, 'a.pak', 0, 2 ** 52], [1, 'b.pak', 0, 1]]);
     const r = trainStreamOrder(m, [liar]);
     expect(r.stats).toMatchObject({ unknownPathRecords: 2, beyondEndRecords: 1, chunksRead: 7 });
+    for (const bad of [[Number.NaN, 'a.pak', 0, 1], [-1, 'a.pak', 0, 1], [0, 'a.pak', -5, 1], [0, 'a.pak', 0, 0], [0, 'a.pak', 0.5, 1]] as Array<[number, string, number, number]>) {
+      expect(engineCode(() => trainStreamOrder(m, [s1, trace([bad])]))).toBe('faststart-invalid-trace');
+    }
+    // Times going back (an in-memory trace): sorted before use, same result as the sorted trace.
+    const back = trace([[200, 'a.pak', 2100, 1000], [0, 'b.pak', 0, 10]]);
+    expect(trainStreamOrder(m, [s1, back]).order).toEqual(trainStreamOrder(m, [s1, s2]).order);
     expect(() => trainStreamOrder(m, [s1], { profileQuantile: 2 })).toThrow(RangeError);
     expect(() => trainStreamOrder(m, [s1], { marginBandwidths: [10, 5] })).toThrow(RangeError);
   });

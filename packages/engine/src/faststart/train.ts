@@ -254,14 +254,24 @@ function positionsAndEnds(map: ChunkMap, order: Int32Array): { position: Int32Ar
  * Trains a stream order and load profile for `manifest` from session traces (any build of the app: reads are
  * matched by path and offset; records of paths the build lacks or past a file's end are counted, not used).
  * Errors: EngineError 'faststart-no-traces' (zero traces), 'faststart-no-usable-records' (no trace reads
- * any chunk of this build); RangeError for bad options.
+ * any chunk of this build), 'faststart-invalid-trace' (a record with a non-integer or negative time, offset or
+ * length, or a zero length); RangeError for bad options. Records out of time order are sorted (stable).
  */
 export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], options: TrainOptions = {}): TrainResult {
   const opt = resolve(options);
   if (traces.length === 0) throw new EngineError('faststart-no-traces', 'training needs at least one trace');
+  traces.forEach((t, k) => {
+    for (const r of t.records) {
+      if (!Number.isSafeInteger(r.tMs) || r.tMs < 0 || !Number.isSafeInteger(r.offsetBytes) || r.offsetBytes < 0 || !Number.isSafeInteger(r.lengthBytes) || r.lengthBytes < 1) {
+        throw new EngineError('faststart-invalid-trace', `trace ${k}: a record has an invalid time, offset or length`);
+      }
+    }
+  });
   const map = new ChunkMap(manifest);
   const n = manifest.chunks.length;
-  const sessions = traces.map((t) => sessionAccess(map, t.records));
+  // Decoded traces are in time order; in-memory ones may not be (a stable sort keeps equal times in order).
+  const inOrder = traces.map((t) => (t.records.every((r, i) => i === 0 || t.records[i - 1].tMs <= r.tMs) ? t.records : [...t.records].sort((a, b) => a.tMs - b.tMs)));
+  const sessions = inOrder.map((records) => sessionAccess(map, records));
   const weights = traces.map((t) => (t.header.firstSession ? opt.firstSessionWeight : 1));
   const usable = sessions.filter((s) => s.chunks.length > 0).length;
   if (usable === 0) throw new EngineError('faststart-no-usable-records', 'no trace reads any chunk of this build (wrong app or build?)');
