@@ -30,6 +30,11 @@ export interface TrainOptions {
   /** Unread chunks within `neighbourReach` chunks of a read chunk in the same file get its score × decay^distance. */
   neighbourDecay?: number;
   neighbourReach?: number;
+  /**
+   * Only chunks read by at least this (weighted) share of the training sessions count in the need curves
+   * (default 0.25): rarer reads are left to the launcher's priority fetch instead of inflating the preload.
+   */
+  profileMinShare?: number;
   /** Quantile over sessions of the need curve stored as the profile (default 0.5: the median session; the margin covers the spread). */
   profileQuantile?: number;
   /** Margin = marginZ × the leave-one-out (jackknife) spread of P(b) (default 1). */
@@ -70,6 +75,7 @@ export interface TrainResult {
 interface Resolved {
   orderShare: number;
   rarityDelayMs: number;
+  profileMinShare: number;
   firstSessionWeight: number;
   urgencyMs: number;
   neighbourDecay: number;
@@ -85,6 +91,7 @@ function resolve(o: TrainOptions): Resolved {
   const r: Resolved = {
     orderShare: o.orderShare ?? 0.25,
     rarityDelayMs: o.rarityDelayMs ?? 1000,
+    profileMinShare: o.profileMinShare ?? 0.25,
     firstSessionWeight: o.firstSessionWeight ?? 2,
     urgencyMs: o.urgencyMs ?? 10_000,
     neighbourDecay: o.neighbourDecay ?? 0.25,
@@ -103,6 +110,7 @@ function resolve(o: TrainOptions): Resolved {
   if (!(r.neighbourDecay >= 0 && r.neighbourDecay < 1)) bad('neighbourDecay must be in [0, 1)');
   if (!Number.isSafeInteger(r.neighbourReach) || r.neighbourReach < 0 || r.neighbourReach > 1024) bad('neighbourReach must be an integer in [0, 1024]');
   if (!(r.orderShare > 0 && r.orderShare <= 1)) bad('orderShare must be in (0, 1]');
+  if (!(r.profileMinShare >= 0 && r.profileMinShare <= 1)) bad('profileMinShare must be in [0, 1]');
   if (!(r.rarityDelayMs >= 0 && Number.isFinite(r.rarityDelayMs))) bad('rarityDelayMs must be ≥ 0');
   if (!(r.profileQuantile > 0 && r.profileQuantile <= 1)) bad('profileQuantile must be in (0, 1]');
   if (!(r.marginZ >= 0 && r.marginZ <= 10)) bad('marginZ must be in [0, 10]');
@@ -282,7 +290,21 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
   const timeKey = deadlines(table, n, totalWeight, opt, -1);
   const { order, byNeighbour } = orderFromScores(map, sums, opt, timeKey);
   const { position, streamEnd } = positionsAndEnds(map, order);
-  const curves = sessions.map((s) => sessionNeedCurve(s.chunks, s.firstMs, position, streamEnd));
+  const readWeight = new Float64Array(n);
+  sessions.forEach((a, k) => {
+    for (const c of a.chunks) readWeight[c] += weights[k];
+  });
+  const mask = (leaveOut: number): Uint8Array => {
+    const m = new Uint8Array(n);
+    const total = totalWeight - (leaveOut >= 0 ? weights[leaveOut] : 0);
+    for (let c = 0; c < n; c++) m[c] = readWeight[c] >= opt.profileMinShare * total - 1e-9 ? 1 : 0;
+    if (leaveOut >= 0) {
+      for (const c of sessions[leaveOut].chunks) m[c] = readWeight[c] - weights[leaveOut] >= opt.profileMinShare * total - 1e-9 && readWeight[c] - weights[leaveOut] > 0 ? 1 : 0;
+    }
+    return m;
+  };
+  const include = mask(-1);
+  const curves = sessions.map((s) => sessionNeedCurve(s.chunks, s.firstMs, position, streamEnd, include));
   const points = simplifyCurve(quantileCurve(curves, weights, opt.profileQuantile), opt.maxProfilePoints);
   const profile: LoadProfile = { points };
 
@@ -300,11 +322,12 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
       const tk = deadlines(table, n, totalWeight - weights[k], opt, k);
       const fo = orderFromScores(map, s, opt, tk).order;
       const pe = positionsAndEnds(map, fo);
+      const foldInclude = mask(k);
       const others: ProfilePoint[][] = [];
       const ow: number[] = [];
       sessions.forEach((a, j) => {
         if (j === k) return;
-        others.push(sessionNeedCurve(a.chunks, a.firstMs, pe.position, pe.streamEnd));
+        others.push(sessionNeedCurve(a.chunks, a.firstMs, pe.position, pe.streamEnd, foldInclude));
         ow.push(weights[j]);
       });
       const foldCurve = quantileCurve(others, ow, opt.profileQuantile);
