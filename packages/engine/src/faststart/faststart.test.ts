@@ -106,6 +106,26 @@ describe('trainStreamOrder', () => {
     ]);
   });
 
+  it('leaves chunks that few sessions read out of the need curves (priority fetch gets them)', () => {
+    const t1 = trace([[0, 'b.pak', 0, 10], [100, 'a.pak', 2000, 10]], true, 't1');
+    const t2 = trace([[0, 'b.pak', 0, 10], [100, 'a.pak', 2000, 10]], false, 't2');
+    const t3 = trace([[0, 'b.pak', 0, 10], [50, 'c.pak', 1500, 10]], false, 't3');
+    // Weights 2, 1, 1. Order: b0 (0 ms), c1 (t3 only: share 1/4, deadline 50 ms), a2 (100 ms).
+    const all = trainStreamOrder(m, [t1, t2, t3], { looFolds: 0, profileQuantile: 1, profileMinShare: 0 });
+    expect(all.order.slice(0, 3)).toEqual([6, 10, 2]);
+    expect(all.profile.points).toEqual([
+      { tMs: 0, needBytes: 1000 },
+      { tMs: 50, needBytes: 2000 },
+      { tMs: 100, needBytes: 3000 },
+    ]);
+    // With a minimum share of 0.5, c1 (share 0.25) no longer counts: t3 needs only b0.
+    const common = trainStreamOrder(m, [t1, t2, t3], { looFolds: 0, profileQuantile: 1, profileMinShare: 0.5 });
+    expect(common.profile.points).toEqual([
+      { tMs: 0, needBytes: 1000 },
+      { tMs: 100, needBytes: 3000 },
+    ]);
+  });
+
   it('adds a leave-one-out margin table when there are two or more traces', () => {
     const r = trainStreamOrder(m, [s1, s2], { marginBandwidths: [1000, 100_000] });
     expect(r.stats.looFolds).toBe(2);
