@@ -59,6 +59,9 @@ describe('rockit trace record', () => {
     expect(r.exitCode).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({ format: 'ndjson', exitCode: 0 });
+    const noRoot = await rockit(['trace', 'record', '--root', join(tmp, 'missing'), '--out', join(tmp, 'x.rtrace'), '--', 'true']);
+    expect(noRoot.exitCode).toBe(1);
+    expect(noRoot.stderr).toMatch(/ENOENT|no such file/i);
     const text = await readFile(out, 'utf8');
     expect(JSON.parse(text.split('\n')[0])).toMatchObject({ format: 'rockit-trace', version: 1, app: 'demo', firstSession: true });
     const t = parseAnyTrace(Buffer.from(text));
@@ -152,6 +155,24 @@ describe('rockit trace convert / faststart train / image inspect / faststart sim
     const z = await rockit(['faststart', 'train', '--image', img, '--traces', none, '--out', join(tmp, 'never')]);
     expect(z.exitCode).toBe(1);
     expect(z.stderr).toMatch(/at least one trace/);
+    // Truncated, wrong-version and lying traces: clear errors, or counted when they only miss the build.
+    const bin = encodeTrace(sessions[0]);
+    await writeFile(join(tmp, 'cut.rtrace'), bin.subarray(0, bin.length - 3));
+    const cut = await rockit(['faststart', 'train', '--image', img, '--traces', join(tmp, 'cut.rtrace'), '--out', join(tmp, 'never')]);
+    expect(cut.exitCode).toBe(1);
+    expect(cut.stderr).toMatch(/cut\.rtrace: .*\(trace-truncated\)/);
+    const v2 = Buffer.from(bin);
+    v2[4] = 2;
+    await writeFile(join(tmp, 'v2.rtrace'), v2);
+    const ver = await rockit(['faststart', 'train', '--image', img, '--traces', join(tmp, 'v2.rtrace'), '--out', join(tmp, 'never')]);
+    expect(ver.stderr).toMatch(/\(trace-unsupported-version\)/);
+    await writeFile(join(tmp, 'liar.ndjson'), encodeTraceNdjson(session('liar', [[0, 'no/such/file', 0, 10], [5, 'game.bin', 2 ** 40, 10]])));
+    const liar = await rockit(['faststart', 'train', '--image', img, '--traces', join(tmp, 'liar.ndjson'), '--out', join(tmp, 'never')]);
+    expect(liar.exitCode).toBe(1);
+    expect(liar.stderr).toMatch(/no trace reads any chunk of this build/);
+    const mixed = await rockit(['faststart', 'train', '--image', img, '--traces', join(tmp, 'liar.ndjson'), join(traces, 's1.rtrace'), '--out', join(tmp, 'mixed'), '--json']);
+    expect(mixed.exitCode).toBe(0);
+    expect(JSON.parse(mixed.stdout).stats).toMatchObject({ traces: 2, unknownPathRecords: 1, beyondEndRecords: 1 });
     const b = await rockit(['faststart', 'simulate', '--image', trained, '--sessions', held, '--bandwidth', '25,-3']);
     expect(b.exitCode).toBe(1);
     expect(b.stderr).toMatch(/--bandwidth/);
