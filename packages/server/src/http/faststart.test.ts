@@ -348,6 +348,26 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
     expect(await t.server.db.db.selectFrom('traces').select('id').where('id', 'in', ids).execute()).toEqual([]);
   }, 60_000);
 
+  it('deleting an org with prune removes its traces (rows and blobs); other orgs keep theirs', async () => {
+    const org = await createOrg(t);
+    const admin = await loginAdmin(t, org);
+    const app = await publishedApp(t, admin.headers);
+    const k = await createKey(admin.headers, app);
+    const tr = Buffer.from(encodeTrace(traceOf(org.name, app, [[0, 'game/data.bin', 0, 100]])));
+    expect((await postTrace({ 'x-rockit-download-key': k.key }, tr)).statusCode).toBe(202);
+    const kB = await createKey(adminB.headers, appB);
+    expect((await postTrace({ 'x-rockit-download-key': kB.key }, Buffer.from(encodeTrace(traceOf(orgB.name, appB, [[0, 'game/data.bin', 0, 100]]))))).statusCode).toBe(202);
+    const orgId = (await t.server.db.db.selectFrom('orgs').select('id').where('name', '=', org.name).executeTakeFirstOrThrow()).id;
+    const orgBId = (await t.server.db.db.selectFrom('orgs').select('id').where('name', '=', orgB.name).executeTakeFirstOrThrow()).id;
+    expect(traceBlobs().filter((f) => f.startsWith(orgId))).toHaveLength(1);
+    const del = await t.req('DELETE', `/adm/v1/orgs/${org.name}?prune=true`, { headers: t.admin });
+    expect(del.statusCode, del.body).toBe(200);
+    expect(traceBlobs().filter((f) => f.startsWith(orgId))).toEqual([]);
+    expect(await t.server.db.db.selectFrom('traces').select('id').where('org_id', '=', orgId).execute()).toEqual([]);
+    expect(traceBlobs().filter((f) => f.startsWith(orgBId)).length).toBeGreaterThan(0);
+    await t.req('DELETE', `/be/v1/keys/${kB.id}`, { headers: adminB.headers });
+  }, 60_000);
+
   it('traces: hostile and wrong inputs are refused with the envelope and nothing is stored', async () => {
     const h = adminA.headers;
     const k = await createKey(h, appA, 'hostile');
