@@ -396,7 +396,7 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
       ['ndjson times negative', T, ndjson(orgA.name, appA, [{ t: -1, path: 'game/data.bin', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson bad path', T, ndjson(orgA.name, appA, [{ t: 1, path: '../x', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson wrong version', T, ndjson(orgA.name, appA, [], { version: 2 }), 'application/x-ndjson', 400, { reason: 'trace-unsupported-version' }],
-      ['ndjson truncated', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1 }]).slice(0, -8), 'application/x-ndjson', 400, { reason: 'trace-truncated' }],
+      ['ndjson truncated', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1 }]).slice(0, -8), 'application/x-ndjson', 400, { error: 'invalid-param', param: 'body' }],
       ['ndjson unknown field', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1, x: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson too late', T, ndjson(orgA.name, appA, [{ t: 8 * 24 * 3600 * 1000, path: 'game/data.bin', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-limit-exceeded' }],
       ['no credentials', {}, good, 'application/octet-stream', 401, { error: 'token-missing' }],
