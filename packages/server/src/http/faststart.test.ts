@@ -214,6 +214,12 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
       expect({ ...a.json(), requestId: undefined }).toEqual({ ...answers[0].json(), requestId: undefined });
     }
     expect(answers[0].json()).toMatchObject({ status: 'error', error: 'invalid-credentials' });
+    // A key offered for the wrong app is not "used".
+    expect((await t.req('GET', `/be/v1/keys/${kA2.id}`, { headers: adminA.headers })).json().key.lastUsed).toBeNull();
+    // Lists order and page in the database: by app name, then created.
+    const byApp = (await t.req('GET', '/be/v1/keys?order[]=appName&order[]=created&limit=1&offset=1', { headers: adminA.headers })).json();
+    expect(byApp).toMatchObject({ total: 2, offset: 1, limit: 1 });
+    expect(byApp.keys[0].appName).toBe([appA, appA2].sort()[1]);
     expect((await clientAuth({ orgName: orgA.name, appName: appA })).json()).toMatchObject({ error: 'missing-param', param: 'key' });
     expect((await clientAuth({ orgName: orgA.name, appName: appA, key: 'k'.repeat(201) })).json()).toMatchObject({ error: 'invalid-param', param: 'key' });
 
