@@ -406,6 +406,8 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
       ['ndjson unknown field', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1, x: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson too late', T, ndjson(orgA.name, appA, [{ t: 8 * 24 * 3600 * 1000, path: 'game/data.bin', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-limit-exceeded' }],
       ['no credentials', {}, good, 'application/octet-stream', 401, { error: 'token-missing' }],
+      ['no credentials, oversized body (answered before the body is read)', {}, Buffer.alloc(64 * 1024 + 1), 'application/octet-stream', 401, { error: 'token-missing' }],
+      ['bad key, wrong content type', { 'x-rockit-download-key': 'rkdk_nope2' }, 'x', 'text/plain', 401, { error: 'invalid-credentials' }],
       ['both credentials', { ...T, 'x-rockit-download-key': k.key }, good, 'application/octet-stream', 400, { error: 'conflicting-credentials' }],
       ['bad token', { 'x-rockit-download-token': token.slice(0, -2) + '00' }, good, 'application/octet-stream', 401, { error: 'token-invalid' }],
       ['bad key', { 'x-rockit-download-key': 'rkdk_nope' }, good, 'application/octet-stream', 401, { error: 'invalid-credentials' }],
