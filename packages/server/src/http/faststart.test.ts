@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTrace, type Trace } from '@rockit/engine';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { aclCovers, signDownloadToken, verifyDownloadToken } from '../domain/download-token.js';
 import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
 import { createMachineUser, createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
@@ -232,6 +233,15 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
     expect(j.origins).toBeUndefined();
     expect((await t.req('GET', `/be/v1/keys/${kA.id}`, { headers: adminA.headers })).json().key.lastUsed).toBe(Math.floor(t.clock.now() / 1000));
 
+    // An app with nothing published yet: a token, and release null.
+    const fresh = uniqueName('app');
+    expect((await t.req('POST', '/be/v1/apps', { headers: adminA.headers, body: { name: fresh, label: fresh } })).statusCode).toBe(201);
+    const kFresh = await createKey(adminA.headers, fresh);
+    const freshAuth = await clientAuth({ orgName: orgA.name, appName: fresh, key: kFresh.key }, '10.2.1.1');
+    expect(freshAuth.statusCode).toBe(200);
+    expect(freshAuth.json()).toMatchObject({ status: 'success', release: null, auth: { token: expect.any(String) } });
+    await t.req('DELETE', `/be/v1/apps/${fresh}`, { headers: adminA.headers });
+
     // Throttle: 4 failures per address per window, then 429 even for the right key; other addresses unaffected.
     for (let i = 0; i < 4; i++) expect((await clientAuth({ orgName: orgA.name, appName: appA, key: `rkdk_guess${i}` }, '10.3.0.1')).statusCode).toBe(401);
     const limited = await clientAuth({ orgName: orgA.name, appName: appA, key: kA.key }, '10.3.0.1');
@@ -448,6 +458,17 @@ describe.each(TEST_DIALECTS.slice(0, 1))('OpenAPI of the FastStart routes (%s)',
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('FastStart settings', () => {
+  it('reads ROCKIT_DOWNLOAD_TOKEN_SECONDS and ROCKIT_MAX_TRACE_BYTES with defaults and ranges', () => {
+    expect(loadConfig({ data: os.tmpdir() }, {}).faststart).toEqual({ downloadTokenSeconds: 3600, maxTraceBytes: 16 * 1024 * 1024 });
+    expect(loadConfig({ data: os.tmpdir() }, { ROCKIT_DOWNLOAD_TOKEN_SECONDS: '120', ROCKIT_MAX_TRACE_BYTES: '4096' }).faststart).toEqual({
+      downloadTokenSeconds: 120, maxTraceBytes: 4096,
+    });
+    expect(() => loadConfig({ data: os.tmpdir() }, { ROCKIT_DOWNLOAD_TOKEN_SECONDS: '5' })).toThrow(ConfigError);
+    expect(() => loadConfig({ data: os.tmpdir() }, { ROCKIT_MAX_TRACE_BYTES: '1gb' })).toThrow(/ROCKIT_MAX_TRACE_BYTES/);
   });
 });
 
