@@ -260,6 +260,8 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
     const missing = await t.app.inject({ method: 'GET', url: rel });
     expect(missing.statusCode).toBe(403);
     expect(missing.json()).toMatchObject({ status: 'error', error: 'forbidden' });
+    // Another spelling of the names (a case-insensitive store would serve the same file) is closed too.
+    expect((await t.app.inject({ method: 'GET', url: `/cdn/dxf/${orgA.name.toUpperCase()}/${appA2.toUpperCase()}/release.json` })).statusCode).toBe(403);
     // A file that does not exist answers the same 403 (no oracle on the layout of a keyed app).
     expect((await t.app.inject({ method: 'GET', url: `/cdn/dxf/${orgA.name}/${appA2}/nope.bin` })).statusCode).toBe(403);
     const auth = (await clientAuth({ orgName: orgA.name, appName: appA2, key: k.key }, '10.4.0.1')).json();

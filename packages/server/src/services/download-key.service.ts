@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { findApp, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
 import {
   countDownloadKeysOfApp,
@@ -219,14 +220,18 @@ export class DownloadKeyService {
     throw forbiddenDownload(why[check.reason]);
   }
 
+  /**
+   * Whether an app named so (ignoring ASCII case: a case-insensitive blob store would serve
+   * `dxf/ACME/…` from `dxf/acme/…`) has download keys. The token's ACL is then compared exactly.
+   */
   private async appHasKeys(orgName: string, appName: string): Promise<boolean> {
     const row = await this.deps.db
       .selectFrom('download_keys')
       .innerJoin('apps', 'apps.id', 'download_keys.app_id')
       .innerJoin('orgs', 'orgs.id', 'apps.org_id')
       .select('download_keys.id')
-      .where('orgs.name', '=', orgName)
-      .where('apps.name', '=', appName)
+      .where(sql<boolean>`lower(orgs.name) = ${orgName.toLowerCase()}`)
+      .where(sql<boolean>`lower(apps.name) = ${appName.toLowerCase()}`)
       .limit(1)
       .executeTakeFirst();
     return row !== undefined;
