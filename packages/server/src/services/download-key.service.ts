@@ -95,6 +95,8 @@ export class DownloadKeyService {
     const row = await db.transaction().execute(async (trx) => {
       const app = await findApp(trx, user.orgId, input.appName);
       if (!app) throw notFound('app', input.appName);
+      // Two creates at once must not both pass the count (no-op without row locks: SQLite serializes writers).
+      if (this.deps.capabilities.rowLocks) await trx.selectFrom('apps').select('id').where('id', '=', app.id).forUpdate().execute();
       if ((await countDownloadKeysOfApp(trx, app.id)) >= MAX_KEYS_PER_APP) {
         throw new AppError('invalid-state', `app '${input.appName}' already has ${MAX_KEYS_PER_APP} download keys; delete one first`);
       }
@@ -128,7 +130,8 @@ export class DownloadKeyService {
     const user = requirePermission(auth, 'keys', 'read');
     const row = await findDownloadKey(this.deps.db, user.orgId, id);
     if (!row) throw notFound('key', id);
-    return toDto(row, (await this.appNames(user.orgId)).get(row.app_id) ?? '');
+    const app = await this.deps.db.selectFrom('apps').select('name').where('id', '=', row.app_id).executeTakeFirst();
+    return toDto(row, app?.name ?? '');
   }
 
   async delete(auth: Principal, id: string): Promise<void> {
@@ -247,11 +250,6 @@ export class DownloadKeyService {
       if (isStorageError(e) && e.code === 'not-found') return null;
       throw e;
     }
-  }
-
-  private async appNames(orgId: string): Promise<Map<string, string>> {
-    const rows = await this.deps.db.selectFrom('apps').select(['id', 'name']).where('org_id', '=', orgId).execute();
-    return new Map(rows.map((r) => [r.id, r.name]));
   }
 }
 
