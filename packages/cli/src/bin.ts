@@ -9,6 +9,7 @@ import { register as registerApps } from './commands/apps.js';
 import { register as registerDeployments } from './commands/deployments.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerTasks } from './commands/tasks.js';
+import { register as registerKeys } from './commands/keys.js';
 import { register as registerTrace } from './commands/trace.js';
 import { register as registerFaststart } from './commands/faststart.js';
 
@@ -22,6 +23,7 @@ registerApps(program);
 registerDeployments(program);
 registerPush(program);
 registerTasks(program);
+registerKeys(program);
 registerTrace(program);
 registerFaststart(program);
 

@@ -32,6 +32,9 @@ import { selfCheck } from './storage/self-check.js';
 import { BuildService } from './services/build.service.js';
 import { UploadService } from './services/upload.service.js';
 import { DepotService } from './services/depot.service.js';
+import { DownloadKeyService } from './services/download-key.service.js';
+import { appTracesPrefix, orgTracesPrefix, TraceService } from './services/trace.service.js';
+import { depotTokenKey } from './domain/download-token.js';
 import { AppService } from './services/app.service.js';
 import { ConsumptionService } from './services/consumption.service.js';
 import { DeploymentService, openDeploymentSettings } from './services/deployment.service.js';
@@ -175,6 +178,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       await blobStore.deletePrefix(`imports/${orgId}/`);
       // The org's s3:// import prefix: a later org of the same name must not find these builds.
       if (s3ImportScope) await blobStore.deletePrefix(orgIncomingPrefix(orgName));
+      await blobStore.deletePrefix(orgTracesPrefix(orgId));
       for (const d of deployments) {
         let origin: Origin | undefined;
         try {
@@ -198,7 +202,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
 
   // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
-  const secrets = new SecretBox(resolveInstallationKey(config, print));
+  const installationKey = resolveInstallationKey(config, print);
+  const secrets = new SecretBox(installationKey);
 
   // SSRF guard of import downloads, webhook targets and S3 deployment endpoints alike (ROCKIT_ALLOW_PRIVATE_ADDRESSES lifts it).
   const guard = config.allowPrivateAddresses ? {} : { addressPolicy: isPublicAddress };
@@ -278,6 +283,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     removeDeploymentFiles: (orgName, deployment, appNames) => baseFiles.removeDeploymentFiles(orgName, deployment, appNames),
     checkOrigin: (settings) => baseFiles.checkOrigin(settings),
   };
+  const depotStore = new PrefixedBlobStore(blobStore, DEPOT_PREFIX);
+  const keys = new DownloadKeyService(deps, { secrets, depot: depotStore, depotTokenKey: depotTokenKey(installationKey) });
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -293,9 +300,14 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
       poke: () => worker?.poke(),
     }),
-    depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
+    depot: new DepotService(depotStore),
+    keys,
+    traces: new TraceService(deps, { blobStore, depot: depotStore, keys }),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
-    apps: new AppService(deps, { secrets, files: originFiles }),
+    apps: new AppService(deps, {
+      secrets, files: originFiles,
+      deleteTraceBlobs: async (orgId, appId) => void (await blobStore.deletePrefix(appTracesPrefix(orgId, appId))),
+    }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots, ...guard }),
     consumption: new ConsumptionService(deps),
   };

@@ -59,6 +59,15 @@ export interface Config {
    * deprecated alias (read when the new name is unset).
    */
   allowPrivateAddresses: boolean;
+  /** Download keys, tokens and trace intake (api.md §9.2, §9.3). */
+  faststart: FastStartConfig;
+}
+
+export interface FastStartConfig {
+  /** Lifetime of a download token from POST /client/v1/auth (ROCKIT_DOWNLOAD_TOKEN_SECONDS). */
+  downloadTokenSeconds: number;
+  /** Largest trace body POST /client/v1/traces accepts, as sent (ROCKIT_MAX_TRACE_BYTES). */
+  maxTraceBytes: number;
 }
 
 export interface BlobConfig {
@@ -230,6 +239,10 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
       env.ROCKIT_ALLOW_PRIVATE_ADDRESSES !== undefined
         ? bool('ROCKIT_ALLOW_PRIVATE_ADDRESSES', env.ROCKIT_ALLOW_PRIVATE_ADDRESSES, false)
         : bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
+    faststart: {
+      downloadTokenSeconds: int('ROCKIT_DOWNLOAD_TOKEN_SECONDS', env.ROCKIT_DOWNLOAD_TOKEN_SECONDS, 3600, 60, 7 * 24 * 3600),
+      maxTraceBytes: int('ROCKIT_MAX_TRACE_BYTES', env.ROCKIT_MAX_TRACE_BYTES, 16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    },
     ...(installationKey ? { installationKey: installationKey.trim() } : {}),
     ...(fsDeploymentRoots ? { fsDeploymentRoots: fsDeploymentRoots.map((p) => path.resolve(p)) } : {}),
   };
