@@ -51,6 +51,10 @@ export interface ImportsConfig {
   uploadExpirySeconds: number;
   /** Largest native build accepted, uploaded or downloaded. */
   maxUploadBytes: number;
+  /** An upload PUT whose body brings no byte for this long is ended; its lease is released (ROCKIT_UPLOAD_IDLE_SECONDS). */
+  uploadIdleSeconds: number;
+  /** A resume at the right offset takes over an upload PUT that has shown no progress for this long (ROCKIT_UPLOAD_STALL_SECONDS). */
+  uploadStallSeconds: number;
   /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
   gracePeriodSeconds: number;
   /**
@@ -186,6 +190,8 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     imports: {
       uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
       maxUploadBytes: int('ROCKIT_MAX_UPLOAD_BYTES', env.ROCKIT_MAX_UPLOAD_BYTES, 256 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
+      uploadIdleSeconds: int('ROCKIT_UPLOAD_IDLE_SECONDS', env.ROCKIT_UPLOAD_IDLE_SECONDS, 60, 1, 3600),
+      uploadStallSeconds: int('ROCKIT_UPLOAD_STALL_SECONDS', env.ROCKIT_UPLOAD_STALL_SECONDS, 10, 1, 3600),
       gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
       allowPrivateUrls: bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
     },
