@@ -66,7 +66,10 @@ async function openSource(source: string): Promise<BuildSource> {
       kind: 'folder',
       sizeBytes: tarSize(entries),
       files: entries.filter((e) => e.type === 'file').length,
-      fingerprint: fingerprint(entries),
+      // Sub-second modification times: a file rewritten within the second still shows.
+      fingerprint: fingerprint(
+        await Promise.all(entries.map(async (e) => ({ ...e, mtime: e.type === 'file' ? (await fs.lstat(e.source)).mtimeMs : e.mtime }))),
+      ),
       // A folder is packed again on a resume; the bytes before `offset` are packed and skipped.
       open: (offset) => (offset === 0 ? packEntries(entries) : packEntries(entries).pipe(skipBytes(offset))),
     };
@@ -221,8 +224,7 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
     if (err instanceof Error) err.message = `upload of task ${taskName} ${interrupted ? 'stopped' : 'failed'}: ${err.message}`;
     if (interrupted || err instanceof UploadStalledError) {
       // The CLI gave up (or was told to stop): the upload stays open on the server, to resume.
-      if (err instanceof ApiError) err.hint = howToGoOn;
-      else ctx.stderr.write(`${howToGoOn}\n`);
+      (err as Error & { hint?: string }).hint = howToGoOn;
       throw err;
     }
     // A refusal no resume can change (too large, malformed, expired): end the task so the app is free.
