@@ -48,7 +48,10 @@ export async function uploadStream(opts: UploadOptions): Promise<UploadResult> {
     },
     timeout: opts.idleTimeoutMs ?? 120_000,
   });
-  req.on('timeout', () => req.destroy(new Error('upload connection idle for too long')));
+  // A connection that moves no byte (a half-open one: the peer or a middlebox vanished) is given
+  // up as a broken one: a resumable failure, not the build's.
+  const idleMs = opts.idleTimeoutMs ?? 120_000;
+  req.on('timeout', () => req.destroy(Object.assign(new Error(`the connection moved no byte for ${Math.round(idleMs / 1000)} s (idle)`), { code: 'ETIMEDOUT' })));
 
   const response = new Promise<http.IncomingMessage>((resolve, reject) => {
     req.on('response', resolve);
@@ -111,7 +114,7 @@ export async function uploadStream(opts: UploadOptions): Promise<UploadResult> {
 
 function isSocketError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
-  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 function headerValue(v: string | string[] | undefined): string | null {

@@ -7,7 +7,7 @@ import { connect, parsePositiveInt, processContext, runAction, withConnectionOpt
 import { followPipeline } from '../api/follow-tasks.js';
 import { listFolder, packEntries, skipBytes, tarSize } from '../api/tar-pack.js';
 import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
-import { UploadStalledError, uploadResumable, uploadStatus } from '../api/upload.js';
+import { uploadResumable, uploadStatus } from '../api/upload.js';
 import type { App, BuildUploadResponse, SuccessEnvelope, Task } from '../api/types.js';
 import { createProgress, formatBytes } from '../progress.js';
 
@@ -222,12 +222,12 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
     stopWatching?.();
     bar.done();
     if (err instanceof Error) err.message = `upload of task ${taskName} ${interrupted ? 'stopped' : 'failed'}: ${err.message}`;
-    if (interrupted || err instanceof UploadStalledError) {
-      // The CLI gave up (or was told to stop): the upload stays open on the server, to resume.
+    if (interrupted || !(err instanceof ApiError)) {
+      // The CLI gave up (resumes ran out, Ctrl-C, reading the build failed): the upload stays open on the server, to resume.
       (err as Error & { hint?: string }).hint = howToGoOn;
       throw err;
     }
-    // A refusal no resume can change (too large, malformed, expired): end the task so the app is free.
+    // The server's refusal, which no resume can change (too large, malformed, expired): end the task so the app is free.
     const expired = await expireUpload(client, taskName);
     await forgetPendingUpload(ctx.env, taskName, ctx.now());
     if (expired && !opts.json) ctx.stderr.write(`task ${taskName} expired; push again to retry\n`);
