@@ -130,11 +130,14 @@ export class UploadService {
       const now = await findImport(db, taskName);
       throw this.whyNotClaimed(taskName, now, offset);
     }
-    // The lease runs from the last progress (a byte in, a part stored), not from the last tick:
-    // a stalled PUT's lease lapses, and `until - lease` tells others since when it has stalled.
-    const progress = { lastMs: clock.now(), renewedMs: clock.now() };
+    // The lease runs from the last progress, not from the last tick: a byte in, a part stored, or
+    // any moment this PUT is not waiting for the client's bytes (storing a part, completing the
+    // object). So only a PUT whose client went silent stalls: its lease lapses, and `until - lease`
+    // tells other nodes since when it has stalled.
+    const progress: Progress = { lastMs: clock.now(), renewedMs: clock.now(), waiting: false };
     const tickMs = Math.max(250, Math.min(Math.floor(leaseMs / 3), stallMs === undefined ? leaseMs : Math.floor(stallMs / 3)));
     const keepAlive = setInterval(() => {
+      if (!progress.waiting) progress.lastMs = clock.now();
       if (progress.lastMs === progress.renewedMs) return;
       progress.renewedMs = progress.lastMs;
       void updateUploadAsWriter(db, taskName, writer, { upload_writer_until_ms: progress.lastMs + leaseMs }).catch(() => undefined);
@@ -213,7 +216,7 @@ export class UploadService {
     writer: string,
     piece: Exclude<Piece, { kind: 'probe' }>,
     body: Readable,
-    progress: { lastMs: number },
+    progress: Progress,
   ): Promise<void> {
     const { db } = this.deps;
     const store = this.opts.blobStore;
@@ -283,7 +286,7 @@ export class UploadService {
     body: Readable,
     parts$: PartWriter,
     ctx: {
-      start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined; writer: string; progress: { lastMs: number };
+      start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined; writer: string; progress: Progress;
     },
   ): Promise<number> {
     const max = this.opts.maxUploadBytes;
@@ -302,13 +305,16 @@ export class UploadService {
       for (;;) {
         let next: IteratorResult<Buffer>;
         waitingSince = Date.now();
+        ctx.progress.waiting = true;
         try {
           next = await chunks.next();
         } catch {
+          ctx.progress.waiting = false;
           await this.keepTail(parts$, ctx.taskName, ctx.writer).catch(() => undefined);
           throw brokeOff(ctx.taskName, parts$.storedBytes);
         } finally {
           waitingSince = undefined;
+          ctx.progress.waiting = false;
         }
         if (next.done) return seen;
         ctx.progress.lastMs = this.deps.clock.now();
@@ -363,6 +369,13 @@ export class UploadService {
 }
 
 type TarDigest = { sha256: string; compression: TarCompression };
+
+/** A PUT's progress: when it last moved, when that was written to its lease, whether it waits for the client now. */
+interface Progress {
+  lastMs: number;
+  renewedMs: number;
+  waiting: boolean;
+}
 
 /** SHA-256 of the bytes seen and, from the first 512, whether they start a tar (and how it is compressed). */
 class InboundDigest {
