@@ -192,7 +192,7 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
   const startedMs = ctx.now();
   const taskName = pending.taskName;
   // Ctrl-C during the upload stops it cleanly; the upload stays open on the server (resume it, or
-  // cancel it with \`rockit tasks cancel\`). After the upload, Ctrl-C just stops watching.
+  // cancel it with `rockit tasks cancel`). After the upload, Ctrl-C just stops watching.
   let reading: Readable | null = null;
   let interrupted = false;
   const stopWatching = ctx.onInterrupt?.(() => {
@@ -224,7 +224,8 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
     if (err instanceof Error) err.message = `upload of task ${taskName} ${interrupted ? 'stopped' : 'failed'}: ${err.message}`;
     if (interrupted || !(err instanceof ApiError)) {
       // The CLI gave up (resumes ran out, Ctrl-C, reading the build failed): the upload stays open on the server, to resume.
-      (err as Error & { hint?: string }).hint = howToGoOn;
+      if (err instanceof Error) (err as Error & { hint?: string }).hint = howToGoOn;
+      else ctx.stderr.write(`${howToGoOn}\n`);
       throw err;
     }
     // The server's refusal, which no resume can change (too large, malformed, expired): end the task so the app is free.
