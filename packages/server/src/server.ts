@@ -43,6 +43,7 @@ import type { ServiceDeps, ServiceHooks } from './services/context.js';
 import { OrgService } from './services/org.service.js';
 import { RoleService } from './services/role.service.js';
 import { SubscriptionService } from './services/subscription.service.js';
+import { TrainingService } from './services/training.service.js';
 import { TaskService } from './services/task.service.js';
 import { UserService } from './services/user.service.js';
 import { currentVersions } from './version.js';
@@ -216,6 +217,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   }
 
   const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin });
+  const trainings = new TrainingService(deps, { poke: () => worker?.poke() });
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -223,7 +225,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     users: new UserService(deps),
     roles: new RoleService(deps),
     apiKeys: new ApiKeyService(deps),
-    tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke() }),
+    tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke(), traces: (orgId, appName) => trainings.trigger(orgId, appName) }),
     builds: new BuildService(deps, { uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke() }),
     uploads: new UploadService(deps, {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
@@ -234,6 +236,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     apps: new AppService(deps, { secrets, files: originFiles }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots }),
     consumption: new ConsumptionService(deps),
+    trainings,
   };
 
   const health = async (): Promise<HealthReport> => {

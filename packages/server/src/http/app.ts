@@ -17,6 +17,7 @@ import type { DepotService } from '../services/depot.service.js';
 import type { OrgService } from '../services/org.service.js';
 import type { RoleService } from '../services/role.service.js';
 import type { SubscriptionService } from '../services/subscription.service.js';
+import type { TrainingService } from '../services/training.service.js';
 import type { TaskService } from '../services/task.service.js';
 import type { UserService } from '../services/user.service.js';
 import { registerAuth } from './plugins/auth.js';
@@ -35,6 +36,7 @@ import { roleRoutes } from './routes/roles.routes.js';
 import { srvRoutes, type HealthReport, type Versions } from './routes/srv.routes.js';
 import { subscriptionRoutes } from './routes/subscriptions.routes.js';
 import { taskRoutes } from './routes/tasks.routes.js';
+import { trainingRoutes } from './routes/trainings.routes.js';
 import { userRoutes } from './routes/users.routes.js';
 import { ErrorResponse } from './schemas/common.js';
 
@@ -53,6 +55,7 @@ export interface AppServices {
   uploads: UploadService;
   depot: DepotService;
   subscriptions: SubscriptionService;
+  trainings: TrainingService;
 }
 
 export interface AppDeps {
@@ -175,6 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'builds', description: 'Imports of native builds (dltar → mkraw → deploy)' },
         { name: 'cdn', description: 'The depot: published images, patches and release.json' },
         { name: 'subscriptions', description: 'Webhook and Slack subscriptions to pipeline events' },
+        { name: 'trainings', description: 'FastStart: trace processing per app (trainings)' },
       ],
       components: {
         securitySchemes: {
@@ -209,5 +213,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(buildRoutes, { services: deps.services });
   await app.register(cdnRoutes, { services: deps.services });
   await app.register(subscriptionRoutes, { services: deps.services });
+  await app.register(trainingRoutes, { services: deps.services });
   return app;
 }
