@@ -22,6 +22,7 @@ import { deployHandler } from './queue/handlers/deploy.js';
 import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
+import { traceHandler } from './queue/handlers/trace.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
 import { createDepotOrigin, createOrigin, type Origin } from './publish/origin.js';
 import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js';
@@ -207,6 +208,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         dltar: withPipelineEvents('dltar', importDeps, dltarHandler(importDeps)),
         mkraw: withPipelineEvents('mkraw', importDeps, mkrawHandler(importDeps)),
         deploy: withPipelineEvents('deploy', importDeps, deployHandler(importDeps)),
+        trace: withPipelineEvents('trace', importDeps, traceHandler(importDeps)),
         cleanup: cleanupHandler(importDeps),
         [WEBHOOK_TASK_TYPE]: webhookHandler({ db: db.db, clock, secrets, ...guard, ...opts.webhooks }),
         ...opts.handlers,

@@ -18,6 +18,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import { appQueueKey } from '../queue/handlers/import-deps.js';
+import type { TraceTaskPayload } from '../queue/handlers/trace.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
@@ -49,12 +50,6 @@ const TRAINING_LIST = {
   defaultOrder: [{ field: 'appName', desc: false }],
 } as const;
 
-/** Payload of a `trace` task. */
-export interface TraceTaskPayload {
-  appId: string;
-  /** `trigger`: POST /be/v1/trigger; `auto`: nTracesReliable new traces arrived. */
-  reason: 'trigger' | 'auto';
-}
 
 /**
  * /be/v1/trainings (`trainings` read | update, api.md §10). A training exists for every app (the
