@@ -104,10 +104,11 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       progress(0.2);
 
       // 2. Traces → first-need times on this build's chunks.
-      const { mapped, skipped } = await loadTraces(deps, rows, manifest, signal);
+      const { mapped, unreadable, outside } = await loadTraces(deps, rows, manifest, signal);
       if (mapped.length === 0) {
         throw new PermanentTaskError(
-          `none of the ${rows.length} traces of ${app.name} can be used for build ${buildId} (${skipped} unreadable or outside the build's files)`,
+          `none of the ${rows.length} traces of ${app.name} can be used for build ${buildId} ` +
+            `(${outside} read nothing of the build's files, ${unreadable} unreadable)`,
         );
       }
       progress(0.4);
@@ -198,33 +199,34 @@ export async function loadTraces(
   rows: TraceRow[],
   manifest: Manifest,
   signal?: AbortSignal,
-): Promise<{ mapped: MappedTrace[]; skipped: number }> {
+): Promise<{ mapped: MappedTrace[]; unreadable: number; outside: number }> {
   const index = indexManifest(manifest);
   const mapped: MappedTrace[] = [];
-  let skipped = 0;
+  let unreadable = 0;
+  let outside = 0;
   for (const row of rows) {
     throwIfAborted(signal);
     let bytes: Buffer;
     try {
       bytes = await readBlob(deps.blobStore, row.blob_key);
     } catch {
-      skipped += 1;
+      unreadable += 1;
       continue;
     }
     let m: MappedTrace;
     try {
       m = mapTrace(index, decodeTrace(bytes));
     } catch {
-      skipped += 1;
+      unreadable += 1;
       continue;
     }
     if (m.firstNeed.size === 0) {
-      skipped += 1;
+      outside += 1;
       continue;
     }
     mapped.push(m);
   }
-  return { mapped, skipped };
+  return { mapped, unreadable, outside };
 }
 
 async function readBlob(store: ImportDeps['blobStore'], key: string): Promise<Buffer> {
