@@ -319,14 +319,17 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     const appName = await newApp();
     await publishBuild(appName);
     await addTraces(appName, 3);
+    // An earlier attempt that died mid-upload left part of the new variant: rewritten exactly, never published half.
+    await t.server.blobStore.put(`cdn/dxf/${org.name}/${appName}/0001/b0001-t001/stray.pack`, Buffer.from('partial'));
     const r = await t.req('POST', '/be/v1/trigger', { headers: h(), body: { type: 'traces', appName } });
     const name = r.json().task.name as string;
     await settle(appName);
     // As if the worker died after the commit, before recording success: the lease lapses, another worker runs it again.
     const db = t.server.db.db;
-    await db.updateTable('tasks').set({ status: 'running', lease_owner: 'dead-worker', lease_expires_ms: t.clock.now() - 1, result: null })
+    await db.updateTable('tasks').set({ status: 'running', lease_owner: 'dead-worker', lease_expires_ms: t.clock.now() - 1, result: null, max_attempts: 2 })
       .where('name', '=', name).execute();
-    t.clock.advance(1000);
+    // Workers look for lapsed leases every half lease.
+    t.clock.advance(2 * 3600_000);
     t.server.worker!.poke();
     let task: any;
     for (let i = 0; i < 3000; i++) {
@@ -338,5 +341,6 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     const tasks = await settle(appName);
     expect(tasks.filter((x) => x.type === 'deploy')).toHaveLength(2); // the import's and the training's, no third
     expect((await release(appName)).dxfName).toBe('b0001-t001');
+    expect((await t.app.inject({ method: 'GET', url: `/cdn/dxf/${org.name}/${appName}/0001/b0001-t001/stray.pack` })).statusCode).toBe(404);
   }, 60_000);
 });
