@@ -1,5 +1,5 @@
 import type { NewTrace, TraceRow } from '../faststart-tables.js';
-import type { Executor } from './common.js';
+import { applyWindow, type Executor, type ListWindow } from './common.js';
 
 /** Play traces (issue 14): rows of `traces`; the bodies are blobs the callers store and delete. */
 
@@ -72,3 +72,21 @@ const normalizeTrace = (r: TraceRow): TraceRow => ({
   size_bytes: Number(r.size_bytes),
   created_ms: Number(r.created_ms),
 });
+
+/** One page of the app's traces (api.md §1.3 window) and the total. */
+export async function pageTraces(db: Executor, orgId: string, appId: string, w: ListWindow): Promise<{ total: number; rows: TraceRow[] }> {
+  const base = db.selectFrom('traces').where('org_id', '=', orgId).where('app_id', '=', appId);
+  const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+  const rows = await applyWindow(base.selectAll(), w, 'id').execute();
+  return { total: Number(total), rows: rows.map(normalizeTrace) };
+}
+
+/** Records a stored trace: the row, and its bytes in the app's consumption (apps.traces_bytes). */
+export async function recordTrace(db: Executor, row: NewTrace): Promise<void> {
+  await insertTrace(db, row);
+  await db
+    .updateTable('apps')
+    .set((eb) => ({ traces_bytes: eb('traces_bytes', '+', row.size_bytes) }))
+    .where('id', '=', row.app_id)
+    .execute();
+}
