@@ -59,12 +59,9 @@ export interface AppServices {
   uploads: UploadService;
   depot: DepotService;
   subscriptions: SubscriptionService;
-<<<<<<< HEAD
-  trainings: TrainingService;
-=======
   keys: DownloadKeyService;
   traces: TraceService;
->>>>>>> h14s1
+  trainings: TrainingService;
 }
 
 export interface AppDeps {
@@ -189,13 +186,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'builds', description: 'Imports of native builds (dltar → mkraw → deploy)' },
         { name: 'cdn', description: 'The depot: published images, patches and release.json' },
         { name: 'subscriptions', description: 'Webhook and Slack subscriptions to pipeline events' },
-<<<<<<< HEAD
-        { name: 'trainings', description: 'FastStart: trace processing per app (trainings)' },
-=======
         { name: 'keys', description: 'Download keys of apps (clients trade them for download tokens)' },
         { name: 'client', description: 'Client API of game launchers: download tokens, trace upload' },
         { name: 'traces', description: 'Play traces uploaded by clients' },
->>>>>>> h14s1
+        { name: 'trainings', description: 'FastStart: trace processing per app (trainings)' },
       ],
       components: {
         securitySchemes: {
@@ -230,11 +224,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(buildRoutes, { services: deps.services });
   await app.register(cdnRoutes, { services: deps.services });
   await app.register(subscriptionRoutes, { services: deps.services });
-<<<<<<< HEAD
-  await app.register(trainingRoutes, { services: deps.services });
-=======
   await app.register(keyRoutes, { services: deps.services });
   await app.register(clientRoutes, { services: deps.services, maxTraceBytes: deps.config.faststart.maxTraceBytes });
->>>>>>> h14s1
+  await app.register(trainingRoutes, { services: deps.services });
   return app;
 }
