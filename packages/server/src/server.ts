@@ -242,7 +242,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     }),
     depot: new DepotService(depotStore),
     keys,
-    traces: new TraceService(deps, { blobStore, depot: depotStore, keys }),
+    traces: new TraceService(deps, { blobStore, depot: depotStore, keys, poke: () => worker?.poke() }),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
     apps: new AppService(deps, {
       secrets, files: originFiles,
