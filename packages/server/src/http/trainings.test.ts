@@ -217,7 +217,10 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     const trace = tasks.find((x) => x.name === r.json().task.name);
     expect(trace.status, JSON.stringify(trace.error)).toBe('succeeded');
     expect(trace.result).toMatchObject({ buildId: 1, dxfName: 'b0001-t001', improved: true, traces: 4 });
-    expect(trace.result.preloadBytes['100Mbit']).toBeLessThan(trace.result.previousPreloadBytes['100Mbit']);
+    expect(trace.result.envelope.after['100Mbit']).toBeLessThan(trace.result.envelope.before['100Mbit']);
+    // The untrained stream: every session needs the last file first, i.e. the whole build at once.
+    expect(trace.result.envelope.before['1Gbit']).toBeGreaterThanOrEqual(FILES * FILE_BYTES);
+    expect(trace.result.preloadBytes['100Mbit']).toBeLessThan(FILES * FILE_BYTES);
     const deploy = tasks.find((x) => x.name === trace.result.deployTask);
     expect(deploy).toMatchObject({ type: 'deploy', status: 'succeeded' });
 

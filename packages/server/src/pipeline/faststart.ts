@@ -1,6 +1,7 @@
-// FastStart training glue (issue 14 item 3, server side): traces → chunk first-need times on an
-// image's manifest (by path and offset, so traces of an older build map onto a new build), a stream
-// order, the load profile and the predicted preload at the reference bandwidths. Pure functions over
+// FastStart glue of the trace task (issue 14 item 3, server side; the training itself is the
+// engine's trainStreamOrder): traces → chunk first-need times on an image's manifest (by path and
+// offset, so traces of an older build map onto a new build), coverage, and one measure to compare
+// two stream orders — the preload that spares every training session a stall. Pure functions over
 // the manifest: no chunk payload is read here (repackImage writes the re-sequenced image).
 import type { LoadProfile, Manifest, Trace } from '@rockit/engine';
 
@@ -74,53 +75,6 @@ export function mapTrace(index: Map<string, FileIndex>, trace: Trace): MappedTra
 export function meanCoverage(traces: MappedTrace[]): number {
   if (traces.length === 0) return 0;
   return traces.reduce((a, t) => a + (t.readBytes === 0 ? 0 : t.coveredBytes / t.readBytes), 0) / traces.length;
-}
-
-/**
- * A stream order from the traces: chunks most sessions need come first, by their weighted mean
- * first-need time (first sessions weigh double: they are the ones FastStart is for); chunks fewer
- * sessions need follow by the same key; chunks no session read keep their relative order after
- * the read ones, each file's unread chunks right after that file's last read one when the file
- * was read at all (held-out sessions tend to read neighbours of what others read).
- */
-export function trainOrder(m: Manifest, traces: MappedTrace[]): number[] {
-  const n = m.chunks.length;
-  const weightSum = traces.reduce((a, t) => a + (t.firstSession ? 2 : 1), 0) || 1;
-  const share = new Float64Array(n);
-  const timeSum = new Float64Array(n);
-  for (const t of traces) {
-    const w = t.firstSession ? 2 : 1;
-    for (const [ci, tMs] of t.firstNeed) {
-      share[ci] += w;
-      timeSum[ci] += w * tMs;
-    }
-  }
-  const read: number[] = [];
-  for (let ci = 0; ci < n; ci++) if (share[ci] > 0) read.push(ci);
-  const key = (ci: number): [number, number] => [share[ci] / weightSum >= 0.5 ? 0 : 1, timeSum[ci] / share[ci]];
-  read.sort((a, b) => {
-    const [ga, ta] = key(a);
-    const [gb, tb] = key(b);
-    return ga - gb || ta - tb || a - b;
-  });
-  // Unread chunks: after the read ones, grouped behind the position of their file's latest read chunk.
-  const pos = new Int32Array(n).fill(-1);
-  read.forEach((ci, i) => (pos[ci] = i));
-  const tail: Array<{ ci: number; after: number }> = [];
-  const placed = new Uint8Array(n);
-  for (const ci of read) placed[ci] = 1;
-  for (const f of m.files) {
-    let after = -1;
-    for (const ci of f.chunks) if (pos[ci] > after) after = pos[ci];
-    for (const ci of f.chunks) {
-      if (placed[ci]) continue;
-      placed[ci] = 1;
-      tail.push({ ci, after: after < 0 ? Number.MAX_SAFE_INTEGER : after });
-    }
-  }
-  for (let ci = 0; ci < n; ci++) if (!placed[ci]) tail.push({ ci, after: Number.MAX_SAFE_INTEGER });
-  tail.sort((a, b) => a.after - b.after || a.ci - b.ci);
-  return [...read, ...tail.map((t) => t.ci)];
 }
 
 /**

@@ -31,6 +31,8 @@ export interface TrainingQuality {
   improved: boolean;
   /** The image variant the processing left current (new one when improved). */
   dxfName: string;
+  /** The no-stall preload of every training session with the previous and the trained order (the decision's measure). */
+  envelope?: { before: PreloadBytes; after: PreloadBytes };
   /** The deploy task that publishes the new image, when improved. */
   deployTask?: string;
 }

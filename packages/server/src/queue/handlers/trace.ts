@@ -1,6 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeTrace, openImage, openImageSource, repackImage, type Manifest } from '@rockit/engine';
+import { openImage, openImageSource, parseAnyTrace, preloadBytes as enginePreloadBytes, repackImage, trainStreamOrder, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
 import { findImportOfBuild, findAppById, newestReadyBuild, orgNameOf, setProcessing, updateImport } from '../../db/repositories/import.repository.js';
 import { countTraces, listTraces } from '../../db/repositories/trace.repository.js';
 import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../../db/repositories/training.repository.js';
@@ -14,8 +14,9 @@ import {
   preloadFigures,
   preloadImproves,
   profileOf,
-  trainOrder,
+  REFERENCE_BANDWIDTHS,
   type MappedTrace,
+  type PreloadFigures,
 } from '../../pipeline/faststart.js';
 import { imagePrefix, joinKey } from '../../pipeline/layout.js';
 import { IMAGE_POINTER_FILE } from '../../pipeline/mkraw.js';
@@ -47,6 +48,8 @@ export interface TraceTaskResult {
   coverage: number;
   preloadBytes: TrainingQuality['preloadBytes'];
   previousPreloadBytes: TrainingQuality['preloadBytes'];
+  /** The decision's measure: no-stall preload of every training session, previous and trained order. */
+  envelope?: TrainingQuality['envelope'];
   /** The deploy task that publishes the new image (normal deploy path: release.json last, grace cleanup). */
   deployTask?: string;
   alreadyDone?: boolean;
@@ -113,21 +116,26 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       }
       progress(0.4);
 
-      // 3. Train and predict.
+      // 3. Train (engine: order by how likely and how early sessions need each chunk, profile with a
+      // leave-one-out margin) and predict. Whether the new order is better is judged on one measure for
+      // both orders: the preload that spares every training session a stall (profileOf's envelope).
+      const trained = trainStreamOrder(manifest, mapped.map((m) => m.trace));
       const identity = manifest.chunks.map((_, i) => i);
-      const previousPreloadBytes = preloadFigures(profileOf(manifest, identity, mapped));
-      const order = trainOrder(manifest, mapped);
-      // The order is of the current image's chunk indices; the profile is of the new stream.
-      const profile = profileOf(manifest, order, mapped);
-      const preloadBytes = preloadFigures(profile);
-      const improved = preloadImproves(previousPreloadBytes, preloadBytes);
-      const coverage = meanCoverage(mapped);
+      const before = preloadFigures(profileOf(manifest, identity, mapped.map((m) => m.mapped)));
+      const after = preloadFigures(profileOf(manifest, trained.order, mapped.map((m) => m.mapped)));
+      const improved = preloadImproves(before, after);
+      const coverage = meanCoverage(mapped.map((m) => m.mapped));
+      // What the API shows: the launcher's preload (engine P(b), margin included) of the published image.
+      const previousPreloadBytes = manifest.profile ? launcherPreload(manifest.profile) : before;
+      const preloadBytes = launcherPreload(trained.profile);
+      const order = trained.order;
+      const profile = trained.profile;
       progress(0.5);
 
       const now = () => clock.now();
       const quality: TrainingQuality = {
         coverage, preloadBytes: improved ? preloadBytes : previousPreloadBytes, previousPreloadBytes,
-        task: task.name, buildId, traces: mapped.length, improved, dxfName: currentDxf,
+        task: task.name, buildId, traces: mapped.length, improved, dxfName: currentDxf, envelope: { before, after },
       };
       if (!improved) {
         await updateTraining(db, app.id, {
@@ -182,9 +190,17 @@ function resultOf(q: TrainingQuality, alreadyDone: boolean, tracesStored?: numbe
   return {
     buildId: q.buildId, dxfName: q.dxfName, improved: q.improved, traces: q.traces, tracesStored: tracesStored ?? q.traces,
     coverage: q.coverage, preloadBytes: q.preloadBytes, previousPreloadBytes: q.previousPreloadBytes ?? q.preloadBytes,
+    ...(q.envelope ? { envelope: q.envelope } : {}),
     ...(q.deployTask ? { deployTask: q.deployTask } : {}),
     ...(alreadyDone ? { alreadyDone: true } : {}),
   };
+}
+
+/** The engine's P(b) (what a launcher preloads) at the reference bandwidths. */
+function launcherPreload(profile: LoadProfile): PreloadFigures {
+  const out = {} as PreloadFigures;
+  for (const [k, bits] of Object.entries(REFERENCE_BANDWIDTHS) as Array<[keyof PreloadFigures, number]>) out[k] = enginePreloadBytes(profile, bits / 8);
+  return out;
 }
 
 async function readManifest(dir: string): Promise<Manifest> {
@@ -199,9 +215,9 @@ export async function loadTraces(
   rows: TraceRow[],
   manifest: Manifest,
   signal?: AbortSignal,
-): Promise<{ mapped: MappedTrace[]; unreadable: number; outside: number }> {
+): Promise<{ mapped: Array<{ trace: Trace; mapped: MappedTrace }>; unreadable: number; outside: number }> {
   const index = indexManifest(manifest);
-  const mapped: MappedTrace[] = [];
+  const mapped: Array<{ trace: Trace; mapped: MappedTrace }> = [];
   let unreadable = 0;
   let outside = 0;
   for (const row of rows) {
@@ -214,8 +230,10 @@ export async function loadTraces(
       continue;
     }
     let m: MappedTrace;
+    let trace: Trace;
     try {
-      m = mapTrace(index, decodeTrace(bytes));
+      trace = parseAnyTrace(bytes, { maxFileBytes: MAX_TRACE_BLOB_BYTES });
+      m = mapTrace(index, trace);
     } catch {
       unreadable += 1;
       continue;
@@ -224,7 +242,7 @@ export async function loadTraces(
       outside += 1;
       continue;
     }
-    mapped.push(m);
+    mapped.push({ trace, mapped: m });
   }
   return { mapped, unreadable, outside };
 }
