@@ -247,6 +247,23 @@ export async function loadTraces(
   return { mapped, unreadable, outside };
 }
 
+/**
+ * The app's newest traces (at most MAX_TRAINING_TRACES), decoded; unreadable ones are left out.
+ * mkraw orders a new build's first image by them.
+ */
+export async function readAppTraces(deps: Pick<ImportDeps, 'db' | 'blobStore'>, orgId: string, appId: string): Promise<Trace[]> {
+  const rows = await listTraces(deps.db, orgId, appId, { limit: MAX_TRAINING_TRACES });
+  const out: Trace[] = [];
+  for (const row of rows) {
+    try {
+      out.push(parseAnyTrace(await readBlob(deps.blobStore, row.blob_key), { maxFileBytes: MAX_TRACE_BLOB_BYTES }));
+    } catch {
+      // A trace that cannot be read back is no reason to fail an import.
+    }
+  }
+  return out;
+}
+
 async function readBlob(store: ImportDeps['blobStore'], key: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
