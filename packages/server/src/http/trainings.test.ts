@@ -308,6 +308,8 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     const appName = await newApp();
     await publishBuild(appName);
     await addTraces(appName, 2, () => [{ tMs: 0, path: 'gone/old.pak', offsetBytes: 0, lengthBytes: 100 }]);
+    const sub = await t.req('POST', '/be/v1/subscriptions', { headers: h(), body: { name: uniqueName('s'), type: 'webhook', url: 'http://127.0.0.1:9/hook', events: ['trace.error'] } });
+    expect(sub.statusCode, sub.body).toBe(201);
     const r = await t.req('POST', '/be/v1/trigger', { headers: h(), body: { type: 'traces', appName } });
     expect(r.statusCode, r.body).toBe(202);
     const tasks = await settle(appName);
@@ -315,8 +317,37 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     expect(trace.status).toBe('failed');
     expect(trace.error.message).toMatch(/none of the 2 traces .* can be used for build 1 \(2 read nothing/);
     expect((await release(appName)).dxfName).toBe('b0001-t000');
-    // The next trigger is accepted again (the failed task does not block).
     expect((await t.req('GET', `/be/v1/trainings/${appName}`, { headers: h() })).json().training.lastProcessed).toBeNull();
+    // Subscribers hear of the failure, with the task's error.
+    const hooks = await t.server.db.db.selectFrom('tasks').select(['payload']).where('type', '=', 'webhook').execute();
+    const failed = hooks.map((x) => JSON.parse(x.payload).event).find((e: any) => e.taskName === trace.name && e.event === 'error');
+    expect(failed).toMatchObject({ type: 'trace', event: 'error', appName, error: { message: expect.stringMatching(/none of the 2 traces/) } });
+    // A failed task does not block the next trigger.
+    expect((await t.req('POST', '/be/v1/trigger', { headers: h(), body: { type: 'traces', appName } })).statusCode).toBe(202);
+    await settle(appName);
+  }, 60_000);
+
+  it('an app deleted while its trace task waits: the task ends with a clear error; the training goes with the app', async () => {
+    const appName = await newApp();
+    await publishBuild(appName);
+    await addTraces(appName, 2);
+    const db = t.server.db.db;
+    const o = (await findOrgByName(db, org.name))!;
+    const app = (await findApp(db, o.id, appName))!;
+    const blocker = await enqueueTask(db, t.clock.now(), { type: 'hello', payload: {}, orgId: o.id, appName, queueKey: appQueueKey(app.id), maxAttempts: 1, runAfterMs: t.clock.now() + 3600_000 });
+    const r = await t.req('POST', '/be/v1/trigger', { headers: h(), body: { type: 'traces', appName } });
+    expect(r.statusCode, r.body).toBe(202);
+    const del = await t.req('DELETE', `/be/v1/apps/${appName}`, { headers: h() });
+    expect(del.statusCode, del.body).toBe(200);
+    expect(await db.selectFrom('trainings').selectAll().where('app_id', '=', app.id).execute()).toEqual([]);
+    await db.updateTable('tasks').set({ status: 'canceled' }).where('name', '=', blocker.name).execute();
+    let task: any;
+    for (let i = 0; i < 3000; i++) {
+      task = (await t.req('GET', `/be/v1/tasks/${r.json().task.name}`, { headers: h() })).json().task;
+      if (!BUSY.includes(task.status)) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(task).toMatchObject({ status: 'failed', error: { message: 'the app was deleted' } });
   }, 60_000);
 
   it('a new build\'s first image is already ordered by the app\'s traces (mapped by path and offset)', async () => {
