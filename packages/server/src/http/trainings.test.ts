@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { encodeTrace, openImage, openImageSource, type TraceRecord } from '@rockit/engine';
 import { findApp } from '../db/repositories/app.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
@@ -9,6 +10,7 @@ import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js
 import { appQueueKey } from '../queue/handlers/import-deps.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
+import { startS3Server, type S3TestServer } from '../test-support/s3.js';
 import { createTestServer, TEST_DIALECTS, type TestServer } from '../test-support/test-server.js';
 
 const env = {
@@ -400,4 +402,81 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     expect((await release(appName)).dxfName).toBe('b0001-t001');
     expect((await t.app.inject({ method: 'GET', url: `/cdn/dxf/${org.name}/${appName}/0001/b0001-t001/stray.pack` })).statusCode).toBe(404);
   }, 60_000);
+});
+
+/**
+ * Cluster mode (PostgreSQL + one S3 blob store): an API node without a worker takes the build, the
+ * traces and the trigger; a second node's worker runs the pipeline and the trace task with its own
+ * work folder; the trained variant reaches the S3 depot and the API node's /cdn.
+ */
+describe.runIf(TEST_DIALECTS.includes('pg'))('trace processing in cluster mode (two nodes, PostgreSQL, S3)', () => {
+  let s3: S3TestServer;
+  let api: TestServer;
+  let worker: TestServer;
+
+  beforeAll(async () => {
+    s3 = await startS3Server({ buckets: ['edge'] });
+    const common = {
+      ...env,
+      ROCKIT_DATABASE_SCHEMA: `t_${randomBytes(6).toString('hex')}`,
+      ROCKIT_BLOB_URL: 's3://edge/data', ROCKIT_S3_ENDPOINT: s3.endpoint, ROCKIT_S3_REGION: s3.region,
+      ROCKIT_S3_ACCESS_KEY_ID: s3.accessKeyId, ROCKIT_S3_SECRET_ACCESS_KEY: s3.secretAccessKey, ROCKIT_S3_FORCE_PATH_STYLE: 'true',
+    };
+    api = await createTestServer({ dialect: 'pg', env: { ...common, ROCKIT_NO_WORKER: 'true' } });
+    worker = await createTestServer({ dialect: 'pg', sharesDatabase: true, env: common });
+  }, 120_000);
+  afterAll(async () => {
+    await worker?.close();
+    await api?.close();
+    await s3?.stop();
+  });
+
+  it('the API node submits, the other node trains; release.json on the S3 depot names b0001-t001', async () => {
+    expect(api.server.worker).toBeUndefined();
+    const org = await createOrg(api);
+    const hh = (await loginAdmin(api, org)).headers;
+    const appName = uniqueName('app');
+    expect((await api.req('POST', '/be/v1/apps', { headers: hh, body: { name: appName, label: appName } })).statusCode).toBe(201);
+    const b = await api.req('POST', '/be/v1/builds', { headers: hh, body: { appName } });
+    const up = new URL(b.json().upload.url);
+    const put = await api.app.inject({ method: 'PUT', url: up.pathname + up.search, headers: { 'content-type': 'application/x-tar' }, payload: await gameTar() });
+    expect(put.statusCode, put.body).toBeLessThan(300);
+    const appOf = async () => (await api.req('GET', `/be/v1/apps/${appName}`, { headers: hh })).json().app;
+    for (let i = 0; i < 3000 && (await appOf()).iCurBuild !== 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await appOf()).toMatchObject({ iCurBuild: 1, dxfName: 'b0001-t000' });
+
+    const db = api.server.db.db;
+    const o = (await findOrgByName(db, org.name))!;
+    const app = (await findApp(db, o.id, appName))!;
+    for (let i = 0; i < 3; i++) {
+      const id = `tr_${sortableId(api.clock.now())}`;
+      const recs = sessionRecords(i);
+      const body = Buffer.from(encodeTrace({
+        header: { orgName: org.name, appName, buildId: 1, dxfName: 'b0001-t000', sessionId: `s${i}`, firstSession: true, startTimeUnixSeconds: 1_700_000_000 },
+        records: recs,
+      }));
+      const blobKey = `traces/${o.id}/${app.id}/${id}.rktr`;
+      await api.server.blobStore.put(blobKey, body);
+      await insertTrace(db, {
+        id, org_id: o.id, app_id: app.id, build_id: 1, dxf_name: 'b0001-t000', session_id: `s${i}`, first_session: 1, records: recs.length,
+        bytes_read: recs.reduce((a, r) => a + r.lengthBytes, 0), duration_ms: recs.at(-1)!.tMs, coverage: 1, blob_key: blobKey, size_bytes: body.length,
+        created_ms: api.clock.now(),
+      });
+    }
+    const r = await api.req('POST', '/be/v1/trigger', { headers: hh, body: { type: 'traces', appName } });
+    expect(r.statusCode, r.body).toBe(202);
+    let task: any;
+    for (let i = 0; i < 3000; i++) {
+      task = (await api.req('GET', `/be/v1/tasks/${r.json().task.name}`, { headers: hh })).json().task;
+      if (!BUSY.includes(task.status)) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(task.status, JSON.stringify(task.error)).toBe('succeeded');
+    expect(task.result).toMatchObject({ dxfName: 'b0001-t001', improved: true });
+    for (let i = 0; i < 3000 && (await appOf()).dxfName !== 'b0001-t001'; i++) await new Promise((res) => setTimeout(res, 20));
+    const rel = await api.app.inject({ method: 'GET', url: `/cdn/dxf/${org.name}/${appName}/release.json` });
+    expect(rel.statusCode).toBe(200);
+    expect(rel.json()).toMatchObject({ buildId: 1, dxfName: 'b0001-t001' });
+    expect((await api.server.blobStore.head(`cdn/${rel.json().image.path}image.json`))).not.toBeNull();
+  }, 120_000);
 });
