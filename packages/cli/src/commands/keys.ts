@@ -57,7 +57,8 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       }),
   );
 
-  const trace = program.command('trace').description('play traces');
+  // `rockit trace` is shared with commands/trace.ts (record, convert): whichever registers first creates it.
+  const trace = program.commands.find((c) => c.name() === 'trace') ?? program.command('trace').description('record, convert and upload play-session traces');
   trace
     .command('upload <file...>')
     .description('upload traces (binary or NDJSON, plain or zstd; sent as they are) with a download token, or an access key traded for one')

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promises as fs, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { compress } from 'zstd-napi';
 import { listFiles, runRockit, startServer, waitFor, type ServerProcess } from './test-support/processes.js';
 
 const ADMIN_TOKEN = 'e2e-faststart-admin-token-0123456789';
@@ -109,11 +110,17 @@ describe('download keys and traces through rockit-edge serve and the rockit comm
     const up = await rockit(['trace', 'upload', file, '--server', base, '--org', ORG, '--app', 'demo', '--key', key, '--json']);
     expect(up.exitCode, up.stderr).toBe(0);
     expect(JSON.parse(up.stdout)).toEqual([expect.objectContaining({ records: 2, coverage: 1 })]);
+    // The same trace wrapped in one zstd frame, sent with a token.
+    const zst = path.join(dir, 'session.ndjson.zst');
+    await fs.writeFile(zst, compress(await fs.readFile(file)));
+    const upZ = await rockit(['trace', 'upload', zst, '--server', base, '--org', ORG, '--app', 'demo', '--token', token]);
+    expect(upZ.exitCode, upZ.stderr).toBe(0);
+    expect(upZ.stdout).toContain('2 reads, coverage 100.0%');
     const other = await rockit(['trace', 'upload', file, '--server', base, '--org', ORG, '--app', 'nope', '--key', key]);
     expect(other.exitCode).toBe(1);
     expect(other.stderr).toContain('invalid-credentials');
     const traces = await api('GET', '/be/v1/traces?appName=demo');
-    expect(traces).toMatchObject({ httpStatus: 200, total: 1 });
+    expect(traces).toMatchObject({ httpStatus: 200, total: 2 });
     expect(traces.traces[0]).toMatchObject({ sessionId: 'e2e', records: 2, readBytes: 1000, coverage: 1 });
 
     expect((await rockit(['keys', 'delete', keyId])).exitCode).toBe(0);

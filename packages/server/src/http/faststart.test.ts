@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTrace, type Trace } from '@rockit/engine';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { aclCovers, signDownloadToken, verifyDownloadToken } from '../domain/download-token.js';
 import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
 import { createMachineUser, createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
@@ -214,6 +215,12 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
       expect({ ...a.json(), requestId: undefined }).toEqual({ ...answers[0].json(), requestId: undefined });
     }
     expect(answers[0].json()).toMatchObject({ status: 'error', error: 'invalid-credentials' });
+    // A key offered for the wrong app is not "used".
+    expect((await t.req('GET', `/be/v1/keys/${kA2.id}`, { headers: adminA.headers })).json().key.lastUsed).toBeNull();
+    // Lists order and page in the database: by app name, then created.
+    const byApp = (await t.req('GET', '/be/v1/keys?order[]=appName&order[]=created&limit=1&offset=1', { headers: adminA.headers })).json();
+    expect(byApp).toMatchObject({ total: 2, offset: 1, limit: 1 });
+    expect(byApp.keys[0].appName).toBe([appA, appA2].sort()[1]);
     expect((await clientAuth({ orgName: orgA.name, appName: appA })).json()).toMatchObject({ error: 'missing-param', param: 'key' });
     expect((await clientAuth({ orgName: orgA.name, appName: appA, key: 'k'.repeat(201) })).json()).toMatchObject({ error: 'invalid-param', param: 'key' });
 
@@ -225,6 +232,15 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
     expect(j.release).toMatchObject({ format: 'rockit-release', orgName: orgA.name, appName: appA, buildId: 1 });
     expect(j.origins).toBeUndefined();
     expect((await t.req('GET', `/be/v1/keys/${kA.id}`, { headers: adminA.headers })).json().key.lastUsed).toBe(Math.floor(t.clock.now() / 1000));
+
+    // An app with nothing published yet: a token, and release null.
+    const fresh = uniqueName('app');
+    expect((await t.req('POST', '/be/v1/apps', { headers: adminA.headers, body: { name: fresh, label: fresh } })).statusCode).toBe(201);
+    const kFresh = await createKey(adminA.headers, fresh);
+    const freshAuth = await clientAuth({ orgName: orgA.name, appName: fresh, key: kFresh.key }, '10.2.1.1');
+    expect(freshAuth.statusCode).toBe(200);
+    expect(freshAuth.json()).toMatchObject({ status: 'success', release: null, auth: { token: expect.any(String) } });
+    await t.req('DELETE', `/be/v1/apps/${fresh}`, { headers: adminA.headers });
 
     // Throttle: 4 failures per address per window, then 429 even for the right key; other addresses unaffected.
     for (let i = 0; i < 4; i++) expect((await clientAuth({ orgName: orgA.name, appName: appA, key: `rkdk_guess${i}` }, '10.3.0.1')).statusCode).toBe(401);
@@ -244,6 +260,8 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
     const missing = await t.app.inject({ method: 'GET', url: rel });
     expect(missing.statusCode).toBe(403);
     expect(missing.json()).toMatchObject({ status: 'error', error: 'forbidden' });
+    // Another spelling of the names (a case-insensitive store would serve the same file) is closed too.
+    expect((await t.app.inject({ method: 'GET', url: `/cdn/dxf/${orgA.name.toUpperCase()}/${appA2.toUpperCase()}/release.json` })).statusCode).toBe(403);
     // A file that does not exist answers the same 403 (no oracle on the layout of a keyed app).
     expect((await t.app.inject({ method: 'GET', url: `/cdn/dxf/${orgA.name}/${appA2}/nope.bin` })).statusCode).toBe(403);
     const auth = (await clientAuth({ orgName: orgA.name, appName: appA2, key: k.key }, '10.4.0.1')).json();
@@ -396,10 +414,12 @@ describe.each(TEST_DIALECTS)('download keys, client API and traces (%s)', (diale
       ['ndjson times negative', T, ndjson(orgA.name, appA, [{ t: -1, path: 'game/data.bin', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson bad path', T, ndjson(orgA.name, appA, [{ t: 1, path: '../x', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson wrong version', T, ndjson(orgA.name, appA, [], { version: 2 }), 'application/x-ndjson', 400, { reason: 'trace-unsupported-version' }],
-      ['ndjson truncated', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1 }]).slice(0, -8), 'application/x-ndjson', 400, { reason: 'trace-truncated' }],
+      ['ndjson truncated', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1 }]).slice(0, -8), 'application/x-ndjson', 400, { error: 'invalid-param', param: 'body' }],
       ['ndjson unknown field', T, ndjson(orgA.name, appA, [{ t: 1, path: 'game/data.bin', offset: 0, length: 1, x: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-invalid' }],
       ['ndjson too late', T, ndjson(orgA.name, appA, [{ t: 8 * 24 * 3600 * 1000, path: 'game/data.bin', offset: 0, length: 1 }]), 'application/x-ndjson', 400, { reason: 'trace-limit-exceeded' }],
       ['no credentials', {}, good, 'application/octet-stream', 401, { error: 'token-missing' }],
+      ['no credentials, oversized body (answered before the body is read)', {}, Buffer.alloc(64 * 1024 + 1), 'application/octet-stream', 401, { error: 'token-missing' }],
+      ['bad key, wrong content type', { 'x-rockit-download-key': 'rkdk_nope2' }, 'x', 'text/plain', 401, { error: 'invalid-credentials' }],
       ['both credentials', { ...T, 'x-rockit-download-key': k.key }, good, 'application/octet-stream', 400, { error: 'conflicting-credentials' }],
       ['bad token', { 'x-rockit-download-token': token.slice(0, -2) + '00' }, good, 'application/octet-stream', 401, { error: 'token-invalid' }],
       ['bad key', { 'x-rockit-download-key': 'rkdk_nope' }, good, 'application/octet-stream', 401, { error: 'invalid-credentials' }],
@@ -440,6 +460,17 @@ describe.each(TEST_DIALECTS.slice(0, 1))('OpenAPI of the FastStart routes (%s)',
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('FastStart settings', () => {
+  it('reads ROCKIT_DOWNLOAD_TOKEN_SECONDS and ROCKIT_MAX_TRACE_BYTES with defaults and ranges', () => {
+    expect(loadConfig({ data: os.tmpdir() }, {}).faststart).toEqual({ downloadTokenSeconds: 3600, maxTraceBytes: 16 * 1024 * 1024 });
+    expect(loadConfig({ data: os.tmpdir() }, { ROCKIT_DOWNLOAD_TOKEN_SECONDS: '120', ROCKIT_MAX_TRACE_BYTES: '4096' }).faststart).toEqual({
+      downloadTokenSeconds: 120, maxTraceBytes: 4096,
+    });
+    expect(() => loadConfig({ data: os.tmpdir() }, { ROCKIT_DOWNLOAD_TOKEN_SECONDS: '5' })).toThrow(ConfigError);
+    expect(() => loadConfig({ data: os.tmpdir() }, { ROCKIT_MAX_TRACE_BYTES: '1gb' })).toThrow(/ROCKIT_MAX_TRACE_BYTES/);
   });
 });
 

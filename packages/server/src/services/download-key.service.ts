@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { findApp, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
 import {
   countDownloadKeysOfApp,
@@ -5,7 +6,7 @@ import {
   findDownloadKey,
   findDownloadKeyByHash,
   insertDownloadKey,
-  listDownloadKeys,
+  pageDownloadKeys,
   touchDownloadKey,
 } from '../db/repositories/download-key.repository.js';
 import type { DownloadKeyRow } from '../db/faststart-tables.js';
@@ -55,6 +56,9 @@ const KEY_LIST = {
   fields: ['id', 'appName', 'label', 'created', 'lastUsed'],
   defaultOrder: [{ field: 'created', desc: false }],
 } as const;
+const KEY_COLUMNS: Record<string, string> = {
+  created: 'download_keys.created_ms', label: 'download_keys.label', appName: 'apps.name', lastUsed: 'download_keys.last_used_ms',
+};
 
 const clientCredentialsWrong = (): AppError => new AppError('invalid-credentials', 'organization, app or key is wrong');
 const forbiddenDownload = (why: string): AppError => new AppError('forbidden', why);
@@ -91,6 +95,8 @@ export class DownloadKeyService {
     const row = await db.transaction().execute(async (trx) => {
       const app = await findApp(trx, user.orgId, input.appName);
       if (!app) throw notFound('app', input.appName);
+      // Two creates at once must not both pass the count (no-op without row locks: SQLite serializes writers).
+      if (this.deps.capabilities.rowLocks) await trx.selectFrom('apps').select('id').where('id', '=', app.id).forUpdate().execute();
       if ((await countDownloadKeysOfApp(trx, app.id)) >= MAX_KEYS_PER_APP) {
         throw new AppError('invalid-state', `app '${input.appName}' already has ${MAX_KEYS_PER_APP} download keys; delete one first`);
       }
@@ -114,26 +120,18 @@ export class DownloadKeyService {
       if (!app) return { total: 0, offset: q.offset, limit: q.limit, items: [] };
       appId = app.id;
     }
-    const names = await this.appNames(user.orgId);
-    const all = (await listDownloadKeys(db, user.orgId, appId)).map((r) => toDto(r, names.get(r.app_id) ?? ''));
-    // Few keys per org (MAX_KEYS_PER_APP per app): ordered and paged in memory.
-    const sorted = [...all].sort((a, b) => {
-      for (const o of q.order) {
-        const av = a[o.field as keyof DownloadKeyDto] ?? -1;
-        const bv = b[o.field as keyof DownloadKeyDto] ?? -1;
-        const c = av < bv ? -1 : av > bv ? 1 : 0;
-        if (c !== 0) return o.desc ? -c : c;
-      }
-      return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    const { total, rows } = await pageDownloadKeys(db, user.orgId, appId, {
+      offset: q.offset, limit: q.limit, order: q.order.map((o) => ({ column: KEY_COLUMNS[o.field], desc: o.desc })),
     });
-    return { total: all.length, offset: q.offset, limit: q.limit, items: sorted.slice(q.offset, q.offset + q.limit).map((d) => project(d, q.fields)) };
+    return { total, offset: q.offset, limit: q.limit, items: rows.map((r) => project(toDto(r, r.app_name), q.fields)) };
   }
 
   async get(auth: Principal, id: string): Promise<DownloadKeyDto> {
     const user = requirePermission(auth, 'keys', 'read');
     const row = await findDownloadKey(this.deps.db, user.orgId, id);
     if (!row) throw notFound('key', id);
-    return toDto(row, (await this.appNames(user.orgId)).get(row.app_id) ?? '');
+    const app = await this.deps.db.selectFrom('apps').select('name').where('id', '=', row.app_id).executeTakeFirst();
+    return toDto(row, app?.name ?? '');
   }
 
   async delete(auth: Principal, id: string): Promise<void> {
@@ -149,12 +147,16 @@ export class DownloadKeyService {
   async clientAuth(input: { orgName: string; appName: string; key: string }, clientAddress: string): Promise<ClientAuthResult> {
     const wait = await this.throttle.retryAfterSeconds([[this.perAddress, clientAddress]]);
     if (wait > 0) throw new AppError('rate-limited', 'too many failed attempts; try again later', { retryAfterSeconds: wait });
-    const who = await this.identifyKey(input.key);
-    if (!who || !constantTimeEqual(who.orgName, input.orgName) || !constantTimeEqual(who.appName, input.appName)) {
+    const who = await this.identifyKey(input.key, { touch: false });
+    // Both names compared, whatever the first gives (the same work for every wrong answer).
+    const orgOk = who !== undefined && constantTimeEqual(who.orgName, input.orgName);
+    const appOk = who !== undefined && constantTimeEqual(who.appName, input.appName);
+    if (!who || !orgOk || !appOk) {
       await this.throttle.recordFailure(this.perAddress, clientAddress);
       throw clientCredentialsWrong();
     }
     const { db, clock, config } = this.deps;
+    await touchDownloadKey(db, who.keyId, clock.now());
     const nowS = toUnixSeconds(clock.now());
     const exp = nowS + config.faststart.downloadTokenSeconds;
     const token = signDownloadToken({ st: nowS, exp, acl: appAcl('/cdn', who.orgName, who.appName) }, this.opts.depotTokenKey);
@@ -182,8 +184,8 @@ export class DownloadKeyService {
     return who;
   }
 
-  /** The org and app of an access key, touching its last use; undefined for an unknown key. */
-  async identifyKey(key: string): Promise<ClientIdentity | undefined> {
+  /** The org and app of an access key, touching its last use unless told not to; undefined for an unknown key. */
+  async identifyKey(key: string, o: { touch?: boolean } = {}): Promise<(ClientIdentity & { keyId: string }) | undefined> {
     if (key.length === 0 || key.length > 200) return undefined;
     const { db, clock } = this.deps;
     const row = await findDownloadKeyByHash(db, sha256Hex(key));
@@ -195,8 +197,8 @@ export class DownloadKeyService {
       .where('apps.id', '=', row.app_id)
       .executeTakeFirst();
     if (!app) return undefined;
-    await touchDownloadKey(db, row.id, clock.now());
-    return app;
+    if (o.touch !== false) await touchDownloadKey(db, row.id, clock.now());
+    return { ...app, keyId: row.id };
   }
 
   /** Verifies a depot token (signature, time); `path` checks the ACL too. */
@@ -221,14 +223,18 @@ export class DownloadKeyService {
     throw forbiddenDownload(why[check.reason]);
   }
 
+  /**
+   * Whether an app named so (ignoring ASCII case: a case-insensitive blob store would serve
+   * `dxf/ACME/…` from `dxf/acme/…`) has download keys. The token's ACL is then compared exactly.
+   */
   private async appHasKeys(orgName: string, appName: string): Promise<boolean> {
     const row = await this.deps.db
       .selectFrom('download_keys')
       .innerJoin('apps', 'apps.id', 'download_keys.app_id')
       .innerJoin('orgs', 'orgs.id', 'apps.org_id')
       .select('download_keys.id')
-      .where('orgs.name', '=', orgName)
-      .where('apps.name', '=', appName)
+      .where(sql<boolean>`lower(orgs.name) = ${orgName.toLowerCase()}`)
+      .where(sql<boolean>`lower(apps.name) = ${appName.toLowerCase()}`)
       .limit(1)
       .executeTakeFirst();
     return row !== undefined;
@@ -244,11 +250,6 @@ export class DownloadKeyService {
       if (isStorageError(e) && e.code === 'not-found') return null;
       throw e;
     }
-  }
-
-  private async appNames(orgId: string): Promise<Map<string, string>> {
-    const rows = await this.deps.db.selectFrom('apps').select(['id', 'name']).where('org_id', '=', orgId).execute();
-    return new Map(rows.map((r) => [r.id, r.name]));
   }
 }
 

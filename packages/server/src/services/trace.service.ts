@@ -78,8 +78,12 @@ export class TraceService {
     private readonly opts: TraceServiceOptions,
   ) {}
 
-  async intake(cred: TraceCredentials, body: Buffer, clientAddress: string): Promise<{ id: string; records: number; coverage: number }> {
-    const who = await this.identify(cred, clientAddress);
+  /**
+   * Stores one uploaded trace. `known`: the caller already identified the credential (the route does
+   * so before the body is read, so that nobody without a credential makes the server read a body).
+   */
+  async intake(cred: TraceCredentials, body: Buffer, clientAddress: string, known?: ClientIdentity): Promise<{ id: string; records: number; coverage: number }> {
+    const who = known ?? (await this.identify(cred, clientAddress));
     if (body.length === 0) throw missingParam('body');
     let trace: Trace;
     try {
@@ -152,8 +156,8 @@ export class TraceService {
     return { total, offset: q.offset, limit: q.limit, items: rows.map((r) => project(toTraceDto(r, app.name), q.fields)) };
   }
 
-  /** The app a download token or an access key lets in (401s of api.md §1.2 otherwise). */
-  private async identify(cred: TraceCredentials, clientAddress: string): Promise<ClientIdentity> {
+  /** The app a download token or an access key lets in (401s of api.md §1.2 otherwise; 429 after too many wrong keys). */
+  async identify(cred: TraceCredentials, clientAddress: string): Promise<ClientIdentity> {
     if (cred.token !== undefined && cred.key !== undefined) throw new AppError('conflicting-credentials', 'send either a download token or an access key, not both');
     if (cred.key !== undefined) {
       const who = await this.opts.keys.identifyKeyThrottled(cred.key, clientAddress);

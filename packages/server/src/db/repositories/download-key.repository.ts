@@ -1,5 +1,5 @@
 import type { DownloadKeyRow, NewDownloadKey } from '../faststart-tables.js';
-import type { Executor } from './common.js';
+import { applyWindow, type Executor, type ListWindow } from './common.js';
 
 /** Download keys of apps (api.md §2.3 resource `keys`). */
 
@@ -12,6 +12,17 @@ export async function listDownloadKeys(db: Executor, orgId: string, appId?: stri
   let q = db.selectFrom('download_keys').selectAll().where('org_id', '=', orgId);
   if (appId !== undefined) q = q.where('app_id', '=', appId);
   return q.orderBy('created_ms').orderBy('id').execute();
+}
+
+/** One page of the org's keys (of one app when `appId` is given), each with its app's name, and the total. */
+export async function pageDownloadKeys(
+  db: Executor, orgId: string, appId: string | undefined, w: ListWindow,
+): Promise<{ total: number; rows: Array<DownloadKeyRow & { app_name: string }> }> {
+  let base = db.selectFrom('download_keys').innerJoin('apps', 'apps.id', 'download_keys.app_id').where('download_keys.org_id', '=', orgId);
+  if (appId !== undefined) base = base.where('download_keys.app_id', '=', appId);
+  const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+  const rows = await applyWindow(base.selectAll('download_keys').select('apps.name as app_name'), w, 'download_keys.id').execute();
+  return { total: Number(total), rows };
 }
 
 export const findDownloadKey = (db: Executor, orgId: string, id: string): Promise<DownloadKeyRow | undefined> =>

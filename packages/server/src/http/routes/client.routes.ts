@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppServices } from '../app.js';
+import type { ClientIdentity } from '../../services/download-key.service.js';
 import { principal } from '../plugins/auth.js';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, UnixSeconds, errorResponses, toRawListQuery } from '../schemas/common.js';
 
@@ -28,6 +29,13 @@ export const TraceSchema = Type.Object(
 );
 
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** POST /client/v1/traces: the app its credential lets in, identified before the body is read. */
+    traceClient?: ClientIdentity;
+  }
+}
 
 /** POST /client/v1/auth, POST /client/v1/traces (game launchers) and GET /be/v1/traces. */
 export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; maxTraceBytes: number }> = async (app, { services, maxTraceBytes }) => {
@@ -60,6 +68,10 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; ma
     scope.post('/client/v1/traces', {
       config: { auth: 'none' },
       bodyLimit: maxTraceBytes,
+      // Credentials first: a request without a valid one is answered before its body is read.
+      onRequest: async (req) => {
+        req.traceClient = await services.traces.identify({ token: one(req.headers[CLIENT_H.token]), key: one(req.headers[CLIENT_H.key]) }, req.ip);
+      },
       schema: {
         tags: ['client'], summary: 'Uploads one play trace (binary or NDJSON, plain or zstd)', security: Security.none,
         description:
@@ -77,6 +89,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; ma
         { token: one(req.headers[CLIENT_H.token]), key: one(req.headers[CLIENT_H.key]) },
         Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
         req.ip,
+        req.traceClient,
       );
       return reply.code(202).send({ status: 'success' as const, trace });
     });
