@@ -1,7 +1,7 @@
 // Reading trace files for the CLI: any accepted form (binary or NDJSON, plain or zstd), recognised by content.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_TRACE_LIMITS, decodeAnyTrace, type Trace, type TraceForm } from '@rockit/engine';
+import { DEFAULT_TRACE_LIMITS, EngineError, decodeAnyTrace, type Trace, type TraceForm } from '@rockit/engine';
 
 export interface LoadedTrace {
   file: string;
@@ -21,7 +21,8 @@ export async function readTraceFileWithForm(file: string): Promise<{ trace: Trac
   try {
     return decodeAnyTrace(await readFile(file));
   } catch (err) {
-    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+    const code = err instanceof EngineError ? ` (${err.code})` : '';
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}${code}`);
   }
 }
 

@@ -71,16 +71,18 @@ describe('trainStreamOrder', () => {
 
   it('orders by how likely and how early, read neighbours next, the rest in file order', () => {
     const r = trainStreamOrder(m, [s1, s2], { looFolds: 0 });
-    // First sessions weigh 2 (total 3). By the time a 0.25 share (weight 0.75) of sessions has read them:
-    // b0 0 ms, a2 100 ms, a3 200 ms, c1 5000 ms.
+    // First sessions weigh 2 (total 3). Deadlines (time by which a 0.25 share of the session weight has read
+    // them): b0 0 ms, a2 100 ms, a3 200 ms, c1 5000 ms.
     expect(r.order.slice(0, 4)).toEqual([6, 2, 3, 10]);
     // Then unread chunks by their read neighbours in the same file (urgency τ/(τ+t) summed, × 0.25^distance):
     // b1 0.75, a1 0.74, c0 0.33, a4 0.245, b2 0.19, a0 0.185, a5 0.06.
     expect(r.order).toEqual([6, 2, 3, 10, 7, 1, 9, 4, 8, 0, 5]);
     expect(r.stats.chunksByNeighbour).toBe(7);
     expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, neighbourReach: 0 }).order).toEqual([6, 2, 3, 10, 0, 1, 4, 5, 7, 8, 9]);
-    // A larger share (0.5 = weight 1.5) leaves a3 (s2 only) to the urgency order, after c1: 1.33 (s1) > 0.98.
-    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5 }).order.slice(0, 4)).toEqual([6, 2, 10, 3]);
+    // With share 0.5, a3 (read by s2 only: share 1/3) gets the deadline (200 + D)·1.5 − D: 800 ms with D = 1 s,
+    // still before c1 (5000 ms); with D = 10 s it is 5300 ms, after c1.
+    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5 }).order.slice(0, 4)).toEqual([6, 2, 3, 10]);
+    expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, orderShare: 0.5, rarityDelayMs: 10_000 }).order.slice(0, 4)).toEqual([6, 2, 10, 3]);
     expect(r.stats).toMatchObject({ traces: 2, records: 5, unknownPathRecords: 0, beyondEndRecords: 0, chunks: 11, chunksRead: 4, looFolds: 0 });
     expect(r.profile.margins).toBeUndefined();
   });
@@ -96,11 +98,31 @@ describe('trainStreamOrder', () => {
       { tMs: 5000, needBytes: 4000 },
     ]);
     expect(preloadBytes(r.profile, 1000)).toBe(2800); // 3000 − 1000·0.2
-    // The weighted median (s1 weighs 2 of 3; stream b0 a2 c1 a3 with orderShare 0.5): s1's curve.
+    // The weighted median (s1 weighs 2 of 3; same stream): s1's curve.
     expect(trainStreamOrder(m, [s1, s2], { looFolds: 0, profileQuantile: 0.5 }).profile.points).toEqual([
       { tMs: 0, needBytes: 1000 },
       { tMs: 100, needBytes: 2000 },
-      { tMs: 5000, needBytes: 3000 },
+      { tMs: 5000, needBytes: 4000 },
+    ]);
+  });
+
+  it('leaves chunks that few sessions read out of the need curves (priority fetch gets them)', () => {
+    const t1 = trace([[0, 'b.pak', 0, 10], [100, 'a.pak', 2000, 10]], true, 't1');
+    const t2 = trace([[0, 'b.pak', 0, 10], [100, 'a.pak', 2000, 10]], false, 't2');
+    const t3 = trace([[0, 'b.pak', 0, 10], [50, 'c.pak', 1500, 10]], false, 't3');
+    // Weights 2, 1, 1. Order: b0 (0 ms), c1 (t3 only: share 1/4, deadline 50 ms), a2 (100 ms).
+    const all = trainStreamOrder(m, [t1, t2, t3], { looFolds: 0, profileQuantile: 1, profileMinShare: 0 });
+    expect(all.order.slice(0, 3)).toEqual([6, 10, 2]);
+    expect(all.profile.points).toEqual([
+      { tMs: 0, needBytes: 1000 },
+      { tMs: 50, needBytes: 2000 },
+      { tMs: 100, needBytes: 3000 },
+    ]);
+    // With a minimum share of 0.5, c1 (share 0.25) no longer counts: t3 needs only b0.
+    const common = trainStreamOrder(m, [t1, t2, t3], { looFolds: 0, profileQuantile: 1, profileMinShare: 0.5 });
+    expect(common.profile.points).toEqual([
+      { tMs: 0, needBytes: 1000 },
+      { tMs: 100, needBytes: 3000 },
     ]);
   });
 
@@ -110,6 +132,12 @@ describe('trainStreamOrder', () => {
     expect(r.profile.margins?.map((e) => e.bytesPerSecond)).toEqual([1000, 100_000]);
     for (const e of r.profile.margins ?? []) expect(e.marginBytes).toBeGreaterThanOrEqual(0);
     expect(trainStreamOrder(m, [s1]).profile.margins).toBeUndefined();
+    // Identical sessions: every leave-one-out estimate of P(b) is the same, so the jackknife spread is 0.
+    const same = trainStreamOrder(m, [s1, { ...s1 }, { ...s1 }], { marginBandwidths: [1000] });
+    expect(same.profile.margins).toEqual([{ bytesPerSecond: 1000, marginBytes: 0 }]);
+    // Different sessions: P(b) moves with the session left out, so a positive margin at a low bandwidth.
+    const s3 = trace([[0, 'a.pak', 5000, 1000], [10, 'c.pak', 0, 10]], false, 's3');
+    expect(trainStreamOrder(m, [s1, s2, s3], { marginBandwidths: [1000] }).profile.margins![0].marginBytes).toBeGreaterThan(0);
   });
 
   it('refuses zero traces and traces that do not match the build; counts lying records', () => {
@@ -118,6 +146,12 @@ describe('trainStreamOrder', () => {
     const liar = trace([[0, 'x/../y', 0, 1], [1, 'a.pak', 2 ** 52, 10], [2, 'nope', 0, 1], [3, 'a.pak', 0, 2 ** 52], [1, 'b.pak', 0, 1]]);
     const r = trainStreamOrder(m, [liar]);
     expect(r.stats).toMatchObject({ unknownPathRecords: 2, beyondEndRecords: 1, chunksRead: 7 });
+    for (const bad of [[Number.NaN, 'a.pak', 0, 1], [-1, 'a.pak', 0, 1], [0, 'a.pak', -5, 1], [0, 'a.pak', 0, 0], [0, 'a.pak', 0.5, 1]] as Array<[number, string, number, number]>) {
+      expect(engineCode(() => trainStreamOrder(m, [s1, trace([bad])]))).toBe('faststart-invalid-trace');
+    }
+    // Times going back (an in-memory trace): sorted before use, same result as the sorted trace.
+    const back = trace([[200, 'a.pak', 2100, 1000], [0, 'b.pak', 0, 10]]);
+    expect(trainStreamOrder(m, [s1, back]).order).toEqual(trainStreamOrder(m, [s1, s2]).order);
     expect(() => trainStreamOrder(m, [s1], { profileQuantile: 2 })).toThrow(RangeError);
     expect(() => trainStreamOrder(m, [s1], { marginBandwidths: [10, 5] })).toThrow(RangeError);
   });

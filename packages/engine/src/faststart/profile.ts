@@ -42,11 +42,13 @@ export function preloadBytes(profile: LoadProfile, bytesPerSecond: number): numb
 /**
  * One session's need curve under a stream order: for each first access (time order), the stream end of the
  * furthest chunk needed so far; only increases are kept. `streamEnd[pos]` = stored bytes through position pos.
+ * With `include`, only chunks whose entry is non-zero count (the rest is left to priority fetch).
  */
-export function sessionNeedCurve(chunks: Int32Array, firstMs: Float64Array, position: Int32Array, streamEnd: Float64Array): ProfilePoint[] {
+export function sessionNeedCurve(chunks: Int32Array, firstMs: Float64Array, position: Int32Array, streamEnd: Float64Array, include?: Uint8Array): ProfilePoint[] {
   const out: ProfilePoint[] = [];
   let need = 0;
   for (let i = 0; i < chunks.length; i++) {
+    if (include && !include[chunks[i]]) continue;
     const e = streamEnd[position[chunks[i]]];
     if (e > need) {
       need = e;

@@ -37,7 +37,11 @@ export interface SessionSimulation {
   noStallPreloadBytes: number;
   /** Stream alone, with `preloadBytes`: a missing chunk waits for the stream. */
   stream: LaunchOutcome;
-  /** Launcher with priority fetch: a missing chunk is fetched at once (round trip + size at b, stream paused). */
+  /**
+   * Launcher with priority fetch: a read of missing chunks waits for whichever is sooner — the stream, or
+   * fetching them at once (one round trip + their size at b; the stream keeps flowing during the round trip
+   * and pauses while the fetched bytes arrive; it then skips them).
+   */
   priorityFetch: LaunchOutcome & { fetches: number; fetchedBytes: number };
 }
 
@@ -157,7 +161,8 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
     if (viaStream <= viaFetch) {
       pStall += Math.max(0, viaStream);
     } else {
-      sPos = have;
+      // The request's round trip overlaps the stream; the chunk's bytes then take the link (stream paused).
+      sPos = downloaded(wall + rtt);
       sTime = wall + viaFetch;
       for (const c of missing) {
         fetched[c] = 1;

@@ -18,22 +18,30 @@ export interface TrainOptions {
   /** Weight of a player's first session against 1 for later ones (default 2). */
   firstSessionWeight?: number;
   /**
-   * Chunks are ordered first by the time by which this (weighted) share of sessions has read them (default
-   * 1 − profileQuantile); chunks that fewer sessions read follow, by urgency.
+   * Read chunks are ordered by an effective deadline: the time by which this (weighted) share of sessions has
+   * read them (default 0.25); a chunk fewer sessions read by t gets (t + rarityDelayMs) ×
+   * share / its share − rarityDelayMs.
    */
   orderShare?: number;
+  /** See orderShare (default 1000 ms). */
+  rarityDelayMs?: number;
   /** Urgency scale τ (ms): a chunk first read at t counts τ/(τ+t) (default 10 000). */
   urgencyMs?: number;
   /** Unread chunks within `neighbourReach` chunks of a read chunk in the same file get its score × decay^distance. */
   neighbourDecay?: number;
   neighbourReach?: number;
-  /** Quantile over sessions of the need curve stored as the profile (default 0.75). */
+  /**
+   * Only chunks read by at least this (weighted) share of the training sessions count in the need curves
+   * (default 0.25): rarer reads are left to the launcher's priority fetch instead of inflating the preload.
+   */
+  profileMinShare?: number;
+  /** Quantile over sessions of the need curve stored as the profile (default 0.5: the median session; the margin covers the spread). */
   profileQuantile?: number;
-  /** Quantile over leave-one-out folds of the held-out session's shortfall used as margin (default 0.5). */
-  marginQuantile?: number;
+  /** Margin = marginZ × the leave-one-out (jackknife) spread of P(b) (default 1). */
+  marginZ?: number;
   /** Bandwidths (bytes/s) of the margin table (default DEFAULT_MARGIN_BANDWIDTHS). */
   marginBandwidths?: readonly number[];
-  /** Most leave-one-out folds (sessions held out in turn, evenly spread; default 8; 0 = no margin). */
+  /** Most leave-one-out folds (sessions held out in turn, evenly spread; default 16; 0 = no margin). */
   looFolds?: number;
   /** Most profile points (default 1024). */
   maxProfilePoints?: number;
@@ -66,12 +74,14 @@ export interface TrainResult {
 
 interface Resolved {
   orderShare: number;
+  rarityDelayMs: number;
+  profileMinShare: number;
   firstSessionWeight: number;
   urgencyMs: number;
   neighbourDecay: number;
   neighbourReach: number;
   profileQuantile: number;
-  marginQuantile: number;
+  marginZ: number;
   marginBandwidths: readonly number[];
   looFolds: number;
   maxProfilePoints: number;
@@ -79,15 +89,17 @@ interface Resolved {
 
 function resolve(o: TrainOptions): Resolved {
   const r: Resolved = {
-    orderShare: o.orderShare ?? 1 - (o.profileQuantile ?? 0.75),
+    orderShare: o.orderShare ?? 0.25,
+    rarityDelayMs: o.rarityDelayMs ?? 1000,
+    profileMinShare: o.profileMinShare ?? 0.25,
     firstSessionWeight: o.firstSessionWeight ?? 2,
     urgencyMs: o.urgencyMs ?? 10_000,
     neighbourDecay: o.neighbourDecay ?? 0.25,
     neighbourReach: o.neighbourReach ?? 4,
-    profileQuantile: o.profileQuantile ?? 0.75,
-    marginQuantile: o.marginQuantile ?? 0.5,
+    profileQuantile: o.profileQuantile ?? 0.5,
+    marginZ: o.marginZ ?? 1,
     marginBandwidths: o.marginBandwidths ?? DEFAULT_MARGIN_BANDWIDTHS,
-    looFolds: o.looFolds ?? 8,
+    looFolds: o.looFolds ?? 16,
     maxProfilePoints: o.maxProfilePoints ?? 1024,
   };
   const bad = (what: string): never => {
@@ -97,9 +109,11 @@ function resolve(o: TrainOptions): Resolved {
   if (!(r.urgencyMs > 0 && Number.isFinite(r.urgencyMs))) bad('urgencyMs must be > 0');
   if (!(r.neighbourDecay >= 0 && r.neighbourDecay < 1)) bad('neighbourDecay must be in [0, 1)');
   if (!Number.isSafeInteger(r.neighbourReach) || r.neighbourReach < 0 || r.neighbourReach > 1024) bad('neighbourReach must be an integer in [0, 1024]');
-  if (!(r.orderShare >= 0 && r.orderShare <= 1)) bad('orderShare must be in [0, 1]');
+  if (!(r.orderShare > 0 && r.orderShare <= 1)) bad('orderShare must be in (0, 1]');
+  if (!(r.profileMinShare >= 0 && r.profileMinShare <= 1)) bad('profileMinShare must be in [0, 1]');
+  if (!(r.rarityDelayMs >= 0 && Number.isFinite(r.rarityDelayMs))) bad('rarityDelayMs must be ≥ 0');
   if (!(r.profileQuantile > 0 && r.profileQuantile <= 1)) bad('profileQuantile must be in (0, 1]');
-  if (!(r.marginQuantile > 0 && r.marginQuantile <= 1)) bad('marginQuantile must be in (0, 1]');
+  if (!(r.marginZ >= 0 && r.marginZ <= 10)) bad('marginZ must be in [0, 10]');
   if (!Number.isSafeInteger(r.looFolds) || r.looFolds < 0 || r.looFolds > 1024) bad('looFolds must be an integer in [0, 1024]');
   if (!Number.isSafeInteger(r.maxProfilePoints) || r.maxProfilePoints < 1 || r.maxProfilePoints > 1 << 20) bad('maxProfilePoints must be in [1, 2^20]');
   if (r.marginBandwidths.length > 64) bad('marginBandwidths: at most 64 entries');
@@ -159,26 +173,35 @@ function accessTable(n: number, sessions: readonly SessionAccess[], weights: rea
   return { start, times, weights: ws, sessions: ss };
 }
 
-/** Time by which `threshold` session weight has read chunk c (sessions `skip` left out); Infinity if never. */
-function shareTime(t: AccessTable, c: number, threshold: number, skip: number): number {
+/**
+ * A chunk's effective deadline: over its first-access times t_1 ≤ t_2 ≤ … (sessions `skip` left out), with
+ * s_k the session-weight share that has read it by t_k, min over k of (t_k + D)·max(1, share / s_k) − D.
+ * Read by `share` of the sessions by t: deadline t; rarer reads are pushed later in proportion (D = rarityDelayMs),
+ * so a chunk few sessions read early competes with chunks many sessions read a little later. Unread: Infinity.
+ */
+function deadline(t: AccessTable, c: number, totalWeight: number, share: number, rarityMs: number, skip: number): number {
   let acc = 0;
+  let best = Infinity;
   for (let j = t.start[c]; j < t.start[c + 1]; j++) {
     if (t.sessions[j] === skip) continue;
     acc += t.weights[j];
-    if (acc >= threshold - 1e-9) return t.times[j];
+    const s = acc / totalWeight;
+    const d = (t.times[j] + rarityMs) * Math.max(1, share / s) - rarityMs;
+    if (d < best) best = d;
+    if (s >= share) break;
   }
-  return Infinity;
+  return best;
 }
 
-function shareTimes(t: AccessTable, n: number, threshold: number): Float64Array {
+function deadlines(t: AccessTable, n: number, totalWeight: number, opt: Resolved, skip: number): Float64Array {
   const out = new Float64Array(n);
-  for (let c = 0; c < n; c++) out[c] = threshold > 0 ? shareTime(t, c, threshold, -1) : Infinity;
+  for (let c = 0; c < n; c++) out[c] = deadline(t, c, totalWeight, opt.orderShare, opt.rarityDelayMs, skip);
   return out;
 }
 
 /**
- * Stream order: chunks by the time a share of sessions has read them, then the other read chunks by urgency,
- * unread ones by their read neighbours, then file order.
+ * Stream order: read chunks by effective deadline (ties: urgency), then unread ones by their read neighbours,
+ * then file order.
  */
 function orderFromScores(map: ChunkMap, score: Float64Array, opt: Resolved, timeKey: Float64Array): { order: Int32Array; byNeighbour: number } {
   const n = score.length;
@@ -235,24 +258,28 @@ function positionsAndEnds(map: ChunkMap, order: Int32Array): { position: Int32Ar
   return { position, streamEnd };
 }
 
-function quantile(values: number[], q: number): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
-
 /**
  * Trains a stream order and load profile for `manifest` from session traces (any build of the app: reads are
  * matched by path and offset; records of paths the build lacks or past a file's end are counted, not used).
  * Errors: EngineError 'faststart-no-traces' (zero traces), 'faststart-no-usable-records' (no trace reads
- * any chunk of this build); RangeError for bad options.
+ * any chunk of this build), 'faststart-invalid-trace' (a record with a non-integer or negative time, offset or
+ * length, or a zero length); RangeError for bad options. Records out of time order are sorted (stable).
  */
 export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], options: TrainOptions = {}): TrainResult {
   const opt = resolve(options);
   if (traces.length === 0) throw new EngineError('faststart-no-traces', 'training needs at least one trace');
+  traces.forEach((t, k) => {
+    for (const r of t.records) {
+      if (!Number.isSafeInteger(r.tMs) || r.tMs < 0 || !Number.isSafeInteger(r.offsetBytes) || r.offsetBytes < 0 || !Number.isSafeInteger(r.lengthBytes) || r.lengthBytes < 1) {
+        throw new EngineError('faststart-invalid-trace', `trace ${k}: a record has an invalid time, offset or length`);
+      }
+    }
+  });
   const map = new ChunkMap(manifest);
   const n = manifest.chunks.length;
-  const sessions = traces.map((t) => sessionAccess(map, t.records));
+  // Decoded traces are in time order; in-memory ones may not be (a stable sort keeps equal times in order).
+  const inOrder = traces.map((t) => (t.records.every((r, i) => i === 0 || t.records[i - 1].tMs <= r.tMs) ? t.records : [...t.records].sort((a, b) => a.tMs - b.tMs)));
+  const sessions = inOrder.map((records) => sessionAccess(map, records));
   const weights = traces.map((t) => (t.header.firstSession ? opt.firstSessionWeight : 1));
   const usable = sessions.filter((s) => s.chunks.length > 0).length;
   if (usable === 0) throw new EngineError('faststart-no-usable-records', 'no trace reads any chunk of this build (wrong app or build?)');
@@ -260,42 +287,59 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
   const sums = urgencySums(n, sessions, weights, opt.urgencyMs);
   const table = accessTable(n, sessions, weights);
   const totalWeight = weights.reduce((a, b) => a + b, 0);
-  const timeKey = shareTimes(table, n, opt.orderShare * totalWeight);
+  const timeKey = deadlines(table, n, totalWeight, opt, -1);
   const { order, byNeighbour } = orderFromScores(map, sums, opt, timeKey);
   const { position, streamEnd } = positionsAndEnds(map, order);
-  const curves = sessions.map((s) => sessionNeedCurve(s.chunks, s.firstMs, position, streamEnd));
+  const readWeight = new Float64Array(n);
+  sessions.forEach((a, k) => {
+    for (const c of a.chunks) readWeight[c] += weights[k];
+  });
+  const mask = (leaveOut: number): Uint8Array => {
+    const m = new Uint8Array(n);
+    const total = totalWeight - (leaveOut >= 0 ? weights[leaveOut] : 0);
+    for (let c = 0; c < n; c++) m[c] = readWeight[c] >= opt.profileMinShare * total - 1e-9 ? 1 : 0;
+    if (leaveOut >= 0) {
+      for (const c of sessions[leaveOut].chunks) m[c] = readWeight[c] - weights[leaveOut] >= opt.profileMinShare * total - 1e-9 && readWeight[c] - weights[leaveOut] > 0 ? 1 : 0;
+    }
+    return m;
+  };
+  const include = mask(-1);
+  const curves = sessions.map((s) => sessionNeedCurve(s.chunks, s.firstMs, position, streamEnd, include));
   const points = simplifyCurve(quantileCurve(curves, weights, opt.profileQuantile), opt.maxProfilePoints);
   const profile: LoadProfile = { points };
 
-  // Leave-one-out: retrain without session k, and measure how far k's own need exceeds the others' profile.
+  // Leave-one-out (jackknife): retrain without session k and recompute P(b); the spread of those estimates
+  // around their mean says how much P(b) moves with the sessions trained on. margin(b) = marginZ × that spread.
   const folds = Math.min(opt.looFolds, traces.length >= 2 ? traces.length : 0);
   if (folds > 0 && opt.marginBandwidths.length > 0) {
-    const shortfall: number[][] = opt.marginBandwidths.map(() => []);
+    const estimates: number[][] = opt.marginBandwidths.map(() => []);
     for (let f = 0; f < folds; f++) {
       const k = Math.floor((f * traces.length) / folds);
       const held = sessions[k];
       const s = Float64Array.from(sums);
       for (let i = 0; i < held.chunks.length; i++) s[held.chunks[i]] -= (weights[k] * opt.urgencyMs) / (opt.urgencyMs + held.firstMs[i]);
       for (let i = 0; i < held.chunks.length; i++) if (s[held.chunks[i]] < 1e-12) s[held.chunks[i]] = 0;
-      const tk = Float64Array.from(timeKey);
-      const threshold = opt.orderShare * (totalWeight - weights[k]);
-      for (let c = 0; c < n; c++) tk[c] = threshold > 0 ? shareTime(table, c, threshold, k) : Infinity;
+      const tk = deadlines(table, n, totalWeight - weights[k], opt, k);
       const fo = orderFromScores(map, s, opt, tk).order;
       const pe = positionsAndEnds(map, fo);
+      const foldInclude = mask(k);
       const others: ProfilePoint[][] = [];
       const ow: number[] = [];
       sessions.forEach((a, j) => {
         if (j === k) return;
-        others.push(sessionNeedCurve(a.chunks, a.firstMs, pe.position, pe.streamEnd));
+        others.push(sessionNeedCurve(a.chunks, a.firstMs, pe.position, pe.streamEnd, foldInclude));
         ow.push(weights[j]);
       });
       const foldCurve = quantileCurve(others, ow, opt.profileQuantile);
-      const heldCurve = sessionNeedCurve(held.chunks, held.firstMs, pe.position, pe.streamEnd);
-      opt.marginBandwidths.forEach((b, bi) => {
-        shortfall[bi].push(Math.max(0, curvePreloadBytes(heldCurve, b) - curvePreloadBytes(foldCurve, b)));
-      });
+      opt.marginBandwidths.forEach((b, bi) => estimates[bi].push(curvePreloadBytes(foldCurve, b)));
     }
-    profile.margins = opt.marginBandwidths.map((b, bi) => ({ bytesPerSecond: b, marginBytes: Math.ceil(quantile(shortfall[bi], opt.marginQuantile)) }));
+    profile.margins = opt.marginBandwidths.map((b, bi) => {
+      const e = estimates[bi];
+      const mean = e.reduce((a, v) => a + v, 0) / e.length;
+      const n = traces.length;
+      const spread = Math.sqrt(((n - 1) / e.length) * e.reduce((a, v) => a + (v - mean) ** 2, 0));
+      return { bytesPerSecond: b, marginBytes: Math.ceil(opt.marginZ * spread) };
+    });
   }
 
   const chunksRead = sums.reduce((a, v) => a + (v > 0 ? 1 : 0), 0);

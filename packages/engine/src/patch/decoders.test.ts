@@ -19,6 +19,18 @@ describe('decoders on hostile bytes', () => {
     expect(encodeManifestCanonical(decodeManifestCanonical(good, fail))).toEqual(good);
   });
 
+  it('keeps a profile without margins in the original form (tag 1) and round-trips one with margins (tag 2)', () => {
+    const points = [{ tMs: 0, needBytes: 10 }, { tMs: 70, needBytes: 500 }];
+    const plain = encodeManifestCanonical({ ...side.manifest, profile: { points } });
+    const withMargins = encodeManifestCanonical({ ...side.manifest, profile: { points, margins: [{ bytesPerSecond: 1000, marginBytes: 9 }] } });
+    // Same bytes up to the profile tag; tag 1 then the points, or tag 2, the points and the margin table.
+    expect(withMargins.subarray(0, good.length - 1)).toEqual(plain.subarray(0, good.length - 1));
+    expect(plain[good.length - 1]).toBe(1);
+    expect(withMargins[good.length - 1]).toBe(2);
+    expect(decodeManifestCanonical(plain, fail).profile).toEqual({ points });
+    expect(decodeManifestCanonical(withMargins, fail).profile).toEqual({ points, margins: [{ bytesPerSecond: 1000, marginBytes: 9 }] });
+  });
+
   it('turns every mutation and truncation of a manifest into a typed error or a valid manifest', () => {
     const rng = new Rng(12);
     let errors = 0;
