@@ -243,6 +243,8 @@ describe.each(TEST_DIALECTS)('trainings and trace processing (%s)', (dialect) =>
     expect(training.lastProcessed).toBeTypeOf('number');
     expect(training.quality.coverage).toBeCloseTo(1, 5);
     expect(training.quality.preloadBytes).toEqual(trace.result.preloadBytes);
+    const listed = (await t.req('GET', `/be/v1/trainings?appName=${appName}`, { headers: h() })).json().trainings;
+    expect(listed).toEqual([training]);
 
     // The same traces on the trained image: nothing to improve, no new variant, no deploy.
     const again = await t.req('POST', '/be/v1/trigger', { headers: h(), body: { type: 'traces', appName } });

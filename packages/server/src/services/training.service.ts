@@ -65,7 +65,7 @@ export class TrainingService {
       offset: q.offset, limit: q.limit, order: q.order.map((o) => ({ column: 'name', desc: o.desc })),
     });
     const items: Array<Partial<TrainingDto>> = [];
-    for (const r of rows) items.push(project(await this.toDto(this.deps.db, r.app, r.training), q.fields));
+    for (const r of rows) items.push(project(this.dtoOf(r.app, r.training, r.traces), q.fields));
     return { total, offset: q.offset, limit: q.limit, items };
   }
 
@@ -132,7 +132,10 @@ export class TrainingService {
   }
 
   private async toDto(db: Executor, app: AppRow, t: TrainingRow | null): Promise<TrainingDto> {
-    const traces = await countTraces(db, app.id);
+    return this.dtoOf(app, t, await countTraces(db, app.id));
+  }
+
+  private dtoOf(app: AppRow, t: TrainingRow | null, traces: number): TrainingDto {
     const q = parseQuality(t?.quality ?? null);
     return {
       appName: app.name,

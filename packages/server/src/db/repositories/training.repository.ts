@@ -84,14 +84,21 @@ export async function listTrainingsOfOrg(
   orgId: string,
   f: TrainingListFilter,
   w: ListWindow,
-): Promise<{ total: number; rows: Array<{ app: AppRow; training: TrainingRow | null }> }> {
+): Promise<{ total: number; rows: Array<{ app: AppRow; training: TrainingRow | null; traces: number }> }> {
   let base = db.selectFrom('apps').where('org_id', '=', orgId);
   if (f.appName) base = base.where(contains('name', f.appName));
   const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
   const apps = await applyWindow(base.selectAll(), w, 'name').execute();
   const rows = apps.length === 0 ? [] : await db.selectFrom('trainings').selectAll().where('app_id', 'in', apps.map((a) => a.id)).execute();
   const byApp = new Map(rows.map((r) => [r.app_id, normalize(r)]));
-  return { total: Number(total), rows: apps.map((app) => ({ app, training: byApp.get(app.id) ?? null })) };
+  const counts = apps.length === 0 ? [] : await db
+    .selectFrom('traces')
+    .select(['app_id', (eb) => eb.fn.countAll<number>().as('c')])
+    .where('app_id', 'in', apps.map((a) => a.id))
+    .groupBy('app_id')
+    .execute();
+  const traces = new Map(counts.map((c) => [c.app_id, Number(c.c)]));
+  return { total: Number(total), rows: apps.map((app) => ({ app, training: byApp.get(app.id) ?? null, traces: traces.get(app.id) ?? 0 })) };
 }
 
 /** Parses `trainings.quality`; null when absent or unreadable. */
