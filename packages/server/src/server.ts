@@ -25,6 +25,7 @@ import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
 import { orgIncomingPrefix, s3ImportScopeOf } from './pipeline/s3-import-scope.js';
+import { traceHandler } from './queue/handlers/trace.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
 import { createDepotOrigin, createOrigin, type Origin, type OriginTuning } from './publish/origin.js';
 import { allDeploymentsOfOrg, allDeploymentsWithOrg } from './db/repositories/deployment.repository.js';
@@ -49,6 +50,7 @@ import type { ServiceDeps, ServiceHooks } from './services/context.js';
 import { OrgService } from './services/org.service.js';
 import { RoleService } from './services/role.service.js';
 import { SubscriptionService } from './services/subscription.service.js';
+import { TrainingService } from './services/training.service.js';
 import { TaskService } from './services/task.service.js';
 import { UserService } from './services/user.service.js';
 import { currentVersions } from './version.js';
@@ -263,6 +265,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         dltar: withPipelineEvents('dltar', importDeps, dltarHandler(importDeps)),
         mkraw: withPipelineEvents('mkraw', importDeps, mkrawHandler(importDeps)),
         deploy: withPipelineEvents('deploy', importDeps, deployHandler(importDeps)),
+        trace: withPipelineEvents('trace', importDeps, traceHandler(importDeps)),
         cleanup: cleanupHandler(importDeps),
         [WEBHOOK_TASK_TYPE]: webhookHandler({ db: db.db, clock, secrets, ...guard, ...opts.webhooks }),
         ...opts.handlers,
@@ -283,6 +286,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     removeDeploymentFiles: (orgName, deployment, appNames) => baseFiles.removeDeploymentFiles(orgName, deployment, appNames),
     checkOrigin: (settings) => baseFiles.checkOrigin(settings),
   };
+  const trainings = new TrainingService(deps, { poke: () => worker?.poke() });
   const depotStore = new PrefixedBlobStore(blobStore, DEPOT_PREFIX);
   const keys = new DownloadKeyService(deps, { secrets, depot: depotStore, depotTokenKey: depotTokenKey(installationKey) });
   const services = {
@@ -292,7 +296,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     users: new UserService(deps),
     roles: new RoleService(deps),
     apiKeys: new ApiKeyService(deps),
-    tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke() }),
+    tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke(), traces: (orgId, appName) => trainings.trigger(orgId, appName) }),
     builds: new BuildService(deps, {
       uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke(), ...(s3ImportScope ? { s3ImportScope } : {}),
     }),
@@ -303,7 +307,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     }),
     depot: new DepotService(depotStore),
     keys,
-    traces: new TraceService(deps, { blobStore, depot: depotStore, keys }),
+    traces: new TraceService(deps, { blobStore, depot: depotStore, keys, poke: () => worker?.poke() }),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
     apps: new AppService(deps, {
       secrets, files: originFiles,
@@ -311,6 +315,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots, ...guard }),
     consumption: new ConsumptionService(deps),
+    trainings,
   };
 
   const health = async (): Promise<HealthReport> => {

@@ -1,6 +1,7 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
 import type { AppTables } from './app-tables.js';
 import type { FastStartTables } from './faststart-tables.js';
+import type { TrainingTables } from './training-tables.js';
 
 /**
  * The database schema as Kysely sees it (after every migration). Portable representation so the
@@ -113,9 +114,9 @@ export interface LoginFailuresTable {
 
 /**
  * Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts,
- * those of 0010 (download keys, traces) in faststart-tables.ts.
+ * those of 0010 (download keys, traces) in faststart-tables.ts, 0011 (trainings) in training-tables.ts.
  */
-export interface Database extends AppTables, FastStartTables {
+export interface Database extends AppTables, FastStartTables, TrainingTables {
   orgs: OrgsTable;
   roles: RolesTable;
   users: UsersTable;

@@ -7,6 +7,7 @@ import * as m0005 from './migrations/0005-subscriptions.js';
 import * as m0006 from './migrations/0006-resumable-uploads.js';
 import * as m0007 from './migrations/0007-login-throttle.js';
 import * as m0010 from './migrations/0010-faststart-keys-traces.js';
+import * as m0011 from './migrations/0011-trainings.js';
 
 /** Every migration, in order. Names are frozen; append only. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
@@ -18,6 +19,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0006-resumable-uploads': m0006,
   '0007-login-throttle': m0007,
   '0010-faststart-keys-traces': m0010,
+  '0011-trainings': m0011,
 });
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -19,6 +19,7 @@ import type { TraceService } from '../services/trace.service.js';
 import type { OrgService } from '../services/org.service.js';
 import type { RoleService } from '../services/role.service.js';
 import type { SubscriptionService } from '../services/subscription.service.js';
+import type { TrainingService } from '../services/training.service.js';
 import type { TaskService } from '../services/task.service.js';
 import type { UserService } from '../services/user.service.js';
 import { registerAuth } from './plugins/auth.js';
@@ -40,6 +41,7 @@ import { roleRoutes } from './routes/roles.routes.js';
 import { srvRoutes, type HealthReport, type Versions } from './routes/srv.routes.js';
 import { subscriptionRoutes } from './routes/subscriptions.routes.js';
 import { taskRoutes } from './routes/tasks.routes.js';
+import { trainingRoutes } from './routes/trainings.routes.js';
 import { userRoutes } from './routes/users.routes.js';
 import { ErrorResponse } from './schemas/common.js';
 
@@ -60,6 +62,7 @@ export interface AppServices {
   subscriptions: SubscriptionService;
   keys: DownloadKeyService;
   traces: TraceService;
+  trainings: TrainingService;
 }
 
 export interface AppDeps {
@@ -214,6 +217,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'keys', description: 'Download keys of apps (clients trade them for download tokens)' },
         { name: 'client', description: 'Client API of game launchers: download tokens, trace upload' },
         { name: 'traces', description: 'Play traces uploaded by clients' },
+        { name: 'trainings', description: 'FastStart: trace processing per app (trainings)' },
       ],
       components: {
         securitySchemes: {
@@ -250,5 +254,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(subscriptionRoutes, { services: deps.services });
   await app.register(keyRoutes, { services: deps.services });
   await app.register(clientRoutes, { services: deps.services, maxTraceBytes: deps.config.faststart.maxTraceBytes });
+  await app.register(trainingRoutes, { services: deps.services });
   return app;
 }

@@ -6,7 +6,10 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 
-import { EngineError, IMAGE_JSON_NAME, LimitError, TarError, buildImage, makePatch, type InputLimits } from '@rockit/engine';
+import {
+  EngineError, IMAGE_JSON_NAME, LimitError, TarError, buildImage, makePatch, mapTracesToManifest, openImage, openImageSource, trainImage,
+  type InputLimits, type Trace,
+} from '@rockit/engine';
 
 import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, throwIfAborted, type FileReadFailed } from './errors.js';
@@ -61,6 +64,12 @@ export interface MakeReleaseOptions {
   limits?: Partial<InputLimits>;
   /** Engine codec threads (default: all cores). */
   threads?: number;
+  /**
+   * The app's traces (any build): when some of them fall on the new build (by path and offset), the
+   * image is streamed in the order they train (FastStart: a new build's first image is already
+   * ordered by the app's training). None, or none that fall on the build: tar order.
+   */
+  traces?: readonly Trace[];
 }
 
 export interface MakeReleaseResult {
@@ -79,6 +88,8 @@ export interface MakeReleaseResult {
   /** The patches made, newest source first. */
   patches: Array<{ fromBuildId: number; toBuildId: number; sizeBytes: number; path: string }>;
   warnings: StepWarning[];
+  /** Traces that ordered the image (0: tar order). */
+  orderedByTraces: number;
 }
 
 /**
@@ -128,11 +139,15 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
     // 1. tar → image (streamed from the depot into the engine).
     const built = await buildFromStore(options, imageDir, (f) => report('image', f * (0.9 - patchWeight)));
     throwIfAborted(signal);
+    const ordered = await orderByTraces(imageDir, join(scratch, 'ordered'), options.traces ?? []);
+    const finalDir = ordered ? join(scratch, 'ordered') : imageDir;
+    const manifestName = ordered ? ordered.manifestName : built.manifestName;
+    throwIfAborted(signal);
 
     // 2. image → depot.
     const imgRel = imagePrefix(orgName, appName, buildId, dxfName);
     const uploaded = await storageStep('uploading the image to the depot failed', () =>
-      uploadFolderExact(blobStore, imageDir, joinKey(depotPrefix, imgRel), { last: [IMAGE_POINTER_FILE], signal }),
+      uploadFolderExact(blobStore, finalDir, joinKey(depotPrefix, imgRel), { last: [IMAGE_POINTER_FILE], signal }),
     );
     report('upload', 1 - patchWeight);
 
@@ -141,7 +156,7 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
     const patches: MakeReleaseResult['patches'] = [];
     for (const [i, prev] of previous.entries()) {
       throwIfAborted(signal);
-      const made = await patchFrom(options, prev, imageDir, join(scratch, `patch-${padBuildId(prev.buildId)}`), cacheRoot);
+      const made = await patchFrom(options, prev, finalDir, join(scratch, `patch-${padBuildId(prev.buildId)}`), cacheRoot);
       if ('warning' in made) warnings.push(made.warning);
       else patches.push({ fromBuildId: prev.buildId, toBuildId: buildId, sizeBytes: made.sizeBytes, path: made.path });
       report('patch', 1 - patchWeight + (patchWeight * (i + 1)) / previous.length);
@@ -152,7 +167,7 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
 
     // 4. Keep the new image as the cache entry the next import patches from. The cache only saves
     // downloads (entries are checked against the depot before use): failing to fill it is no failure.
-    await keepInCache(imageDir, cacheRoot, { buildId, dxfName }, [{ buildId, dxfName }, ...previous]).catch(() => undefined);
+    await keepInCache(finalDir, cacheRoot, { buildId, dxfName }, [{ buildId, dxfName }, ...previous]).catch(() => undefined);
     report('patch', 1);
 
     return {
@@ -161,15 +176,36 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
       files: built.stats.files,
       chunks: built.stats.uniqueChunks,
       rawBytes: built.stats.rawBytes,
-      image: { path: imgRel, manifest: built.manifestName },
+      image: { path: imgRel, manifest: manifestName },
       patches,
       warnings,
+      orderedByTraces: ordered?.traces ?? 0,
     };
   } finally {
     await rm(scratch, { recursive: true, force: true });
     releaseScratch();
     releaseCache();
   }
+}
+
+/**
+ * Re-sequences a freshly built image by the traces that fall on it (mapped by path and offset):
+ * writes the ordered image to `outDir` and returns its manifest name, or null (nothing written)
+ * when no trace reads anything of the build.
+ */
+async function orderByTraces(imageDir: string, outDir: string, traces: readonly Trace[]): Promise<{ manifestName: string; traces: number } | null> {
+  if (traces.length === 0) return null;
+  const src = openImageSource(imageDir);
+  let usable: Trace[];
+  try {
+    const { manifest } = await openImage(src);
+    usable = mapTracesToManifest(traces, manifest).traces.filter((t) => t.records.length > 0);
+  } finally {
+    await src.close();
+  }
+  if (usable.length === 0) return null;
+  const trained = await trainImage({ source: imageDir, traces: usable, outDir });
+  return { manifestName: trained.manifestName, traces: usable.length };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { findOrgTask, listOrgTasks } from '../db/repositories/task.repository.js';
-import type { TaskStatus } from '../db/database.js';
+import type { TaskRow, TaskStatus } from '../db/database.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
 import { findImport, refreshProcessing, setProcessing, setUploadState } from '../db/repositories/import.repository.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
@@ -37,6 +37,8 @@ export class TaskService {
       blobStore: BlobStore;
       /** Wakes the local worker after a task was re-submitted. */
       poke(): void;
+      /** Submits trace processing of an app (`traces` trigger; TrainingService.trigger). */
+      traces?: (orgId: string, appName: string) => Promise<TaskRow>;
     },
   ) {}
 
@@ -80,12 +82,19 @@ export class TaskService {
   /**
    * POST /be/v1/trigger (`tasks.execute`). `retry`: a failed task runs again with fresh attempts
    * (a deploy after its deployment was fixed clears the app's error state when it succeeds).
-   * `traces`: not available yet (invalid-param). Errors: missing-param `taskName`; not-found;
-   * invalid-state when the task did not fail.
+   * `traces`: processes the app's traces now (a `trace` task; api.md §10). Errors: missing-param
+   * `taskName` / `appName`; not-found; invalid-state when the task did not fail (retry), or the app
+   * has no published build, no traces or trace processing under way (traces); app-locked.
    */
   async trigger(auth: Principal, input: { type: string; taskName?: string; appName?: string }): Promise<TaskDto> {
     const user = requirePermission(auth, 'tasks', 'execute');
-    if (input.type !== 'retry') throw invalidParam('type', `'${input.type}' is not available yet (only 'retry')`);
+    if (input.type === 'traces') {
+      if (input.taskName !== undefined) throw invalidParam('taskName', "is not a field of the 'traces' trigger");
+      if (input.appName === undefined) throw missingParam('appName');
+      if (!this.opts.traces) throw invalidParam('type', "'traces' is not available on this server");
+      return toTaskDto(await this.opts.traces(user.orgId, input.appName));
+    }
+    if (input.type !== 'retry') throw invalidParam('type', `must be 'retry' or 'traces'`);
     if (input.taskName === undefined) throw missingParam('taskName');
     const { db, clock } = this.deps;
     const row = await findOrgTask(db, user.orgId, input.taskName);

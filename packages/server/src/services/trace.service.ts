@@ -3,6 +3,7 @@ import { findApp } from '../db/repositories/app.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
 import { pageTraces, recordTrace } from '../db/repositories/trace.repository.js';
 import type { TraceRow } from '../db/faststart-tables.js';
+import type { TaskRow } from '../db/database.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
 import { sortableId } from '../domain/ids.js';
@@ -13,6 +14,7 @@ import { isStorageError } from '../storage/storage-error.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { ClientIdentity, DownloadKeyService } from './download-key.service.js';
 import { decodeUploadedTrace } from './trace-decode.js';
+import { startAutoTraining } from './training.service.js';
 
 export interface TraceDto {
   id: string;
@@ -59,6 +61,8 @@ export interface TraceServiceOptions {
   /** The depot (blob store under its prefix): image.json and manifests of builds. */
   depot: BlobStore;
   keys: DownloadKeyService;
+  /** Wakes the local worker after automatic trace processing was submitted (api.md §10). */
+  poke?: () => void;
 }
 
 /**
@@ -119,6 +123,7 @@ export class TraceService {
     const stored = Buffer.from(encodeTrace({ header: { ...h, buildId, dxfName }, records: trace.records }, { compress: true }));
     const key = traceBlobKey(who.orgId, who.appId, id);
     await this.opts.blobStore.put(key, stored, { contentType: 'application/octet-stream' });
+    let training: TaskRow | undefined;
     try {
       await db.transaction().execute(async (trx) => {
         const still = await trx.selectFrom('apps').select('id').where('id', '=', who.appId).executeTakeFirst();
@@ -128,11 +133,14 @@ export class TraceService {
           first_session: h.firstSession ? 1 : 0, records: summary.records, bytes_read: summary.bytesRead, duration_ms: summary.durationMs,
           coverage, blob_key: key, size_bytes: stored.length, created_ms: now,
         });
+        // nTracesReliable new traces of an `auto` training start trace processing (in this transaction).
+        training = await startAutoTraining(trx, { orgId: who.orgId, appId: who.appId, nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts });
       });
     } catch (e) {
       await this.opts.blobStore.delete(key).catch(() => undefined);
       throw e;
     }
+    if (training) this.opts.poke?.();
     return { id, records: summary.records, coverage };
   }
 

@@ -56,7 +56,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
   app.post('/be/v1/trigger', {
     ...common,
     schema: {
-      tags, summary: 'Re-runs a failed task (retry); trace processing (traces) comes with trainings (tasks.execute)', security: Security.user,
+      tags, summary: 'Re-runs a failed task (retry), or processes an app\'s traces now (traces) (tasks.execute)', security: Security.user,
       body: Type.Object({
         type: Type.Union([Type.Literal('retry'), Type.Literal('traces')]),
         taskName: Type.Optional(Type.String({ maxLength: 100, description: 'retry: the failed task' })),

@@ -17,6 +17,7 @@ import { discardBuild, makeRelease } from '../../pipeline/index.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, type TaskHandler } from '../worker.js';
 import { AlreadyLinked } from './dltar.js';
+import { readAppTraces } from './trace.js';
 import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
 
 interface MkrawPayload {
@@ -53,7 +54,10 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
 
     try {
       const previous = await readyBuildsBefore(db, app.id, buildId, Number(app.max_builds) - 1);
+      // FastStart: the app's traces (of earlier builds) order the new build's first image.
+      const traces = await readAppTraces(deps, imp.org_id, app.id);
       const made = await makeRelease({
+        traces,
         orgName,
         appName: app.name,
         buildId,
@@ -91,6 +95,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
       await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
       return {
         buildId, dxfName: made.dxfName, sizeBytes: made.sizeBytes, files: made.files, chunks: made.chunks, nextTask,
+        orderedByTraces: made.orderedByTraces,
         patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, toBuildId: p.toBuildId, sizeBytes: p.sizeBytes })),
       };
     } catch (err) {

@@ -8,12 +8,13 @@ import type { WebhookEvent } from '../../webhooks/event.js';
 import type { TaskHandler } from '../worker.js';
 import { isFinalAttempt } from './import-deps.js';
 
-type PipelineType = 'dltar' | 'mkraw' | 'deploy';
+type PipelineType = 'dltar' | 'mkraw' | 'deploy' | 'trace';
 
 /**
  * Wraps a pipeline handler so that subscriptions hear of it (api.md §11): `begin` when its first
  * attempt starts, `end` when it succeeds, `error` when it fails for good. (`submit` is emitted by the
- * build service in the transaction that creates the import.) Delivery is at least once: a task
+ * build service in the transaction that creates the import, and for `trace` by the training service in
+ * the transaction that submits it.) Delivery is at least once: a task
  * taken over after its worker died may announce `begin` or `end` again.
  */
 export function withPipelineEvents(type: PipelineType, deps: { db: Kysely<Database>; clock: Clock }, handler: TaskHandler): TaskHandler {
