@@ -57,10 +57,26 @@ async function originFiles(): Promise<string[]> {
   return files.sort();
 }
 
+/** A loopback port that was free a moment ago (for a proxy the server's upload URLs must name). */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return port;
+}
+
+// Upload URLs name ROCKIT_PUBLIC_URL, never the Host header: the server's public URL is a proxy in
+// front of it (a plain one by default; the resume tests swap in a cutting or stalling one on the same port).
+let frontPort: number;
+let front: { close(): Promise<void> } | undefined;
+
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rockit-e2e-publish-'));
   await fs.mkdir(origin());
+  frontPort = await freePort();
   server = await startServer(path.join(dir, 'data'), {
+    ROCKIT_PUBLIC_URL: `http://127.0.0.1:${frontPort}`,
     ROCKIT_ADMIN_TOKEN: ADMIN_TOKEN,
     ROCKIT_SCRYPT_COST: '1024',
     ROCKIT_WORKER_POLL_MS: '50',
@@ -72,10 +88,12 @@ beforeAll(async () => {
     ROCKIT_UPLOAD_STALL_SECONDS: '2',
   });
   base = server.address;
+  front = await startProxy(new URL(base), {}, frontPort);
   cliEnv = { XDG_CONFIG_HOME: path.join(dir, 'cfg'), HOME: dir };
 }, 60_000);
 
 afterAll(async () => {
+  await front?.close();
   await server?.stop();
   await s3?.stop();
   if (tarServer) await new Promise((r) => tarServer!.close(r));
@@ -263,7 +281,8 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
     expect((await api('POST', '/be/v1/apps', { name: 'big', label: 'Big', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
 
-    const proxy = await startCuttingProxy(new URL(base), 12 * 1024 * 1024);
+    await front?.close();
+    const proxy = await startCuttingProxy(new URL(base), 12 * 1024 * 1024, frontPort);
     try {
       const login = await rockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], adminPassword + '\n');
       expect(login.exitCode, login.stderr).toBe(0);
@@ -274,6 +293,7 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
       expect(push.stdout).toMatch(new RegExp(`^published ${ORG}/big build 1 \\(resumed\\)`));
     } finally {
       await proxy.close();
+      front = await startProxy(new URL(base), {}, frontPort);
     }
     const tasks = await api('GET', '/be/v1/tasks?appName=big&type=dltar');
     expect(tasks.tasks).toHaveLength(1);
@@ -288,7 +308,8 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
     expect((await api('POST', '/be/v1/apps', { name: 'halfopen', label: 'Half-open', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
 
-    const proxy = await startProxy(new URL(base), { stallUploadAfter: 12 * 1024 * 1024 });
+    await front?.close();
+    const proxy = await startProxy(new URL(base), { stallUploadAfter: 12 * 1024 * 1024 }, frontPort);
     try {
       const login = await rockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], adminPassword + '\n');
       expect(login.exitCode, login.stderr).toBe(0);
@@ -302,6 +323,7 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
       expect(push.stdout).toMatch(new RegExp(`^published ${ORG}/halfopen build 1 \\(taken-over\\)`));
     } finally {
       await proxy.close();
+      front = await startProxy(new URL(base), {}, frontPort);
     }
     const tasks = await api('GET', '/be/v1/tasks?appName=halfopen&type=dltar');
     expect(tasks.tasks).toHaveLength(1);
@@ -312,7 +334,7 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
 describe('a push survives kill -9 of the server mid-upload (restarted on the same data folder and port 3 s later)', () => {
   let kdir: string;
   let kserver: ServerProcess | undefined;
-  const env = {
+  const env: Record<string, string> = {
     ROCKIT_ADMIN_TOKEN: ADMIN_TOKEN, ROCKIT_SCRYPT_COST: '1024', ROCKIT_WORKER_POLL_MS: '50', ROCKIT_TASK_MAX_ATTEMPTS: '1', ROCKIT_LOG_LEVEL: 'info',
   };
 
@@ -324,6 +346,8 @@ describe('a push survives kill -9 of the server mid-upload (restarted on the sam
   it('resumes through the restart and publishes the exact build; tasks cancel gives an upload up and frees the app', async () => {
     kdir = await fs.mkdtemp(path.join(os.tmpdir(), 'rockit-e2e-kill-'));
     const data = path.join(kdir, 'data');
+    const proxyPort = await freePort();
+    Object.assign(env, { ROCKIT_PUBLIC_URL: `http://127.0.0.1:${proxyPort}` });
     kserver = await startServer(data, env);
     const kbase = kserver.address;
     const port = Number(new URL(kbase).port);
@@ -347,7 +371,7 @@ describe('a push survives kill -9 of the server mid-upload (restarted on the sam
     for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
 
     // The CLI talks through a proxy that slows uploads to 4 MiB/s, so the kill lands mid-upload.
-    const proxy = await startProxy(new URL(kbase), { uploadBytesPerSecond: 4 * 1024 * 1024 });
+    const proxy = await startProxy(new URL(kbase), { uploadBytesPerSecond: 4 * 1024 * 1024 }, proxyPort);
     try {
       expect((await krockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], password + '\n')).exitCode).toBe(0);
       expect((await krockit(['apps', 'create', 'kill', '--label', 'Kill'])).exitCode).toBe(0);
@@ -406,6 +430,7 @@ describe('a push survives kill -9 of the server mid-upload (restarted on the sam
 async function startProxy(
   target: URL,
   opts: { uploadBytesPerSecond?: number; stallUploadAfter?: number },
+  listenPort = 0,
 ): Promise<{ url: string; stalls(): number; close(): Promise<void> }> {
   let stalls = 0;
   const sockets = new Set<net.Socket>();
@@ -439,7 +464,7 @@ async function startProxy(
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => proxy.listen(listenPort, '127.0.0.1', r));
   const { port } = proxy.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -456,7 +481,7 @@ async function startProxy(
  * `cutAfter` bytes upstream: it stops forwarding, waits until the server says (GET of the upload
  * URL) that it has stored some of them, then destroys both sides.
  */
-async function startCuttingProxy(target: URL, cutAfter: number): Promise<{ url: string; cuts(): number; close(): Promise<void> }> {
+async function startCuttingProxy(target: URL, cutAfter: number, listenPort = 0): Promise<{ url: string; cuts(): number; close(): Promise<void> }> {
   let cuts = 0;
   const sockets = new Set<net.Socket>();
   const proxy = net.createServer((client) => {
@@ -491,7 +516,7 @@ async function startCuttingProxy(target: URL, cutAfter: number): Promise<{ url: 
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => proxy.listen(listenPort, '127.0.0.1', r));
   const { port } = proxy.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
