@@ -321,6 +321,22 @@ export class ChunkStream {
     }
   }
 
+  /** Writes a chunk obtained elsewhere (e.g. copied from the installed build, verified by the caller) and marks it present. */
+  put(ci: number, raw: Buffer): void {
+    this.writeChunk(ci, raw);
+    if (!hasBit(this.o.present, ci)) {
+      setBit(this.o.present, ci);
+      this.presentStoredBytes += this.manifest.chunks[ci].storedSizeBytes;
+    }
+    this.advancePrefix();
+  }
+
+  /** Closes the files put() opened (run() closes its own). */
+  closeFiles(): void {
+    for (const fd of this.handles.values()) closeSync(fd);
+    this.handles.clear();
+  }
+
   /** Synchronous positional writes: chunk-sized page-cache writes are cheaper inline (as in extract). */
   private writeChunk(ci: number, raw: Buffer): void {
     for (let s = this.locStart[ci]; s < this.locStart[ci + 1]; s++) {

@@ -13,7 +13,11 @@ export const STATE_DIR = '.rockit';
 export const STATE_FILE = 'install.json';
 export const STATE_FORMAT = 'rockit-install';
 export const STATE_VERSION = 1;
-const MANIFEST_FILE = 'manifest.rkmc';
+/** The installed build's manifest; the next build's during an update. */
+export const MANIFEST_FILE = 'manifest.rkmc';
+export const NEXT_MANIFEST_FILE = 'manifest-next.rkmc';
+/** Patch parts being downloaded for an update (resumable). */
+export const PATCH_DIR = 'patch';
 const CHUNKS_FILE = 'chunks.bin';
 const LOCK_FILE = 'lock';
 /** Presence bitmap header: magic "RKCP", version u16 = 1, reserved u16, chunk count u32, canonical manifest id (32). */
@@ -87,18 +91,18 @@ export async function writeState(dir: string, s: InstallState): Promise<void> {
 }
 
 /** Saves a build's manifest (canonical encoding, named by its id inside the file). */
-export async function writeManifest(dir: string, m: Manifest): Promise<string> {
+export async function writeManifest(dir: string, m: Manifest, name = MANIFEST_FILE): Promise<string> {
   const enc = encodeManifestCanonical(m);
   await mkdir(stateDir(dir), { recursive: true });
-  await writeAtomic(join(stateDir(dir), MANIFEST_FILE), enc);
+  await writeAtomic(join(stateDir(dir), name), enc);
   return canonicalManifestId(enc);
 }
 
 /** Reads the saved manifest and checks it is the one with `id`; undefined when missing or not matching. */
-export async function readManifest(dir: string, id: string): Promise<Manifest | undefined> {
+export async function readManifest(dir: string, id: string, name = MANIFEST_FILE): Promise<Manifest | undefined> {
   let enc: Buffer;
   try {
-    enc = await readFile(join(stateDir(dir), MANIFEST_FILE));
+    enc = await readFile(join(stateDir(dir), name));
   } catch {
     return undefined;
   }
