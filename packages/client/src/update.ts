@@ -200,16 +200,15 @@ async function tryPatch(
   if (pointer?.from?.manifestId !== state.build.manifestId) return 'the patch is for another base build';
   const parts = (Array.isArray(pointer.parts) ? pointer.parts : []).filter((p: any) => p?.role === 'manifest' || p?.role === 'data');
   const patchBytes = parts.reduce((s: number, p: any) => s + (Number(p.sizeBytes) || 0), 0);
-  // Whichever is smaller: compare with B's manifest + the chunks A lacks, but only when the patch is larger
-  // than B's manifest alone (otherwise the patch wins without looking).
+  // Whichever is smaller, decided without downloading any manifest: the chunk path costs B's manifest (size in
+  // B's image.json) plus the new chunks, estimated from the patch's own stats (raw bytes of the chunks A lacks)
+  // at the image's stored/raw ratio.
   const imageSrc = remote.source(release.image.path);
   const imageJson = parseImageJson(await imageSrc.readFile(IMAGE_JSON_NAME, 64 * 1024).catch((e: unknown) => Promise.reject(mapHttpError(e))));
-  if (patchBytes > imageJson.manifest.sizeBytes) {
-    const img = await openImage(imageSrc).catch((e: unknown) => Promise.reject(mapHttpError(e)));
-    const have = new Set(a.chunks.map((c) => Buffer.from(c.hash).toString('hex')));
-    let chunkBytes = imageJson.manifest.sizeBytes;
-    for (const c of img.manifest.chunks) if (!have.has(Buffer.from(c.hash).toString('hex'))) chunkBytes += c.storedSizeBytes;
-    if (chunkBytes < patchBytes) return `the new image's changed chunks (${chunkBytes} bytes) are smaller than the patch (${patchBytes} bytes)`;
+  const newRaw = Number(pointer.stats?.newRawBytes);
+  if (Number.isFinite(newRaw) && newRaw >= 0 && imageJson.rawBytes > 0) {
+    const chunkBytes = imageJson.manifest.sizeBytes + Math.round((newRaw * imageJson.storedBytes) / imageJson.rawBytes);
+    if (chunkBytes < patchBytes) return `the new image's changed chunks (about ${chunkBytes} bytes) are smaller than the patch (${patchBytes} bytes)`;
   }
   const pdir = join(stateDir(dir), PATCH_DIR);
   await mkdir(pdir, { recursive: true });

@@ -143,9 +143,10 @@ describe('rockit install / update / verify / status against the real server', ()
     expect(r).toMatchObject({ phase: 'result', outcome: 'patched', build: { buildId: 2 } });
     const requests = cdnRequests().slice(before);
     expect(requests.some((u) => u.includes('/pat/acme/demo/0002/0001/data.rkpd'))).toBe(true);
-    expect(requests.filter((u) => u.includes('base-manifest'))).toEqual([]);
-    expect(requests.filter((u) => u.includes(b1.manifestName) || u.includes(b2.manifestName))).toEqual([]);
-    expect(requests.filter((u) => u.includes('/packs/'))).toEqual([]);
+    const log = JSON.stringify(requests);
+    expect(requests.filter((u) => u.includes('base-manifest')), log).toEqual([]);
+    expect(requests.filter((u) => u.includes(b1.manifestName) || u.includes(b2.manifestName)), log).toEqual([]);
+    expect(requests.filter((u) => u.includes('/packs/')), log).toEqual([]);
     const tree = await gameTree(inst());
     expect(tree['saves/slot1.sav']).toBeDefined();
     expect(await fs.readFile(path.join(inst(), 'settings.user.ini'), 'utf8')).toBe('volume=3');
