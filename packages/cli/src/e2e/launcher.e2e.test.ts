@@ -199,3 +199,62 @@ describe('rockit install / update / verify / status against the real server', ()
     expect(await gameTree(other)).toEqual(await treeDigest(game3));
   }, 180_000);
 });
+
+describe('FastStart and bad origins', () => {
+  it('install --until-ready stops at ready to play after the preload; the next run streams the rest', async () => {
+    const game = path.join(dir, 'game-fast');
+    await writeGame(game, 1);
+    const pub = await publish(depot, ORG, 'fast', game, 1, { work: dir, profile: { points: [{ tMs: 0, needBytes: 1 << 20 }, { tMs: 1000, needBytes: 2 << 20 }, { tMs: 60_000, needBytes: 7 << 20 }] } });
+    const to = path.join(dir, 'install-fast');
+    const r1 = await runRockit(['install', server.address, `${ORG}/fast`, '--to', to, '--limit-rate', '1MB', '--until-ready', '--json'], env());
+    expect(r1.exitCode, r1.stderr).toBe(0);
+    const lines = jsonLines(r1.stdout);
+    const ready = lines.find((e) => e.readyNow);
+    expect(ready).toMatchObject({ ready: true });
+    expect(ready.preloadBytes).toBeGreaterThan(1 << 20);
+    expect(ready.preloadBytes).toBeLessThan(pub.storedBytes / 2);
+    const r = lines.at(-1);
+    expect(r).toMatchObject({ phase: 'result', ready: true, complete: false });
+    expect(r.fetchedBytes).toBeLessThan(pub.storedBytes);
+    const st = jsonLines((await runRockit(['status', to, '--json', '--offline'], env())).stdout).at(-1);
+    expect(st.phase).toBe('installing');
+    const r2 = await runRockit(['update', to, '--json'], env());
+    expect(r2.exitCode, r2.stderr).toBe(0);
+    expect(jsonLines(r2.stdout).at(-1)).toMatchObject({ outcome: 'resumed', install: { complete: true, resumed: true } });
+    expect(await gameTree(to)).toEqual(await treeDigest(game));
+  }, 120_000);
+
+  it('a corrupt chunk from the origin is never written as good; the install resumes once the origin is fixed', async () => {
+    const game = path.join(dir, 'game-broken');
+    await writeGame(game, 1, 1024 * 1024);
+    const pub = await publish(depot, ORG, 'broken', game, 1, { work: dir });
+    const packs = path.join(pub.imageDir, 'packs');
+    const pack = path.join(packs, (await fs.readdir(packs))[0]);
+    const good = await fs.readFile(pack);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length * 0.7)] ^= 0xff;
+    await fs.writeFile(pack, bad);
+    const to = path.join(dir, 'install-broken');
+    const r1 = await runRockit(['install', server.address, `${ORG}/broken`, '--to', to, '--json'], env());
+    expect(r1.exitCode).toBe(1);
+    expect(jsonLines(r1.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'origin-corrupt', resumable: true });
+    await fs.writeFile(pack, good);
+    const r2 = await runRockit(['install', server.address, `${ORG}/broken`, '--to', to, '--json'], env());
+    expect(r2.exitCode, r2.stderr).toBe(0);
+    expect(jsonLines(r2.stdout).at(-1)).toMatchObject({ complete: true, resumed: true });
+    expect(await gameTree(to)).toEqual(await treeDigest(game));
+  }, 120_000);
+
+  it('server down: a clear resumable error, and a wrong folder or app is refused', async () => {
+    const to = path.join(dir, 'install-down');
+    const r = await runRockit(['install', 'http://127.0.0.1:9', `${ORG}/demo`, '--to', to, '--json'], env());
+    expect(r.exitCode).toBe(1);
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'server-unavailable', resumable: true });
+    await fs.mkdir(path.join(dir, 'not-empty'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'not-empty', 'x'), 'x');
+    const r2 = await runRockit(['install', server.address, `${ORG}/demo`, '--to', path.join(dir, 'not-empty'), '--json'], env());
+    expect(jsonLines(r2.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'folder-not-empty' });
+    const r3 = await runRockit(['status', path.join(dir, 'not-empty'), '--json'], env());
+    expect(jsonLines(r3.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'not-installed' });
+  }, 120_000);
+});
