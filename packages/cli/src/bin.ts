@@ -10,6 +10,8 @@ import { register as registerDeployments } from './commands/deployments.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerTasks } from './commands/tasks.js';
 import { register as registerLauncher } from './commands/launcher.js';
+import { register as registerTrace } from './commands/trace.js';
+import { register as registerFaststart } from './commands/faststart.js';
 
 const program = new Command();
 program.name('rockit').description('ROCKIT images, patches and test data on the command line').version('0.1.0');
@@ -22,6 +24,8 @@ registerDeployments(program);
 registerPush(program);
 registerTasks(program);
 registerLauncher(program);
+registerTrace(program);
+registerFaststart(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof Error ? err.message : String(err);

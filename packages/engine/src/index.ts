@@ -35,3 +35,4 @@ export { openImage, readChunks, verifyChunk, coalesce, type OpenedImage, type Re
 export { extractImage, type ExtractImageOptions, type ExtractResult, type ExtractProgress } from './image/extract.js';
 export { verifyImage, type VerifyReport, type DamagedChunk } from './image/verify.js';
 export { repackImage, type RepackImageOptions } from './image/repack.js';
+export * from './faststart/index.js';

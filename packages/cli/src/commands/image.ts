@@ -2,7 +2,8 @@
 // object on stdout with --json. Failures print one line on stderr (via bin.ts) and exit non-zero; verify exits
 // 1 when the image is damaged.
 import type { Command } from 'commander';
-import { buildImage, extractImage, verifyImage } from '@rockit/engine';
+import { buildImage, extractImage, preloadBytes, verifyImage } from '@rockit/engine';
+import { mbitKey, mbitToBytesPerSecond, readImageManifest, REPORT_BANDWIDTHS_MBIT } from '../faststart/image-manifest.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 interface JsonFlag {
@@ -74,5 +75,43 @@ export function register(program: Command): void {
           ];
       print(opts.json, r, lines);
       if (!r.ok) process.exitCode = 1;
+    });
+
+  image
+    .command('inspect')
+    .description("an image's stream layout: every chunk in stream order with the file ranges it holds, and the load profile")
+    .argument('<source>', 'image folder or base URL')
+    .option('--json', 'print the layout as JSON')
+    .action(async (source: string, opts: JsonFlag) => {
+      const { manifest: m, manifestName } = await readImageManifest(source);
+      const ranges: Array<Array<{ path: string; offset: number; length: number }>> = m.chunks.map(() => []);
+      const byPath = new Map(m.files.map((f) => [f.path, f]));
+      for (const f of m.files) {
+        const target = f.type === 'hardlink' ? byPath.get(f.linkTarget) : f;
+        if (!target || target.type !== 'file') continue;
+        let off = 0;
+        for (const ci of target.chunks) {
+          ranges[ci].push({ path: f.path, offset: off, length: m.chunks[ci].rawSizeBytes });
+          off += m.chunks[ci].rawSizeBytes;
+        }
+      }
+      const stream = m.chunks.map((c, i) => ({ storedBytes: c.storedSizeBytes, rawBytes: c.rawSizeBytes, ranges: ranges[i] }));
+      const streamBytes = stream.reduce((a, c) => a + c.storedBytes, 0);
+      const rawBytes = stream.reduce((a, c) => a + c.rawBytes, 0);
+      const p = m.profile;
+      const profile = p
+        ? { points: p.points, margins: p.margins ?? [], preloadBytes: Object.fromEntries(REPORT_BANDWIDTHS_MBIT.map((mb) => [mbitKey(mb), preloadBytes(p, mbitToBytesPerSecond(mb))])) }
+        : null;
+      const files = m.files.filter((f) => f.type === 'file').length;
+      print(opts.json, { manifestName, files, chunks: m.chunks.length, streamBytes, rawBytes, stream, profile }, [
+        `manifest       ${manifestName}`,
+        `files          ${files}`,
+        `chunks         ${m.chunks.length} (${formatBytes(streamBytes)} stored, ${formatBytes(rawBytes)} raw)`,
+        ...stream.slice(0, 10).map((c, i) => `  #${i} ${formatBytes(c.storedBytes)}: ${c.ranges.map((r) => `${r.path}@${r.offset}+${r.length}`).join(', ')}`),
+        ...(stream.length > 10 ? [`  … ${stream.length - 10} more (use --json)`] : []),
+        profile
+          ? `profile        ${p!.points.length} points; preload ${REPORT_BANDWIDTHS_MBIT.map((mb) => `${mb} Mbit/s ${formatBytes(profile.preloadBytes[mbitKey(mb)])}`).join(', ')}`
+          : 'profile        none (untrained image)',
+      ]);
     });
 }

@@ -18,6 +18,8 @@ export const MANIFEST_HEADER_BYTES = 52;
 /** Bytes of the header covered by the body hash (everything before the hash itself). */
 export const MANIFEST_HASHED_HEADER_BYTES = 20;
 export const MANIFEST_FLAG_PROFILE = 1;
+/** Manifest flags bit 1: a per-bandwidth margin table follows the load profile (requires bit 0). */
+export const MANIFEST_FLAG_PROFILE_MARGIN = 2;
 /** Body codec ids in the manifest header. */
 export const MANIFEST_BODY_CODEC_ZSTD = 1;
 /** zstd level of the manifest body: mostly chunk hashes (incompressible), so 19 bought 0.4 % over 9 at ~10× the CPU. */

@@ -131,4 +131,66 @@ describe('manifest codec', () => {
     hard.files[3].linkTarget = 'nope';
     expect(() => decodeManifest(encodeManifest(hard))).toThrow(/hard link/);
   });
+
+  describe('load profile margin table (flags bit 1)', () => {
+    const tiny = (): Manifest => ({
+      formatVersion: 1,
+      chunking: { algorithm: 'fastcdc', minSizeBytes: 16384, avgSizeBytes: 65536, maxSizeBytes: 262144 },
+      packs: [{ name: 'p.rkp', sizeBytes: 308 }],
+      chunks: [
+        { hash: new Uint8Array(32).fill(1), rawSizeBytes: 100, storedSizeBytes: 100, codec: Codec.Raw, pack: 0, offset: 8 },
+        { hash: new Uint8Array(32).fill(2), rawSizeBytes: 300, storedSizeBytes: 200, codec: Codec.Zstd, pack: 0, offset: 108 },
+      ],
+      files: [{ path: 'a.bin', type: 'file', mode: 0o644, sizeBytes: 400, sha256: new Uint8Array(32).fill(3), linkTarget: '', chunks: [0, 1] }],
+      profile: {
+        points: [{ tMs: 0, needBytes: 100 }, { tMs: 250, needBytes: 300 }],
+        margins: [{ bytesPerSecond: 1000, marginBytes: 7 }, { bytesPerSecond: 5000, marginBytes: 3 }],
+      },
+    });
+    // Golden raw body: ... file table, then points (count 2; Δt 0, zigzag +100; Δt 250, zigzag +200) and the
+    // margin table (count 2; Δb 1000, 7; Δb 4000, 3).
+    const GOLDEN =
+      '018080018080048080100105702e726b70b402020101010101010101010101010101010101010101010101010101010101010101' +
+      '00640010020202020202020202020202020202020202020202020202020202020202020201ac02c801000001000005612e62696e' +
+      'a403900303030303030303030303030303030303030303030303030303030303030303030200000200c801fa01900302e80707a01f03';
+    const rawOf = (bytes: Uint8Array) => zstdDecompressExact(bytes.subarray(52), new DataView(bytes.buffer, bytes.byteOffset).getUint32(16, true));
+
+    it('encodes to the golden bytes with flags 3 and round-trips', () => {
+      const bytes = encodeManifest(tiny());
+      expect(new DataView(bytes.buffer, bytes.byteOffset).getUint16(6, true)).toBe(3);
+      expect(Buffer.from(rawOf(bytes)).toString('hex')).toBe(GOLDEN);
+      const back = decodeManifest(bytes);
+      expect(back.profile).toEqual(tiny().profile);
+      expect(encodeManifest(back)).toEqual(bytes);
+    });
+
+    it('still reads manifests without a margin table (flags 1) and without a profile (flags 0)', () => {
+      const raw = Buffer.from(GOLDEN, 'hex');
+      const pointsOnly = raw.subarray(0, raw.length - 7); // drop the margin table
+      const m = decodeManifest(sealManifestBody(pointsOnly, true));
+      expect(m.profile).toEqual({ points: tiny().profile!.points });
+      expect(preloadBytesOf(m)).toBe(100);
+      const noProfile = raw.subarray(0, raw.length - 7 - 8);
+      expect(decodeManifest(sealManifestBody(noProfile, 0)).profile).toBeUndefined();
+      const plain = tiny();
+      delete plain.profile!.margins;
+      expect(new DataView(encodeManifest(plain).buffer).getUint16(6, true)).toBe(1);
+    });
+
+    it('refuses a margin table without a profile, unknown flag bits and non-ascending bandwidths', () => {
+      const raw = Buffer.from(GOLDEN, 'hex');
+      expect(() => decodeManifest(sealManifestBody(raw, 2))).toThrow(/without a profile/);
+      expect(() => decodeManifest(sealManifestBody(raw, 7))).toThrow(/unknown flags/);
+      const bad = Buffer.concat([raw.subarray(0, raw.length - 7), Buffer.from('02e8070700', 'hex'), Buffer.from('03', 'hex')]);
+      expect(() => decodeManifest(sealManifestBody(bad, 3))).toThrow(/strictly ascending/);
+      const m = tiny();
+      m.profile!.margins = [{ bytesPerSecond: 10, marginBytes: 1 }, { bytesPerSecond: 10, marginBytes: 1 }];
+      expect(() => encodeManifest(m)).toThrow(RangeError);
+    });
+  });
 });
+
+function preloadBytesOf(m: Manifest): number {
+  // P(b) at a bandwidth high enough that the t = 0 point dominates.
+  return Math.max(0, ...m.profile!.points.map((p) => p.needBytes - (1e9 * p.tMs) / 1000));
+}

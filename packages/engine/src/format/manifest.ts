@@ -11,6 +11,7 @@ import {
   IMAGE_FORMAT_VERSION,
   MANIFEST_BODY_CODEC_ZSTD,
   MANIFEST_FLAG_PROFILE,
+  MANIFEST_FLAG_PROFILE_MARGIN,
   MANIFEST_HASHED_HEADER_BYTES,
   MANIFEST_HEADER_BYTES,
   MANIFEST_MAGIC,
@@ -90,29 +91,48 @@ export function encodeManifest(m: Manifest): Uint8Array {
     }
   }
 
+  let flags = 0;
   if (m.profile) {
+    flags |= MANIFEST_FLAG_PROFILE;
     w.varint(m.profile.points.length);
     let t = 0;
     let need = 0;
     for (const p of m.profile.points) {
+      if (!Number.isSafeInteger(p.tMs) || p.tMs < t || !Number.isSafeInteger(p.needBytes) || p.needBytes < 0) {
+        throw new RangeError('profile points need integer tMs ascending and needBytes ≥ 0');
+      }
       w.varint(p.tMs - t);
       w.svarint(p.needBytes - need);
       t = p.tMs;
       need = p.needBytes;
     }
+    const margins = m.profile.margins ?? [];
+    if (margins.length > 0) {
+      flags |= MANIFEST_FLAG_PROFILE_MARGIN;
+      w.varint(margins.length);
+      let b = 0;
+      for (const e of margins) {
+        if (!Number.isSafeInteger(e.bytesPerSecond) || e.bytesPerSecond <= b || !Number.isSafeInteger(e.marginBytes) || e.marginBytes < 0) {
+          throw new RangeError('profile margins need integer bytesPerSecond strictly ascending (> 0) and marginBytes ≥ 0');
+        }
+        w.varint(e.bytesPerSecond - b);
+        w.varint(e.marginBytes);
+        b = e.bytesPerSecond;
+      }
+    }
   }
 
-  return sealManifestBody(w.finish(), m.profile !== undefined);
+  return sealManifestBody(w.finish(), flags);
 }
 
 /** Compresses a raw body and adds the header and hash. Exported for tests that feed crafted bodies to the decoder. */
-export function sealManifestBody(raw: Uint8Array, hasProfile: boolean): Uint8Array {
+export function sealManifestBody(raw: Uint8Array, flags: number | boolean): Uint8Array {
   const body = zstdCompress(raw, MANIFEST_ZSTD_LEVEL);
   const out = new Uint8Array(MANIFEST_HEADER_BYTES + body.length);
   const view = new DataView(out.buffer);
   out.set(MANIFEST_MAGIC, 0);
   view.setUint16(4, IMAGE_FORMAT_VERSION, true);
-  view.setUint16(6, hasProfile ? MANIFEST_FLAG_PROFILE : 0, true);
+  view.setUint16(6, flags === true ? MANIFEST_FLAG_PROFILE : flags === false ? 0 : flags, true);
   out[8] = MANIFEST_BODY_CODEC_ZSTD;
   view.setUint32(12, body.length, true);
   view.setUint32(16, raw.length, true);
@@ -139,7 +159,10 @@ export function decodeManifest(bytes: Uint8Array, name = 'manifest'): Manifest {
   const version = view.getUint16(4, true);
   if (version !== IMAGE_FORMAT_VERSION) throw new FormatError(`${name}: unsupported format version ${version}`, 'format-unsupported-version');
   const flags = view.getUint16(6, true);
-  if ((flags & ~MANIFEST_FLAG_PROFILE) !== 0) throw new FormatError(`${name}: unknown flags ${flags}`, 'format-invalid');
+  if ((flags & ~(MANIFEST_FLAG_PROFILE | MANIFEST_FLAG_PROFILE_MARGIN)) !== 0) throw new FormatError(`${name}: unknown flags ${flags}`, 'format-invalid');
+  if ((flags & MANIFEST_FLAG_PROFILE_MARGIN) !== 0 && (flags & MANIFEST_FLAG_PROFILE) === 0) {
+    throw new FormatError(`${name}: a profile margin table without a profile`, 'format-invalid');
+  }
   if (bytes[8] !== MANIFEST_BODY_CODEC_ZSTD) throw new FormatError(`${name}: unknown body codec ${bytes[8]}`, 'format-bad-codec');
   const storedLen = view.getUint32(12, true);
   const rawLen = view.getUint32(16, true);
@@ -158,10 +181,10 @@ export function decodeManifest(bytes: Uint8Array, name = 'manifest'): Manifest {
   } catch {
     throw new FormatError(`${name}: body does not decompress to ${rawLen} bytes`, 'format-bad-body');
   }
-  return decodeBody(new ByteReader(raw, name), name, (flags & MANIFEST_FLAG_PROFILE) !== 0);
+  return decodeBody(new ByteReader(raw, name), name, (flags & MANIFEST_FLAG_PROFILE) !== 0, (flags & MANIFEST_FLAG_PROFILE_MARGIN) !== 0);
 }
 
-function decodeBody(r: ByteReader, name: string, hasProfile: boolean): Manifest {
+function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins = false): Manifest {
   const bad = (detail: string): never => {
     throw new FormatError(`${name}: ${detail}`, 'format-invalid');
   };
@@ -272,9 +295,24 @@ function decodeBody(r: ByteReader, name: string, hasProfile: boolean): Manifest 
     for (let i = 0; i < n; i++) {
       t += r.varint();
       need += r.svarint();
+      if (need < 0 || !Number.isSafeInteger(t) || !Number.isSafeInteger(need)) bad(`profile point ${i} out of range`);
       points.push({ tMs: t, needBytes: need });
     }
     manifest.profile = { points };
+    if (hasMargins) {
+      const k = r.count(2, 1 << 16);
+      const margins: Array<{ bytesPerSecond: number; marginBytes: number }> = [];
+      let b = 0;
+      for (let i = 0; i < k; i++) {
+        const db = r.varint();
+        if (db === 0) bad(`profile margin ${i}: bandwidths must be strictly ascending`);
+        b += db;
+        const marginBytes = r.varint();
+        if (!Number.isSafeInteger(b)) bad(`profile margin ${i} out of range`);
+        margins.push({ bytesPerSecond: b, marginBytes });
+      }
+      manifest.profile.margins = margins;
+    }
   }
   if (r.remaining !== 0) bad(`${r.remaining} trailing bytes`);
   return manifest;

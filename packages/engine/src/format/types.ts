@@ -52,10 +52,20 @@ export interface PackEntry {
   sizeBytes: number;
 }
 
-/** Load profile learned from traces (later issue): stream offset needed by time t. */
+/**
+ * Load profile learned from traces (spec/engine.md §3): stream bytes needed by time t after play starts.
+ * The preload for bandwidth b is P(b) = max over points of (needBytes − b·tMs/1000), plus the margin for b
+ * (see preloadBytes in faststart/).
+ */
 export interface LoadProfile {
-  /** Pairs (t in ms since start, stream bytes needed by then), t ascending. */
+  /** Pairs (t in ms since play start, stream bytes needed by then), tMs ascending, needBytes non-decreasing. */
   points: Array<{ tMs: number; needBytes: number }>;
+  /**
+   * Safety margin per bandwidth (manifest flags bit 1), bytesPerSecond strictly ascending. Between two
+   * entries the margin is interpolated linearly in log(bandwidth); outside, the nearest entry holds.
+   * Absent or empty: no margin.
+   */
+  margins?: Array<{ bytesPerSecond: number; marginBytes: number }>;
 }
 
 export interface Manifest {

@@ -62,7 +62,9 @@ export function encodeManifestCanonical(m: Manifest): Buffer {
     }
   }
   if (m.profile) {
-    w.u8(1);
+    // 1 = points only (the original form, so older manifests keep their manifestId), 2 = points + margins.
+    const margins = m.profile.margins ?? [];
+    w.u8(margins.length > 0 ? 2 : 1);
     w.uv(m.profile.points.length);
     let pt = 0;
     let pn = 0;
@@ -71,6 +73,15 @@ export function encodeManifestCanonical(m: Manifest): Buffer {
       w.sv(p.needBytes - pn);
       pt = p.tMs;
       pn = p.needBytes;
+    }
+    if (margins.length > 0) {
+      w.uv(margins.length);
+      let pb = 0;
+      for (const e of margins) {
+        w.sv(e.bytesPerSecond - pb);
+        w.sv(e.marginBytes);
+        pb = e.bytesPerSecond;
+      }
     }
   } else {
     w.u8(0);
@@ -150,7 +161,7 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
   }
   const m: Manifest = { formatVersion, chunking, files, chunks, packs };
   const hasProfile = r.u8();
-  if (hasProfile === 1) {
+  if (hasProfile === 1 || hasProfile === 2) {
     const n = r.count(2);
     const points = [];
     let pt = 0;
@@ -161,6 +172,16 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
       points.push({ tMs: pt, needBytes: pn });
     }
     m.profile = { points };
+    if (hasProfile === 2) {
+      const k = r.count(2);
+      const margins = [];
+      let pb = 0;
+      for (let i = 0; i < k; i++) {
+        pb += r.sv();
+        margins.push({ bytesPerSecond: pb, marginBytes: r.sv() });
+      }
+      m.profile.margins = margins;
+    }
   } else if (hasProfile !== 0) {
     throw fail('invalid profile flag', r.pos);
   }

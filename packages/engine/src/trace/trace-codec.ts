@@ -20,9 +20,9 @@ import {
 import { TraceFormatError } from './trace-error.js';
 import type { EncodeTraceOptions, Trace, TraceHeader, TraceLimits, TraceRecord } from './trace-types.js';
 
-type ResolvedLimits = Required<TraceLimits>;
+export type ResolvedLimits = Required<TraceLimits>;
 
-function resolveLimits(limits?: TraceLimits): ResolvedLimits {
+export function resolveLimits(limits?: TraceLimits): ResolvedLimits {
   return { ...DEFAULT_TRACE_LIMITS, ...stripUndefined(limits ?? {}) };
 }
 
@@ -182,7 +182,7 @@ function startsWith(bytes: Uint8Array, magic: Uint8Array): boolean {
  * (a decompression bomb stops at the limit). Throws 'trace-limit-exceeded' past the limit and
  * 'trace-invalid' for corrupt or truncated frames.
  */
-function boundedZstd(src: Uint8Array, maxOut: number): Uint8Array {
+export function boundedZstd(src: Uint8Array, maxOut: number): Uint8Array {
   const dctx = new binding.DCtx();
   let out = new Uint8Array(Math.min(maxOut + 1, Math.max(64 * 1024, src.length * 4)));
   let produced = 0;

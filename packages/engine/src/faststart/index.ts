@@ -1,0 +1,14 @@
+export {
+  trainStreamOrder,
+  trainImage,
+  mapTracesToManifest,
+  DEFAULT_MARGIN_BANDWIDTHS,
+  type TrainOptions,
+  type TrainStats,
+  type TrainResult,
+  type TrainImageOptions,
+  type TrainImageResult,
+  type MappedTraces,
+} from './train.js';
+export { preloadBytes, marginBytes } from './profile.js';
+export { simulateSession, type SimulateOptions, type SessionSimulation, type LaunchOutcome } from './simulate.js';
