@@ -10,6 +10,7 @@ import { register as registerDeployments } from './commands/deployments.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerTasks } from './commands/tasks.js';
 import { register as registerLauncher } from './commands/launcher.js';
+import { register as registerKeys } from './commands/keys.js';
 import { register as registerTrace } from './commands/trace.js';
 import { register as registerFaststart } from './commands/faststart.js';
 
@@ -24,6 +25,7 @@ registerDeployments(program);
 registerPush(program);
 registerTasks(program);
 registerLauncher(program);
+registerKeys(program);
 registerTrace(program);
 registerFaststart(program);
 

@@ -28,6 +28,9 @@ import { allDeploymentsOfOrg } from './db/repositories/deployment.repository.js'
 import { BuildService } from './services/build.service.js';
 import { UploadService } from './services/upload.service.js';
 import { DepotService } from './services/depot.service.js';
+import { DownloadKeyService } from './services/download-key.service.js';
+import { appTracesPrefix, orgTracesPrefix, TraceService } from './services/trace.service.js';
+import { depotTokenKey } from './domain/download-token.js';
 import { AppService } from './services/app.service.js';
 import { ConsumptionService } from './services/consumption.service.js';
 import { DeploymentService, openDeploymentSettings } from './services/deployment.service.js';
@@ -158,6 +161,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       await pruneImports(orgName);
       for (const u of uploads) await discardUpload(blobStore, u.tar_key, u.upload_id);
       await blobStore.deletePrefix(`imports/${orgId}/`);
+      await blobStore.deletePrefix(orgTracesPrefix(orgId));
       for (const d of deployments) {
         let origin: Origin | undefined;
         try {
@@ -181,7 +185,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
 
   // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
-  const secrets = new SecretBox(resolveInstallationKey(config, print));
+  const installationKey = resolveInstallationKey(config, print);
+  const secrets = new SecretBox(installationKey);
 
   // SSRF guard of import downloads and webhook targets alike (ROCKIT_IMPORT_ALLOW_PRIVATE_URLS lifts it).
   const guard = config.imports.allowPrivateUrls ? {} : { addressPolicy: isPublicAddress };
@@ -216,6 +221,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   }
 
   const originFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin });
+  const depotStore = new PrefixedBlobStore(blobStore, DEPOT_PREFIX);
+  const keys = new DownloadKeyService(deps, { secrets, depot: depotStore, depotTokenKey: depotTokenKey(installationKey) });
   const services = {
     auth: new AuthService(deps, adminToken),
     admin: new AdminService(deps, () => worker?.poke()),
@@ -229,9 +236,14 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
       poke: () => worker?.poke(),
     }),
-    depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
+    depot: new DepotService(depotStore),
+    keys,
+    traces: new TraceService(deps, { blobStore, depot: depotStore, keys }),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
-    apps: new AppService(deps, { secrets, files: originFiles }),
+    apps: new AppService(deps, {
+      secrets, files: originFiles,
+      deleteTraceBlobs: async (orgId, appId) => void (await blobStore.deletePrefix(appTracesPrefix(orgId, appId))),
+    }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots }),
     consumption: new ConsumptionService(deps),
   };

@@ -34,6 +34,15 @@ export interface Config {
   installationKey?: string;
   /** ROCKIT_FS_DEPLOYMENT_ROOTS: folders `fs` deployments must lie in (unset: anywhere outside dataDir). */
   fsDeploymentRoots?: string[];
+  /** Download keys, tokens and trace intake (api.md §9.2, §9.3). */
+  faststart: FastStartConfig;
+}
+
+export interface FastStartConfig {
+  /** Lifetime of a download token from POST /client/v1/auth (ROCKIT_DOWNLOAD_TOKEN_SECONDS). */
+  downloadTokenSeconds: number;
+  /** Largest trace body POST /client/v1/traces accepts, as sent (ROCKIT_MAX_TRACE_BYTES). */
+  maxTraceBytes: number;
 }
 
 export interface BlobConfig {
@@ -188,6 +197,10 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
       maxUploadBytes: int('ROCKIT_MAX_UPLOAD_BYTES', env.ROCKIT_MAX_UPLOAD_BYTES, 256 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
       gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
       allowPrivateUrls: bool('ROCKIT_IMPORT_ALLOW_PRIVATE_URLS', env.ROCKIT_IMPORT_ALLOW_PRIVATE_URLS, false),
+    },
+    faststart: {
+      downloadTokenSeconds: int('ROCKIT_DOWNLOAD_TOKEN_SECONDS', env.ROCKIT_DOWNLOAD_TOKEN_SECONDS, 3600, 60, 7 * 24 * 3600),
+      maxTraceBytes: int('ROCKIT_MAX_TRACE_BYTES', env.ROCKIT_MAX_TRACE_BYTES, 16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     },
     ...(installationKey ? { installationKey: installationKey.trim() } : {}),
     ...(fsDeploymentRoots ? { fsDeploymentRoots: fsDeploymentRoots.map((p) => path.resolve(p)) } : {}),

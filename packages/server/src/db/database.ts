@@ -1,5 +1,6 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
 import type { AppTables } from './app-tables.js';
+import type { FastStartTables } from './faststart-tables.js';
 
 /**
  * The database schema as Kysely sees it (after every migration). Portable representation so the
@@ -102,8 +103,11 @@ export interface TasksTable {
   updated_ms: number;
 }
 
-/** Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts. */
-export interface Database extends AppTables {
+/**
+ * Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts,
+ * those of 0010 (download keys, traces) in faststart-tables.ts.
+ */
+export interface Database extends AppTables, FastStartTables {
   orgs: OrgsTable;
   roles: RolesTable;
   users: UsersTable;

@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004-imports.js';
 import * as m0005 from './migrations/0005-subscriptions.js';
 import * as m0006 from './migrations/0006-resumable-uploads.js';
 import * as m0007 from './migrations/0007-login-throttle.js';
+import * as m0010 from './migrations/0010-faststart-keys-traces.js';
 
 /** Every migration, in order. Names are frozen; append only. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
@@ -16,6 +17,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0005-subscriptions': m0005,
   '0006-resumable-uploads': m0006,
   '0007-login-throttle': m0007,
+  '0010-faststart-keys-traces': m0010,
 });
 
 class StaticMigrationProvider implements MigrationProvider {

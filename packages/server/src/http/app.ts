@@ -14,6 +14,8 @@ import type { AuthService } from '../services/auth.service.js';
 import type { BuildService } from '../services/build.service.js';
 import type { UploadService } from '../services/upload.service.js';
 import type { DepotService } from '../services/depot.service.js';
+import type { DownloadKeyService } from '../services/download-key.service.js';
+import type { TraceService } from '../services/trace.service.js';
 import type { OrgService } from '../services/org.service.js';
 import type { RoleService } from '../services/role.service.js';
 import type { SubscriptionService } from '../services/subscription.service.js';
@@ -29,6 +31,8 @@ import { consumptionRoutes } from './routes/consumption.routes.js';
 import { deploymentRoutes } from './routes/deployments.routes.js';
 import { buildRoutes } from './routes/builds.routes.js';
 import { cdnRoutes } from './routes/cdn.routes.js';
+import { clientRoutes } from './routes/client.routes.js';
+import { keyRoutes } from './routes/keys.routes.js';
 import { loginRoutes } from './routes/login.routes.js';
 import { orgRoutes } from './routes/orgs.routes.js';
 import { roleRoutes } from './routes/roles.routes.js';
@@ -53,6 +57,8 @@ export interface AppServices {
   uploads: UploadService;
   depot: DepotService;
   subscriptions: SubscriptionService;
+  keys: DownloadKeyService;
+  traces: TraceService;
 }
 
 export interface AppDeps {
@@ -72,6 +78,8 @@ export const REDACTED_HEADERS = [
   'x-rockit-besession-token',
   'x-rockit-beauth-token',
   'x-rockit-api-key',
+  'x-rockit-download-token',
+  'x-rockit-download-key',
   'authorization',
   'cookie',
 ] as const;
@@ -99,7 +107,7 @@ export function loggerOptions(level: string): FastifyServerOptions['logger'] {
 }
 
 /** Query parameters that are credentials (upload tokens, download tokens): their values are never logged. */
-const SECRET_QUERY = /([?&](?:token|key|sig|signature|x-amz-signature|x-amz-credential)=)[^&#]*/gi;
+const SECRET_QUERY = /([?&](?:token|__token__|key|sig|signature|x-amz-signature|x-amz-credential)=)[^&#]*/gi;
 
 /** The URL with the values of credential query parameters replaced by `[redacted]`. */
 export function redactUrl(url: string): string {
@@ -175,6 +183,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'builds', description: 'Imports of native builds (dltar → mkraw → deploy)' },
         { name: 'cdn', description: 'The depot: published images, patches and release.json' },
         { name: 'subscriptions', description: 'Webhook and Slack subscriptions to pipeline events' },
+        { name: 'keys', description: 'Download keys of apps (clients trade them for download tokens)' },
+        { name: 'client', description: 'Client API of game launchers: download tokens, trace upload' },
+        { name: 'traces', description: 'Play traces uploaded by clients' },
       ],
       components: {
         securitySchemes: {
@@ -209,5 +220,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(buildRoutes, { services: deps.services });
   await app.register(cdnRoutes, { services: deps.services });
   await app.register(subscriptionRoutes, { services: deps.services });
+  await app.register(keyRoutes, { services: deps.services });
+  await app.register(clientRoutes, { services: deps.services, maxTraceBytes: deps.config.faststart.maxTraceBytes });
   return app;
 }

@@ -82,6 +82,8 @@ export interface DeleteAppResult {
 export interface AppServiceOptions {
   secrets: SecretBox;
   files: OriginFileOps;
+  /** Removes the stored traces (blobs) of a deleted app; their rows go with the app (cascade). */
+  deleteTraceBlobs?: (orgId: string, appId: string) => Promise<void>;
 }
 
 const APP_LIST = {
@@ -217,6 +219,7 @@ export class AppService {
    */
   async delete(auth: Principal, name: string): Promise<DeleteAppResult> {
     const user = requirePermission(auth, 'apps', 'delete');
+    let appId = '';
     const targets = await this.deps.db.transaction().execute(async (trx) => {
       const row = await findApp(trx, user.orgId, name);
       if (!row) throw notFound('app', name);
@@ -225,6 +228,7 @@ export class AppService {
       const published = new Set(await deploymentIdsPublishingApp(trx, row.id));
       const chosen = (await allDeploymentsOfOrg(trx, user.orgId)).filter((d) => current.has(d.id) || published.has(d.id));
       await deleteApp(trx, row.id);
+      appId = row.id;
       return chosen;
     });
     const origins: NamedOrigin[] = [];
@@ -237,6 +241,11 @@ export class AppService {
       }
     }
     const report = await this.opts.files.removeAppFiles(user.orgName, name, origins);
+    try {
+      await this.opts.deleteTraceBlobs?.(user.orgId, appId);
+    } catch (e) {
+      failures.push({ origin: 'depot', message: e instanceof Error ? e.message : String(e) });
+    }
     return { cleanup: { ok: report.ok && failures.length === 0, failures: [...failures, ...report.failures] } };
   }
 

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ByteRange } from '../../storage/blob-store.js';
 import { RangeNotSatisfiable, type DepotService } from '../../services/depot.service.js';
+import type { DownloadKeyService } from '../../services/download-key.service.js';
 
 /**
  * Parses a single `bytes=` range (RFC 9110 §14.1.2) against the object size. Returns undefined for
@@ -23,11 +24,15 @@ export function parseRange(header: string | undefined, sizeBytes: number): ByteR
   return end === undefined ? { start } : { start, end: Math.min(end, sizeBytes - 1) };
 }
 
+/** Where /cdn takes a download token: query `token` or `__token__` (Akamai's default name), or this header. */
+export const DOWNLOAD_TOKEN_HEADER = 'x-rockit-download-token';
+
 /**
  * GET/HEAD /cdn/{path} (spec §9.2): the depot's published files with Range (206, 416), ETag and
- * If-None-Match (304). A bad path and a missing file are the same 404.
+ * If-None-Match (304). A bad path and a missing file are the same 404. Files of an app with
+ * download keys need a download token (403 forbidden without a valid one, before anything else).
  */
-export const cdnRoutes: FastifyPluginAsyncTypebox<{ services: { depot: DepotService } }> = async (app, { services }) => {
+export const cdnRoutes: FastifyPluginAsyncTypebox<{ services: { depot: DepotService; keys: DownloadKeyService } }> = async (app, { services }) => {
   app.route({
     method: ['GET', 'HEAD'],
     url: '/cdn/*',
@@ -36,10 +41,20 @@ export const cdnRoutes: FastifyPluginAsyncTypebox<{ services: { depot: DepotServ
       tags: ['cdn'],
       summary: 'A published file of the depot (images, patches, release.json), with Range support',
       params: Type.Object({ '*': Type.String() }),
-      headers: Type.Object({ range: Type.Optional(Type.String()), 'if-none-match': Type.Optional(Type.String()) }),
+      querystring: Type.Object({
+        token: Type.Optional(Type.String({ description: 'download token (apps with download keys)' })),
+        __token__: Type.Optional(Type.String({ description: 'download token, Akamai\'s parameter name' })),
+      }),
+      headers: Type.Object({
+        range: Type.Optional(Type.String()),
+        'if-none-match': Type.Optional(Type.String()),
+        [DOWNLOAD_TOKEN_HEADER]: Type.Optional(Type.String({ description: 'download token (apps with download keys)' })),
+      }),
     },
     handler: async (req, reply) => {
       const path = req.params['*'];
+      const header = req.headers[DOWNLOAD_TOKEN_HEADER];
+      await services.keys.checkDepotAccess(path, req.query.token ?? req.query.__token__ ?? (Array.isArray(header) ? header[0] : header));
       const meta = await services.depot.head(path);
       reply.header('accept-ranges', 'bytes').header('etag', meta.etag).header('content-type', meta.contentType);
       const inm = req.headers['if-none-match'];

@@ -1,0 +1,35 @@
+import type { DownloadKeyRow, NewDownloadKey } from '../faststart-tables.js';
+import type { Executor } from './common.js';
+
+/** Download keys of apps (api.md §2.3 resource `keys`). */
+
+export async function insertDownloadKey(db: Executor, row: NewDownloadKey): Promise<void> {
+  await db.insertInto('download_keys').values(row).execute();
+}
+
+/** Keys of the org, of one app when `appId` is given; oldest first. */
+export async function listDownloadKeys(db: Executor, orgId: string, appId?: string): Promise<DownloadKeyRow[]> {
+  let q = db.selectFrom('download_keys').selectAll().where('org_id', '=', orgId);
+  if (appId !== undefined) q = q.where('app_id', '=', appId);
+  return q.orderBy('created_ms').orderBy('id').execute();
+}
+
+export const findDownloadKey = (db: Executor, orgId: string, id: string): Promise<DownloadKeyRow | undefined> =>
+  db.selectFrom('download_keys').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+
+export const findDownloadKeyByHash = (db: Executor, keyHash: string): Promise<DownloadKeyRow | undefined> =>
+  db.selectFrom('download_keys').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
+
+export async function countDownloadKeysOfApp(db: Executor, appId: string): Promise<number> {
+  const { c } = await db.selectFrom('download_keys').where('app_id', '=', appId).select((eb) => eb.fn.countAll<number>().as('c')).executeTakeFirstOrThrow();
+  return Number(c);
+}
+
+export async function deleteDownloadKey(db: Executor, orgId: string, id: string): Promise<boolean> {
+  const r = await db.deleteFrom('download_keys').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}
+
+export async function touchDownloadKey(db: Executor, id: string, nowMs: number): Promise<void> {
+  await db.updateTable('download_keys').set({ last_used_ms: nowMs }).where('id', '=', id).execute();
+}
