@@ -258,3 +258,43 @@ describe('FastStart and bad origins', () => {
     expect(jsonLines(r3.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'not-installed' });
   }, 120_000);
 });
+
+describe('a keyed app', () => {
+  it('install needs the key (token through /client/v1/auth); a wrong key is refused; update keeps working with the kept key', async () => {
+    const admin = 'launcher-e2e-admin-token-0123456789abcdef';
+    // A second server with an admin token we know, so that an org, an app and a key can be made.
+    const keyed = await startServer(path.join(dir, 'data-keyed'), { ROCKIT_ADMIN_TOKEN: admin, ROCKIT_LOG_LEVEL: 'info', ROCKIT_SCRYPT_COST: '1024' });
+    try {
+      const api = async (method: string, p: string, body: unknown, headers: Record<string, string>) => {
+        const res = await fetch(keyed.address + p, { method, headers: { ...headers, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+        return { httpStatus: res.status, ...((await res.json().catch(() => ({}))) as any) };
+      };
+      const org = await api('POST', '/adm/v1/orgs', { name: 'keyco' }, { 'x-rockit-admin-token': admin });
+      expect(org.httpStatus).toBe(201);
+      const session = await api('POST', '/be/v1/login', { orgName: 'keyco', username: 'admin', password: org.admin.password }, {});
+      const auth = (await api('POST', '/be/v1/auth', undefined, { 'x-rockit-besession-token': session.session.token })).auth.token as string;
+      expect((await api('POST', '/be/v1/apps', { name: 'locked', label: 'Locked' }, { 'x-rockit-beauth-token': auth })).httpStatus).toBe(201);
+      const created = await api('POST', '/be/v1/keys', { appName: 'locked', label: 'launcher' }, { 'x-rockit-beauth-token': auth });
+      expect(created.httpStatus, JSON.stringify(created)).toBe(201);
+      const key = (created.key?.key ?? created.key) as string;
+      expect(typeof key).toBe('string');
+      const kdepot = path.join(dir, 'data-keyed', 'blobs', 'cdn');
+      const k1 = await publish(kdepot, 'keyco', 'locked', game1, 1, { work: path.join(dir, 'kwork1') });
+      const to = path.join(dir, 'install-keyed');
+      const none = await runRockit(['install', keyed.address, 'keyco/locked', '--to', to, '--json'], env());
+      expect(jsonLines(none.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'key-required' });
+      const wrong = await runRockit(['install', keyed.address, 'keyco/locked', '--to', path.join(dir, 'install-keyed-wrong'), '--key', 'rkdk_wrong', '--json'], env());
+      expect(jsonLines(wrong.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'key-rejected' });
+      const ok = await runRockit(['install', keyed.address, 'keyco/locked', '--to', to, '--key', key, '--json'], env());
+      expect(ok.exitCode, ok.stderr + ok.stdout).toBe(0);
+      expect(await gameTree(to)).toEqual(await treeDigest(game1));
+      await publish(kdepot, 'keyco', 'locked', game2, 2, { work: path.join(dir, 'kwork2'), patchFrom: [k1] });
+      const up = await runRockit(['update', to, '--json'], env());
+      expect(up.exitCode, up.stderr + up.stdout).toBe(0);
+      expect(jsonLines(up.stdout).at(-1)).toMatchObject({ outcome: 'patched', build: { buildId: 2 } });
+      expect(await gameTree(to)).toEqual(await treeDigest(game2));
+    } finally {
+      await keyed.stop();
+    }
+  }, 180_000);
+});
