@@ -179,6 +179,11 @@ export class ChunkStream {
     return this.failedPromise;
   }
 
+  /** Whether the chunks of a byte range of a file are all present. */
+  has(path: string, offset: number, length: number): boolean {
+    return this.chunksOf(path, offset, length).every((ci) => hasBit(this.o.present, ci));
+  }
+
   /** Chunk indexes covering a byte range of a regular file (hard links resolve to their target). */
   chunksOf(path: string, offset: number, length: number): number[] {
     let fi = this.byPath.get(path);

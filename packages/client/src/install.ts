@@ -118,6 +118,11 @@ export class Installation {
     return this.stream.ensure(path, offset, length);
   }
 
+  /** Whether bytes [offset, offset + length) of `path` are present now (no fetch). */
+  has(path: string, offset: number, length: number): boolean {
+    return this.stream.has(path, offset, length);
+  }
+
   async close(): Promise<void> {
     this.stream.stop();
     await this.lock.release();
