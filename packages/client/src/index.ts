@@ -11,3 +11,5 @@ export { parseRate, RateLimiter } from './rate-limiter.js';
 export { parseRelease, Remote, type Release } from './remote.js';
 export { STATE_DIR, readState, type InstallState, type BuildRef } from './state.js';
 export type { FileProblem } from './layout.js';
+export { play, type PlayOptions, type PlayResult } from './play.js';
+export { mountInstall, type Mount } from './fuse-mount.js';

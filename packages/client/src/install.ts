@@ -250,6 +250,10 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
     if (preload !== undefined) return;
     measured = rate();
     preload = preloadBytes(m.profile, measured, total);
+    if (measured > 0) {
+      inst.state.measuredBytesPerSecond = Math.round(measured);
+      void writeState(inst.dir, inst.state).catch(() => undefined);
+    }
   };
   const checkReady = () => {
     if (readyAfterMs === undefined && isReady()) {
@@ -258,8 +262,13 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
       if (opts.untilReady) stream.stop();
     }
   };
-  // Nothing known about the reads without a profile: ready = complete. With a profile: measure first.
+  // Nothing known about the reads without a profile: ready = complete. With a profile: measure first, or use
+  // the rate the previous run measured (a resumed install, e.g. play after install --until-ready).
   if (!m.profile) preload = total;
+  else if (inst.resumed && inst.state.measuredBytesPerSecond) {
+    measured = inst.state.measuredBytesPerSecond;
+    preload = preloadBytes(m.profile, measured, total);
+  }
   const timer = setTimeout(() => {
     decide();
     checkReady();

@@ -52,14 +52,18 @@ export interface InstallState {
   build: BuildRef;
   /** Set while an update to this build runs: after a crash, the folder is `build` or `updating` (never a mix). */
   updating?: BuildRef;
+  /** Download rate measured by the last run (bytes per second): a resumed install decides its preload at once. */
+  measuredBytesPerSecond?: number;
   /** Remembered --limit-rate (bytes per second) so that a resumed install keeps it. */
   limitRateBytesPerSecond?: number;
 }
 
 export const stateDir = (dir: string) => join(dir, STATE_DIR);
 
+let tmpSeq = 0;
+
 async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}.tmp-${process.pid}-${++tmpSeq}`;
   await writeFile(tmp, data, { mode });
   await rename(tmp, path);
 }

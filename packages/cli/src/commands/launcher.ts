@@ -3,7 +3,9 @@
 // rate, eta, ready; then one `{"phase":"result",...}` or `{"phase":"error",...}` line) for launchers that drive
 // the CLI. Ctrl-C (SIGINT/SIGTERM) pauses: the state is saved and the same command resumes.
 import type { Command } from 'commander';
-import { ClientError, install, parseRate, status, update, verify, type ClientEvent } from '@rockit/client';
+import { readFile } from 'node:fs/promises';
+import { parseAnyTrace } from '@rockit/engine';
+import { ClientError, install, parseRate, play, status, update, verify, type ClientEvent } from '@rockit/client';
 import { createProgress, formatBytes } from '../progress.js';
 
 interface CommonFlags {
@@ -149,6 +151,46 @@ export function register(program: Command): void {
           `present        ${formatBytes(s.bytesPresent)} of ${formatBytes(s.bytesTotal)}`,
           `update         ${s.updateAvailable === null ? `unknown (${s.offlineReason ?? 'offline'})` : s.updateAvailable ? `build ${s.latest?.buildName} (${s.latest?.dxfName}) waits${s.patchBytes !== undefined ? `, patch ${formatBytes(s.patchBytes)}` : ''}` : 'none'}`,
         ]);
+      });
+    });
+
+  program
+    .command('play')
+    .description('run the game while it streams: waits for ready to play, mounts the install read-only (FUSE) and runs the command in it; or --replay a recorded session')
+    .argument('<dir>', 'install folder')
+    .argument('[command...]', 'the game command, after --')
+    .option('--mount <dir>', 'mount point (default: a new temporary folder)')
+    .option('--replay <trace>', 'replay this session trace (binary or NDJSON) through the download and report time-to-play and stalls')
+    .option('--limit-rate <rate>', 'download at most this fast (e.g. 100Mbit)')
+    .option('--key <key>', 'download key (default: the one kept in the install)')
+    .option('--json', 'progress events and the result as JSON lines on stdout (the game\'s stdout goes to stderr)')
+    .action(async (dir: string, command: string[], opts: CommonFlags & { mount?: string; replay?: string }) => {
+      await guarded(opts.json, async (signal) => {
+        const trace = opts.replay ? parseAnyTrace(await readFile(opts.replay)) : undefined;
+        const out = emitter(opts.json, 'play');
+        const r = await play({
+          dir,
+          command,
+          replay: trace,
+          mountPoint: opts.mount,
+          key: opts.key,
+          limitRateBytesPerSecond: rate(opts.limitRate),
+          gameStdoutToStderr: opts.json,
+          signal,
+          onEvent: (e) => out.event(e),
+          onMounted: (mnt) => {
+            if (opts.json) process.stdout.write(JSON.stringify({ phase: 'mounted', mountPoint: mnt }) + '\n');
+            else process.stderr.write(`mounted at ${mnt}\n`);
+          },
+        });
+        out.done();
+        result(opts.json, { ...r }, [
+          `time to play   ${(r.timeToPlayMs / 1000).toFixed(2)} s`,
+          `stalls         ${r.stalls} (${r.stallSeconds.toFixed(2)} s)`,
+          `downloaded     ${formatBytes(r.fetchedBytes)}${r.complete ? ' (install complete)' : ' (run update to finish the download)'}`,
+          ...(r.exitCode !== null ? [`game exit code ${r.exitCode}`] : []),
+        ]);
+        if (r.exitCode !== null && r.exitCode !== 0) process.exitCode = r.exitCode;
       });
     });
 }

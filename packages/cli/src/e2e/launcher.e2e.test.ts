@@ -298,3 +298,42 @@ describe('a keyed app', () => {
     }
   }, 180_000);
 });
+
+describe('rockit play (FUSE)', () => {
+  it('an unmodified program reads files through the mount before the download completes and gets the right bytes', async () => {
+    const game = path.join(dir, 'game-play');
+    await writeGame(game, 1);
+    await publish(depot, ORG, 'play', game, 1, { work: path.join(dir, 'play-work'), profile: { points: [{ tMs: 0, needBytes: 1 << 20 }, { tMs: 60_000, needBytes: 7 << 20 }] } });
+    const to = path.join(dir, 'install-play');
+    const first = await runRockit(['install', server.address, `${ORG}/play`, '--to', to, '--limit-rate', '1MB', '--until-ready', '--json'], env());
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(jsonLines(first.stdout).at(-1)).toMatchObject({ ready: true, complete: false });
+    // The "game": hashes the tail of the big archive (not streamed yet), a small file and a file via the symlink.
+    const script = `
+      const fs = require('fs'), c = require('crypto');
+      const h = (b) => c.createHash('sha256').update(b).digest('hex');
+      const fd = fs.openSync('data/assets.pak', 'r'); const size = fs.fstatSync(fd).size;
+      const tail = Buffer.alloc(100000); fs.readSync(fd, tail, 0, tail.length, size - tail.length); fs.closeSync(fd);
+      console.log(JSON.stringify({ game: true, tail: h(tail), config: h(fs.readFileSync('config.ini')), exe: h(fs.readFileSync('start')), list: fs.readdirSync('.').sort() }));`;
+    const mnt = path.join(dir, 'mnt-play');
+    await fs.mkdir(mnt);
+    const r = await runRockit(['play', to, '--mount', mnt, '--limit-rate', '1MB', '--json', '--', process.execPath, '-e', script], env());
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+    const seen = JSON.parse(r.stderr.split('\n').find((l) => l.startsWith('{"game":true'))!);
+    const assets = await fs.readFile(path.join(game, 'data', 'assets.pak'));
+    const { createHash } = await import('node:crypto');
+    const h = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(seen.tail).toBe(h(assets.subarray(assets.length - 100000)));
+    expect(seen.config).toBe(h(await fs.readFile(path.join(game, 'config.ini'))));
+    expect(seen.exe).toBe(h(await fs.readFile(path.join(game, 'bin', 'game'))));
+    expect(seen.list).toEqual(['bin', 'config.ini', 'data', 'start']);
+    const res = jsonLines(r.stdout).at(-1);
+    expect(res).toMatchObject({ phase: 'result', exitCode: 0, complete: false });
+    expect(res.stalls).toBeGreaterThan(0);
+    // Unmounted on exit; the next update finishes the install.
+    expect(await fs.readFile('/proc/mounts', 'utf8')).not.toContain(mnt);
+    const up = await runRockit(['update', to, '--json'], env());
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(await gameTree(to)).toEqual(await treeDigest(game));
+  }, 180_000);
+});
