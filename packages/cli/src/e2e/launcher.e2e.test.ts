@@ -337,3 +337,34 @@ describe('rockit play (FUSE)', () => {
     expect(await gameTree(to)).toEqual(await treeDigest(game));
   }, 180_000);
 });
+
+describe('kill -9 during an update', () => {
+  it('leaves the old build (never a mix); the next update completes it', async () => {
+    const g1 = path.join(dir, 'crash-g1');
+    const g2 = path.join(dir, 'crash-g2');
+    await writeGame(g1, 1);
+    await writeGame(g2, 2);
+    const c1 = await publish(depot, ORG, 'crash', g1, 1, { work: path.join(dir, 'crash-w1') });
+    const to = path.join(dir, 'install-crash');
+    expect((await runRockit(['install', server.address, `${ORG}/crash`, '--to', to], env())).exitCode).toBe(0);
+    await fs.writeFile(path.join(to, 'my-mod.txt'), 'mod');
+    await publish(depot, ORG, 'crash', g2, 2, { work: path.join(dir, 'crash-w2'), patchFrom: [c1] });
+    const run = await spawnUntil(['update', to, '--no-patch', '--limit-rate', '200k', '--json'], (e) => e.phase === 'update' && e.bytes > 0);
+    run.child.kill('SIGKILL');
+    await run.exited;
+    const mid = await gameTree(to);
+    expect(mid['my-mod.txt']).toBeDefined();
+    delete mid['my-mod.txt'];
+    expect(mid).toEqual(await treeDigest(g1));
+    const st = jsonLines((await runRockit(['status', to, '--json', '--offline'], env())).stdout).at(-1);
+    expect(st).toMatchObject({ phase: 'installed', build: { buildId: 1 } });
+    const up = await runRockit(['update', to, '--json'], env());
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(jsonLines(up.stdout).at(-1)).toMatchObject({ outcome: 'patched', build: { buildId: 2 } });
+    const after = await gameTree(to);
+    expect(after['my-mod.txt']).toBeDefined();
+    delete after['my-mod.txt'];
+    expect(after).toEqual(await treeDigest(g2));
+    await expect(fs.stat(`${to}.rockit-new`)).rejects.toThrow();
+  }, 180_000);
+});
