@@ -16,6 +16,8 @@ export interface PlayOptions {
   command?: string[];
   /** Replay this session's reads instead of running a command. */
   replay?: Trace;
+  /** Start a new install in `dir` (empty or missing) from this server and app when it holds none. */
+  from?: { server: string; orgName: string; appName: string };
   /** Mount point (default: a new temporary folder). */
   mountPoint?: string;
   key?: string;
@@ -59,13 +61,14 @@ export async function play(opts: PlayOptions): Promise<PlayResult> {
   const started = performance.now();
   try {
     const state = await readState(opts.dir);
-    if (!state) throw new ClientError('not-installed', `${opts.dir} holds no install`);
-    if (state.phase === 'installed') {
+    if (!state && !opts.from) throw new ClientError('not-installed', `${opts.dir} holds no install (give the server and app to install it)`);
+    if (state?.phase === 'installed') {
       if (opts.replay) return { exitCode: null, timeToPlayMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
       const exitCode = await runGame(opts.command!, opts.dir, opts.signal, opts.gameStdoutToStderr);
       return { exitCode, timeToPlayMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
     }
-    inst = await openInstall({ server: state.server, orgName: state.orgName, appName: state.appName, dir: opts.dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
+    const src = state ?? opts.from!;
+    inst = await openInstall({ server: src.server, orgName: src.orgName, appName: src.appName, dir: opts.dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
     const installation = inst;
     let readyAt: number | undefined;
     let onReady!: () => void;

@@ -160,11 +160,15 @@ export function register(program: Command): void {
     .argument('<dir>', 'install folder')
     .argument('[command...]', 'the game command, after --')
     .option('--mount <dir>', 'mount point (default: a new temporary folder)')
+    .option('--from <server>', 'install into <dir> first (a new or empty folder) from this server; with --app')
+    .option('--app <org/app>', 'the app to install with --from')
     .option('--replay <trace>', 'replay this session trace (binary or NDJSON) through the download and report time-to-play and stalls')
     .option('--limit-rate <rate>', 'download at most this fast (e.g. 100Mbit)')
     .option('--key <key>', 'download key (default: the one kept in the install)')
     .option('--json', 'progress events and the result as JSON lines on stdout (the game\'s stdout goes to stderr)')
-    .action(async (dir: string, command: string[], opts: CommonFlags & { mount?: string; replay?: string }) => {
+    .action(async (dir: string, command: string[], opts: CommonFlags & { mount?: string; replay?: string; from?: string; app?: string }) => {
+      const app = opts.app === undefined ? undefined : /^([^/]+)\/([^/]+)$/.exec(opts.app);
+      if ((opts.from === undefined) !== (opts.app === undefined) || (opts.app !== undefined && !app)) throw new ClientError('invalid-argument', '--from <server> and --app <org>/<app> go together');
       await guarded(opts.json, async (signal) => {
         const trace = opts.replay ? parseAnyTrace(await readFile(opts.replay)) : undefined;
         const out = emitter(opts.json, 'play');
@@ -172,6 +176,7 @@ export function register(program: Command): void {
           dir,
           command,
           replay: trace,
+          ...(opts.from && app ? { from: { server: opts.from, orgName: app[1], appName: app[2] } } : {}),
           mountPoint: opts.mount,
           key: opts.key,
           limitRateBytesPerSecond: rate(opts.limitRate),
