@@ -27,8 +27,11 @@ import {
   type Lock,
 } from './state.js';
 
-/** How long the download rate is measured before the preload is decided. */
-export const DEFAULT_MEASURE_MS = 3000;
+/**
+ * The download rate is measured for at least this long before the preload is evaluated; after that P(b) is
+ * re-evaluated with the running rate at every read until *ready to play*.
+ */
+export const DEFAULT_MEASURE_MS = 1000;
 const EVENT_EVERY_MS = 250;
 
 export interface InstallOptions {
@@ -232,7 +235,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   let measured: number | undefined;
   let readyAfterMs: number | undefined;
   let lastEvent = 0;
-  const measureMs = opts.measureMs ?? 3000;
+  const measureMs = opts.measureMs ?? DEFAULT_MEASURE_MS;
   const rate = () => {
     const secs = (performance.now() - started) / 1000;
     return secs > 0 ? (stream.presentStoredBytes - startBytes) / secs : 0;
@@ -246,24 +249,28 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
     const left = total - stream.presentStoredBytes;
     opts.onEvent?.({ phase, bytes: stream.presentStoredBytes, total, rate: Math.round(r), eta: r > 0 ? Math.round(left / r) : left === 0 ? 0 : null, ready: isReady(), ...(preload !== undefined ? { preloadBytes: preload } : {}), ...extra });
   };
+  /** P(b) at the running rate, once the rate has been measured long enough; fixed once ready. */
   const decide = () => {
-    if (preload !== undefined) return;
-    measured = rate();
-    preload = preloadBytes(m.profile, measured, total);
-    if (measured > 0) {
-      inst.state.measuredBytesPerSecond = Math.round(measured);
-      void writeState(inst.dir, inst.state).catch(() => undefined);
-    }
+    if (readyAfterMs !== undefined || !m.profile) return;
+    if (performance.now() - started < measureMs && !stream.complete) return;
+    const r = rate();
+    if (r <= 0 && preload !== undefined) return;
+    measured = r;
+    preload = preloadBytes(m.profile, r, total);
   };
   const checkReady = () => {
     if (readyAfterMs === undefined && isReady()) {
       readyAfterMs = Math.round(performance.now() - started);
       emit('stream', true, { readyNow: true });
+      if (measured && measured > 0 && !inst.resumed) {
+        inst.state.measuredBytesPerSecond = Math.round(measured);
+        void writeState(inst.dir, inst.state).catch(() => undefined);
+      }
       if (opts.untilReady) stream.stop();
     }
   };
-  // Nothing known about the reads without a profile: ready = complete. With a profile: measure first, or use
-  // the rate the previous run measured (a resumed install, e.g. play after install --until-ready).
+  // Nothing known about the reads without a profile: ready = complete. With a profile: measure first, or start
+  // from the rate the previous run measured (a resumed install, e.g. play after install --until-ready).
   if (!m.profile) preload = total;
   else if (inst.resumed && inst.state.measuredBytesPerSecond) {
     measured = inst.state.measuredBytesPerSecond;
@@ -276,7 +283,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const onAbort = () => stream.stop();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   stream.onChunk = () => {
-    if (preload === undefined && stream.complete) decide();
+    decide();
     checkReady();
     emit(readyAfterMs === undefined ? 'preload' : 'stream');
   };
@@ -289,7 +296,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  if (preload === undefined) decide();
+  decide();
   checkReady();
   const base = { build: inst.state.build, resumed: inst.resumed, fetchedBytes: stream.fetchedBytes, preloadBytes: preload, measuredBytesPerSecond: measured ? Math.round(measured) : undefined, readyAfterMs };
   if (!stream.complete) {
