@@ -126,10 +126,17 @@ export class ChunkStream {
    * ('server-unavailable', 'key-required', 'origin-corrupt', 'disk-full'; all resumable), file-system errors.
    */
   async run(): Promise<void> {
+    this.running = true;
+    this.kickUrgent();
     const workers = Array.from({ length: Math.max(1, this.o.parallelReads ?? 4) }, () => this.worker());
     try {
       await Promise.all(workers);
+      for (let u = this.urgentReader; u; u = this.urgentReader) {
+        await u;
+        if (this.urgentReader === u) this.urgentReader = undefined;
+      }
     } finally {
+      this.running = false;
       for (const fd of this.handles.values()) closeSync(fd);
       this.handles.clear();
       await this.saving;
@@ -167,6 +174,7 @@ export class ChunkStream {
         }),
     );
     for (const ci of missing) if (!this.inflight[ci]) this.urgent.push(ci);
+    this.kickUrgent();
     this.wake?.();
     return Promise.race([Promise.all(waits).then(() => undefined), this.failed()]);
   }
@@ -215,71 +223,100 @@ export class ChunkStream {
   }
 
   /** The next read: priority chunks first, else the next missing chunks in stream order. */
-  private nextGroup(): number[] | undefined {
-    const m = this.manifest;
-    const n = m.chunks.length;
-    const take = (first: number, cap: number): number[] => {
-      const g = [first];
-      let bytes = m.chunks[first].storedSizeBytes;
-      for (let i = first + 1; i < n && !hasBit(this.o.present, i) && !this.inflight[i]; i++) {
-        if (bytes + m.chunks[i].storedSizeBytes > cap) break;
-        g.push(i);
-        bytes += m.chunks[i].storedSizeBytes;
-      }
-      return coalesce(m, g, cap)[0];
-    };
+  private nextUrgent(): { g: number[]; urgent: boolean } | undefined {
     while (this.urgent.length > 0) {
       const ci = this.urgent.shift()!;
-      if (!hasBit(this.o.present, ci) && !this.inflight[ci]) return take(ci, URGENT_GROUP_BYTES);
+      if (!hasBit(this.o.present, ci) && !this.inflight[ci]) return { g: this.take(ci, URGENT_GROUP_BYTES), urgent: true };
     }
+    return undefined;
+  }
+
+  /** A read starting at chunk `first`: the following missing, unclaimed chunks adjacent in one pack, up to `cap` bytes. */
+  private take(first: number, cap: number): number[] {
+    const m = this.manifest;
+    const n = m.chunks.length;
+    const g = [first];
+    let bytes = m.chunks[first].storedSizeBytes;
+    for (let i = first + 1; i < n && !hasBit(this.o.present, i) && !this.inflight[i]; i++) {
+      if (bytes + m.chunks[i].storedSizeBytes > cap) break;
+      g.push(i);
+      bytes += m.chunks[i].storedSizeBytes;
+    }
+    return coalesce(m, g, cap)[0];
+  }
+
+  private nextGroup(): { g: number[]; urgent: boolean } | undefined {
+    const m = this.manifest;
+    const n = m.chunks.length;
+    const u = this.nextUrgent();
+    if (u) return u;
     while (this.cursor < n && (hasBit(this.o.present, this.cursor) || this.inflight[this.cursor])) this.cursor++;
-    if (this.cursor < n) return take(this.cursor, GROUP_BYTES);
+    if (this.cursor < n) return { g: this.take(this.cursor, GROUP_BYTES), urgent: false };
     return undefined;
   }
 
   private async worker(): Promise<void> {
     const signal = this.abort.signal;
     while (!signal.aborted) {
-      const g = this.nextGroup();
-      if (!g) {
+      const next = this.nextGroup();
+      if (!next) {
         // Everything is present or being fetched by another worker: wait for priority work or the end.
-        if (this.complete || this.allClaimed()) {
-          if (this.inflightCount === 0) return;
-          await new Promise<void>((r) => {
-            this.wake = r;
-            setTimeout(r, 50);
-          });
-          continue;
-        }
+        if (this.inflightCount === 0) return;
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, 50);
+        });
         continue;
       }
-      for (const ci of g) this.inflight[ci] = 1;
-      this.inflightCount += g.length;
+      await this.process(next);
+    }
+  }
+
+  /**
+   * Priority reads get a reader of their own, so they never wait for a stream reader to come free (those may be
+   * pacing for --limit-rate). At most one at a time; run() waits for it before it returns.
+   */
+  private kickUrgent(): void {
+    if (!this.running || this.urgentReader || this.abort.signal.aborted) return;
+    if (!this.urgent.some((ci) => !hasBit(this.o.present, ci) && !this.inflight[ci])) return;
+    const self = { reader: undefined as Promise<void> | undefined };
+    self.reader = (async () => {
+      await Promise.resolve(); // so that `self.reader` is assigned before the finally below can run
       try {
-        await this.fetchGroup(g, signal);
-      } catch (err) {
-        if (!signal.aborted) {
-          this.failure = asClientError(mapHttpError(err));
-          this.failReject?.(this.failure);
-          this.abort.abort(this.failure);
-        }
+        for (let next = this.nextUrgent(); next && !this.abort.signal.aborted; next = this.nextUrgent()) await this.process(next);
       } finally {
-        for (const ci of g) this.inflight[ci] = 0;
-        this.inflightCount -= g.length;
-        this.wake?.();
+        if (this.urgentReader === self.reader) this.urgentReader = undefined;
       }
+    })();
+    this.urgentReader = self.reader;
+  }
+
+  private async process(next: { g: number[]; urgent: boolean }): Promise<void> {
+    const signal = this.abort.signal;
+    const g = next.g;
+    for (const ci of g) this.inflight[ci] = 1;
+    this.inflightCount += g.length;
+    try {
+      await this.fetchGroup(g, signal, next.urgent);
+    } catch (err) {
+      if (!signal.aborted) {
+        this.failure = asClientError(mapHttpError(err));
+        this.failReject?.(this.failure);
+        this.abort.abort(this.failure);
+      }
+    } finally {
+      for (const ci of g) this.inflight[ci] = 0;
+      this.inflightCount -= g.length;
+      this.wake?.();
     }
   }
 
   private inflightCount = 0;
+  private running = false;
+  private urgentReader?: Promise<void>;
 
-  private allClaimed(): boolean {
-    const n = this.manifest.chunks.length;
-    if (this.urgent.some((ci) => !hasBit(this.o.present, ci) && !this.inflight[ci])) return false;
-    return this.cursor >= n;
-  }
 
-  private async fetchGroup(g: number[], signal: AbortSignal): Promise<void> {
+  private async fetchGroup(g: number[], signal: AbortSignal, urgent: boolean): Promise<void> {
     const m = this.manifest;
     const first = m.chunks[g[0]];
     const last = m.chunks[g[g.length - 1]];
@@ -287,7 +324,9 @@ export class ChunkStream {
     const pack = `packs/${m.packs[first.pack].name}`;
     let raws: Buffer[] | undefined;
     for (let attempt = 1; !raws; attempt++) {
-      await this.o.limiter?.take(length, signal);
+      // A priority read (the game waits for it) is not queued behind the paced stream reads; its bytes still count.
+      if (urgent) this.o.limiter?.charge(length);
+      else await this.o.limiter?.take(length, signal);
       await this.o.beforeRead?.();
       signal.throwIfAborted();
       const bytes = await this.o.source.readRange(pack, first.offset, length);

@@ -5,6 +5,12 @@ export class RateLimiter {
   private next = 0;
   constructor(private readonly bytesPerSecond: number | undefined) {}
 
+  /** Counts bytes read without waiting (a priority read goes first; the reads after it wait longer). */
+  charge(bytes: number): void {
+    if (!this.bytesPerSecond || this.bytesPerSecond <= 0) return;
+    this.next = Math.max(performance.now(), this.next) + (bytes / this.bytesPerSecond) * 1000;
+  }
+
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     if (!this.bytesPerSecond || this.bytesPerSecond <= 0) return;
     const now = performance.now();
