@@ -28,6 +28,13 @@ export default tseslint.config(
     rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'engine never reads process.env' }] },
   },
   {
+    files: ['packages/client/src/**/*.ts'],
+    rules: restrict([
+      { group: ['@rockit/server', '@rockit/cli', '@rockit/gamegen', '**/server/**', '**/cli/**', '**/gamegen/**'], message: 'client imports the engine only and talks HTTP' },
+      { group: ['kysely', 'fastify', 'pg', 'better-sqlite3', '@fastify/*'], message: 'client has no database or HTTP server' },
+    ]),
+  },
+  {
     files: ['packages/gamegen/src/**/*.ts', 'packages/cli/src/**/*.ts'],
     rules: restrict([{ group: ['@rockit/server', '**/server/src/**'], message: 'talk to the server over HTTP only' }]),
   },

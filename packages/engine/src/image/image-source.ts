@@ -1,6 +1,7 @@
 // Where an image is read from: a local folder or an http(s) base URL (range requests). Both return exactly
 // the bytes asked for or throw: CorruptionError 'pack-missing' / 'pack-truncated' for packs, 'manifest' or
-// 'image-json' for those files, EngineError 'source-unavailable' when the network keeps failing.
+// 'image-json' for those files, EngineError 'source-unavailable' when the network keeps failing,
+// EngineError 'source-forbidden' on HTTP 401/403 (a download token is missing, wrong or expired).
 import { open, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CorruptionError, EngineError, type CorruptionKind } from '../errors.js';
@@ -88,6 +89,11 @@ export interface HttpImageSourceOptions {
   retryDelayMs?: number;
   /** Per-request timeout (default 60 s). */
   timeoutMs?: number;
+  /**
+   * Query parameters added to every request, asked for again before each attempt (e.g. a download token
+   * `token=…` that the caller renews before it expires).
+   */
+  query?: () => Record<string, string>;
 }
 
 class RetryableError extends Error {}
@@ -99,6 +105,7 @@ export class HttpImageSource implements ImageSource {
   private readonly attempts: number;
   private readonly retryDelayMs: number;
   private readonly timeoutMs: number;
+  private readonly query?: () => Record<string, string>;
 
   constructor(baseUrl: string | URL, opts: HttpImageSourceOptions = {}) {
     const b = new URL(String(baseUrl));
@@ -109,6 +116,7 @@ export class HttpImageSource implements ImageSource {
     this.attempts = Math.max(1, opts.attempts ?? 5);
     this.retryDelayMs = opts.retryDelayMs ?? 200;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.query = opts.query;
   }
 
   private async withRetries<T>(name: string, once: () => Promise<T>): Promise<T> {
@@ -130,13 +138,14 @@ export class HttpImageSource implements ImageSource {
 
   private url(name: string): URL {
     checkName(name);
-    return new URL(name, this.base);
+    const u = new URL(name, this.base);
+    if (this.query) for (const [k, v] of Object.entries(this.query())) u.searchParams.set(k, v);
+    return u;
   }
 
   async readFile(name: string, maxBytes: number): Promise<Uint8Array> {
-    const url = this.url(name);
     return this.withRetries(name, async () => {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await fetch(this.url(name), { signal: AbortSignal.timeout(this.timeoutMs) });
       this.checkStatus(res, name);
       const len = Number(res.headers.get('content-length') ?? NaN);
       if (len > maxBytes) {
@@ -151,9 +160,8 @@ export class HttpImageSource implements ImageSource {
   }
 
   async readRange(name: string, offset: number, length: number): Promise<Uint8Array> {
-    const url = this.url(name);
     return this.withRetries(name, async () => {
-      const res = await fetch(url, { headers: { range: `bytes=${offset}-${offset + length - 1}` }, signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await fetch(this.url(name), { headers: { range: `bytes=${offset}-${offset + length - 1}` }, signal: AbortSignal.timeout(this.timeoutMs) });
       if (res.status === 416) {
         await res.body?.cancel();
         throw new CorruptionError(kindOf(name, 'short'), name, `${name} is shorter than ${offset + length} bytes (truncated)`);
@@ -197,6 +205,10 @@ export class HttpImageSource implements ImageSource {
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
       void res.body?.cancel();
       throw new RetryableError(`${name}: HTTP ${res.status}`);
+    }
+    if (res.status === 401 || res.status === 403) {
+      void res.body?.cancel();
+      throw new EngineError('source-forbidden', `cannot read ${name} from ${this.location}: HTTP ${res.status} (a download token is missing, wrong or expired)`);
     }
     if (res.status !== 200 && res.status !== 206) {
       void res.body?.cancel();

@@ -103,6 +103,20 @@ export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyIntern
   }
 }
 
+/**
+ * B's manifest from a patch folder, given A's (the installed build's) manifest: reads only the pointer and the
+ * manifest part, never the base-manifest part. Errors: PatchInputError when `fromManifest` is not the patch's
+ * base, PatchCorruptError / PatchUnsupportedError for damaged or unknown parts.
+ */
+export async function readPatchTarget(patchDir: string, fromManifest: Manifest): Promise<Manifest> {
+  const patch = await openPatch(patchDir);
+  try {
+    return (await loadManifests(patch.pointer, fromManifest, (role) => patch.partPath(role))).b;
+  } finally {
+    await patch.close();
+  }
+}
+
 /** Decodes A's and B's manifests and checks them against the pointer's ids. */
 export async function loadManifests(
   pointer: PatchPointer,

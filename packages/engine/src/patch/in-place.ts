@@ -170,7 +170,17 @@ export async function applyPatchInPlace(opts: ApplyInPlaceOptions): Promise<Appl
     throw err;
   });
   hook('built');
-  const kept = await keepUserEntries(p.dir, p.staging, result.baseManifest).catch(async (err: unknown) => {
+  const kept = await commitStaged(p, result.baseManifest, target, hook);
+  opts.onProgress?.({ phase: 'swap', doneBytes: 1, totalBytes: 1 });
+  return { outcome: 'applied', recovery: recovered.outcome, manifestId: target, copiedBytes: result.copiedBytes, patchedBytes: result.patchedBytes, kept };
+}
+
+/**
+ * Steps 1 (carry) to 6 of the protocol for a B already complete and verified in `p.staging`. Removes the
+ * staging folder when carrying fails (D is unchanged then).
+ */
+async function commitStaged(p: ReturnType<typeof pathsOf>, base: Manifest, to: string, hook: (s: InPlaceStep) => void): Promise<KeptUserEntries> {
+  const kept = await keepUserEntries(p.dir, p.staging, base).catch(async (err: unknown) => {
     await rm(p.staging, { recursive: true, force: true });
     throw err;
   });
@@ -178,7 +188,7 @@ export async function applyPatchInPlace(opts: ApplyInPlaceOptions): Promise<Appl
   const tmp = `${p.journal}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(JSON.stringify({ format: JOURNAL_FORMAT, version: JOURNAL_VERSION, state: 'swap', to: result.pointer.to.manifestId }));
+    await fh.writeFile(JSON.stringify({ format: JOURNAL_FORMAT, version: JOURNAL_VERSION, state: 'swap', to }));
     await fh.sync();
   } finally {
     await fh.close();
@@ -195,8 +205,43 @@ export async function applyPatchInPlace(opts: ApplyInPlaceOptions): Promise<Appl
   hook('removedOld');
   await rm(p.journal, { force: true });
   await fsyncDir(p.parent);
-  opts.onProgress?.({ phase: 'swap', doneBytes: 1, totalBytes: 1 });
-  return { outcome: 'applied', recovery: recovered.outcome, manifestId: target, copiedBytes: result.copiedBytes, patchedBytes: result.patchedBytes, kept };
+  return kept;
+}
+
+export interface ReplaceInPlaceOptions {
+  /** The installed folder holding A; holds B on success. */
+  dir: string;
+  /** A's manifest: entries of `dir` it does not list are the player's and are carried into B. */
+  baseManifest: Manifest;
+  /** Canonical manifest id of B (recorded in the journal). */
+  toManifestId: string;
+  /**
+   * Writes B, complete and verified, into `staging` (an empty folder beside `dir`) and makes it durable.
+   * `dir` holds A meanwhile and may be read (e.g. to copy the chunks B shares with A).
+   */
+  build: (staging: string) => Promise<void>;
+}
+
+/**
+ * Replaces A by B in `dir` with the same crash-safe protocol as applyPatchInPlace, for a B the caller builds
+ * (e.g. from an image's chunks instead of a patch). Recovers an earlier interrupted run first. Killed at any
+ * moment, `dir` is A or B after recovery, with the player's entries. Errors: those of `build` (the staging
+ * folder is removed, `dir` is unchanged) and PatchInputError from recovery.
+ */
+export async function replaceInPlace(opts: ReplaceInPlaceOptions): Promise<{ recovery: RecoveryOutcome; kept: KeptUserEntries }> {
+  const p = pathsOf(opts.dir);
+  const recovered = await recover(p.dir);
+  if (!(await exists(p.dir))) throw new PatchInputError(`not found: ${p.dir}`);
+  await rm(p.staging, { recursive: true, force: true });
+  await mkdir(p.staging, { recursive: true });
+  try {
+    await opts.build(p.staging);
+  } catch (err) {
+    await rm(p.staging, { recursive: true, force: true });
+    throw err;
+  }
+  const kept = await commitStaged(p, opts.baseManifest, opts.toManifestId, () => undefined);
+  return { recovery: recovered.outcome, kept };
 }
 
 

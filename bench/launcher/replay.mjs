@@ -1,0 +1,95 @@
+// Launcher benchmark (issue 9, item 4): a recorded session replayed through a REAL download from a running
+// server (`rockit play --from … --replay <trace> --limit-rate …`), next to `rockit faststart simulate` for the
+// same session and bandwidth, and next to a plain full install at the same rate.
+//
+//   node bench/launcher/replay.mjs [--size 200MB] [--sessions 12] [--rate 100] [--seconds 60] [--held-out 2]
+//
+// `--rate` is in Mbit/s. Sessions are cut to their first `--seconds` (both the replay and the simulator get the
+// same cut trace): a replay runs in real time and gamegen sessions last minutes to hours. Needs `npx tsc -b`.
+/* global fetch */
+import { promises as fs } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
+import { URL, fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import process from 'node:process';
+import { createRunGuard, freePort, serverEnv } from '../lib/run-guard.mjs';
+import { parseAnyTrace, encodeTrace } from '../../packages/engine/dist/index.js';
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const size = arg('size', '200MB');
+const sessionCount = Number(arg('sessions', '12'));
+const mbit = Number(arg('rate', '100'));
+const seconds = Number(arg('seconds', '60'));
+const heldOut = Number(arg('held-out', '2'));
+const CLI = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.url));
+const SERVER = fileURLToPath(new URL('../../packages/server/dist/bin.js', import.meta.url));
+
+const guard = createRunGuard({ name: 'launcher', maxSeconds: 3600 });
+const rockit = async (args) => guard.spawnNode([CLI, ...args]).done;
+const json = (out) => JSON.parse(out.trim().split('\n').at(-1));
+
+try {
+  const work = guard.tempDir('work');
+  const series = join(work, 'series');
+  await rockit(['gamegen', 'build', '--seed', '1', '--size', size, '--versions', '1', '--json', '--out', series]);
+  const traces = join(work, 'traces');
+  await rockit(['gamegen', 'sessions', '--build', join(series, 'v1'), '--out', traces, '--count', String(sessionCount), '--json']);
+  const files = (await fs.readdir(traces)).filter((f) => !f.endsWith('.json')).sort();
+  const train = files.slice(0, files.length - heldOut).map((f) => join(traces, f));
+  const test = files.slice(files.length - heldOut);
+  const plain = join(work, 'plain');
+  await rockit(['image', 'build', join(series, 'v1'), '--out', plain, '--json']);
+  // The server's depot: the trained image as build 1 of bench/game, the plain one as build 1 of bench/plain.
+  const data = join(work, 'data');
+  const depot = join(data, 'blobs', 'cdn');
+  const trainedPath = 'dxf/bench/game/0001/b0001-t001/';
+  await rockit(['faststart', 'train', '--image', plain, '--traces', ...train, '--out', join(depot, trainedPath), '--json']);
+  const plainPath = 'dxf/bench/plain/0001/b0001-t000/';
+  await fs.mkdir(join(depot, 'dxf/bench/plain/0001'), { recursive: true });
+  await fs.cp(plain, join(depot, plainPath), { recursive: true });
+  for (const [app, p, dxf] of [['game', trainedPath, 'b0001-t001'], ['plain', plainPath, 'b0001-t000']]) {
+    const img = JSON.parse(await fs.readFile(join(depot, p, 'image.json'), 'utf8'));
+    const release = { format: 'rockit-release', formatVersion: 1, orgName: 'bench', appName: app, buildId: 1, buildName: '1', dxfName: dxf, image: { path: p, manifest: img.manifest.name, sizeBytes: img.storedBytes + img.manifest.sizeBytes }, patches: [], created: 1 };
+    await fs.writeFile(join(depot, `dxf/bench/${app}/release.json`), JSON.stringify(release));
+  }
+  const port = await freePort();
+  const server = guard.spawnNode([SERVER, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', data], serverEnv({ ROCKIT_ADMIN_TOKEN: 'b'.repeat(32), ROCKIT_LOG_LEVEL: 'warn' }));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if ((await fetch(`${base}/cdn/dxf/bench/game/release.json`).catch(() => undefined))?.ok) break;
+    if (i > 300 || server.exitCode !== null) throw new Error(`server did not come up:\n${server.tail}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const rows = [];
+  for (const f of test) {
+    const full = parseAnyTrace(await fs.readFile(join(traces, f)));
+    const cut = { header: full.header, records: full.records.filter((r) => r.tMs <= seconds * 1000) };
+    const cutFile = join(work, `${f}.cut.rktr`);
+    await fs.writeFile(cutFile, encodeTrace(cut));
+    const inst = join(work, `install-${f}`);
+    const real = json(await rockit(['play', inst, '--from', base, '--app', 'bench/game', '--replay', cutFile, '--limit-rate', `${mbit}Mbit`, '--json']));
+    const sim = json(await rockit(['faststart', 'simulate', '--image', join(depot, trainedPath), '--sessions', cutFile, '--bandwidth', String(mbit), '--json']));
+    const s = Object.values(sim.sessions[0].results)[0];
+    rows.push({ session: f, records: cut.records.length, real, sim: s });
+    await fs.rm(inst, { recursive: true, force: true });
+  }
+  const fullDir = join(work, 'install-full');
+  const t0 = performance.now();
+  const fullRun = json(await rockit(['install', base, 'bench/plain', '--to', fullDir, '--limit-rate', `${mbit}Mbit`, '--json']));
+  const fullSeconds = (performance.now() - t0) / 1000;
+  const lines = [
+    `launcher replay: ${size} build, ${sessionCount} sessions (${heldOut} held out, cut to ${seconds} s), ${mbit} Mbit/s`,
+    '| session | records | replay: time to play | replay: stalls (s) | replay: fetched | simulate: time to play | simulate: stalls (s) |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.session} | ${r.records} | ${(r.real.timeToPlayMs / 1000).toFixed(2)} s | ${r.real.stalls} (${r.real.stallSeconds.toFixed(2)}) | ${(r.real.fetchedBytes / 1e6).toFixed(1)} MB | ${(r.sim.stream.timeToPlayMs / 1000).toFixed(2)} s | ${r.sim.stream.stalls} (${(r.sim.stream.stallMs / 1000).toFixed(2)}) |`),
+    `plain full install at ${mbit} Mbit/s: ${fullSeconds.toFixed(2)} s (${(fullRun.fetchedBytes / 1e6).toFixed(1)} MB); simulator's full download: ${(rows[0]?.sim.fullDownload.timeToPlayMs / 1000).toFixed(2)} s`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(JSON.stringify({ rows, fullSeconds }) + '\n');
+} finally {
+  await guard.done();
+}

@@ -1,0 +1,416 @@
+// Downloads the chunks of one image into the install folder, in stream order, with priority reads
+// (`ensure`) jumping the queue. Every chunk is decoded and checked against its SHA-256 before it is written
+// (a damaged or truncated payload from the origin is fetched again, never written as good), then written to
+// every place that uses it, then marked present. The presence bitmap is saved every few seconds, so a killed
+// download resumes where it stopped (losing at most the chunks since the last save, never marking a chunk
+// present that is not written).
+import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { coalesce, CorruptionError, verifyChunk, type ImageSource, type Manifest } from '@rockit/engine';
+import { ClientError, asClientError } from './errors.js';
+import { RateLimiter } from './rate-limiter.js';
+import { mapHttpError } from './remote.js';
+
+/** Bytes per range read: small enough for fine pacing and quick priority reads. */
+const GROUP_BYTES = 1024 * 1024;
+/** A priority read fetches at most this much beyond what was asked. */
+const URGENT_GROUP_BYTES = 256 * 1024;
+const SAVE_EVERY_MS = 2000;
+const SAVE_EVERY_BYTES = 32 * 1024 * 1024;
+const MAX_OPEN_FILES = 64;
+/** Attempts per read when the origin serves damaged bytes. */
+const CORRUPT_ATTEMPTS = 3;
+
+export interface ChunkStreamOptions {
+  dir: string;
+  manifest: Manifest;
+  source: ImageSource;
+  /** Presence bits (chunk i = bit i % 8 of byte i / 8); updated in place. */
+  present: Uint8Array;
+  /** Saves the presence bits (called every few seconds and at the end). */
+  save: (bits: Uint8Array) => Promise<void>;
+  /** Before each read (e.g. renew a download token). */
+  beforeRead?: () => Promise<void>;
+  parallelReads?: number;
+  limiter?: RateLimiter;
+}
+
+export const hasBit = (bits: Uint8Array, i: number) => (bits[i >> 3] & (1 << (i & 7))) !== 0;
+const setBit = (bits: Uint8Array, i: number) => {
+  bits[i >> 3] |= 1 << (i & 7);
+};
+export const clearBit = (bits: Uint8Array, i: number) => {
+  bits[i >> 3] &= ~(1 << (i & 7));
+};
+
+export class ChunkStream {
+  readonly manifest: Manifest;
+  /** Stored bytes of chunks before index i (stream offset); length n + 1. */
+  readonly streamOffset: Float64Array;
+  private readonly o: ChunkStreamOptions;
+  private readonly inflight: Uint8Array;
+  private readonly urgent: number[] = [];
+  private readonly waiters = new Map<number, Array<() => void>>();
+  private cursor = 0;
+  /** Every chunk before this index is present. */
+  private prefix = 0;
+  private readonly locStart: Int32Array;
+  private readonly locFile: Int32Array;
+  private readonly locOffset: Float64Array;
+  private readonly handles = new Map<number, number>();
+  private readonly byPath = new Map<string, number>();
+  private readonly fileOffsets = new Map<number, Float64Array>();
+  private readonly abort = new AbortController();
+  private failure?: unknown;
+  private lastSave = Date.now();
+  private bytesSinceSave = 0;
+  private saving?: Promise<void>;
+  private wake?: () => void;
+  /** Stored bytes fetched by this run. */
+  fetchedBytes = 0;
+  presentStoredBytes = 0;
+  /** Called after each read has been written (progress, readiness). */
+  onChunk?: (storedBytes: number) => void;
+
+  constructor(o: ChunkStreamOptions) {
+    this.o = o;
+    const m = (this.manifest = o.manifest);
+    const n = m.chunks.length;
+    this.inflight = new Uint8Array(n);
+    this.streamOffset = new Float64Array(n + 1);
+    for (let i = 0; i < n; i++) {
+      this.streamOffset[i + 1] = this.streamOffset[i] + m.chunks[i].storedSizeBytes;
+      if (hasBit(o.present, i)) this.presentStoredBytes += m.chunks[i].storedSizeBytes;
+    }
+    const counts = new Int32Array(n + 1);
+    for (const f of m.files) if (f.type === 'file') for (const ci of f.chunks) counts[ci + 1]++;
+    for (let i = 0; i < n; i++) counts[i + 1] += counts[i];
+    this.locStart = counts;
+    const fill = counts.slice(0, n);
+    this.locFile = new Int32Array(counts[n]);
+    this.locOffset = new Float64Array(counts[n]);
+    m.files.forEach((f, fi) => {
+      this.byPath.set(f.path, fi);
+      if (f.type !== 'file') return;
+      let off = 0;
+      for (const ci of f.chunks) {
+        const slot = fill[ci]++;
+        this.locFile[slot] = fi;
+        this.locOffset[slot] = off;
+        off += m.chunks[ci].rawSizeBytes;
+      }
+    });
+    this.advancePrefix();
+  }
+
+  get complete(): boolean {
+    return this.prefix >= this.manifest.chunks.length;
+  }
+
+  /** Stream bytes present from the start of the stream without a gap. */
+  get prefixBytes(): number {
+    return this.streamOffset[this.prefix];
+  }
+
+  get totalStoredBytes(): number {
+    return this.streamOffset[this.manifest.chunks.length];
+  }
+
+  private advancePrefix(): void {
+    const n = this.manifest.chunks.length;
+    while (this.prefix < n && hasBit(this.o.present, this.prefix)) this.prefix++;
+  }
+
+  /**
+   * Downloads until every chunk is present, `stop()` is called or a read fails for good. Errors: ClientError
+   * ('server-unavailable', 'key-required', 'origin-corrupt', 'disk-full'; all resumable), file-system errors.
+   */
+  async run(): Promise<void> {
+    this.running = true;
+    this.kickUrgent();
+    const workers = Array.from({ length: Math.max(1, this.o.parallelReads ?? 4) }, () => this.worker());
+    try {
+      await Promise.all(workers);
+      for (let u = this.urgentReader; u; u = this.urgentReader) {
+        await u;
+        if (this.urgentReader === u) this.urgentReader = undefined;
+      }
+    } finally {
+      this.running = false;
+      for (const fd of this.handles.values()) closeSync(fd);
+      this.handles.clear();
+      await this.saving;
+      await this.o.save(this.o.present);
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Stops at the next read; run() resolves once the reads in flight are written. */
+  stop(): void {
+    if (!this.abort.signal.aborted) this.abort.abort(new ClientError('server-unavailable', 'stopped', true));
+    this.wake?.();
+  }
+
+  get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /**
+   * Resolves when bytes [offset, offset + length) of the file at `path` are present and verified, fetching their
+   * chunks ahead of the stream order. Rejects with the stream's error when it fails, RangeError for a path that
+   * is not a regular file of the build.
+   */
+  ensure(path: string, offset: number, length: number): Promise<void> {
+    const chunks = this.chunksOf(path, offset, length);
+    const missing = chunks.filter((ci) => !hasBit(this.o.present, ci));
+    if (missing.length === 0) return Promise.resolve();
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const waits = missing.map(
+      (ci) =>
+        new Promise<void>((resolve) => {
+          const list = this.waiters.get(ci) ?? [];
+          list.push(resolve);
+          this.waiters.set(ci, list);
+        }),
+    );
+    for (const ci of missing) if (!this.inflight[ci]) this.urgent.push(ci);
+    this.kickUrgent();
+    this.wake?.();
+    return Promise.race([Promise.all(waits).then(() => undefined), this.failed()]);
+  }
+
+  private failedPromise?: Promise<never>;
+  private failReject?: (e: unknown) => void;
+  private failed(): Promise<never> {
+    this.failedPromise ??= new Promise<never>((_, reject) => (this.failReject = reject));
+    this.failedPromise.catch(() => undefined);
+    return this.failedPromise;
+  }
+
+  /** Whether the chunks of a byte range of a file are all present. */
+  has(path: string, offset: number, length: number): boolean {
+    return this.chunksOf(path, offset, length).every((ci) => hasBit(this.o.present, ci));
+  }
+
+  /** Chunk indexes covering a byte range of a regular file (hard links resolve to their target). */
+  chunksOf(path: string, offset: number, length: number): number[] {
+    let fi = this.byPath.get(path);
+    let f = fi === undefined ? undefined : this.manifest.files[fi];
+    if (f?.type === 'hardlink') {
+      fi = this.byPath.get(f.linkTarget);
+      f = fi === undefined ? undefined : this.manifest.files[fi];
+    }
+    if (!f || f.type !== 'file' || fi === undefined) throw new RangeError(`not a file of the build: ${path}`);
+    if (length <= 0 || offset >= f.sizeBytes) return [];
+    let offs = this.fileOffsets.get(fi);
+    if (!offs) {
+      offs = new Float64Array(f.chunks.length + 1);
+      for (let k = 0; k < f.chunks.length; k++) offs[k + 1] = offs[k] + this.manifest.chunks[f.chunks[k]].rawSizeBytes;
+      this.fileOffsets.set(fi, offs);
+    }
+    // First ordinal whose end is past offset.
+    let lo = 0;
+    let hi = f.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (offs[mid + 1] <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const end = Math.min(f.sizeBytes, offset + length);
+    const out: number[] = [];
+    for (let k = lo; k < f.chunks.length && offs[k] < end; k++) out.push(f.chunks[k]);
+    return out;
+  }
+
+  /** The next read: priority chunks first, else the next missing chunks in stream order. */
+  private nextUrgent(): { g: number[]; urgent: boolean } | undefined {
+    while (this.urgent.length > 0) {
+      const ci = this.urgent.shift()!;
+      if (!hasBit(this.o.present, ci) && !this.inflight[ci]) return { g: this.take(ci, URGENT_GROUP_BYTES), urgent: true };
+    }
+    return undefined;
+  }
+
+  /** A read starting at chunk `first`: the following missing, unclaimed chunks adjacent in one pack, up to `cap` bytes. */
+  private take(first: number, cap: number): number[] {
+    const m = this.manifest;
+    const n = m.chunks.length;
+    const g = [first];
+    let bytes = m.chunks[first].storedSizeBytes;
+    for (let i = first + 1; i < n && !hasBit(this.o.present, i) && !this.inflight[i]; i++) {
+      if (bytes + m.chunks[i].storedSizeBytes > cap) break;
+      g.push(i);
+      bytes += m.chunks[i].storedSizeBytes;
+    }
+    return coalesce(m, g, cap)[0];
+  }
+
+  private nextGroup(): { g: number[]; urgent: boolean } | undefined {
+    const m = this.manifest;
+    const n = m.chunks.length;
+    const u = this.nextUrgent();
+    if (u) return u;
+    while (this.cursor < n && (hasBit(this.o.present, this.cursor) || this.inflight[this.cursor])) this.cursor++;
+    if (this.cursor < n) return { g: this.take(this.cursor, GROUP_BYTES), urgent: false };
+    return undefined;
+  }
+
+  private async worker(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      const next = this.nextGroup();
+      if (!next) {
+        // Everything is present or being fetched by another worker: wait for priority work or the end.
+        if (this.inflightCount === 0) return;
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, 50);
+        });
+        continue;
+      }
+      await this.process(next);
+    }
+  }
+
+  /**
+   * Priority reads get a reader of their own, so they never wait for a stream reader to come free (those may be
+   * pacing for --limit-rate). At most one at a time; run() waits for it before it returns.
+   */
+  private kickUrgent(): void {
+    if (!this.running || this.urgentReader || this.abort.signal.aborted) return;
+    if (!this.urgent.some((ci) => !hasBit(this.o.present, ci) && !this.inflight[ci])) return;
+    const self = { reader: undefined as Promise<void> | undefined };
+    self.reader = (async () => {
+      await Promise.resolve(); // so that `self.reader` is assigned before the finally below can run
+      try {
+        for (let next = this.nextUrgent(); next && !this.abort.signal.aborted; next = this.nextUrgent()) await this.process(next);
+      } finally {
+        if (this.urgentReader === self.reader) this.urgentReader = undefined;
+      }
+    })();
+    this.urgentReader = self.reader;
+  }
+
+  private async process(next: { g: number[]; urgent: boolean }): Promise<void> {
+    const signal = this.abort.signal;
+    const g = next.g;
+    for (const ci of g) this.inflight[ci] = 1;
+    this.inflightCount += g.length;
+    try {
+      await this.fetchGroup(g, signal, next.urgent);
+    } catch (err) {
+      if (!signal.aborted) {
+        this.failure = asClientError(mapHttpError(err));
+        this.failReject?.(this.failure);
+        this.abort.abort(this.failure);
+      }
+    } finally {
+      for (const ci of g) this.inflight[ci] = 0;
+      this.inflightCount -= g.length;
+      this.wake?.();
+    }
+  }
+
+  private inflightCount = 0;
+  private running = false;
+  private urgentReader?: Promise<void>;
+
+
+  private async fetchGroup(g: number[], signal: AbortSignal, urgent: boolean): Promise<void> {
+    const m = this.manifest;
+    const first = m.chunks[g[0]];
+    const last = m.chunks[g[g.length - 1]];
+    const length = last.offset + last.storedSizeBytes - first.offset;
+    const pack = `packs/${m.packs[first.pack].name}`;
+    let raws: Buffer[] | undefined;
+    for (let attempt = 1; !raws; attempt++) {
+      // A priority read (the game waits for it) is not queued behind the paced stream reads; its bytes still count.
+      if (urgent) this.o.limiter?.charge(length);
+      else await this.o.limiter?.take(length, signal);
+      await this.o.beforeRead?.();
+      signal.throwIfAborted();
+      const bytes = await this.o.source.readRange(pack, first.offset, length);
+      this.fetchedBytes += length;
+      try {
+        raws = g.map((ci) => {
+          const c = m.chunks[ci];
+          return verifyChunk(m, c, bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.storedSizeBytes));
+        });
+      } catch (err) {
+        if (!(err instanceof CorruptionError) || attempt >= CORRUPT_ATTEMPTS) {
+          throw new ClientError('origin-corrupt', `the origin keeps serving damaged data: ${(err as Error).message} (run again later to resume)`, true);
+        }
+      }
+    }
+    for (let k = 0; k < g.length; k++) {
+      const ci = g[k];
+      this.writeChunk(ci, raws[k]);
+      setBit(this.o.present, ci);
+      this.presentStoredBytes += m.chunks[ci].storedSizeBytes;
+      const w = this.waiters.get(ci);
+      if (w) {
+        this.waiters.delete(ci);
+        for (const r of w) r();
+      }
+      this.bytesSinceSave += m.chunks[ci].storedSizeBytes;
+    }
+    this.advancePrefix();
+    this.onChunk?.(length);
+    if (!this.saving && (Date.now() - this.lastSave > SAVE_EVERY_MS || this.bytesSinceSave > SAVE_EVERY_BYTES)) {
+      this.lastSave = Date.now();
+      this.bytesSinceSave = 0;
+      // A snapshot: bits set later are saved next time.
+      const snap = this.o.present.slice();
+      this.saving = this.o.save(snap).finally(() => (this.saving = undefined));
+    }
+  }
+
+  /** Writes a chunk obtained elsewhere (e.g. copied from the installed build, verified by the caller) and marks it present. */
+  put(ci: number, raw: Buffer): void {
+    this.writeChunk(ci, raw);
+    if (!hasBit(this.o.present, ci)) {
+      setBit(this.o.present, ci);
+      this.presentStoredBytes += this.manifest.chunks[ci].storedSizeBytes;
+    }
+    this.advancePrefix();
+  }
+
+  /** Closes the files put() opened (run() closes its own). */
+  closeFiles(): void {
+    for (const fd of this.handles.values()) closeSync(fd);
+    this.handles.clear();
+  }
+
+  /** Synchronous positional writes: chunk-sized page-cache writes are cheaper inline (as in extract). */
+  private writeChunk(ci: number, raw: Buffer): void {
+    for (let s = this.locStart[ci]; s < this.locStart[ci + 1]; s++) {
+      const fd = this.handle(this.locFile[s]);
+      const at = this.locOffset[s];
+      let w = 0;
+      while (w < raw.length) w += writeSync(fd, raw, w, raw.length - w, at + w);
+    }
+  }
+
+  private handle(fi: number): number {
+    let fd = this.handles.get(fi);
+    if (fd !== undefined) {
+      this.handles.delete(fi);
+      this.handles.set(fi, fd);
+      return fd;
+    }
+    if (this.handles.size >= MAX_OPEN_FILES) {
+      const [oldest, ofd] = this.handles.entries().next().value as [number, number];
+      this.handles.delete(oldest);
+      closeSync(ofd);
+    }
+    const f = this.manifest.files[fi];
+    try {
+      fd = openSync(join(this.o.dir, f.path), 'r+');
+    } catch {
+      fd = openSync(join(this.o.dir, f.path), 'w');
+      fchmodSync(fd, f.mode & 0o777);
+    }
+    this.handles.set(fi, fd);
+    return fd;
+  }
+}

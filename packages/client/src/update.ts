@@ -1,0 +1,386 @@
+// Updating an installed build to the current release. Prefers the patch from the installed build (B's
+// manifest travels inside it as a delta against the manifest kept in the state folder, so the base manifest is
+// never downloaded); falls back to the chunks of the new image that the installed build lacks when no patch
+// exists, when the image path is smaller, or when the patch does not fit the installed files. Both paths are
+// crash-safe (the engine's in-place protocol: the folder is A or B, never a mix) and keep the player's files.
+import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { lstat, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import {
+  CorruptionError,
+  PatchError,
+  applyPatchInPlace,
+  openImage,
+  parseImageJson,
+  readPatchTarget,
+  recoverInPlace,
+  replaceInPlace,
+  IMAGE_JSON_NAME,
+  type HttpImageSource,
+  type KeptUserEntries,
+  type Manifest,
+} from '@rockit/engine';
+import { ChunkStream } from './chunk-stream.js';
+import { ClientError, asClientError } from './errors.js';
+import type { EventSink } from './events.js';
+import { openInstall, runInstall, buildRef, type InstallResult } from './install.js';
+import { checkBuildPaths, checkFiles, hashFile, layOut } from './layout.js';
+import { RateLimiter } from './rate-limiter.js';
+import { Remote, mapHttpError, type Release } from './remote.js';
+import { MANIFEST_FILE, NEXT_MANIFEST_FILE, PATCH_DIR, lockFolder, readManifest, readState, stateDir, writeManifest, writeState, type BuildRef, type InstallState, type Lock } from './state.js';
+import type { HttpImageSourceOptions } from '@rockit/engine';
+
+export interface UpdateOptions {
+  dir: string;
+  /** Overrides the key kept in the state (a renewed key). */
+  key?: string;
+  limitRateBytesPerSecond?: number;
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+  /** For an install that was not complete: stop at *ready to play*. */
+  untilReady?: boolean;
+  measureMs?: number;
+  http?: HttpImageSourceOptions;
+  /** Never use a patch (tests, or a launcher that knows better). */
+  noPatch?: boolean;
+}
+
+export interface UpdateResult {
+  /** 'resumed': an unfinished install was continued; 'retrained': same build, new stream order (no file changes). */
+  outcome: 'up-to-date' | 'patched' | 'chunks' | 'resumed' | 'retrained';
+  from?: BuildRef;
+  build: BuildRef;
+  /** Bytes downloaded for the update (patch parts, or chunks + B's manifest). */
+  downloadedBytes: number;
+  /** Why the patch was not used, when a patch existed. */
+  fallback?: string;
+  kept?: KeptUserEntries;
+  install?: InstallResult;
+}
+
+const PATCH_POINTER_MAX_BYTES = 1024 * 1024;
+const PART_READ_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Brings `dir` to the current release (see the file comment). Errors: ClientError ('not-installed', 'locked',
+ * 'key-required', 'key-rejected', 'server-unavailable', 'disk-full', ...). A failed or killed update leaves the
+ * installed build in place and is resumed or redone by the next run.
+ */
+export async function update(opts: UpdateOptions): Promise<UpdateResult> {
+  const lock = await lockFolder(opts.dir);
+  try {
+    return await updateLocked(opts, lock);
+  } catch (err) {
+    throw asClientError(err);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function updateLocked(opts: UpdateOptions, lock: Lock): Promise<UpdateResult> {
+  const dir = opts.dir;
+  let state = await readState(dir);
+  if (!state) throw new ClientError('not-installed', `${dir} holds no install (no ${join(stateDir(dir), 'install.json')})`);
+  if (state.phase === 'installing') {
+    const inst = await openInstall({ server: state.server, orgName: state.orgName, appName: state.appName, dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
+    const r = await runInstall(inst, opts);
+    return { outcome: 'resumed', build: r.build, downloadedBytes: r.fetchedBytes, install: r };
+  }
+  state = await settleInterrupted(dir, state);
+  const a = await readManifest(dir, state.build.manifestId);
+  if (!a) throw new ClientError('not-installed', `the installed build's manifest is missing from ${stateDir(dir)}: run verify --repair or reinstall`);
+  if (opts.key !== undefined) state.key = opts.key;
+  if (opts.limitRateBytesPerSecond !== undefined) state.limitRateBytesPerSecond = opts.limitRateBytesPerSecond;
+  const remote = new Remote({ server: state.server, orgName: state.orgName, appName: state.appName, key: state.key, http: opts.http });
+  const release = await remote.release();
+  const from = state.build;
+  if (release.buildId === from.buildId) {
+    if (release.dxfName === from.dxfName) return { outcome: 'up-to-date', build: from, downloadedBytes: 0 };
+    // Retrained: same files, another stream order. Keep the new image's manifest for later repairs.
+    const img = await openImage(remote.source(release.image.path)).catch((e: unknown) => Promise.reject(mapHttpError(e)));
+    const id = await writeManifest(dir, img.manifest);
+    state.build = buildRef(release, img.manifest, id);
+    await writeState(dir, state);
+    return { outcome: 'retrained', from, build: state.build, downloadedBytes: img.imageJson.manifest.sizeBytes };
+  }
+  const limiter = new RateLimiter(state.limitRateBytesPerSecond);
+  const patch = opts.noPatch ? undefined : release.patches.find((p) => p.fromBuildId === from.buildId);
+  let fallback: string | undefined = patch ? undefined : `no patch from build ${from.buildId}`;
+  if (patch) {
+    const src = remote.source(patch.path);
+    const got = await tryPatch(dir, state, a, release, src, remote, limiter, opts);
+    if (typeof got !== 'string') return { ...got, from };
+    fallback = got;
+  }
+  const r = await updateByChunks(dir, state, a, release, remote, limiter, opts);
+  return { ...r, from, fallback };
+}
+
+/** After a killed update: recover the in-place swap, then record which build the folder really holds. */
+async function settleInterrupted(dir: string, state: InstallState): Promise<InstallState> {
+  await recoverInPlace(dir);
+  const next = state.updating;
+  if (!next) return state;
+  const a = await readManifest(dir, state.build.manifestId);
+  const b = await readManifest(dir, next.manifestId, NEXT_MANIFEST_FILE);
+  if (a && b && (await holdsB(dir, a, b))) {
+    await rename(join(stateDir(dir), NEXT_MANIFEST_FILE), join(stateDir(dir), MANIFEST_FILE));
+    state.build = next;
+  }
+  delete state.updating;
+  await writeState(dir, state);
+  return state;
+}
+
+/** Whether the folder (recovered, so exactly A or B) holds B: looks at the first paths where A and B differ. */
+async function holdsB(dir: string, a: Manifest, b: Manifest): Promise<boolean> {
+  const inA = new Map(a.files.map((f) => [f.path, f]));
+  for (const f of b.files) {
+    if (f.type !== 'file') continue;
+    const af = inA.get(f.path);
+    if (af?.type === 'file' && af.sizeBytes === f.sizeBytes && Buffer.from(af.sha256).equals(f.sha256)) continue;
+    const st = await stat(join(dir, f.path)).catch(() => undefined);
+    if (!st) return false;
+    if (st.size !== f.sizeBytes) return false;
+    if (!af || af.type !== 'file' || af.sizeBytes !== f.sizeBytes) return true;
+    const h = await hashFile(join(dir, f.path));
+    return h !== undefined && h.equals(f.sha256);
+  }
+  const inB = new Set(b.files.map((f) => f.path));
+  for (const f of a.files) if (f.type === 'file' && !inB.has(f.path)) return !(await stat(join(dir, f.path)).catch(() => undefined));
+  return true;
+}
+
+/** Downloads one file of a folder into `to`, resuming a partial download; returns the bytes fetched. */
+async function downloadPart(src: HttpImageSource, name: string, sizeBytes: number, to: string, limiter: RateLimiter, remote: Remote, signal?: AbortSignal): Promise<number> {
+  const have = await stat(to).then((s) => s.size, () => 0);
+  if (have > sizeBytes) await rm(to, { force: true });
+  const fh = await open(to, have > sizeBytes ? 'w' : 'a');
+  let fetched = 0;
+  try {
+    for (let off = have > sizeBytes ? 0 : have; off < sizeBytes; ) {
+      signal?.throwIfAborted();
+      const len = Math.min(PART_READ_BYTES, sizeBytes - off);
+      await limiter.take(len, signal);
+      await remote.freshen();
+      const bytes = await src.readRange(name, off, len);
+      await fh.write(bytes);
+      off += len;
+      fetched += len;
+    }
+  } finally {
+    await fh.close();
+  }
+  return fetched;
+}
+
+async function sha256File(path: string): Promise<string | undefined> {
+  return (await hashFile(path))?.toString('hex');
+}
+
+/** Returns the result, or the reason to fall back to chunks. */
+async function tryPatch(
+  dir: string,
+  state: InstallState,
+  a: Manifest,
+  release: Release,
+  src: HttpImageSource,
+  remote: Remote,
+  limiter: RateLimiter,
+  opts: UpdateOptions,
+): Promise<UpdateResult | string> {
+  let pointer: any;
+  try {
+    pointer = JSON.parse(Buffer.from(await src.readFile('patch.json', PATCH_POINTER_MAX_BYTES)).toString('utf8'));
+  } catch (err) {
+    if (err instanceof CorruptionError || err instanceof SyntaxError) return `the patch is not readable (${(err as Error).message})`;
+    throw mapHttpError(err);
+  }
+  if (pointer?.from?.manifestId !== state.build.manifestId) return 'the patch is for another base build';
+  const parts = (Array.isArray(pointer.parts) ? pointer.parts : []).filter((p: any) => p?.role === 'manifest' || p?.role === 'data');
+  const patchBytes = parts.reduce((s: number, p: any) => s + (Number(p.sizeBytes) || 0), 0);
+  // Whichever is smaller, decided without downloading any manifest: the chunk path costs B's manifest (size in
+  // B's image.json) plus the new chunks, estimated from the patch's own stats (raw bytes of the chunks A lacks)
+  // at the image's stored/raw ratio.
+  const imageSrc = remote.source(release.image.path);
+  const imageJson = parseImageJson(await imageSrc.readFile(IMAGE_JSON_NAME, 64 * 1024).catch((e: unknown) => Promise.reject(mapHttpError(e))));
+  const newRaw = Number(pointer.stats?.newRawBytes);
+  if (Number.isFinite(newRaw) && newRaw >= 0 && imageJson.rawBytes > 0) {
+    const chunkBytes = imageJson.manifest.sizeBytes + Math.round((newRaw * imageJson.storedBytes) / imageJson.rawBytes);
+    if (chunkBytes < patchBytes) return `the new image's changed chunks (about ${chunkBytes} bytes) are smaller than the patch (${patchBytes} bytes)`;
+  }
+  const pdir = join(stateDir(dir), PATCH_DIR);
+  await mkdir(pdir, { recursive: true });
+  let downloaded = 0;
+  let done = 0;
+  const started = performance.now();
+  for (const p of parts) {
+    if (typeof p.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(p.name)) return 'the patch pointer names a bad part';
+    const to = join(pdir, p.name);
+    downloaded += await downloadPart(src, p.name, p.sizeBytes, to, limiter, remote, opts.signal);
+    if ((await sha256File(to)) !== p.sha256) {
+      await rm(to, { force: true });
+      throw new ClientError('origin-corrupt', `patch part ${p.name} does not match its SHA-256 (run again to fetch it again)`, true);
+    }
+    done += p.sizeBytes;
+    const secs = (performance.now() - started) / 1000;
+    opts.onEvent?.({ phase: 'patch', bytes: done, total: patchBytes, rate: secs > 0 ? Math.round(downloaded / secs) : 0, eta: null, ready: true });
+  }
+  await writeFile(join(pdir, 'patch.json'), JSON.stringify(pointer));
+  let b: Manifest;
+  try {
+    b = await readPatchTarget(pdir, a);
+  } catch (err) {
+    if (err instanceof PatchError) return `the patch does not fit the installed build (${err.message})`;
+    throw err;
+  }
+  checkBuildPaths(b);
+  const next: BuildRef = buildRef(release, b, pointer.to.manifestId);
+  await writeManifest(dir, b, NEXT_MANIFEST_FILE);
+  state.updating = next;
+  await writeState(dir, state);
+  let kept: KeptUserEntries;
+  try {
+    const r = await applyPatchInPlace({
+      patch: pdir,
+      dir,
+      fromManifest: a,
+      onProgress: (p) => opts.onEvent?.({ phase: 'update', bytes: p.doneBytes, total: p.totalBytes, rate: 0, eta: null, ready: false }),
+    });
+    kept = r.kept;
+  } catch (err) {
+    delete state.updating;
+    await writeState(dir, state);
+    if (err instanceof PatchError) return `the patch does not fit the installed files (${err.message})`;
+    throw err;
+  }
+  await commitNext(dir, state, next);
+  await rm(pdir, { recursive: true, force: true });
+  return { outcome: 'patched', build: next, downloadedBytes: downloaded, kept };
+}
+
+/** The folder now holds `next`: make the state say so. */
+async function commitNext(dir: string, state: InstallState, next: BuildRef): Promise<void> {
+  await rename(join(stateDir(dir), NEXT_MANIFEST_FILE), join(stateDir(dir), MANIFEST_FILE));
+  state.build = next;
+  delete state.updating;
+  state.phase = 'installed';
+  await writeState(dir, state);
+}
+
+async function updateByChunks(dir: string, state: InstallState, a: Manifest, release: Release, remote: Remote, limiter: RateLimiter, opts: UpdateOptions): Promise<UpdateResult> {
+  const src = remote.source(release.image.path);
+  const img = await openImage(src).catch((e: unknown) => Promise.reject(mapHttpError(e)));
+  const b = img.manifest;
+  checkBuildPaths(b);
+  const id = await writeManifest(dir, b, NEXT_MANIFEST_FILE);
+  const next = buildRef(release, b, id);
+  state.updating = next;
+  await writeState(dir, state);
+  let fetched = img.imageJson.manifest.sizeBytes;
+  // Where A has each chunk: (file, offset) of its first occurrence.
+  const inA = new Map<string, { path: string; offset: number; size: number }>();
+  for (const f of a.files) {
+    if (f.type !== 'file') continue;
+    let off = 0;
+    for (const ci of f.chunks) {
+      const c = a.chunks[ci];
+      const key = Buffer.from(c.hash).toString('hex');
+      if (!inA.has(key)) inA.set(key, { path: f.path, offset: off, size: c.rawSizeBytes });
+      off += c.rawSizeBytes;
+    }
+  }
+  let kept: KeptUserEntries;
+  try {
+    const r = await replaceInPlace({
+      dir,
+      baseManifest: a,
+      toManifestId: id,
+      build: async (staging) => {
+        await layOut(staging, b);
+        const present = new Uint8Array(Math.ceil(b.chunks.length / 8));
+        const stream = new ChunkStream({ dir: staging, manifest: b, source: src, present, save: async () => undefined, beforeRead: () => remote.freshen(), limiter });
+        // Chunks the installed build has: copied from its files, each checked against its hash.
+        const fds = new Map<string, number>();
+        try {
+          b.chunks.forEach((c, ci) => {
+            const at = inA.get(Buffer.from(c.hash).toString('hex'));
+            if (!at) return;
+            let fd = fds.get(at.path);
+            if (fd === undefined) {
+              try {
+                fd = openSync(join(dir, at.path), 'r');
+              } catch {
+                return;
+              }
+              fds.set(at.path, fd);
+            }
+            const buf = Buffer.allocUnsafe(at.size);
+            let got = 0;
+            while (got < at.size) {
+              const n = readSync(fd, buf, got, at.size - got, at.offset + got);
+              if (n === 0) break;
+              got += n;
+            }
+            if (got === at.size && createHash('sha256').update(buf).digest().equals(c.hash)) stream.put(ci, buf);
+          });
+        } finally {
+          for (const fd of fds.values()) closeSync(fd);
+          stream.closeFiles();
+        }
+        const before = stream.fetchedBytes;
+        const onAbort = () => stream.stop();
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const started = performance.now();
+        stream.onChunk = () => {
+          const secs = (performance.now() - started) / 1000;
+          const rate = secs > 0 ? stream.fetchedBytes / secs : 0;
+          opts.onEvent?.({ phase: 'update', bytes: stream.presentStoredBytes, total: stream.totalStoredBytes, rate: Math.round(rate), eta: rate > 0 ? Math.round((stream.totalStoredBytes - stream.presentStoredBytes) / rate) : null, ready: false });
+        };
+        try {
+          await stream.run();
+        } finally {
+          opts.signal?.removeEventListener('abort', onAbort);
+        }
+        if (!stream.complete) throw new ClientError('server-unavailable', 'update stopped before it was complete (run again)', true);
+        fetched += stream.fetchedBytes - before;
+        const problems = await checkFiles(staging, b);
+        if (problems.length > 0) throw new ClientError('origin-corrupt', `the new build does not verify: ${problems.map((p) => p.path).join(', ')}`, true);
+        await syncTree(staging, b);
+      },
+    });
+    kept = r.kept;
+  } catch (err) {
+    delete state.updating;
+    await writeState(dir, state);
+    throw err;
+  }
+  await commitNext(dir, state, next);
+  return { outcome: 'chunks', build: next, downloadedBytes: fetched, kept };
+}
+
+/** fsync of every regular file and folder of the build (the in-place protocol wants B durable before the swap). */
+async function syncTree(root: string, m: Manifest): Promise<void> {
+  const folders = new Set<string>(['']);
+  for (const f of m.files) {
+    if (f.type === 'file') {
+      const fd = openSync(join(root, f.path), 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    if (f.type === 'dir') folders.add(f.path);
+  }
+  for (const d of [...folders].sort((x, y) => y.length - x.length)) {
+    if (!(await lstat(join(root, d)).catch(() => undefined))?.isDirectory()) continue;
+    const fd = openSync(join(root, d), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
