@@ -75,6 +75,8 @@ export interface ServerOptions {
   webhooks?: Pick<WebhookHandlerOptions, 'backoff' | 'timeoutMs' | 'random' | 'issuer' | 'lookup'>;
   /** File operations on origins for apps and deployments (verify, remove published files); default: the real ones. */
   originFiles?: OriginFileOps;
+  /** Called with the SQL text of every statement the server runs (tests count statements per request). */
+  onQuery?: (sql: string) => void;
   /** Where the generated admin token is printed once (default: stdout). */
   print?: (line: string) => void;
 }
@@ -125,7 +127,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const clock = opts.clock ?? systemClock;
   const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
   const adminToken = resolveAdminToken(config, print);
-  const db = await createDb(config.database);
+  const db = await createDb(config.database, opts.onQuery ? { onQuery: opts.onQuery } : {});
   try {
     await migrateToLatest(db.db, db.schema);
   } catch (e) {

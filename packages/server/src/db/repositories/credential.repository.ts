@@ -83,17 +83,43 @@ export interface AuthTokenLookup extends CredentialOwner {
   revoked: boolean;
 }
 
-export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<AuthTokenLookup | undefined> {
-  const r = await db
+/** A role the credential's owner holds, read in the same statement as the credential (never cached). */
+export interface Grant {
+  permissions: string;
+  builtin: number;
+}
+
+/** The owner's roles as read now, with the credential: one row per role (one row with no role for a user without roles). */
+export interface WithGrants {
+  grants: Grant[];
+}
+
+const grantColumns = ['roles.permissions as g_permissions', 'roles.builtin as g_builtin'] as const;
+
+function grantsOf(rows: any[]): Grant[] {
+  const out: Grant[] = [];
+  for (const r of rows) if (r.g_permissions !== null && r.g_permissions !== undefined) out.push({ permissions: r.g_permissions, builtin: Number(r.g_builtin) });
+  return out;
+}
+
+/**
+ * The token, its session, owner, org and the owner's roles, in ONE statement (the hot path of every
+ * authenticated request): revocation, expiry, the disabled flag and role changes are all read afresh.
+ */
+export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<(AuthTokenLookup & WithGrants) | undefined> {
+  const rows = await db
     .selectFrom('auth_tokens')
     .innerJoin('sessions', 'sessions.id', 'auth_tokens.session_id')
     .innerJoin('users', 'users.id', 'sessions.user_id')
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
-    .select([...ownerColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
+    .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
+    .leftJoin('roles', 'roles.id', 'user_roles.role_id')
+    .select([...ownerColumns, ...grantColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
     .where('auth_tokens.token_hash', '=', tokenHash)
-    .executeTakeFirst();
+    .execute();
+  const r = rows[0];
   if (!r) return undefined;
-  return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0 };
+  return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0, grants: grantsOf(rows) };
 }
 
 /** Deletes expired sessions (their auth tokens cascade). Returns nothing; housekeeping only. */
@@ -105,19 +131,49 @@ export async function insertApiKey(db: Executor, row: { id: string; user_id: str
   await db.insertInto('api_keys').values({ ...row, revoked_ms: null }).execute();
 }
 
-/** The live (unrevoked) key of (org name, username) with this hash, with its owner. */
-export async function findApiKey(db: Executor, orgName: string, username: string, keyHash: string): Promise<CredentialOwner | undefined> {
-  const r = await db
+/** An API key's owner with its roles, and whether the client address was blocked when the key was read. */
+export interface ApiKeyLookup extends CredentialOwner, WithGrants {
+  /** When the address's live credential-failure window ends (ms), if that window has reached its max; else undefined. */
+  blockedUntilMs: number | undefined;
+}
+
+/**
+ * The live (unrevoked) key of (org name, username) with this hash, its owner and the owner's roles,
+ * plus the client address's throttle window (`throttle`: the hashed key, the max, now), in ONE statement.
+ */
+export async function findApiKey(
+  db: Executor,
+  orgName: string,
+  username: string,
+  keyHash: string,
+  throttle: { key: string; max: number; nowMs: number },
+): Promise<ApiKeyLookup | undefined> {
+  const rows = await db
     .selectFrom('api_keys')
     .innerJoin('users', 'users.id', 'api_keys.user_id')
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
+    .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
+    .leftJoin('roles', 'roles.id', 'user_roles.role_id')
     .select(ownerColumns)
+    .select(grantColumns)
+    .select((eb) =>
+      eb
+        .selectFrom('login_failures')
+        .select('login_failures.window_ends_ms')
+        .where('login_failures.key', '=', throttle.key)
+        .where('login_failures.window_ends_ms', '>', throttle.nowMs)
+        .where('login_failures.failures', '>=', throttle.max)
+        .as('blocked_until_ms'),
+    )
     .where('api_keys.key_hash', '=', keyHash)
     .where('api_keys.revoked_ms', 'is', null)
     .where('orgs.name', '=', orgName)
     .where('users.username', '=', username)
-    .executeTakeFirst();
-  return r ? owner(r) : undefined;
+    .execute();
+  const r = rows[0];
+  if (!r) return undefined;
+  const blocked = r.blocked_until_ms;
+  return { ...owner(r), grants: grantsOf(rows), blockedUntilMs: blocked === null || blocked === undefined ? undefined : Number(blocked) };
 }
 
 /** Key ids are per org: a key of another org is never found. */

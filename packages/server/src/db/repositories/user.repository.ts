@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { UserRow, UserUpdate } from '../database.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
@@ -13,7 +14,8 @@ export interface UserFilter {
   role?: string;
 }
 
-export async function listUsers(db: Executor, orgId: string, f: UserFilter, w: ListWindow): Promise<{ total: number; rows: UserRow[] }> {
+/** The users of the org matching the filter (no selection yet). */
+function filtered(db: Executor, orgId: string, f: UserFilter) {
   let base = db.selectFrom('users').where('users.org_id', '=', orgId);
   if (f.username) base = base.where(contains('users.username', f.username));
   if (f.type) base = base.where('users.type', '=', f.type);
@@ -30,8 +32,49 @@ export async function listUsers(db: Executor, orgId: string, f: UserFilter, w: L
       ),
     );
   }
-  const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
-  const rows = await applyWindow(base.selectAll('users'), w, 'users.username').execute();
+  return base;
+}
+
+/**
+ * A page of users with the total and each user's role names (sorted), in ONE statement on the
+ * common path: the page (with `count(*) over ()`, computed before the limit) as a derived table,
+ * joined to the roles. Only a page past the end (no rows, offset > 0) needs a second statement for the total.
+ */
+export async function listUsersWithRoles(
+  db: Executor,
+  orgId: string,
+  f: UserFilter,
+  w: ListWindow,
+): Promise<{ total: number; rows: Array<{ user: UserRow; roles: string[] }> }> {
+  const page = applyWindow(
+    filtered(db, orgId, f).selectAll('users').select((eb) => eb.fn.countAll<number>().over().as('total_count')),
+    w,
+    'users.username',
+  );
+  let q = db
+    .selectFrom(page.as('u'))
+    .leftJoin('user_roles', 'user_roles.user_id', 'u.id')
+    .leftJoin('roles', 'roles.id', 'user_roles.role_id')
+    .selectAll('u')
+    .select('roles.name as role_name');
+  // The page's order again (the derived table's order does not carry over the join), then the role names.
+  for (const o of w.order) q = q.orderBy(sql.ref(o.column.replace(/^users\./, 'u.')), o.desc ? 'desc' : 'asc');
+  const joined = await q.orderBy('u.username', 'asc').orderBy('roles.name', 'asc').execute();
+  const rows: Array<{ user: UserRow; roles: string[] }> = [];
+  const byId = new Map<string, string[]>();
+  for (const r of joined) {
+    let roles = byId.get(r.id);
+    if (!roles) {
+      roles = [];
+      byId.set(r.id, roles);
+      const { total_count: _total, role_name: _role, ...user } = r;
+      rows.push({ user, roles });
+    }
+    if (r.role_name !== null) roles.push(r.role_name);
+  }
+  if (joined.length > 0) return { total: Number(joined[0]!.total_count), rows };
+  if (w.offset === 0) return { total: 0, rows };
+  const { total } = await filtered(db, orgId, f).select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
   return { total: Number(total), rows };
 }
 
