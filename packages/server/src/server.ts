@@ -52,6 +52,7 @@ import { currentVersions } from './version.js';
 import { WEBHOOK_TASK_TYPE } from './webhooks/emit.js';
 import { isPublicAddress } from './net/address-policy.js';
 import pino, { type Logger } from 'pino';
+import { Metrics } from './metrics/metrics.js';
 
 /** A readiness probe reported by /srv/v1/health (e.g. the blob store). Throws when not ready. */
 export interface ReadinessCheck {
@@ -250,6 +251,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     return checks;
   };
   const readinessChecks: ReadinessCheck[] = opts.readinessChecks ?? [{ name: 'blob-store', check: blobStoreCheck }];
+  // Metrics only when an operator asked for them (ROCKIT_METRICS_TOKEN): otherwise no hook, no cost.
+  const metrics = config.metricsToken ? new Metrics(db.db, WEBHOOK_TASK_TYPE) : undefined;
   if (config.worker.enabled) {
     const injected = opts.selfChecks;
     const selfChecks = injected ? () => injected : defaultSelfChecks;
@@ -266,6 +269,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       },
       concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
       backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
+      ...(metrics ? { onTaskEnd: (end) => metrics.taskEnded(end) } : {}),
     });
   }
 
@@ -331,6 +335,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     versions: currentVersions(),
     logger: opts.logger ?? loggerOptions(config.logLevel),
     changelog: readChangelog(),
+    ...(metrics ? { metrics } : {}),
   });
   // Work left by an earlier process of this node (killed mid-mkraw) and caches of deleted apps go before any task runs.
   if (worker) await sweepWork();

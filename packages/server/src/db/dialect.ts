@@ -33,7 +33,7 @@ const PG_NUMERIC = 1700;
  */
 export async function createDb(config: DatabaseConfig, opts: DbOptions = {}): Promise<Db> {
   const onQuery = opts.onQuery;
-  const log = onQuery ? { log: (e: LogEvent) => e.level === 'query' && onQuery(e.query.sql) } : {};
+  const log = onQuery ? { log: (e: LogEvent): void => { if (e.level === 'query') onQuery(e.query.sql); } } : {};
   if (config.kind === 'sqlite') {
     fs.mkdirSync(path.dirname(config.file), { recursive: true });
     const database = new SQLite(config.file, { timeout: 5000 });
