@@ -1,5 +1,5 @@
 import type { OrgRow, UserRow } from '../database.js';
-import type { Executor } from './common.js';
+import { compiledOnce, type Executor } from './common.js';
 
 /** Sessions, auth tokens and API keys: all stored as SHA-256 hashes of the secret. */
 
@@ -102,12 +102,8 @@ function grantsOf(rows: any[]): Grant[] {
   return out;
 }
 
-/**
- * The token, its session, owner, org and the owner's roles, in ONE statement (the hot path of every
- * authenticated request): revocation, expiry, the disabled flag and role changes are all read afresh.
- */
-export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<(AuthTokenLookup & WithGrants) | undefined> {
-  const rows = await db
+const authTokenQuery = compiledOnce<{ tokenHash: string }, Record<string, any>>(['tokenHash'], (db, p) =>
+  db
     .selectFrom('auth_tokens')
     .innerJoin('sessions', 'sessions.id', 'auth_tokens.session_id')
     .innerJoin('users', 'users.id', 'sessions.user_id')
@@ -115,8 +111,15 @@ export async function findAuthTokenByHash(db: Executor, tokenHash: string): Prom
     .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
     .leftJoin('roles', 'roles.id', 'user_roles.role_id')
     .select([...ownerColumns, ...grantColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
-    .where('auth_tokens.token_hash', '=', tokenHash)
-    .execute();
+    .where('auth_tokens.token_hash', '=', p.tokenHash),
+);
+
+/**
+ * The token, its session, owner, org and the owner's roles, in ONE statement (the hot path of every
+ * authenticated request): revocation, expiry, the disabled flag and role changes are all read afresh.
+ */
+export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<(AuthTokenLookup & WithGrants) | undefined> {
+  const rows = await authTokenQuery(db, { tokenHash });
   const r = rows[0];
   if (!r) return undefined;
   return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0, grants: grantsOf(rows) };
@@ -137,18 +140,10 @@ export interface ApiKeyLookup extends CredentialOwner, WithGrants {
   blockedUntilMs: number | undefined;
 }
 
-/**
- * The live (unrevoked) key of (org name, username) with this hash, its owner and the owner's roles,
- * plus the client address's throttle window (`throttle`: the hashed key, the max, now), in ONE statement.
- */
-export async function findApiKey(
-  db: Executor,
-  orgName: string,
-  username: string,
-  keyHash: string,
-  throttle: { key: string; max: number; nowMs: number },
-): Promise<ApiKeyLookup | undefined> {
-  const rows = await db
+type ApiKeyParams = { keyHash: string; orgName: string; username: string; throttleKey: string; max: number; nowMs: number };
+
+const apiKeyQuery = compiledOnce<ApiKeyParams, Record<string, any>>(['keyHash', 'orgName', 'username', 'throttleKey', 'max', 'nowMs'], (db, p) =>
+  db
     .selectFrom('api_keys')
     .innerJoin('users', 'users.id', 'api_keys.user_id')
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
@@ -160,16 +155,29 @@ export async function findApiKey(
       eb
         .selectFrom('login_failures')
         .select('login_failures.window_ends_ms')
-        .where('login_failures.key', '=', throttle.key)
-        .where('login_failures.window_ends_ms', '>', throttle.nowMs)
-        .where('login_failures.failures', '>=', throttle.max)
+        .where('login_failures.key', '=', p.throttleKey)
+        .where('login_failures.window_ends_ms', '>', p.nowMs)
+        .where('login_failures.failures', '>=', p.max)
         .as('blocked_until_ms'),
     )
-    .where('api_keys.key_hash', '=', keyHash)
+    .where('api_keys.key_hash', '=', p.keyHash)
     .where('api_keys.revoked_ms', 'is', null)
-    .where('orgs.name', '=', orgName)
-    .where('users.username', '=', username)
-    .execute();
+    .where('orgs.name', '=', p.orgName)
+    .where('users.username', '=', p.username),
+);
+
+/**
+ * The live (unrevoked) key of (org name, username) with this hash, its owner and the owner's roles,
+ * plus the client address's throttle window (`throttle`: the hashed key, the max, now), in ONE statement.
+ */
+export async function findApiKey(
+  db: Executor,
+  orgName: string,
+  username: string,
+  keyHash: string,
+  throttle: { key: string; max: number; nowMs: number },
+): Promise<ApiKeyLookup | undefined> {
+  const rows = await apiKeyQuery(db, { keyHash, orgName, username, throttleKey: throttle.key, max: throttle.max, nowMs: throttle.nowMs });
   const r = rows[0];
   if (!r) return undefined;
   const blocked = r.blocked_until_ms;
