@@ -74,6 +74,16 @@ describe.each(TEST_DIALECTS)('SQL statements per authenticated request (%s)', (d
     expect(past.json()).toMatchObject({ total, users: [] });
     const none = await t.req('GET', '/be/v1/users?username=no_such_user_at_all', { headers: admin.headers });
     expect(none.json()).toMatchObject({ total: 0, users: [] });
+    // The same statement shape with other values (statements are compiled once per shape): each answers its own.
+    const admins = await counted('GET', '/be/v1/users?username=ADM&type=user&role=Administrators', admin.headers);
+    expect(admins.r.json()).toMatchObject({ total: 1, users: [{ username: 'admin' }] });
+    expect(admins.sql.length).toBeLessThanOrEqual(2);
+    const machines = await t.req('GET', '/be/v1/users?username=m_&type=machine&role=Administrators', { headers: admin.headers });
+    expect(machines.json()).toMatchObject({ total: 0, users: [] });
+    const wildcard = await t.req('GET', '/be/v1/users?username=%25', { headers: admin.headers });
+    expect(wildcard.json()).toMatchObject({ total: 0 });
+    const usernames = async (url: string) => (await t.req('GET', url, { headers: admin.headers })).json().users.map((u: { username: string }) => u.username);
+    expect(await usernames('/be/v1/users?limit=2&offset=1')).toEqual((await usernames('/be/v1/users?limit=3')).slice(1, 3));
   });
 
   it('a role change, a disabled account, a revoked key and a logout take effect on the next request', async () => {
