@@ -116,6 +116,21 @@ describe.each(TEST_DIALECTS)('GET /metrics (%s)', (dialect) => {
       }
     });
 
+    it('counts the bytes of an upload PUT answered 200', async () => {
+      const org = await createOrg(t);
+      const admin = await loginAdmin(t, org);
+      expect((await t.req('POST', '/be/v1/apps', { headers: admin.headers, body: { name: 'metricsapp', label: 'm' } })).statusCode).toBe(201);
+      const b = await t.req('POST', '/be/v1/builds', { headers: admin.headers, body: { appName: 'metricsapp' } });
+      expect(b.statusCode, b.body).toBe(202);
+      const u = new URL(b.json().upload.url);
+      const before = (await scrape()).get('rockit_upload_bytes_total') ?? 0;
+      // Two zero blocks: an empty tar.
+      const body = Buffer.alloc(1024);
+      const put = await t.app.inject({ method: 'PUT', url: u.pathname + u.search, headers: { 'content-type': 'application/x-tar' }, payload: body });
+      expect(put.statusCode, put.body).toBe(200);
+      expect((await scrape()).get('rockit_upload_bytes_total')).toBe(before + 1024);
+    });
+
     it('is not in the OpenAPI document', async () => {
       const r = await t.req('GET', '/openapi.json');
       expect(Object.keys(r.json().paths)).not.toContain('/metrics');
