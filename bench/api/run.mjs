@@ -37,6 +37,8 @@ const { values: opt } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     'max-seconds': { type: 'string', default: '175' },
     out: { type: 'string', default: join(here, 'results.md') },
+    // Profile the real server: a V8 .cpuprofile per server process in this folder (open in Chrome DevTools).
+    'cpu-prof': { type: 'string' },
   },
 });
 
@@ -113,7 +115,8 @@ async function startEdge(db, adminToken) {
     env.ROCKIT_DATABASE_URL = opt['pg-url'];
     env.ROCKIT_DATABASE_SCHEMA = schema;
   }
-  const child = spawnNode([serverBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], env);
+  const profile = opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opt['cpu-prof'])}`] : [];
+  const child = spawnNode([...profile, serverBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], env);
   const base = `http://127.0.0.1:${port}`;
   await waitHealthy(child, base);
   return { child, base, dataDir, schema };

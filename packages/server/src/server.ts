@@ -57,6 +57,7 @@ import { currentVersions } from './version.js';
 import { WEBHOOK_TASK_TYPE } from './webhooks/emit.js';
 import { isPublicAddress } from './net/address-policy.js';
 import pino, { type Logger } from 'pino';
+import { Metrics } from './metrics/metrics.js';
 
 /** A readiness probe reported by /srv/v1/health (e.g. the blob store). Throws when not ready. */
 export interface ReadinessCheck {
@@ -80,6 +81,8 @@ export interface ServerOptions {
   webhooks?: Pick<WebhookHandlerOptions, 'backoff' | 'timeoutMs' | 'random' | 'issuer' | 'lookup'>;
   /** File operations on origins for apps and deployments (verify, remove published files); default: the real ones. */
   originFiles?: OriginFileOps;
+  /** Called with the SQL text of every statement the server runs (tests count statements per request). */
+  onQuery?: (sql: string) => void;
   /** Where the generated admin token is printed once (default: stdout). */
   print?: (line: string) => void;
 }
@@ -130,7 +133,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const clock = opts.clock ?? systemClock;
   const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
   const adminToken = resolveAdminToken(config, print);
-  const db = await createDb(config.database);
+  const db = await createDb(config.database, opts.onQuery ? { onQuery: opts.onQuery } : {});
   try {
     await migrateToLatest(db.db, db.schema);
   } catch (e) {
@@ -255,6 +258,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     return checks;
   };
   const readinessChecks: ReadinessCheck[] = opts.readinessChecks ?? [{ name: 'blob-store', check: blobStoreCheck }];
+  // Metrics only when an operator asked for them (ROCKIT_METRICS_TOKEN): otherwise no hook, no cost.
+  const metrics = config.metricsToken ? new Metrics(db.db, WEBHOOK_TASK_TYPE) : undefined;
   if (config.worker.enabled) {
     const injected = opts.selfChecks;
     const selfChecks = injected ? () => injected : defaultSelfChecks;
@@ -272,6 +277,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       },
       concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
       backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
+      ...(metrics ? { onTaskEnd: (end) => metrics.taskEnded(end) } : {}),
     });
   }
 
@@ -347,6 +353,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     versions: currentVersions(),
     logger: opts.logger ?? loggerOptions(config.logLevel),
     changelog: readChangelog(),
+    ...(metrics ? { metrics } : {}),
   });
   // Work left by an earlier process of this node (killed mid-mkraw) and caches of deleted apps go before any task runs.
   if (worker) await sweepWork();

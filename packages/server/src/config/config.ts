@@ -22,6 +22,8 @@ export interface Config {
   database: DatabaseConfig;
   /** Set by ROCKIT_ADMIN_TOKEN; otherwise a token is generated on first start and its hash kept in dataDir. */
   adminToken?: string;
+  /** ROCKIT_METRICS_TOKEN (32+ characters): `GET /metrics` answers Prometheus text to `Authorization: Bearer <it>`; unset: no metrics at all (404). */
+  metricsToken?: string;
   /** Org whose Administrators may create and delete orgs through /be/v1/orgs (spec §4). */
   operatorOrg?: string;
   sessionSeconds: number;
@@ -175,6 +177,11 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
     problems.push(`ROCKIT_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
+  const metricsToken = env.ROCKIT_METRICS_TOKEN || undefined;
+  // Like the admin token: compared, never throttled per client, so its length is the defence.
+  if (metricsToken !== undefined && metricsToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(`ROCKIT_METRICS_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
   const operatorOrg = env.ROCKIT_OPERATOR_ORG || undefined;
   if (operatorOrg !== undefined && !/^[A-Za-z0-9_]{2,50}$/.test(operatorOrg)) {
     problems.push('ROCKIT_OPERATOR_ORG must be an organization name (^[A-Za-z0-9_]{2,50}$)');
@@ -204,6 +211,7 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     database,
     ...(adminToken ? { adminToken } : {}),
     ...(operatorOrg ? { operatorOrg } : {}),
+    ...(metricsToken ? { metricsToken } : {}),
     sessionSeconds: int('ROCKIT_SESSION_SECONDS', env.ROCKIT_SESSION_SECONDS, 24 * 3600, 60, 365 * 24 * 3600),
     authSeconds: int('ROCKIT_AUTH_SECONDS', env.ROCKIT_AUTH_SECONDS, 300, 10, 24 * 3600),
     bodyLimitBytes: int('ROCKIT_BODY_LIMIT_BYTES', env.ROCKIT_BODY_LIMIT_BYTES, 1024 * 1024, 1024, 1024 * 1024 * 1024),

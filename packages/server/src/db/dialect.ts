@@ -1,12 +1,18 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import type { DatabaseIntrospector, DatabaseMetadata, SchemaMetadata, TableMetadata } from 'kysely';
+import type { DatabaseIntrospector, DatabaseMetadata, LogEvent, SchemaMetadata, TableMetadata } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config/config.js';
 import { PG_CAPABILITIES, SQLITE_CAPABILITIES, type DbCapabilities } from './capabilities.js';
 import type { Database } from './database.js';
+
+export interface DbOptions {
+  /** Called with the SQL text of every statement run (tests count statements per request). */
+  onQuery?: (sql: string) => void;
+}
 
 export interface Db {
   db: Kysely<Database>;
@@ -25,7 +31,9 @@ const PG_NUMERIC = 1700;
  * file is created). PostgreSQL: int8 read as JS numbers (all our integers are < 2^53); with
  * `schema`, the schema is created if absent and used as search_path for every connection.
  */
-export async function createDb(config: DatabaseConfig): Promise<Db> {
+export async function createDb(config: DatabaseConfig, opts: DbOptions = {}): Promise<Db> {
+  const onQuery = opts.onQuery;
+  const log = onQuery ? { log: (e: LogEvent): void => { if (e.level === 'query') onQuery(e.query.sql); } } : {};
   if (config.kind === 'sqlite') {
     fs.mkdirSync(path.dirname(config.file), { recursive: true });
     const database = new SQLite(config.file, { timeout: 5000 });
@@ -33,7 +41,7 @@ export async function createDb(config: DatabaseConfig): Promise<Db> {
     database.pragma('synchronous = NORMAL');
     database.pragma('foreign_keys = ON');
     cachePreparedStatements(database);
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }), ...log });
     let closed = false;
     return {
       db,
@@ -65,7 +73,8 @@ export async function createDb(config: DatabaseConfig): Promise<Db> {
     ...(config.schema ? { options: `-c search_path="${config.schema}"` } : {}),
   });
   const schema = config.schema ?? 'public';
-  const db = new Kysely<Database>({ dialect: new SchemaScopedPostgresDialect({ pool }, schema) });
+  cachePgStatements(pool);
+  const db = new Kysely<Database>({ dialect: new SchemaScopedPostgresDialect({ pool }, schema), ...log });
   let closed = false;
   return {
     db,
@@ -103,6 +112,30 @@ function cachePreparedStatements(database: SQLite.Database, maxStatements = 512)
     }
     return statement;
   };
+}
+
+/**
+ * PostgreSQL: named (server-side prepared) statements for parameterized queries, so that PostgreSQL
+ * parses and plans each of our statements once per connection rather than on every request. The
+ * name is a hash of the SQL text; node-postgres remembers per connection which names it has
+ * prepared. Bounded per connection: past `maxPerConnection` distinct texts, queries run unnamed.
+ */
+function cachePgStatements(pool: pg.Pool, maxPerConnection = 256): void {
+  pool.on('connect', (client) => {
+    const named = new Set<string>();
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const [text, values] = args;
+      if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && args.length === 2) {
+        const name = `rk_${createHash('sha1').update(text).digest('base64url')}`;
+        if (named.has(name) || named.size < maxPerConnection) {
+          named.add(name);
+          return query({ name, text, values });
+        }
+      }
+      return query(...args);
+    };
+  });
 }
 
 /**

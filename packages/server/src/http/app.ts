@@ -44,6 +44,8 @@ import { taskRoutes } from './routes/tasks.routes.js';
 import { trainingRoutes } from './routes/trainings.routes.js';
 import { userRoutes } from './routes/users.routes.js';
 import { ErrorResponse } from './schemas/common.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { registerMetrics } from './plugins/metrics.js';
 
 export interface AppServices {
   auth: AuthService;
@@ -74,6 +76,8 @@ export interface AppDeps {
   logger: FastifyServerOptions['logger'];
   /** Markdown shown as the reference's description (the CHANGELOG). */
   changelog?: string;
+  /** Set when ROCKIT_METRICS_TOKEN is: HTTP latencies are recorded and `GET /metrics` exists. */
+  metrics?: Metrics;
 }
 
 /** Headers that carry secrets: never logged. */
@@ -237,6 +241,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   registerAuth(app, deps.services.auth);
+  if (deps.metrics && deps.config.metricsToken) registerMetrics(app, deps.metrics, deps.config.metricsToken);
 
   await app.register(srvRoutes, { health: deps.health, versions: deps.versions });
   await app.register(adminRoutes, { services: deps.services });

@@ -69,6 +69,8 @@ export interface WorkerOptions {
   pollMs: number;
   leaseMs: number;
   backoff: BackoffPolicy;
+  /** Told of every attempt's end (metrics): type, outcome, seconds, the result; `final` when a failure will not be retried. */
+  onTaskEnd?: (end: { type: string; outcome: 'succeeded' | 'failed' | 'ended'; seconds: number; result?: unknown; final?: boolean }) => void;
 }
 
 /**
@@ -167,6 +169,14 @@ export class Worker {
     log.info({ attempt: task.attempts }, 'task claimed');
     const lost = new AbortController();
     const signal = AbortSignal.any([this.abort.signal, lost.signal]);
+    const started = performance.now();
+    const ended = (outcome: 'succeeded' | 'failed' | 'ended', result?: unknown, final?: boolean): void => {
+      try {
+        this.o.onTaskEnd?.({ type: task.type, outcome, seconds: (performance.now() - started) / 1000, result, ...(final !== undefined ? { final } : {}) });
+      } catch (err) {
+        log.warn({ err }, 'task end observer failed');
+      }
+    };
     let progress: number | undefined;
     const beat = setInterval(() => {
       heartbeatTask(db, task.name, this.id, clock.now(), leaseMs, progress)
@@ -189,6 +199,7 @@ export class Worker {
       const held = await completeTask(db, task.name, this.id, clock.now(), result);
       if (!held) log.warn('task finished after its lease was lost; result dropped');
       else log.info('task succeeded');
+      if (held) ended('succeeded', result);
     } catch (err) {
       if (err instanceof TaskEndedError) {
         const held = await endTask(db, task.name, this.id, clock.now(), err.status, { message: err.message, ...err.detail }).catch((e) => {
@@ -196,6 +207,7 @@ export class Worker {
           return false;
         });
         log.info({ status: err.status, held }, 'task ended');
+        ended('ended');
         return;
       }
       if (isTaskFailure(err)) {
@@ -204,6 +216,7 @@ export class Worker {
           return undefined;
         });
         log.warn({ err, status }, 'task attempt failed');
+        ended('failed', undefined, status === 'failed');
         return;
       }
       const permanent = err instanceof PermanentTaskError;
@@ -217,6 +230,7 @@ export class Worker {
         return undefined;
       });
       log.warn({ err, status }, 'task attempt failed');
+      ended('failed', undefined, status === 'failed');
     } finally {
       clearInterval(beat);
     }

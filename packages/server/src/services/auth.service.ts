@@ -16,7 +16,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
 import { unionPermissions, type Permissions } from '../domain/permissions.js';
 import { constantTimeEqual, hashPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
-import { LoginThrottle, type ThrottleRule } from './login-throttle.js';
+import { LoginThrottle, keyOf, waitSeconds, type ThrottleRule } from './login-throttle.js';
 import type { AdminPrincipal, ServiceDeps, UserPrincipal } from './context.js';
 import { parsePermissions, toUserDto, type UserDto } from './mappers.js';
 
@@ -150,18 +150,25 @@ export class AuthService {
     const t = await findAuthTokenByHash(this.deps.db, sha256Hex(token));
     if (!t || t.revoked) throw tokenInvalid('the auth token');
     if (t.expiresMs <= this.deps.clock.now()) throw new AppError('token-expired', 'the auth token has expired');
-    return this.principalOf(t, 'token');
+    return this.principalOf(t, 'token', t.grants);
   }
 
   /**
    * API keys authenticate machine users only. Errors: rate-limited when this address failed too often
    * with admin tokens or API keys; token-invalid for an unknown key (counted against the address).
+   * The common success path is one statement: the key, its owner, the owner's roles and the address's
+   * throttle window are read together (a blocked address is refused even with a right key, as before).
    */
   async authenticateApiKey(orgName: string, username: string, key: string, clientAddress: string): Promise<UserPrincipal> {
-    await this.refuseBlockedAddress(clientAddress);
-    const owner = await findApiKey(this.deps.db, orgName, username, sha256Hex(key));
-    if (!owner || owner.user.type !== 'machine') throw await this.credentialFailure(clientAddress, tokenInvalid('the API key'));
-    return this.principalOf(owner, 'apikey');
+    const now = this.deps.clock.now();
+    const rule = this.credentialPerAddress;
+    const owner = await findApiKey(this.deps.db, orgName, username, sha256Hex(key), { key: keyOf(rule, clientAddress), max: rule.max, nowMs: now });
+    if (owner?.blockedUntilMs !== undefined) throw rateLimited(waitSeconds(owner.blockedUntilMs, now), 'too many failed credentials from this address; try again later');
+    if (!owner || owner.user.type !== 'machine') {
+      await this.refuseBlockedAddress(clientAddress);
+      throw await this.credentialFailure(clientAddress, tokenInvalid('the API key'));
+    }
+    return this.principalOf(owner, 'apikey', owner.grants);
   }
 
   /**
@@ -181,9 +188,14 @@ export class AuthService {
     return wait > 0 ? rateLimited(wait, 'too many failed credentials from this address; try again later') : error;
   }
 
-  private async principalOf(owner: { user: UserRow; org: OrgRow } | CredentialOwner, via: 'token' | 'apikey'): Promise<UserPrincipal> {
+  /** `grants`: the owner's roles when the credential's statement already read them; otherwise read now. */
+  private async principalOf(
+    owner: { user: UserRow; org: OrgRow } | CredentialOwner,
+    via: 'token' | 'apikey',
+    known?: Array<{ permissions: string; builtin: number }>,
+  ): Promise<UserPrincipal> {
     if (Number(owner.user.disabled) !== 0) throw new AppError('account-disabled', 'the account is disabled');
-    const grants = await grantsOfUser(this.deps.db, owner.user.id);
+    const grants = known ?? (await grantsOfUser(this.deps.db, owner.user.id));
     return {
       kind: 'user',
       orgId: owner.org.id,

@@ -70,6 +70,7 @@ export class LoginThrottle {
   }
 }
 
-const waitSeconds = (windowEndsMs: number, nowMs: number): number => Math.max(1, Math.ceil((windowEndsMs - nowMs) / 1000));
+export const waitSeconds = (windowEndsMs: number, nowMs: number): number => Math.max(1, Math.ceil((windowEndsMs - nowMs) / 1000));
 
-const keyOf = (rule: ThrottleRule, value: string): string => sha256Hex(`${rule.kind}\u0000${value}`);
+/** The stored (hashed) key of a rule and value. */
+export const keyOf = (rule: ThrottleRule, value: string): string => sha256Hex(`${rule.kind}\u0000${value}`);

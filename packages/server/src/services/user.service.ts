@@ -8,7 +8,7 @@ import {
   deleteUser,
   findUser,
   insertUser,
-  listUsers,
+  listUsersWithRoles,
   roleNamesOfUsers,
   setUserRoles,
   updateUser,
@@ -101,11 +101,10 @@ export class UserService {
   async list(auth: Principal, filter: UserFilterInput, raw: RawListQuery): Promise<Page<UserDto>> {
     const user = requirePermission(auth, 'beUsers', 'read');
     const q = parseListQuery(raw, USER_LIST);
-    const { total, rows } = await listUsers(this.deps.db, user.orgId, filter, {
+    const { total, rows } = await listUsersWithRoles(this.deps.db, user.orgId, filter, {
       offset: q.offset, limit: q.limit, order: q.order.map((o) => ({ column: USER_COLUMNS[o.field], desc: o.desc })),
     });
-    const roles = await roleNamesOfUsers(this.deps.db, rows.map((r) => r.id));
-    return { total, offset: q.offset, limit: q.limit, items: rows.map((r) => project(toUserDto(r, roles.get(r.id) ?? []), q.fields)) };
+    return { total, offset: q.offset, limit: q.limit, items: rows.map((r) => project(toUserDto(r.user, r.roles), q.fields)) };
   }
 
   /** Needs users.read, except for the caller's own account. */

@@ -1,5 +1,5 @@
 import type { OrgRow, UserRow } from '../database.js';
-import type { Executor } from './common.js';
+import { compiledOnce, type Executor } from './common.js';
 
 /** Sessions, auth tokens and API keys: all stored as SHA-256 hashes of the secret. */
 
@@ -83,17 +83,46 @@ export interface AuthTokenLookup extends CredentialOwner {
   revoked: boolean;
 }
 
-export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<AuthTokenLookup | undefined> {
-  const r = await db
+/** A role the credential's owner holds, read in the same statement as the credential (never cached). */
+export interface Grant {
+  permissions: string;
+  builtin: number;
+}
+
+/** The owner's roles as read now, with the credential: one row per role (one row with no role for a user without roles). */
+export interface WithGrants {
+  grants: Grant[];
+}
+
+const grantColumns = ['roles.permissions as g_permissions', 'roles.builtin as g_builtin'] as const;
+
+function grantsOf(rows: any[]): Grant[] {
+  const out: Grant[] = [];
+  for (const r of rows) if (r.g_permissions !== null && r.g_permissions !== undefined) out.push({ permissions: r.g_permissions, builtin: Number(r.g_builtin) });
+  return out;
+}
+
+const authTokenQuery = compiledOnce<{ tokenHash: string }, Record<string, any>>(['tokenHash'], (db, p) =>
+  db
     .selectFrom('auth_tokens')
     .innerJoin('sessions', 'sessions.id', 'auth_tokens.session_id')
     .innerJoin('users', 'users.id', 'sessions.user_id')
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
-    .select([...ownerColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
-    .where('auth_tokens.token_hash', '=', tokenHash)
-    .executeTakeFirst();
+    .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
+    .leftJoin('roles', 'roles.id', 'user_roles.role_id')
+    .select([...ownerColumns, ...grantColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
+    .where('auth_tokens.token_hash', '=', p.tokenHash),
+);
+
+/**
+ * The token, its session, owner, org and the owner's roles, in ONE statement (the hot path of every
+ * authenticated request): revocation, expiry, the disabled flag and role changes are all read afresh.
+ */
+export async function findAuthTokenByHash(db: Executor, tokenHash: string): Promise<(AuthTokenLookup & WithGrants) | undefined> {
+  const rows = await authTokenQuery(db, { tokenHash });
+  const r = rows[0];
   if (!r) return undefined;
-  return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0 };
+  return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0, grants: grantsOf(rows) };
 }
 
 /** Deletes expired sessions (their auth tokens cascade). Returns nothing; housekeeping only. */
@@ -105,19 +134,54 @@ export async function insertApiKey(db: Executor, row: { id: string; user_id: str
   await db.insertInto('api_keys').values({ ...row, revoked_ms: null }).execute();
 }
 
-/** The live (unrevoked) key of (org name, username) with this hash, with its owner. */
-export async function findApiKey(db: Executor, orgName: string, username: string, keyHash: string): Promise<CredentialOwner | undefined> {
-  const r = await db
+/** An API key's owner with its roles, and whether the client address was blocked when the key was read. */
+export interface ApiKeyLookup extends CredentialOwner, WithGrants {
+  /** When the address's live credential-failure window ends (ms), if that window has reached its max; else undefined. */
+  blockedUntilMs: number | undefined;
+}
+
+type ApiKeyParams = { keyHash: string; orgName: string; username: string; throttleKey: string; max: number; nowMs: number };
+
+const apiKeyQuery = compiledOnce<ApiKeyParams, Record<string, any>>(['keyHash', 'orgName', 'username', 'throttleKey', 'max', 'nowMs'], (db, p) =>
+  db
     .selectFrom('api_keys')
     .innerJoin('users', 'users.id', 'api_keys.user_id')
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
+    .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
+    .leftJoin('roles', 'roles.id', 'user_roles.role_id')
     .select(ownerColumns)
-    .where('api_keys.key_hash', '=', keyHash)
+    .select(grantColumns)
+    .select((eb) =>
+      eb
+        .selectFrom('login_failures')
+        .select('login_failures.window_ends_ms')
+        .where('login_failures.key', '=', p.throttleKey)
+        .where('login_failures.window_ends_ms', '>', p.nowMs)
+        .where('login_failures.failures', '>=', p.max)
+        .as('blocked_until_ms'),
+    )
+    .where('api_keys.key_hash', '=', p.keyHash)
     .where('api_keys.revoked_ms', 'is', null)
-    .where('orgs.name', '=', orgName)
-    .where('users.username', '=', username)
-    .executeTakeFirst();
-  return r ? owner(r) : undefined;
+    .where('orgs.name', '=', p.orgName)
+    .where('users.username', '=', p.username),
+);
+
+/**
+ * The live (unrevoked) key of (org name, username) with this hash, its owner and the owner's roles,
+ * plus the client address's throttle window (`throttle`: the hashed key, the max, now), in ONE statement.
+ */
+export async function findApiKey(
+  db: Executor,
+  orgName: string,
+  username: string,
+  keyHash: string,
+  throttle: { key: string; max: number; nowMs: number },
+): Promise<ApiKeyLookup | undefined> {
+  const rows = await apiKeyQuery(db, { keyHash, orgName, username, throttleKey: throttle.key, max: throttle.max, nowMs: throttle.nowMs });
+  const r = rows[0];
+  if (!r) return undefined;
+  const blocked = r.blocked_until_ms;
+  return { ...owner(r), grants: grantsOf(rows), blockedUntilMs: blocked === null || blocked === undefined ? undefined : Number(blocked) };
 }
 
 /** Key ids are per org: a key of another org is never found. */

@@ -1,5 +1,6 @@
+import { sql } from 'kysely';
 import type { UserRow, UserUpdate } from '../database.js';
-import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
+import { applyWindow, compiledPerShape, likeContains, likePattern, type Executor, type ListWindow } from './common.js';
 
 export const findUser = (db: Executor, orgId: string, username: string): Promise<UserRow | undefined> =>
   db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('username', '=', username).executeTakeFirst();
@@ -13,12 +14,23 @@ export interface UserFilter {
   role?: string;
 }
 
-export async function listUsers(db: Executor, orgId: string, f: UserFilter, w: ListWindow): Promise<{ total: number; rows: UserRow[] }> {
-  let base = db.selectFrom('users').where('users.org_id', '=', orgId);
-  if (f.username) base = base.where(contains('users.username', f.username));
-  if (f.type) base = base.where('users.type', '=', f.type);
+/** The values of a users-list statement (placeholders while it is compiled; see compiledPerShape). */
+interface ListParams extends Record<string, unknown> {
+  orgId: string;
+  /** likeContains of the lower-cased username filter. */
+  pattern: string;
+  type: string;
+  role: string;
+  limit: number;
+  offset: number;
+}
+
+/** The users of the org matching the filter (no selection yet); which filters apply comes from `f`, their values from `p`. */
+function filtered(db: Executor, f: UserFilter, p: ListParams) {
+  let base = db.selectFrom('users').where('users.org_id', '=', p.orgId);
+  if (f.username) base = base.where(likePattern('users.username', p.pattern));
+  if (f.type) base = base.where('users.type', '=', p.type as 'user' | 'machine');
   if (f.role) {
-    const role = f.role;
     base = base.where((eb) =>
       eb.exists(
         eb
@@ -26,12 +38,66 @@ export async function listUsers(db: Executor, orgId: string, f: UserFilter, w: L
           .innerJoin('roles', 'roles.id', 'user_roles.role_id')
           .select('user_roles.user_id')
           .whereRef('user_roles.user_id', '=', 'users.id')
-          .where('roles.name', '=', role),
+          .where('roles.name', '=', p.role),
       ),
     );
   }
-  const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
-  const rows = await applyWindow(base.selectAll('users'), w, 'users.username').execute();
+  return base;
+}
+
+const listStatement = compiledPerShape<ListParams, UserRow & { total_count: number; role_name: string | null }>(['orgId', 'pattern', 'type', 'role', 'limit', 'offset']);
+
+/**
+ * A page of users with the total and each user's role names (sorted), in ONE statement on the
+ * common path: the page (with the total as a scalar subquery) as a derived table, joined to the
+ * roles. Only a page past the end (no rows, offset > 0) needs a second statement for the total.
+ * The statement is compiled once per shape (which filters are present, the order).
+ */
+export async function listUsersWithRoles(
+  db: Executor,
+  orgId: string,
+  f: UserFilter,
+  w: ListWindow,
+): Promise<{ total: number; rows: Array<{ user: UserRow; roles: string[] }> }> {
+  const values: ListParams = {
+    orgId, pattern: likeContains((f.username ?? '').toLowerCase()), type: f.type ?? '', role: f.role ?? '', limit: w.limit, offset: w.offset,
+  };
+  const shape = `${f.username ? 'u' : ''}${f.type ? 't' : ''}${f.role ? 'r' : ''}|${w.order.map((o) => `${o.column}${o.desc ? '-' : '+'}`).join(',')}`;
+  const joined = await listStatement(db, shape, (p) => {
+    // The total as an uncorrelated scalar subquery: evaluated once, and unlike `count(*) over ()` it lets
+    // the page stop after `limit` rows read in index order instead of sorting every user of the org.
+    const page = applyWindow(
+      filtered(db, f, p)
+        .selectAll('users')
+        .select(() => filtered(db, f, p).select((eb) => eb.fn.countAll<number>().as('n')).as('total_count')),
+      { order: w.order, limit: p.limit, offset: p.offset },
+      'users.username',
+    );
+    let q = db
+      .selectFrom(page.as('u'))
+      .leftJoin('user_roles', 'user_roles.user_id', 'u.id')
+      .leftJoin('roles', 'roles.id', 'user_roles.role_id')
+      .selectAll('u')
+      .select('roles.name as role_name');
+    // The page's order again (the derived table's order does not carry over the join), then the role names.
+    for (const o of w.order) q = q.orderBy(sql.ref(o.column.replace(/^users\./, 'u.')), o.desc ? 'desc' : 'asc');
+    return q.orderBy('u.username', 'asc').orderBy('roles.name', 'asc');
+  }, values);
+  const rows: Array<{ user: UserRow; roles: string[] }> = [];
+  const byId = new Map<string, string[]>();
+  for (const r of joined) {
+    let roles = byId.get(r.id);
+    if (!roles) {
+      roles = [];
+      byId.set(r.id, roles);
+      const { total_count: _total, role_name: _role, ...user } = r;
+      rows.push({ user, roles });
+    }
+    if (r.role_name !== null) roles.push(r.role_name);
+  }
+  if (joined.length > 0) return { total: Number(joined[0]!.total_count), rows };
+  if (w.offset === 0) return { total: 0, rows };
+  const { total } = await filtered(db, f, values).select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
   return { total: Number(total), rows };
 }
 
