@@ -151,6 +151,29 @@ export function readChangelog(): string | undefined {
 }
 
 /**
+ * The text that opens `/docs`: how to get going first (credentials, envelope, where the guides are), then the
+ * user-facing changelog from its first release section on (its preamble says nothing a reader of the API needs).
+ */
+export function apiDescription(changelog: string | undefined): string {
+  const intro = [
+    'The HTTP API of ROCKIT Edge: import game builds, publish ROCKIT images and patches to CDN origins, and train FastStart.',
+    '',
+    '**Getting started.** The operator creates an organization with `POST /adm/v1/orgs` (header `x-rockit-admin-token`).',
+    'Users log in with `POST /be/v1/login`, trade the session for a 5-minute auth token with `POST /be/v1/auth` and send it',
+    'as `x-rockit-beauth-token` (or `Authorization: Bearer`); machine users send the API-key trio `x-rockit-orgname`,',
+    '`x-rockit-username`, `x-rockit-api-key`. Launchers use `/client/v1` with a download key. The `rockit` command line',
+    'does all of this for you (see the README).',
+    '',
+    'Every response carries `x-request-id`; errors use the envelope `{ "status": "error", "error", "message", ... }` with a',
+    'stable `error` name.',
+  ].join('\n');
+  if (changelog === undefined) return `${intro}\n\n## Changelog\n\n(CHANGELOG.md not found next to this installation.)`;
+  const first = changelog.search(/^## /m);
+  const body = (first >= 0 ? changelog.slice(first) : changelog).replace(/^(#{2,3}) /gm, '#$1 ');
+  return `${intro}\n\n## Changelog\n\n${body}`;
+}
+
+/**
  * The whole HTTP API as one Fastify instance: infrastructure plugins first (request id, errors,
  * validation, auth, OpenAPI), routes last. Validation is strict: bodies are never coerced and
  * unknown fields are refused; query strings are coerced (they are text) and arrays accept one value.
@@ -199,10 +222,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       info: {
         title: 'ROCKIT Edge API',
         version: deps.versions.edge,
-        description:
-          'The HTTP contract of the open ROCKIT Edge service (spec/api.md). Every response carries `x-request-id`; errors use ' +
-          'the envelope `{ status: "error", error, message, ... }`.\n\n' +
-          (deps.changelog ?? '# Changelog\n\n(CHANGELOG.md not found next to this installation.)'),
+        description: apiDescription(deps.changelog),
       },
       tags: [
         { name: 'admin', description: 'Admin API (x-rockit-admin-token)' },
@@ -239,6 +259,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // A person who opens the server's address in a browser lands on the reference.
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/docs', 302));
 
   registerAuth(app, deps.services.auth);
   if (deps.metrics && deps.config.metricsToken) registerMetrics(app, deps.metrics, deps.config.metricsToken);

@@ -198,7 +198,15 @@ describe.each(TEST_DIALECTS)('HTTP contract basics (%s)', (dialect) => {
     expect(r.statusCode).toBe(200);
     const doc = r.json();
     expect(doc.openapi).toBe('3.1.0');
-    expect(doc.info.description).toContain('Keep a Changelog'); // the project's CHANGELOG.md itself
+    // It opens with how to get going, then the project's CHANGELOG.md from its first release section on.
+    expect(doc.info.description).toMatch(/^The HTTP API of ROCKIT Edge/);
+    expect(doc.info.description).toContain('**Getting started.**');
+    expect(doc.info.description).toMatch(/## Changelog\n\n### \[Unreleased\]/);
+    expect(doc.info.description).not.toContain('Keep a Changelog');
+    // The server's own address leads a browser to the reference.
+    const root = await t.req('GET', '/');
+    expect(root.statusCode).toBe(302);
+    expect(root.headers.location).toBe('/docs');
     for (const [p, methods] of [
       ['/adm/v1/ping', ['post']], ['/adm/v1/hello', ['post']], ['/adm/v1/orgs', ['post', 'get']], ['/adm/v1/orgs/{name}', ['get', 'delete']],
       ['/adm/v1/tasks/{name}', ['get']], ['/srv/v1/versions', ['get']], ['/srv/v1/health', ['get']],
