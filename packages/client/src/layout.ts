@@ -1,11 +1,9 @@
 // Laying out a build's entries in the install folder before (or while) its bytes arrive, and checking files
 // against the manifest afterwards. Regular files are created at their final size (sparse), so that the game can
 // open them at once and reads land in the right place while the rest streams in.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readlink, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FileEntry, Manifest } from '@rockit/engine';
+import { hashFile, type FileEntry, type Manifest } from '@rockit/engine';
 import { ClientError } from './errors.js';
 import { STATE_DIR } from './state.js';
 
@@ -68,15 +66,7 @@ export async function layOut(dir: string, m: Manifest): Promise<number[]> {
   return recreated;
 }
 
-export async function hashFile(path: string): Promise<Buffer | undefined> {
-  try {
-    const h = createHash('sha256');
-    for await (const b of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(b as Buffer);
-    return h.digest();
-  } catch {
-    return undefined;
-  }
-}
+export { hashFile };
 
 export interface FileProblem {
   path: string;

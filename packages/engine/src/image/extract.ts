@@ -76,7 +76,8 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   }
 }
 
-async function hashFile(path: string): Promise<Buffer | undefined> {
+/** SHA-256 of a whole file read in 1 MiB steps, or undefined when it cannot be read (missing, a folder, …). */
+export async function hashFile(path: string): Promise<Buffer | undefined> {
   try {
     const h = createHash('sha256');
     for await (const b of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(b as Buffer);

@@ -170,3 +170,14 @@ export function canceledError(signal: AbortSignal | undefined): StepError {
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw canceledError(signal);
 }
+
+/** Runs a depot operation; any non-StepError failure becomes a retryable `storage-failed`. */
+export async function storageStep<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    const code = (err as { code?: unknown } | null)?.code;
+    throw new StepError('storage-failed', `${what}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
+  }
+}

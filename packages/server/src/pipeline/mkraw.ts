@@ -12,7 +12,7 @@ import {
 } from '@rockit/engine';
 
 import type { BlobStore } from '../storage/blob-store.js';
-import { StepError, canceledError, throwIfAborted, type FileReadFailed } from './errors.js';
+import { StepError, canceledError, storageStep, throwIfAborted, type FileReadFailed } from './errors.js';
 import { dxfBuildPrefix, dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from './layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from './store-io.js';
 import { IMAGE_CACHE_FOLDER, SCRATCH_PREFIX, holdWorkFolder } from './work-sweep.js';
@@ -428,13 +428,3 @@ async function removeStalePatchFolders(store: BlobStore, targetPrefix: string, k
   for (const prefix of stale) await store.deletePrefix(prefix);
 }
 
-/** Runs a depot operation; any non-StepError failure becomes a retryable `storage-failed`. */
-async function storageStep<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof StepError) throw err;
-    const code = (err as { code?: unknown } | null)?.code;
-    throw new StepError('storage-failed', `${what}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
-  }
-}

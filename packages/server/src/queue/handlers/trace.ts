@@ -6,7 +6,7 @@ import { countTraces, listTraces } from '../../db/repositories/trace.repository.
 import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../../db/repositories/training.repository.js';
 import type { TraceRow } from '../../db/faststart-tables.js';
 import { StepError, dxfNameFor } from '../../pipeline/index.js';
-import { throwIfAborted } from '../../pipeline/errors.js';
+import { storageStep, throwIfAborted } from '../../pipeline/errors.js';
 import {
   indexManifest,
   mapTrace,
@@ -100,7 +100,7 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
     try {
       // 1. The build's current image, from the depot (only its manifest is read for the training).
       const currentDir = join(work, 'current');
-      await storage('reading the image from the depot failed', () =>
+      await storageStep('reading the image from the depot failed', () =>
         downloadPrefix(blobStore, joinKey(deps.depotPrefix + '/', imagePrefix(orgName, app.name, buildId, currentDxf)), currentDir, signal ? { signal } : {}),
       );
       const manifest = await readManifest(currentDir);
@@ -148,7 +148,7 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       const dxfName = dxfNameFor(buildId, training.next_training);
       const outDir = join(work, 'trained');
       const repacked = await repackImage({ source: currentDir, outDir, order, profile });
-      const uploaded = await storage('uploading the trained image to the depot failed', () =>
+      const uploaded = await storageStep('uploading the trained image to the depot failed', () =>
         uploadFolderExact(blobStore, outDir, joinKey(deps.depotPrefix + '/', imagePrefix(orgName, app.name, buildId, dxfName)), { last: [IMAGE_POINTER_FILE], signal }),
       );
       progress(0.9);
@@ -275,13 +275,3 @@ async function readBlob(store: ImportDeps['blobStore'], key: string): Promise<Bu
   return Buffer.concat(chunks);
 }
 
-/** Runs a depot operation; a non-StepError failure becomes a retryable `storage-failed`. */
-async function storage<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof StepError) throw err;
-    const code = (err as { code?: unknown } | null)?.code;
-    throw new StepError('storage-failed', `${what}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
-  }
-}
