@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_DIALECTS, binariesBuilt, newApp, newOrg, startEdge, uploadBuild, waitImport, type EdgeProcess } from './support-h8c.js';
+import { TEST_DIALECTS, binariesBuilt, newApp, newOrg, startEdge, uploadBuild, waitImport, type EdgeProcess } from './support.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

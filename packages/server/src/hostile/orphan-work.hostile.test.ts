@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_DIALECTS, binariesBuilt, call, newApp, newOrg, startEdge, uploadBuild, waitImport, type EdgeProcess } from './support-h8c.js';
+import { TEST_DIALECTS, binariesBuilt, call, newApp, newOrg, startEdge, uploadBuild, waitImport, type EdgeProcess } from './support.js';
 
 /** A ustar header block. */
 function tarHeader(name: string, size: number): Buffer {

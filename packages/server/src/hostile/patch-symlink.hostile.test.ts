@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_BIN, binariesBuilt } from './support-h8c.js';
+import { CLI_BIN, binariesBuilt } from './support.js';
 
 function rockit(argv: string[]): Promise<{ code: number | null; out: string }> {
   const proc = spawn(process.execPath, [CLI_BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });

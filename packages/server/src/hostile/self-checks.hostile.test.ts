@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_DIALECTS, binariesBuilt, call, ended, newOrg, startEdge, type EdgeProcess } from './support-h8c.js';
+import { TEST_DIALECTS, binariesBuilt, call, ended, newOrg, startEdge, type EdgeProcess } from './support.js';
 
 async function hello(edge: EdgeProcess): Promise<any> {
   const r = await call(edge.base, 'POST', '/adm/v1/hello', edge.admin, { message: 'checks', maintenance: true });

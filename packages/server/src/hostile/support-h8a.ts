@@ -3,25 +3,13 @@
  * on a free loopback port with a temp data folder, spoken to over raw HTTP only (node:http, so that
  * hostile paths and headers reach the server byte for byte, unlike fetch which normalises URLs).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { HOSTILE_ADMIN_TOKEN, SERVER_BIN, cleanEnv, startEdge as startReal } from './support.js';
 
-export const EDGE_BIN = fileURLToPath(new URL('../../dist/bin.js', import.meta.url));
-
-/** 32+ characters: the minimum for ROCKIT_ADMIN_TOKEN. */
-export const HOSTILE_ADMIN_TOKEN = 'hostile-admin-token-0123456789abcdef';
-
-/** The test process's environment without any ROCKIT_* variable (the caller's shell cannot change what is tested), plus `extra`. */
-export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  // eslint-disable-next-line no-restricted-properties -- a test helper handing the environment to a child process, not configuration
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ROCKIT_')) env[k] = v;
-  return Object.assign(env, extra);
-}
+export { HOSTILE_ADMIN_TOKEN };
+export const EDGE_BIN = SERVER_BIN;
+/** The test process's environment without any ROCKIT_* variable, plus `extra`. */
+export const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => cleanEnv(extra);
 
 export interface EdgeProcess {
   /** `http://127.0.0.1:<port>` */
@@ -31,53 +19,10 @@ export interface EdgeProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `rockit-edge serve` (SQLite in a temp folder, no worker) and resolves once it listens. */
-export function startEdge(extraEnv: Record<string, string> = {}): Promise<EdgeProcess> {
-  if (!existsSync(EDGE_BIN)) throw new Error(`${EDGE_BIN} is missing: run \`npx tsc -b\` first`);
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'rockit-hostile-'));
-  const env = childEnv({
-    ROCKIT_ADMIN_TOKEN: HOSTILE_ADMIN_TOKEN,
-    ROCKIT_SCRYPT_COST: '1024',
-    ROCKIT_LOG_LEVEL: 'info',
-    ROCKIT_NO_WORKER: 'true',
-    ...extraEnv,
-  });
-  const proc = spawn(process.execPath, [EDGE_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const cleanup = () => rmSync(dataDir, { recursive: true, force: true });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`the server did not start: ${out}`));
-    }, 30_000);
-    const onData = (s: string) => {
-      out += s;
-      const m = /"address":"(http:\/\/127\.0\.0\.1:(\d+))"[^\n]*"msg":"rockit-edge listening"/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({
-        address: m[1],
-        port: Number(m[2]),
-        log: () => out,
-        async stop() {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-          await exited;
-          cleanup();
-        },
-      });
-    };
-    proc.stdout.setEncoding('utf8').on('data', onData);
-    proc.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      cleanup();
-      reject(new Error(`the server exited with ${code}: ${out}`));
-    });
-  });
+/** Starts `rockit-edge serve` (support.ts; SQLite in a temp folder, no worker) and resolves once it listens. */
+export async function startEdge(extraEnv: Record<string, string> = {}): Promise<EdgeProcess> {
+  const edge = await startReal({ dialect: 'sqlite', env: { ROCKIT_NO_WORKER: 'true', ...extraEnv } });
+  return { address: edge.base, port: Number(new URL(edge.base).port), log: edge.log, stop: () => edge.dispose() };
 }
 
 export interface RawResponse {

@@ -1,7 +1,7 @@
 /**
- * The real server binary (packages/server/dist/bin.js, built by `npx tsc -b`) for the hostile suite of
- * items 5, 9, 11 and 12 of issue 8: started on a free loopback port with a temp data folder, on SQLite
- * or on a fresh PostgreSQL schema, and spoken to over HTTP only.
+ * The real server binary (packages/server/dist/bin.js, built by `npx tsc -b`) for the whole hostile suite:
+ * started on a free loopback port with a temp data folder, on SQLite or on a fresh PostgreSQL schema, and
+ * spoken to over HTTP only. The suite's other support files adapt this one to their tests' shapes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +40,8 @@ export const HOSTILE_ADMIN_TOKEN = 'hostile-admin-token-0123456789abcdef';
 
 export interface EdgeProcess {
   base: string;
+  /** The server's process (its pid is part of some hostile paths). */
+  proc: ChildProcess;
   dataDir: string;
   dialect: Dialect;
   /** Everything the server wrote so far. */
@@ -55,8 +57,8 @@ export interface EdgeProcess {
   admin: Record<string, string>;
 }
 
-/** process.env without ROCKIT_* variables, plus `extra`. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+/** process.env without ROCKIT_* variables (the caller's shell cannot change what is tested), plus `extra`. */
+export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(testEnv)) if (!k.startsWith('ROCKIT_')) env[k] = v;
   return Object.assign(env, extra);
@@ -121,6 +123,7 @@ export async function startEdge(opts: StartEdgeOptions): Promise<EdgeProcess> {
   const running = (): boolean => proc.exitCode === null && proc.signalCode === null;
   const self: EdgeProcess = {
     base,
+    proc,
     dataDir,
     dialect: opts.dialect,
     admin: { 'x-rockit-admin-token': HOSTILE_ADMIN_TOKEN },
@@ -143,12 +146,15 @@ export async function startEdge(opts: StartEdgeOptions): Promise<EdgeProcess> {
   return self;
 }
 
-/** JSON request; returns status and parsed body. */
-export async function call(base: string, method: string, url: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: any }> {
+/** A request with a JSON body (or raw bytes / text, sent as they are); returns the status, headers and parsed body. */
+export async function call(
+  base: string, method: string, url: string, headers: Record<string, string> = {}, body?: unknown,
+): Promise<{ status: number; json: any; headers: Headers }> {
+  const raw = body instanceof Uint8Array || typeof body === 'string';
   const res = await fetch(new URL(url, base), {
     method,
-    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    headers: { ...(body !== undefined && !raw ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: raw ? (body as NonNullable<RequestInit['body']>) : JSON.stringify(body) } : {}),
   });
   const text = await res.text();
   let json: any = null;
@@ -157,7 +163,7 @@ export async function call(base: string, method: string, url: string, headers: R
   } catch {
     json = text;
   }
-  return { status: res.status, json };
+  return { status: res.status, json, headers: res.headers };
 }
 
 /** Creates an org through the admin API and returns user auth headers for its first administrator. */
