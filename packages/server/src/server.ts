@@ -291,6 +291,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     }),
     uploads: new UploadService(deps, {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
+      idleMs: config.imports.uploadIdleSeconds * 1000, stallMs: config.imports.uploadStallSeconds * 1000,
       poke: () => worker?.poke(),
     }),
     depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),

@@ -38,7 +38,8 @@ export function describeError(err: unknown): string {
     return lines.join('\n');
   }
   if (err instanceof TaskFailedError) return `rockit: ${err.message}\n${formatTaskError(err.task)}`;
-  return `rockit: ${err instanceof Error ? err.message : String(err)}`;
+  const hint = (err as { hint?: unknown } | null)?.hint;
+  return `rockit: ${err instanceof Error ? err.message : String(err)}${typeof hint === 'string' ? `\n  hint: ${hint}` : ''}`;
 }
 
 /** The detail fields of a task error (api.md §8), one per line, for people. */

@@ -48,7 +48,10 @@ export async function uploadStream(opts: UploadOptions): Promise<UploadResult> {
     },
     timeout: opts.idleTimeoutMs ?? 120_000,
   });
-  req.on('timeout', () => req.destroy(new Error('upload connection idle for too long')));
+  // A connection that moves no byte (a half-open one: the peer or a middlebox vanished) is given
+  // up as a broken one: a resumable failure, not the build's.
+  const idleMs = opts.idleTimeoutMs ?? 120_000;
+  req.on('timeout', () => req.destroy(Object.assign(new Error(`the connection moved no byte for ${Math.round(idleMs / 1000)} s (idle)`), { code: 'ETIMEDOUT' })));
 
   const response = new Promise<http.IncomingMessage>((resolve, reject) => {
     req.on('response', resolve);
@@ -111,7 +114,7 @@ export async function uploadStream(opts: UploadOptions): Promise<UploadResult> {
 
 function isSocketError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
-  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 function headerValue(v: string | string[] | undefined): string | null {
@@ -143,29 +146,54 @@ export interface ResumableUploadOptions {
   /** Opens the build from byte `offset` on (0 for the whole build). */
   open(offset: number): Readable;
   headers?: Record<string, string>;
+  /** Where the first PUT starts (`rockit push --resume`: the server's `receivedBytes`); default 0. */
+  startAt?: number;
   /** Called with the bytes the server has or is being sent, out of `sizeBytes` (may go back after a break). */
   onProgress?: (bytes: number) => void;
   /** Called before each resume, with the reason and where it resumes. */
   onResume?: (info: { attempt: number; fromBytes: number; reason: string }) => void;
-  /** Resumes after broken connections (default 8); each waits longer (1 s, 2 s, 4 s, … up to 30 s). */
+  /** Called when asking the server how much arrived failed and will be asked again (a server restarting). */
+  onRetry?: (info: { attempt: number; reason: string; waitMs: number }) => void;
+  /**
+   * Tries after a failure (default 10): resumes and "how much arrived?" questions together; each
+   * waits longer than the one before (1 s, 2 s, 4 s, … up to 30 s), about 3 minutes in all.
+   */
   maxResumes?: number;
   sleep?: (ms: number) => Promise<void>;
   idleTimeoutMs?: number;
+}
+
+/** Thrown when the resumes run out: the upload is still open on the server and can be resumed later. */
+export class UploadStalledError extends Error {
+  constructor(
+    message: string,
+    /** Bytes the server held at the last answer (null: it never answered). */
+    readonly receivedBytes: number | null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'UploadStalledError';
+  }
 }
 
 /**
  * Uploads a build so that a broken connection costs only what the server had not stored: after a
  * network failure (or a server answer that it kept less than was sent) it asks the upload URL how
  * many bytes the server holds (`GET`) and sends the rest with `Content-Range: bytes first-last/total`.
- * A URL that cannot answer that question (a pre-signed URL on another host) gets one plain PUT,
- * as `uploadStream` does. Throws the last error when the resumes run out, and at once for an
- * answer that no resume can change (too large, expired, unknown upload).
+ * The question itself is asked again while the server is unreachable or failing (a restart), with
+ * the same backoff. A URL that cannot answer that question (a pre-signed URL on another host) gets
+ * one plain PUT, as `uploadStream` does. Throws `UploadStalledError` when the tries run out (the
+ * upload stays open: resume it later), and the error itself, at once, for an answer that no resume
+ * can change (too large, expired, unknown upload).
  */
 export async function uploadResumable(opts: ResumableUploadOptions): Promise<UploadResult> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const maxResumes = opts.maxResumes ?? 8;
-  let offset = 0;
-  let resumes = 0;
+  const maxResumes = opts.maxResumes ?? 10;
+  let offset = opts.startAt ?? 0;
+  let tries = 0;
+  let known: number | null = opts.startAt ?? null;
+  const stalled = (failure: unknown) =>
+    new UploadStalledError(`${(failure as Error).message} (gave up after ${tries} tries)`, known, { cause: failure });
   for (;;) {
     const body = opts.open(offset);
     const from = offset;
@@ -183,33 +211,70 @@ export async function uploadResumable(opts: ResumableUploadOptions): Promise<Upl
       const upload = res.envelope?.upload as Partial<UploadStatus> | undefined;
       // No `upload` in the answer: a server (or store) that takes the body whole; done.
       if (!upload || upload.state === 'received') return res;
+      if (typeof upload.receivedBytes === 'number') known = upload.receivedBytes;
       failure = new Error(`the server kept ${upload.receivedBytes} of ${opts.sizeBytes} bytes`);
     } catch (err) {
       body.destroy();
       if (!isResumable(err)) throw err;
       failure = err;
     }
-    if (resumes >= maxResumes) throw failure;
-    resumes += 1;
-    await sleep(Math.min(30_000, 1000 * 2 ** (resumes - 1)));
-    const status = await uploadStatus(opts.url).catch(() => null);
-    if (status === null) throw failure;
+    // How much arrived? Asked until the server answers (it may be restarting) or the tries run out.
+    let status: UploadStatus | null = null;
+    while (status === null) {
+      if (tries >= maxResumes) throw stalled(failure);
+      tries += 1;
+      const waitMs = Math.min(30_000, 1000 * 2 ** (tries - 1));
+      await sleep(waitMs);
+      try {
+        status = await uploadStatus(opts.url);
+      } catch (err) {
+        // A URL that does not answer the question at all (another host's pre-signed URL): no resume.
+        if (!(err instanceof NetworkError) && !(err instanceof ApiError && err.status >= 500)) throw failure;
+        failure = err;
+        opts.onRetry?.({ attempt: tries, reason: err.message, waitMs: Math.min(30_000, 1000 * 2 ** tries) });
+      }
+    }
+    known = status.receivedBytes;
     if (status.state === 'received') return { status: 200, envelope: { status: 'success', upload: status } };
     if (status.state !== 'waiting') throw failure;
     offset = status.receivedBytes;
-    opts.onResume?.({ attempt: resumes, fromBytes: offset, reason: (failure as Error).message });
+    opts.onResume?.({ attempt: tries, fromBytes: offset, reason: (failure as Error).message });
   }
 }
 
-/** `GET` of an upload URL on our server: how much it holds. Throws when the URL does not answer that way. */
+/**
+ * `GET` of an upload URL on our server: how much it holds. Throws `NetworkError` when the server
+ * cannot be reached, `ApiError` for an error answer, and a plain Error when the URL answers
+ * something else (it is not our upload URL).
+ */
 export async function uploadStatus(url: URL): Promise<UploadStatus> {
-  const res = await fetch(url, { headers: { accept: 'application/json', 'user-agent': USER_AGENT } });
-  const body = (await res.json()) as { upload?: Partial<UploadStatus> };
-  const u = body.upload;
-  if (!res.ok || !u || typeof u.receivedBytes !== 'number' || (u.state !== 'waiting' && u.state !== 'received' && u.state !== 'expired')) {
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, { headers: { accept: 'application/json', 'user-agent': USER_AGENT }, signal: AbortSignal.timeout(30_000) });
+    text = await res.text();
+  } catch (err) {
+    throw new NetworkError(`cannot reach ${url.origin}: ${describeFetchError(err)}`, { cause: err });
+  }
+  if (!res.ok) {
+    // toEnvelope throws an ApiError for every non-2xx answer.
+    toEnvelope(res.status, res.statusText, text, res.headers.get('x-request-id'));
+  }
+  let u: Partial<UploadStatus> | undefined;
+  try {
+    u = (JSON.parse(text) as { upload?: Partial<UploadStatus> }).upload;
+  } catch {
+    u = undefined;
+  }
+  if (!u || typeof u.receivedBytes !== 'number' || (u.state !== 'waiting' && u.state !== 'received' && u.state !== 'expired')) {
     throw new Error(`the upload URL did not say how much it holds (HTTP ${res.status})`);
   }
   return { state: u.state, receivedBytes: u.receivedBytes };
+}
+
+function describeFetchError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message;
 }
 
 /** A broken connection, a server error, or the server's own word that the body broke off or another PUT still holds the upload. */

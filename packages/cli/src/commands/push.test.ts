@@ -100,8 +100,9 @@ function importServer(sc: Scenario) {
   };
 }
 
-async function setup(sc: Scenario = {}) {
-  const api = await startStandIn(withAuth(importServer(sc)));
+async function setup(sc: Scenario = {}, wrap: (inner: (req: RecordedRequest) => Reply) => (req: RecordedRequest) => Reply = (inner) => inner) {
+  // `wrap` sees every request first (the upload URL's GET and PUT carry no credentials on the real server).
+  const api = await startStandIn(wrap(withAuth(importServer(sc))));
   servers.push(api);
   const env = await loggedInEnv(api.url, path.join(dir, 'cfg'));
   const run = (argv: string[], interruptAtOnce = false) => runCli([register], argv, { env, interruptAtOnce });
@@ -184,13 +185,64 @@ describe('rockit push', () => {
     expect(r.stderr).toContain('task t_dl expired');
   });
 
-  it('stops the upload on Ctrl-C and expires the upload task', async () => {
+  it('stops the upload on Ctrl-C, keeps the upload open and says how to resume or cancel it', async () => {
     const { api, run } = await setup();
     const r = await run(['push', game, 'acme/demo'], true);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('upload of task t_dl failed: interrupted');
-    expect(api.requests.find((q) => q.method === 'PATCH')?.json).toEqual({ name: 't_dl', expire: true });
+    expect(r.stderr).toContain('upload of task t_dl stopped: interrupted');
+    expect(r.stderr).toContain('hint: resume with: rockit push --resume t_dl   (or give it up: rockit tasks cancel t_dl)');
+    expect(api.requests.some((q) => q.method === 'PATCH')).toBe(false);
     expect(api.requests.some((q) => q.path.startsWith('/be/v1/tasks/'))).toBe(false);
+    const kept = JSON.parse(await fs.readFile(path.join(dir, 'cfg', 'rockit', 'uploads.json'), 'utf8'));
+    expect(kept.uploads.t_dl).toMatchObject({ taskName: 't_dl', orgName: 'acme', appName: 'demo', source: game });
+    expect((await fs.stat(path.join(dir, 'cfg', 'rockit', 'uploads.json'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('when the server stays away, gives up without expiring the upload; push --resume goes on where the server is', async () => {
+    // The server answers 503 to every PUT and every "how much arrived?" until it is "back".
+    let back = false;
+    let received = Buffer.alloc(0);
+    const { api, run } = await setup({}, (inner) => (req) => {
+      if (req.path === '/be/v1/uploads/t_dl' && !back) return fail(503, 'unavailable', 'restarting');
+      if (req.method === 'GET' && req.path === '/be/v1/uploads/t_dl') {
+        return ok({ upload: { taskName: 't_dl', state: 'waiting', receivedBytes: 512, sizeBytes: null, expires: 0 } });
+      }
+      if (req.method === 'PUT' && req.path === '/be/v1/uploads/t_dl') {
+        received = req.body;
+        expect(req.headers['content-range']).toMatch(/^bytes 512-\d+\/\d+$/);
+        return ok({ upload: { taskName: 't_dl', state: 'received', receivedBytes: 0, sizeBytes: null, expires: 0 } });
+      }
+      return inner(req);
+    });
+    const first = await run(['push', game, 'acme/demo', '--name', '1.0.2']);
+    expect(first.exitCode).toBe(1);
+    expect(first.stderr).toContain('the server does not answer');
+    expect(first.stderr).toContain('gave up after 10 tries');
+    expect(first.stderr).toContain('rockit push --resume t_dl');
+    expect(api.requests.some((q) => q.method === 'PATCH')).toBe(false);
+
+    back = true;
+    const resumed = await run(['push', '--resume', 't_dl']);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain('resuming task t_dl: the server holds 512 B');
+    expect(resumed.stdout).toContain('published acme/demo build 3 (1.0.2)');
+    expect(received.length).toBeGreaterThan(0);
+    // Complete: the record is gone, a second resume has nothing to go on with.
+    const again = await run(['push', '--resume', 't_dl']);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toContain('no upload of task t_dl was started on this machine');
+  });
+
+  it('push --resume refuses a source that changed since the upload started', async () => {
+    const { run } = await setup({}, (inner) => (req) => (req.path === '/be/v1/uploads/t_dl' ? fail(503, 'unavailable', 'down') : inner(req)));
+    const first = await run(['push', game, 'acme/demo']);
+    expect(first.exitCode).toBe(1);
+    // Same size, same second: only the sub-second modification time tells.
+    await new Promise((r) => setTimeout(r, 20));
+    await fs.writeFile(path.join(game, 'data', 'level.pak'), Buffer.from('other data'));
+    const resumed = await run(['push', '--resume', 't_dl']);
+    expect(resumed.exitCode).toBe(1);
+    expect(resumed.stderr).toContain('changed since the upload of task t_dl started');
   });
 
   it('refuses another organization and a malformed target before uploading', async () => {

@@ -3,16 +3,19 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ApiError, type ApiClient } from '../api/client.js';
-import { connect, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
+import { connect, parsePositiveInt, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
 import { followPipeline } from '../api/follow-tasks.js';
 import { listFolder, packEntries, skipBytes, tarSize } from '../api/tar-pack.js';
-import { uploadResumable } from '../api/upload.js';
+import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
+import { uploadResumable, uploadStatus } from '../api/upload.js';
 import type { App, BuildUploadResponse, SuccessEnvelope, Task } from '../api/types.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 interface PushOptions extends ConnectionOptions {
   name?: string;
   wait: boolean;
+  resume?: string;
+  idleTimeout?: number;
 }
 
 /** What a push hands to the upload: a stream factory (from a byte offset on, to resume) and its exact size. */
@@ -20,6 +23,8 @@ interface BuildSource {
   kind: 'folder' | 'tar';
   sizeBytes: number;
   files?: number;
+  /** What a resume checks: the source is still what was sent. */
+  fingerprint: string;
   open: (offset: number) => Readable;
 }
 
@@ -32,13 +37,15 @@ interface BuildSource {
 export function register(program: Command, ctx: CliContext = processContext()): void {
   withConnectionOptions(
     program
-      .command('push <source> <target>')
+      .command('push [source] [target]')
       .description('upload a build (a folder or a .tar) to <org>/<app> and wait until it is published')
       .option('--name <buildName>', 'build name shown in the console (e.g. a version)')
+      .option('--resume <task>', 'go on with an upload this machine started (the source and target are remembered)')
+      .option('--idle-timeout <seconds>', 'give a connection that moves no byte this long up and resume (default 60)', parsePositiveInt('--idle-timeout'))
       .option('--no-wait', 'return once the upload is complete')
       .option('--json', 'print the result as JSON'),
-  ).action((source: string, target: string, opts: PushOptions) =>
-    runAction(ctx, opts.json, () => push(ctx, source, target, opts)),
+  ).action((source: string | undefined, target: string | undefined, opts: PushOptions) =>
+    runAction(ctx, opts.json, () => (opts.resume !== undefined ? resume(ctx, opts.resume, source, opts) : push(ctx, source, target, opts))),
   );
 }
 
@@ -59,21 +66,31 @@ async function openSource(source: string): Promise<BuildSource> {
       kind: 'folder',
       sizeBytes: tarSize(entries),
       files: entries.filter((e) => e.type === 'file').length,
+      // Sub-second modification times: a file rewritten within the second still shows.
+      fingerprint: fingerprint(
+        await Promise.all(entries.map(async (e) => ({ ...e, mtime: e.type === 'file' ? (await fs.lstat(e.source)).mtimeMs : e.mtime }))),
+      ),
       // A folder is packed again on a resume; the bytes before `offset` are packed and skipped.
       open: (offset) => (offset === 0 ? packEntries(entries) : packEntries(entries).pipe(skipBytes(offset))),
     };
   }
   if (st.isFile()) {
-    return { kind: 'tar', sizeBytes: st.size, open: (offset) => createReadStream(source, { start: offset }) };
+    return {
+      kind: 'tar',
+      sizeBytes: st.size,
+      fingerprint: fingerprint([{ name: '', type: 'tar', size: st.size, mtime: st.mtimeMs }]),
+      open: (offset) => createReadStream(source, { start: offset }),
+    };
   }
   throw new Error(`${source} is neither a folder nor a tar file`);
 }
 
 /**
- * Ends an upload task whose PUT broke (api.md §8, `expire`), so the app is not left waiting for
- * bytes that will never come. Best effort: `409 invalid-state` means the server already moved the
- * task on (it got the upload, or failed the task itself), and any other failure changes nothing
- * about the error the user sees. Returns whether the task was expired.
+ * Ends an upload task that can never complete (api.md §8, `expire`: the server refused the
+ * upload for good, e.g. too large), so the app is not left waiting. Best effort: `409
+ * invalid-state` means the server already moved the task on, and any other failure changes
+ * nothing about the error the user sees. Returns whether the task was expired. Never called
+ * because the CLI gave up on a connection: such an upload stays open, to resume.
  */
 async function expireUpload(client: ApiClient, taskName: string): Promise<boolean> {
   try {
@@ -84,16 +101,15 @@ async function expireUpload(client: ApiClient, taskName: string): Promise<boolea
   }
 }
 
-async function push(ctx: CliContext, source: string, target: string, opts: PushOptions): Promise<void> {
+async function push(ctx: CliContext, source: string | undefined, target: string | undefined, opts: PushOptions): Promise<void> {
+  if (source === undefined || target === undefined) throw new Error('push needs <source> and <target> (or --resume <task>)');
   const { orgName, appName } = parseTarget(target);
   const { client, who } = await connect(ctx, opts);
   if (orgName !== who.orgName) {
     throw new Error(`logged in to organization ${who.orgName}; cannot push to ${orgName}/${appName}`);
   }
   const build = await openSource(source);
-  const log = (line: string) => {
-    if (!opts.json) ctx.stderr.write(line + '\n');
-  };
+  const log = logger(ctx, opts);
   log(`${path.basename(path.resolve(source))}: ${build.kind === 'folder' ? `${build.files} files, ` : ''}${formatBytes(build.sizeBytes)} to upload`);
 
   const body: Record<string, unknown> = { appName };
@@ -107,23 +123,89 @@ async function push(ctx: CliContext, source: string, target: string, opts: PushO
   if (!submitted.upload || typeof submitted.upload.url !== 'string' || !submitted.task) {
     throw new ApiError({ status: 202, error: 'unexpected-response', message: 'build answer without task and upload.url' });
   }
-  const uploadUrl = new URL(submitted.upload.url, client.baseUrl);
+  const pending: PendingUpload = {
+    taskName: submitted.task.name,
+    server: who.server,
+    orgName,
+    appName,
+    ...(opts.name !== undefined ? { buildName: opts.name } : {}),
+    url: new URL(submitted.upload.url, client.baseUrl).href,
+    method: submitted.upload.method || 'PUT',
+    source: path.resolve(source),
+    sizeBytes: build.sizeBytes,
+    fingerprint: build.fingerprint,
+    createdMs: ctx.now(),
+  };
+  // Kept until the upload is complete, so `--resume` can go on after this command ended.
+  await savePendingUpload(ctx.env, pending).catch((err: unknown) => log(`(cannot remember the upload for --resume: ${(err as Error).message})`));
+  await upload(ctx, client, pending, build, 0, opts);
+  await afterUpload(ctx, client, pending, submitted.task, build, opts);
+}
+
+/**
+ * `rockit push --resume <task>`: goes on with an upload this machine started. The upload URL,
+ * the source and the target come from the local record (pending-uploads.ts); a `source` given
+ * on the command line replaces the remembered one (the build moved) and must fingerprint the same.
+ */
+async function resume(ctx: CliContext, taskName: string, source: string | undefined, opts: PushOptions): Promise<void> {
+  const pending = await findPendingUpload(ctx.env, taskName);
+  if (!pending) {
+    throw new Error(`no upload of task ${taskName} was started on this machine (or it is complete); push again to start a new one`);
+  }
+  const { client, who } = await connect(ctx, opts);
+  if (who.orgName !== pending.orgName || new URL(who.server).origin !== new URL(pending.server).origin) {
+    throw new Error(`task ${taskName} was pushed to ${pending.orgName} on ${pending.server}; log in there to resume it`);
+  }
+  const log = logger(ctx, opts);
+  const build = await openSource(source ?? pending.source);
+  if (build.sizeBytes !== pending.sizeBytes || build.fingerprint !== pending.fingerprint) {
+    throw new Error(`${source ?? pending.source} changed since the upload of task ${taskName} started; push it again as a new build`);
+  }
+  const task = (await client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(taskName)}`)).task;
+  const status = await uploadStatus(new URL(pending.url));
+  if (status.state === 'expired') {
+    await forgetPendingUpload(ctx.env, taskName, ctx.now());
+    throw new Error(`the upload of task ${taskName} has expired; push again to start a new one`);
+  }
+  if (status.state === 'waiting') {
+    log(`resuming task ${taskName}: the server holds ${formatBytes(status.receivedBytes)} of ${formatBytes(pending.sizeBytes)}`);
+    await upload(ctx, client, pending, build, status.receivedBytes, opts);
+  } else {
+    log(`task ${taskName}: the server holds the whole upload`);
+    await forgetPendingUpload(ctx.env, taskName, ctx.now());
+  }
+  await afterUpload(ctx, client, pending, task, build, opts);
+}
+
+function logger(ctx: CliContext, opts: PushOptions): (line: string) => void {
+  return (line) => {
+    if (!opts.json) ctx.stderr.write(line + '\n');
+  };
+}
+
+/** The PUT(s) of the build, from `startAt` on; forgets the local record once the server has it all. */
+async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload, build: BuildSource, startAt: number, opts: PushOptions): Promise<void> {
+  const log = logger(ctx, opts);
+  const uploadUrl = new URL(pending.url);
   const headers = client.isSameOrigin(uploadUrl) ? await client.authHeaders() : {};
   const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json });
   const startedMs = ctx.now();
-  // Ctrl-C during the upload stops it cleanly, so the upload task can be expired below rather
-  // than left waiting for bytes; after the upload, Ctrl-C just stops watching (the import goes on).
+  const taskName = pending.taskName;
+  // Ctrl-C during the upload stops it cleanly; the upload stays open on the server (resume it, or
+  // cancel it with `rockit tasks cancel`). After the upload, Ctrl-C just stops watching.
   let reading: Readable | null = null;
   let interrupted = false;
   const stopWatching = ctx.onInterrupt?.(() => {
     interrupted = true;
     reading?.destroy(new Error('interrupted'));
   });
+  const howToGoOn = `resume with: rockit push --resume ${taskName}   (or give it up: rockit tasks cancel ${taskName})`;
   try {
     await uploadResumable({
       url: uploadUrl,
-      method: submitted.upload.method || 'PUT',
+      method: pending.method,
       sizeBytes: build.sizeBytes,
+      startAt,
       open: (offset) => {
         if (interrupted) throw new Error('interrupted');
         reading = build.open(offset);
@@ -132,26 +214,44 @@ async function push(ctx: CliContext, source: string, target: string, opts: PushO
       headers,
       onProgress: (sent) => bar.update(sent),
       onResume: ({ attempt, fromBytes, reason }) => log(`upload broke off (${reason}); resuming at ${formatBytes(fromBytes)} (attempt ${attempt})`),
+      onRetry: ({ reason, waitMs }) => log(`the server does not answer (${reason}); asking again in ${Math.round(waitMs / 1000)} s`),
       sleep: ctx.sleep,
+      ...(opts.idleTimeout !== undefined ? { idleTimeoutMs: opts.idleTimeout * 1000 } : { idleTimeoutMs: 60_000 }),
     });
   } catch (err) {
     stopWatching?.();
     bar.done();
-    if (err instanceof Error) err.message = `upload of task ${submitted.task.name} failed: ${err.message}`;
-    const expired = await expireUpload(client, submitted.task.name);
-    if (expired && !opts.json) ctx.stderr.write(`task ${submitted.task.name} expired; push again to retry\n`);
+    if (err instanceof Error) err.message = `upload of task ${taskName} ${interrupted ? 'stopped' : 'failed'}: ${err.message}`;
+    if (interrupted || !(err instanceof ApiError)) {
+      // The CLI gave up (resumes ran out, Ctrl-C, reading the build failed): the upload stays open on the server, to resume.
+      if (err instanceof Error) (err as Error & { hint?: string }).hint = howToGoOn;
+      else ctx.stderr.write(`${howToGoOn}\n`);
+      throw err;
+    }
+    // The server's refusal, which no resume can change (too large, malformed, expired): end the task so the app is free.
+    const expired = await expireUpload(client, taskName);
+    await forgetPendingUpload(ctx.env, taskName, ctx.now());
+    if (expired && !opts.json) ctx.stderr.write(`task ${taskName} expired; push again to retry\n`);
     throw err;
   }
   stopWatching?.();
   bar.done();
+  await forgetPendingUpload(ctx.env, taskName, ctx.now());
   const seconds = Math.max(0.001, (ctx.now() - startedMs) / 1000);
-  log(`uploaded ${formatBytes(build.sizeBytes)} in ${seconds.toFixed(1)} s (${formatBytes(build.sizeBytes / seconds)}/s)`);
+  const sent = build.sizeBytes - startAt;
+  log(`uploaded ${formatBytes(sent)} in ${seconds.toFixed(1)} s (${formatBytes(sent / seconds)}/s)`);
+}
 
+/** Follows dltar → mkraw → deploy (unless --no-wait) and prints the result. */
+async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingUpload, first: Task, build: BuildSource, opts: PushOptions): Promise<void> {
+  const { orgName, appName } = pending;
+  const log = logger(ctx, opts);
+  const submitted = { task: first };
   const summary: Record<string, unknown> = {
     status: 'success',
     orgName,
     appName,
-    buildName: opts.name ?? null,
+    buildName: pending.buildName ?? null,
     uploadedBytes: build.sizeBytes,
     ...(build.files !== undefined ? { files: build.files } : {}),
   };

@@ -9,7 +9,8 @@ import {
   type ConnectionOptions,
 } from '../api/context.js';
 import { formatAge, formatTable, writeList } from '../api/output.js';
-import { TASK_STATUSES, TASK_TYPES, type ListEnvelope, type Task } from '../api/types.js';
+import { forgetPendingUpload } from '../api/pending-uploads.js';
+import { TASK_STATUSES, TASK_TYPES, type ListEnvelope, type SuccessEnvelope, type Task } from '../api/types.js';
 
 interface TasksOptions extends ConnectionOptions {
   app?: string;
@@ -24,9 +25,9 @@ interface TasksOptions extends ConnectionOptions {
  * match on the app name.
  */
 export function register(program: Command, ctx: CliContext = processContext()): void {
+  const tasks = program.command('tasks');
   withConnectionOptions(
-    program
-      .command('tasks')
+    tasks
       .description('show recent tasks (imports, deploys, trace processing)')
       .option('--app <name>', 'only tasks of apps whose name contains this')
       .addOption(new Option('--status <status>', 'only tasks in this state').choices(TASK_STATUSES))
@@ -47,6 +48,25 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       const tasks = res.tasks ?? [];
       writeList(ctx.stdout, opts.json, tasks, 'tasks', (items) => formatTasks(items, ctx.now()));
       if (!opts.json && res.total > tasks.length) ctx.stdout.write(`(${tasks.length} of ${res.total}; use --limit for more)\n`);
+    }),
+  );
+
+  // Decided: cancel is for uploads only (`PATCH /be/v1/tasks` `expire`, api.md §8): it ends an
+  // import that waits for its bytes, drops what was stored and frees the app. The pipeline's
+  // other tasks (dltar once the upload is in, mkraw, deploy) are bounded work the queue finishes,
+  // retries or fails by itself; the server refuses them with 409 invalid-state, shown as it is.
+  withConnectionOptions(
+    tasks
+      .command('cancel <task>')
+      .description('give up an upload that waits for its bytes (the app is free again; the bytes stored are dropped)')
+      .option('--json', 'print the task as JSON'),
+  ).action((taskName: string, opts: ConnectionOptions & { json?: boolean }) =>
+    runAction(ctx, opts.json, async () => {
+      const { client } = await connect(ctx, opts);
+      const res = await client.patch<SuccessEnvelope & { task: Task }>('/be/v1/tasks', { name: taskName, expire: true });
+      await forgetPendingUpload(ctx.env, taskName, ctx.now());
+      if (opts.json) ctx.stdout.write(JSON.stringify(res.task, null, 2) + '\n');
+      else ctx.stdout.write(`task ${taskName} cancelled (${res.task.status}); ${res.task.appName ?? 'its app'} takes builds again\n`);
     }),
   );
 }

@@ -68,6 +68,8 @@ beforeAll(async () => {
     ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'true',
     ROCKIT_TASK_MAX_ATTEMPTS: '1',
     ROCKIT_LOG_LEVEL: 'info',
+    // A resume at the right offset takes over a PUT stalled this long (the half-open test below).
+    ROCKIT_UPLOAD_STALL_SECONDS: '2',
   });
   base = server.address;
   cliEnv = { XDG_CONFIG_HOME: path.join(dir, 'cfg'), HOME: dir };
@@ -277,7 +279,177 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     expect(tasks.tasks).toHaveLength(1);
     expect(tasks.tasks[0]).toMatchObject({ status: 'succeeded', result: { sha256: tarDigest.digest('hex') } });
   }, 120_000);
+
+  it('a push whose connection goes half-open (the proxy stops forwarding, never closes) takes the upload over and publishes the exact build', async () => {
+    const big = path.join(dir, 'halfopen');
+    await fs.mkdir(path.join(big, 'data'), { recursive: true });
+    await fs.writeFile(path.join(big, 'data', 'level.pak'), randomBytes(20 * 1024 * 1024));
+    const tarDigest = createHash('sha256');
+    for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
+    expect((await api('POST', '/be/v1/apps', { name: 'halfopen', label: 'Half-open', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
+
+    const proxy = await startProxy(new URL(base), { stallUploadAfter: 12 * 1024 * 1024 });
+    try {
+      const login = await rockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], adminPassword + '\n');
+      expect(login.exitCode, login.stderr).toBe(0);
+      // The CLI gives the silent connection up after 3 s; the server's PUT still holds the upload
+      // (its idle timeout is 60 s), and is taken over: it has shown no progress for 2 s.
+      const push = await rockit(['push', big, `${ORG}/halfopen`, '--name', 'taken-over', '--idle-timeout', '3']);
+      expect(push.exitCode, push.stderr).toBe(0);
+      expect(proxy.stalls()).toBe(1);
+      expect(push.stderr).toMatch(/upload broke off \(.*idle.*\); resuming at 8\.0 MiB/);
+      expect(push.stderr).not.toMatch(/expired/);
+      expect(push.stdout).toMatch(new RegExp(`^published ${ORG}/halfopen build 1 \\(taken-over\\)`));
+    } finally {
+      await proxy.close();
+    }
+    const tasks = await api('GET', '/be/v1/tasks?appName=halfopen&type=dltar');
+    expect(tasks.tasks).toHaveLength(1);
+    expect(tasks.tasks[0]).toMatchObject({ status: 'succeeded', result: { sha256: tarDigest.digest('hex') } });
+  }, 120_000);
 });
+
+describe('a push survives kill -9 of the server mid-upload (restarted on the same data folder and port 3 s later)', () => {
+  let kdir: string;
+  let kserver: ServerProcess | undefined;
+  const env = {
+    ROCKIT_ADMIN_TOKEN: ADMIN_TOKEN, ROCKIT_SCRYPT_COST: '1024', ROCKIT_WORKER_POLL_MS: '50', ROCKIT_TASK_MAX_ATTEMPTS: '1', ROCKIT_LOG_LEVEL: 'info',
+  };
+
+  afterAll(async () => {
+    await kserver?.stop();
+    if (kdir) await fs.rm(kdir, { recursive: true, force: true });
+  });
+
+  it('resumes through the restart and publishes the exact build; tasks cancel gives an upload up and frees the app', async () => {
+    kdir = await fs.mkdtemp(path.join(os.tmpdir(), 'rockit-e2e-kill-'));
+    const data = path.join(kdir, 'data');
+    kserver = await startServer(data, env);
+    const kbase = kserver.address;
+    const port = Number(new URL(kbase).port);
+    const call = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> => {
+      const res = await fetch(kbase + p, {
+        method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+      const text = await res.text();
+      return { httpStatus: res.status, ...(text ? (JSON.parse(text) as object) : {}) };
+    };
+    const created = await call('POST', '/adm/v1/orgs', { name: ORG }, { 'x-rockit-admin-token': ADMIN_TOKEN });
+    expect(created.httpStatus).toBe(201);
+    const password = created.admin.password as string;
+    const kenv = { XDG_CONFIG_HOME: path.join(kdir, 'cfg'), HOME: kdir };
+    const krockit = (argv: string[], stdin?: string) => runRockit(argv, kenv, stdin);
+
+    const big = path.join(kdir, 'big');
+    await fs.mkdir(path.join(big, 'data'), { recursive: true });
+    await fs.writeFile(path.join(big, 'data', 'level.pak'), randomBytes(24 * 1024 * 1024));
+    const tarDigest = createHash('sha256');
+    for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
+
+    // The CLI talks through a proxy that slows uploads to 4 MiB/s, so the kill lands mid-upload.
+    const proxy = await startProxy(new URL(kbase), { uploadBytesPerSecond: 4 * 1024 * 1024 });
+    try {
+      expect((await krockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], password + '\n')).exitCode).toBe(0);
+      expect((await krockit(['apps', 'create', 'kill', '--label', 'Kill'])).exitCode).toBe(0);
+      const pushing = krockit(['push', big, `${ORG}/kill`, '--name', 'survivor']);
+      // Once the server holds a part: kill -9, and back on the same port and data folder 3 s later.
+      const session = await call('POST', '/be/v1/login', { orgName: ORG, username: 'admin', password }, {});
+      const auth = (await call('POST', '/be/v1/auth', undefined, { 'x-rockit-besession-token': session.session.token })).auth.token as string;
+      await waitFor('a stored part of the upload', 60_000, async () => {
+        const t = await call('GET', '/be/v1/tasks?appName=kill&type=dltar', undefined, { 'x-rockit-beauth-token': auth });
+        return t.tasks?.[0]?.progress > 0 ? true : undefined;
+      });
+      const exited = new Promise((r) => kserver!.proc.once('exit', r));
+      kserver.proc.kill('SIGKILL');
+      await exited;
+      await new Promise((r) => setTimeout(r, 3000));
+      kserver = await startServer(data, env, port);
+
+      const push = await pushing;
+      expect(push.exitCode, push.stderr).toBe(0);
+      expect(push.stderr).toMatch(/resuming at \d/);
+      expect(push.stdout).toMatch(new RegExp(`^published ${ORG}/kill build 1 \\(survivor\\)`));
+
+      const auth2 = await (async () => {
+        const s2 = await call('POST', '/be/v1/login', { orgName: ORG, username: 'admin', password }, {});
+        return (await call('POST', '/be/v1/auth', undefined, { 'x-rockit-besession-token': s2.session.token })).auth.token as string;
+      })();
+      const tasks = await call('GET', '/be/v1/tasks?appName=kill&type=dltar', undefined, { 'x-rockit-beauth-token': auth2 });
+      expect(tasks.tasks).toHaveLength(1);
+      expect(tasks.tasks[0]).toMatchObject({ status: 'succeeded', result: { sha256: tarDigest.digest('hex') } });
+
+      // An upload nobody finishes: push --no-wait is stopped by the server going away for good… here,
+      // simply a build registered and left waiting; `rockit tasks cancel` ends it and frees the app.
+      const waiting = await call('POST', '/be/v1/builds', { appName: 'kill' }, { 'x-rockit-beauth-token': auth2 });
+      expect(waiting.httpStatus).toBe(202);
+      expect((await call('GET', '/be/v1/apps/kill', undefined, { 'x-rockit-beauth-token': auth2 })).app.processing).toBe(true);
+      const cancel = await krockit(['tasks', 'cancel', waiting.task.name]);
+      expect(cancel.exitCode, cancel.stderr).toBe(0);
+      expect(cancel.stdout).toContain(`task ${waiting.task.name} cancelled (expired)`);
+      expect((await call('GET', '/be/v1/apps/kill', undefined, { 'x-rockit-beauth-token': auth2 })).app.processing).toBe(false);
+      const again = await krockit(['tasks', 'cancel', tasks.tasks[0].name]);
+      expect(again.exitCode).toBe(1);
+      expect(again.stderr).toContain('invalid-state');
+    } finally {
+      await proxy.close();
+    }
+  }, 240_000);
+});
+
+/**
+ * A TCP proxy to `target`. With `uploadBytesPerSecond`, it forwards upload bodies (connections
+ * that start with `PUT /be/v1/uploads/`) no faster than that. With `stallUploadAfter`, the first
+ * upload connection that has carried more than that many bytes stops being forwarded; both sides
+ * stay open (a half-open connection). A target
+ * that refuses (a server down) closes the client's connection.
+ */
+async function startProxy(
+  target: URL,
+  opts: { uploadBytesPerSecond?: number; stallUploadAfter?: number },
+): Promise<{ url: string; stalls(): number; close(): Promise<void> }> {
+  let stalls = 0;
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    let sent = 0;
+    let uploadPath: string | undefined;
+    let stalled = false;
+    client.on('data', (chunk: Buffer) => {
+      if (stalled) return;
+      if (sent === 0) uploadPath = /^PUT (\/be\/v1\/uploads\/\S+) HTTP/.exec(chunk.toString('latin1', 0, 300))?.[1];
+      sent += chunk.length;
+      if (opts.stallUploadAfter !== undefined && stalls === 0 && uploadPath !== undefined && sent > opts.stallUploadAfter) {
+        stalls += 1;
+        stalled = true;
+        client.pause();
+        return;
+      }
+      upstream.write(chunk);
+      if (opts.uploadBytesPerSecond !== undefined && uploadPath !== undefined) {
+        client.pause();
+        setTimeout(() => client.resume(), (chunk.length / opts.uploadBytesPerSecond) * 1000);
+      }
+    });
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stalls: () => stalls,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => proxy.close(() => r()));
+    },
+  };
+}
 
 /**
  * A TCP proxy to `target` that cuts the first upload connection once it has carried more than

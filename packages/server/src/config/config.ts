@@ -84,6 +84,10 @@ export interface ImportsConfig {
   maxBuildBytes: number;
   /** Most entries (files, folders, links) a build may hold (env ROCKIT_MAX_BUILD_FILES). */
   maxBuildFiles: number;
+  /** An upload PUT whose body brings no byte for this long is ended; its lease is released (ROCKIT_UPLOAD_IDLE_SECONDS). */
+  uploadIdleSeconds: number;
+  /** A resume at the right offset takes over an upload PUT that has shown no progress for this long (ROCKIT_UPLOAD_STALL_SECONDS). */
+  uploadStallSeconds: number;
   /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
   gracePeriodSeconds: number;
 }
@@ -224,6 +228,8 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
       maxUploadBytes,
       maxBuildBytes: int('ROCKIT_MAX_BUILD_BYTES', env.ROCKIT_MAX_BUILD_BYTES, maxUploadBytes, 1024, Number.MAX_SAFE_INTEGER),
       maxBuildFiles: int('ROCKIT_MAX_BUILD_FILES', env.ROCKIT_MAX_BUILD_FILES, 2_000_000, 1, 100_000_000),
+      uploadIdleSeconds: int('ROCKIT_UPLOAD_IDLE_SECONDS', env.ROCKIT_UPLOAD_IDLE_SECONDS, 60, 1, 3600),
+      uploadStallSeconds: int('ROCKIT_UPLOAD_STALL_SECONDS', env.ROCKIT_UPLOAD_STALL_SECONDS, 10, 1, 3600),
       gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
     },
     allowPrivateAddresses:

@@ -32,4 +32,14 @@ describe('config: blob store and imports', () => {
     expect(() => allow({ ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'maybe' })).toThrow(ConfigError);
     expect(() => allow({ ROCKIT_IMPORT_ALLOW_PRIVATE_URLS: 'maybe' })).toThrow(ConfigError);
   });
+
+  it('upload idle and stall times: 60 s and 10 s by default, whole seconds from 1 to 3600', () => {
+    expect(loadConfig({ data: '/tmp/rockit-x' }, {}).imports).toMatchObject({ uploadIdleSeconds: 60, uploadStallSeconds: 10 });
+    const c = loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_UPLOAD_IDLE_SECONDS: '5', ROCKIT_UPLOAD_STALL_SECONDS: '2' });
+    expect(c.imports).toMatchObject({ uploadIdleSeconds: 5, uploadStallSeconds: 2 });
+    for (const bad of ['0', '3601', '1.5', '-1', 'x', '99999999999999999999']) {
+      expect(() => loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_UPLOAD_IDLE_SECONDS: bad }), bad).toThrow(ConfigError);
+      expect(() => loadConfig({ data: '/tmp/rockit-x' }, { ROCKIT_UPLOAD_STALL_SECONDS: bad }), bad).toThrow(ConfigError);
+    }
+  });
 });

@@ -16,6 +16,7 @@ import { createTestServer, TEST_DIALECTS, type Dialect, type TestServer } from '
 
 const MIB = 1024 * 1024;
 const LEASE_SECONDS = 30;
+const STALL_SECONDS = 5;
 const VARIANTS: Array<{ dialect: Dialect; store: 'fs' | 's3' }> = [
   { dialect: 'sqlite' as const, store: 'fs' as const },
   { dialect: 'pg' as const, store: 's3' as const },
@@ -84,6 +85,7 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
       ROCKIT_MAX_UPLOAD_BYTES: String(64 * MIB),
       ROCKIT_UPLOAD_EXPIRY_SECONDS: '600',
       ROCKIT_LEASE_SECONDS: String(LEASE_SECONDS),
+      ROCKIT_UPLOAD_STALL_SECONDS: String(STALL_SECONDS),
       ROCKIT_TASK_MAX_ATTEMPTS: '1',
       ROCKIT_AUTH_SECONDS: String(24 * 3600),
     };
@@ -242,6 +244,49 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     expect(chain[0]).toMatchObject({ status: 'succeeded', result: { sha256: sha256(tar) } });
   }, 120_000);
 
+  it('a piece at the right offset takes over a writer that stalled (half-open connection); a whole PUT or a wrong offset does not', async () => {
+    const up = await newUpload();
+    const size = tar.length;
+    // A sends one part and 6 MiB more (a tail long enough to be a part), then goes silent with the connection open.
+    const reqA = http.request(up.url, { method: 'PUT', headers: { 'content-length': String(size) } });
+    const aEnded = new Promise<void>((r) => reqA.on('close', () => r()));
+    reqA.on('error', () => undefined);
+    reqA.write(tar.subarray(0, 14 * MIB));
+    for (let i = 0; i < 1500 && (await stored(up.task)) < 8 * MIB; i++) await sleep(20);
+    expect(await stored(up.task)).toBe(8 * MIB);
+    const range = { 'content-range': `bytes ${8 * MIB}-${size - 1}/${size}` };
+
+    // A moved a moment ago: still its upload.
+    const early = (await put(up.url, tar.subarray(8 * MIB), range)) as Answer;
+    expect(early.status).toBe(409);
+    expect(early.json.message).toMatch(/in progress/);
+
+    // A has shown no progress for longer than the stall time (its lease, 30 s, still runs).
+    t.clock.advance((STALL_SECONDS + 1) * 1000);
+    const whole = (await put(up.url, tar)) as Answer;
+    expect(whole.status).toBe(409);
+    expect(whole.json.message).toMatch(/in progress/);
+    const wrong = (await put(up.url, tar.subarray(4 * MIB), { 'content-range': `bytes ${4 * MIB}-${size - 1}/${size}` })) as Answer;
+    expect(wrong.status).toBe(409);
+    expect(wrong.json).toMatchObject({ error: 'invalid-state', receivedBytes: 8 * MIB });
+
+    // (Should a last chunk of A reach the server after the clock moved, A moved then: wait a stall longer.)
+    let b = (await put(up.url, tar.subarray(8 * MIB), range)) as Answer;
+    for (let i = 0; i < 5 && b.status === 409 && /in progress/.test(b.json.message); i++) {
+      t.clock.advance((STALL_SECONDS + 1) * 1000);
+      b = (await put(up.url, tar.subarray(8 * MIB), range)) as Answer;
+    }
+    expect(b.status, JSON.stringify(b.json)).toBe(200);
+    expect(b.json.upload).toMatchObject({ state: 'received', receivedBytes: size });
+    // A's connection breaks now: it was taken over, so it stores nothing more (not its 6 MiB tail).
+    reqA.destroy();
+    await aEnded;
+    const chain = await settled(up.task);
+    expect(chain[0]).toMatchObject({ status: 'succeeded', result: { sha256: sha256(tar) } });
+    const imp = await findImport(t.server.db.db, up.task);
+    expect(JSON.parse(imp!.upload_parts!).length).toBe(3);
+  }, 120_000);
+
   it('expiring a half-uploaded build (by PATCH or at the deadline) drops its stored parts', async () => {
     const a = await newUpload();
     await put(a.url, tar, {}, { after: 9 * MIB, until: async () => (await stored(a.task)) >= 8 * MIB });
@@ -339,4 +384,52 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     expect(await get(`${base}${u.pathname}?token=rkup_nope`)).toMatchObject({ status: 404, json: { error: 'not-found' } });
     expect((await get(`${base}/be/v1/uploads/t_unknown?token=rkup_nope`)).status).toBe(404);
   });
+});
+
+describe.each(TEST_DIALECTS)('upload idle timeout (%s)', (dialect) => {
+  let t: TestServer;
+  let base = '';
+  let h: Record<string, string> = {};
+
+  beforeAll(async () => {
+    t = await createTestServer({
+      dialect,
+      env: { ROCKIT_UPLOAD_IDLE_SECONDS: '1', ROCKIT_LEASE_SECONDS: '3600', ROCKIT_UPLOAD_EXPIRY_SECONDS: '600', ROCKIT_AUTH_SECONDS: String(24 * 3600) },
+    });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    h = (await loginAdmin(t, await createOrg(t))).headers;
+  }, 120_000);
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a PUT whose body brings no byte for ROCKIT_UPLOAD_IDLE_SECONDS is ended and lets go of the upload', async () => {
+    const appName = uniqueName('app');
+    expect((await t.req('POST', '/be/v1/apps', { headers: h, body: { name: appName, label: appName } })).statusCode).toBe(201);
+    const r = await t.req('POST', '/be/v1/builds', { headers: h, body: { appName } });
+    const task: string = r.json().task.name;
+    const u = new URL(r.json().upload.url);
+    const url = base + u.pathname + u.search;
+    const body = await makeTar([{ name: 'a.txt', content: 'idle\n' }]);
+
+    // Headers and a few bytes, then silence on an open connection (its lease, an hour, would hold it).
+    const stalled = http.request(url, { method: 'PUT', headers: { 'content-length': String(body.length) } });
+    const ended = new Promise<string>((resolve) => {
+      stalled.on('response', (res) => resolve(`answered ${res.statusCode}`));
+      stalled.on('error', (e) => resolve(`closed (${(e as NodeJS.ErrnoException).code ?? e.message})`));
+    });
+    stalled.write(body.subarray(0, 100));
+    for (let i = 0; i < 500 && !(await findImport(t.server.db.db, task))?.upload_writer; i++) await sleep(20);
+    expect((await findImport(t.server.db.db, task))?.upload_writer).toBeTruthy();
+
+    // The server ends it by itself: the connection closes and the upload is free again.
+    expect(await ended).toMatch(/^closed/);
+    for (let i = 0; i < 500 && (await findImport(t.server.db.db, task))?.upload_writer; i++) await sleep(20);
+    expect((await findImport(t.server.db.db, task))?.upload_writer).toBeNull();
+    const whole = (await put(url, body)) as Answer;
+    expect(whole.status, JSON.stringify(whole.json)).toBe(200);
+    expect(whole.json.upload.state).toBe('received');
+  }, 60_000);
 });

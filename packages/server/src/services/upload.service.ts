@@ -4,6 +4,7 @@ import type { ImportRow, UploadState } from '../db/import-tables.js';
 import {
   claimUploadWriter,
   findImport,
+  holdsUpload,
   isUploadInUse,
   markUploadReceived,
   releaseUploadWriter,
@@ -47,6 +48,16 @@ export interface UploadServiceOptions {
   maxUploadBytes: number;
   /** How long a PUT holds the upload without showing progress; a dead server's PUT is taken over after this. */
   writerLeaseMs: number;
+  /**
+   * A PUT whose body brings no byte for this long is ended (its connection closed; what it stored
+   * in whole parts stays), so a half-open connection does not hold the upload (ROCKIT_UPLOAD_IDLE_SECONDS).
+   */
+  idleMs?: number;
+  /**
+   * A piece at the right offset takes the upload over from a PUT that has shown no progress for
+   * this long (ROCKIT_UPLOAD_STALL_SECONDS): the client that gave up on a stalled connection resumes at once.
+   */
+  stallMs?: number;
   /** Wakes the local worker once an upload is complete. */
   poke(): void;
 }
@@ -113,20 +124,31 @@ export class UploadService {
 
     const writer = randomBytes(9).toString('base64url');
     const offset = piece.kind === 'whole' ? undefined : piece.kind === 'range' ? piece.first : Number(imp.upload_received_bytes);
-    if (!(await claimUploadWriter(db, taskName, writer, clock.now(), this.opts.writerLeaseMs, offset))) {
+    const leaseMs = this.opts.writerLeaseMs;
+    const stallMs = this.opts.stallMs === undefined ? undefined : Math.min(this.opts.stallMs, leaseMs);
+    if (!(await claimUploadWriter(db, taskName, writer, clock.now(), leaseMs, offset, stallMs))) {
       const now = await findImport(db, taskName);
       throw this.whyNotClaimed(taskName, now, offset);
     }
+    // The lease runs from the last progress, not from the last tick: a byte in, a part stored, or
+    // any moment this PUT is not waiting for the client's bytes (storing a part, completing the
+    // object). So only a PUT whose client went silent stalls: its lease lapses, and `until - lease`
+    // tells other nodes since when it has stalled.
+    const progress: Progress = { lastMs: clock.now(), renewedMs: clock.now(), waiting: false };
+    const tickMs = Math.max(250, Math.min(Math.floor(leaseMs / 3), stallMs === undefined ? leaseMs : Math.floor(stallMs / 3)));
     const keepAlive = setInterval(() => {
-      void updateUploadAsWriter(db, taskName, writer, { upload_writer_until_ms: clock.now() + this.opts.writerLeaseMs }).catch(() => undefined);
-    }, Math.max(1000, Math.floor(this.opts.writerLeaseMs / 3)));
+      if (!progress.waiting) progress.lastMs = clock.now();
+      if (progress.lastMs === progress.renewedMs) return;
+      progress.renewedMs = progress.lastMs;
+      void updateUploadAsWriter(db, taskName, writer, { upload_writer_until_ms: progress.lastMs + leaseMs }).catch(() => undefined);
+    }, tickMs);
     try {
       imp = (await findImport(db, taskName)) ?? imp;
       if (piece.kind === 'probe') {
         body.resume();
         if (Number(imp.upload_received_bytes) === piece.total) await this.complete(imp, writer, this.partsOf(imp));
       } else {
-        await this.receiveBody(imp, writer, piece, body);
+        await this.receiveBody(imp, writer, piece, body, progress);
       }
     } finally {
       clearInterval(keepAlive);
@@ -189,7 +211,13 @@ export class UploadService {
   }
 
   /** Streams the body into parts; completes the object when this piece ends the tar. */
-  private async receiveBody(imp: ImportRow, writer: string, piece: Exclude<Piece, { kind: 'probe' }>, body: Readable): Promise<void> {
+  private async receiveBody(
+    imp: ImportRow,
+    writer: string,
+    piece: Exclude<Piece, { kind: 'probe' }>,
+    body: Readable,
+    progress: Progress,
+  ): Promise<void> {
     const { db } = this.deps;
     const store = this.opts.blobStore;
     const taskName = imp.task_name;
@@ -223,8 +251,9 @@ export class UploadService {
     const parts$ = new PartWriter({
       store, key: imp.tar_key, uploadId, partBytes: partBytes ?? choosePartBytes(total ?? this.opts.maxUploadBytes), parts,
       onPart: async (all, storedBytes) => {
+        progress.lastMs = this.deps.clock.now();
         const ok = await updateUploadAsWriter(db, taskName, writer, {
-          upload_parts: JSON.stringify(all), upload_received_bytes: storedBytes, upload_writer_until_ms: this.deps.clock.now() + this.opts.writerLeaseMs,
+          upload_parts: JSON.stringify(all), upload_received_bytes: storedBytes, upload_writer_until_ms: progress.lastMs + this.opts.writerLeaseMs,
         });
         if (!ok) throw lost();
         // While the tar arrives, the dltar task's progress is the fraction stored (when its size is known).
@@ -234,13 +263,13 @@ export class UploadService {
     const expected = piece.kind === 'range' ? piece.last - piece.first + 1 : piece.total;
     let seen: number;
     try {
-      seen = await this.pump(body, parts$, { start, expected, taskName, inbound });
+      seen = await this.pump(body, parts$, { start, expected, taskName, inbound, writer, progress });
     } finally {
       // Never leave a part in flight behind a refusal: its record must land (or fail) first.
       await parts$.settle().catch(() => undefined);
     }
     if (expected !== undefined && seen < expected) {
-      await parts$.flushTail({ last: false });
+      await this.keepTail(parts$, taskName, writer);
       throw brokeOff(taskName, parts$.storedBytes);
     }
     const endsTar = piece.kind === 'whole' || piece.last + 1 === piece.total;
@@ -256,28 +285,59 @@ export class UploadService {
   private async pump(
     body: Readable,
     parts$: PartWriter,
-    ctx: { start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined },
+    ctx: {
+      start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined; writer: string; progress: Progress;
+    },
   ): Promise<number> {
     const max = this.opts.maxUploadBytes;
     const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     let seen = 0;
-    for (;;) {
-      let next: IteratorResult<Buffer>;
-      try {
-        next = await chunks.next();
-      } catch {
-        await parts$.flushTail({ last: false }).catch(() => undefined);
-        throw brokeOff(ctx.taskName, parts$.storedBytes);
+    // Idle timeout: counts only the time spent waiting for the client's bytes (not a slow store).
+    // A body that brings nothing for that long is destroyed, which ends the wait below as a break.
+    const idleMs = this.opts.idleMs;
+    let waitingSince: number | undefined;
+    const idleCheck = idleMs === undefined ? undefined : setInterval(() => {
+      if (waitingSince !== undefined && Date.now() - waitingSince >= idleMs) {
+        body.destroy(new Error(`no byte for ${Math.round(idleMs / 1000)} s`));
       }
-      if (next.done) return seen;
-      seen += next.value.length;
-      if (ctx.start + seen > max) throw tooLarge(max);
-      if (ctx.expected !== undefined && seen > ctx.expected) {
-        throw invalidParam('content-range', `the body is longer than the ${ctx.expected} bytes announced`);
+    }, Math.max(100, Math.min(1000, Math.floor(idleMs / 4))));
+    try {
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        waitingSince = Date.now();
+        ctx.progress.waiting = true;
+        try {
+          next = await chunks.next();
+        } catch {
+          ctx.progress.waiting = false;
+          await this.keepTail(parts$, ctx.taskName, ctx.writer).catch(() => undefined);
+          throw brokeOff(ctx.taskName, parts$.storedBytes);
+        } finally {
+          waitingSince = undefined;
+          ctx.progress.waiting = false;
+        }
+        if (next.done) return seen;
+        ctx.progress.lastMs = this.deps.clock.now();
+        seen += next.value.length;
+        if (ctx.start + seen > max) throw tooLarge(max);
+        if (ctx.expected !== undefined && seen > ctx.expected) {
+          throw invalidParam('content-range', `the body is longer than the ${ctx.expected} bytes announced`);
+        }
+        ctx.inbound?.update(next.value);
+        await parts$.write(next.value);
       }
-      ctx.inbound?.update(next.value);
-      await parts$.write(next.value);
+    } finally {
+      if (idleCheck) clearInterval(idleCheck);
     }
+  }
+
+  /**
+   * After a break: stores the buffered tail when it can be a part — unless another PUT took the
+   * upload over meanwhile (it writes the same part numbers; this writer must store nothing more).
+   */
+  private async keepTail(parts$: PartWriter, taskName: string, writer: string): Promise<void> {
+    if (parts$.bufferedBytes > 0 && !(await holdsUpload(this.deps.db, taskName, writer))) return;
+    await parts$.flushTail({ last: false });
   }
 
   /** Completes the multipart put and hands the upload to the pipeline (once, before the deadline). */
@@ -309,6 +369,13 @@ export class UploadService {
 }
 
 type TarDigest = { sha256: string; compression: TarCompression };
+
+/** A PUT's progress: when it last moved, when that was written to its lease, whether it waits for the client now. */
+interface Progress {
+  lastMs: number;
+  renewedMs: number;
+  waiting: boolean;
+}
 
 /** SHA-256 of the bytes seen and, from the first 512, whether they start a tar (and how it is compressed). */
 class InboundDigest {

@@ -30,12 +30,12 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `rockit-edge serve` on a free loopback port. Resolves once the server logs that it
+ * Starts `rockit-edge serve` on a free loopback port (or on `port`). Resolves once the server logs that it
  * listens; rejects with its output when it exits first. Throws when the binary is not built.
  */
-export function startServer(dataDir: string, env: Record<string, string>): Promise<ServerProcess> {
+export function startServer(dataDir: string, env: Record<string, string>, port = 0): Promise<ServerProcess> {
   if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: run \`npx tsc -b\` first`);
-  const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], {
+  const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], {
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

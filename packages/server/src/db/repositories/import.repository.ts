@@ -41,6 +41,12 @@ export async function setUploadState(db: Executor, taskName: string, from: 'wait
  * Makes `writer` the one PUT receiving the upload (api.md §7.2, resumable): only while the upload
  * waits, no other writer's lease is running, and — when `atOffset` is given — exactly that many
  * bytes are stored (the client continues where the server is). True when this call took it.
+ *
+ * A writer's lease runs `leaseMs` from its last progress (a byte received or a part stored: the
+ * writer sets `upload_writer_until_ms` = last progress + lease), so `until - leaseMs` is when it
+ * last moved. With `stallMs`, a piece at the right offset also takes over a writer that has not
+ * moved for that long (a half-open connection, or a node that died): the stalled writer finds
+ * the upload no longer its own at its next step and stores nothing more.
  */
 export async function claimUploadWriter(
   db: Executor,
@@ -49,16 +55,33 @@ export async function claimUploadWriter(
   nowMs: number,
   leaseMs: number,
   atOffset?: number,
+  stallMs?: number,
 ): Promise<boolean> {
   let u = q(db)
     .updateTable('imports')
     .set({ upload_writer: writer, upload_writer_until_ms: nowMs + leaseMs })
     .where('task_name', '=', taskName)
     .where('upload_state', '=', 'waiting')
-    .where((eb) => eb.or([eb('upload_writer', 'is', null), eb('upload_writer_until_ms', '<', nowMs)]));
+    .where((eb) => {
+      const free = [eb('upload_writer', 'is', null), eb('upload_writer_until_ms', '<', nowMs)];
+      if (atOffset !== undefined && stallMs !== undefined) free.push(eb('upload_writer_until_ms', '<', nowMs + leaseMs - stallMs));
+      return eb.or(free);
+    });
   if (atOffset !== undefined) u = u.where('upload_received_bytes', '=', atOffset);
   const r = await u.executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
+}
+
+/** Whether `writer` still holds the upload (a stalled writer may have been taken over). */
+export async function holdsUpload(db: Executor, taskName: string, writer: string): Promise<boolean> {
+  const row = await q(db)
+    .selectFrom('imports')
+    .select('task_name')
+    .where('task_name', '=', taskName)
+    .where('upload_writer', '=', writer)
+    .where('upload_state', '=', 'waiting')
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /** What a writer changes on the upload as parts arrive; false when `writer` no longer holds it. */
