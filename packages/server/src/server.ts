@@ -296,7 +296,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     }),
     depot: new DepotService(new PrefixedBlobStore(blobStore, DEPOT_PREFIX)),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
-    apps: new AppService(deps, { secrets, files: originFiles }),
+    apps: new AppService(deps, { secrets, files: originFiles, poke: () => worker?.poke() }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots, ...guard }),
     consumption: new ConsumptionService(deps),
   };

@@ -38,6 +38,7 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
         size: Type.Optional(Type.Integer({ minimum: 0, description: 'announced size in bytes (checked)' })),
         sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'announced SHA-256, hex (checked)' })),
         buildName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+        live: Type.Optional(Type.Boolean({ description: 'false: publish the image and patches but keep release.json on the current build (staged push); default true' })),
       }, { additionalProperties: false }),
       response: {
         202: Ok({ task: TaskSchema, upload: Type.Optional(UploadSchema) }),
