@@ -14,6 +14,8 @@ import { createProgress, formatBytes } from '../progress.js';
 interface PushOptions extends ConnectionOptions {
   name?: string;
   wait: boolean;
+  /** false with --no-live: a staged push (published, release.json stays on the live build). */
+  live: boolean;
   resume?: string;
   idleTimeout?: number;
 }
@@ -43,6 +45,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       .option('--resume <task>', 'go on with an upload this machine started (the source and target are remembered)')
       .option('--idle-timeout <seconds>', 'give a connection that moves no byte this long up and resume (default 60)', parsePositiveInt('--idle-timeout'))
       .option('--no-wait', 'return once the upload is complete')
+      .option('--no-live', 'stage the build: publish its image and patches but keep the live build (make it live later with `rockit apps set-live`)')
       .option('--json', 'print the result as JSON'),
   ).action((source: string | undefined, target: string | undefined, opts: PushOptions) =>
     runAction(ctx, opts.json, () => (opts.resume !== undefined ? resume(ctx, opts.resume, source, opts) : push(ctx, source, target, opts))),
@@ -114,6 +117,7 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
 
   const body: Record<string, unknown> = { appName };
   if (opts.name !== undefined) body.buildName = opts.name;
+  if (opts.live === false) body.live = false;
   const submitted = await client.post<BuildUploadResponse>('/be/v1/builds', body).catch((err: unknown) => {
     if (err instanceof ApiError && err.error === 'app-locked') {
       err.hint = `${appName} is busy or in error state after a failed deploy; see \`rockit tasks --app ${appName}\``;
@@ -288,6 +292,20 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
   });
   const res = await client.get<SuccessEnvelope & { app: App }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
   const app = res.app;
+  const deployTask = tasks.find((t) => t.type === 'deploy');
+  const deployResult = (deployTask?.result ?? {}) as { live?: unknown; buildId?: unknown };
+  if (deployResult.live === false) {
+    const staged = typeof deployResult.buildId === 'number' ? deployResult.buildId : (tasks.find((t) => t.type === 'mkraw')?.buildId ?? null);
+    if (opts.json) {
+      ctx.stdout.write(JSON.stringify({ ...summary, tasks, staged: { buildId: staged }, release: { iCurBuild: app.iCurBuild ?? null } }, null, 2) + '\n');
+      return;
+    }
+    ctx.stdout.write(
+      `staged ${orgName}/${appName} build ${staged ?? '?'}; build ${app.iCurBuild ?? '(none)'} stays live. ` +
+        `Make it live with: rockit apps set-live ${appName} ${staged ?? '<build>'}\n`,
+    );
+    return;
+  }
   const current = app.iCurBuild ?? null;
   const patches = (app.patches ?? []).filter((p) => p.toBuildId === current);
   const release = {
