@@ -7,6 +7,7 @@ import { connect, parsePositiveInt, processContext, runAction, withConnectionOpt
 import { followPipeline } from '../api/follow-tasks.js';
 import { listFolder, packEntries, skipBytes, tarSize } from '../api/tar-pack.js';
 import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
+import { applyIgnore, checkFolderEntries, checkTarFile, readIgnoreFile } from '../api/precheck.js';
 import { uploadResumable, uploadStatus } from '../api/upload.js';
 import type { App, BuildUploadResponse, SuccessEnvelope, Task } from '../api/types.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -14,6 +15,8 @@ import { createProgress, formatBytes } from '../progress.js';
 interface PushOptions extends ConnectionOptions {
   name?: string;
   wait: boolean;
+  /** Ignore patterns (--ignore, repeatable). */
+  ignore?: string[];
   /** false with --no-live: a staged push (published, release.json stays on the live build). */
   live: boolean;
   resume?: string;
@@ -45,6 +48,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       .option('--resume <task>', 'go on with an upload this machine started (the source and target are remembered)')
       .option('--idle-timeout <seconds>', 'give a connection that moves no byte this long up and resume (default 60)', parsePositiveInt('--idle-timeout'))
       .option('--no-wait', 'return once the upload is complete')
+      .option('--ignore <pattern>', 'leave out matching files and folders (repeatable; `*`, `**`, `?`; also read from .rockitignore)', collect, [])
       .option('--no-live', 'stage the build: publish its image and patches but keep the live build (make it live later with `rockit apps set-live`)')
       .option('--json', 'print the result as JSON'),
   ).action((source: string | undefined, target: string | undefined, opts: PushOptions) =>
@@ -59,12 +63,19 @@ export function parseTarget(target: string): { orgName: string; appName: string 
   return { orgName: parts[0], appName: parts[1] };
 }
 
-async function openSource(source: string): Promise<BuildSource> {
+/**
+ * Opens the build to push and checks it before a byte is sent (issue 13 item 6): a folder
+ * without files, an entry the engine would refuse (a symlink out of the build...), or a file that is
+ * not a tar is refused here, naming `source`. `ignore`: butler-like patterns, plus the folder's
+ * `.rockitignore`.
+ */
+async function openSource(source: string, ignore: readonly string[] = []): Promise<BuildSource> {
   const st = await fs.stat(source).catch((err: NodeJS.ErrnoException) => {
     throw new Error(err.code === 'ENOENT' ? `${source} does not exist` : `cannot read ${source}: ${err.message}`);
   });
   if (st.isDirectory()) {
-    const entries = await listFolder(source);
+    const entries = applyIgnore(await listFolder(source), [...(await readIgnoreFile(source)), ...ignore]);
+    checkFolderEntries(source, entries);
     return {
       kind: 'folder',
       sizeBytes: tarSize(entries),
@@ -78,6 +89,8 @@ async function openSource(source: string): Promise<BuildSource> {
     };
   }
   if (st.isFile()) {
+    if (ignore.length > 0) throw new Error(`--ignore applies to folders; ${source} is a file (a tar is sent as it is)`);
+    await checkTarFile(source);
     return {
       kind: 'tar',
       sizeBytes: st.size,
@@ -111,7 +124,7 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
   if (orgName !== who.orgName) {
     throw new Error(`logged in to organization ${who.orgName}; cannot push to ${orgName}/${appName}`);
   }
-  const build = await openSource(source);
+  const build = await openSource(source, opts.ignore ?? []);
   const log = logger(ctx, opts);
   log(`${path.basename(path.resolve(source))}: ${build.kind === 'folder' ? `${build.files} files, ` : ''}${formatBytes(build.sizeBytes)} to upload`);
 
@@ -133,6 +146,7 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
     orgName,
     appName,
     ...(opts.name !== undefined ? { buildName: opts.name } : {}),
+    ...(opts.ignore && opts.ignore.length > 0 ? { ignore: opts.ignore } : {}),
     url: new URL(submitted.upload.url, client.baseUrl).href,
     method: submitted.upload.method || 'PUT',
     source: path.resolve(source),
@@ -161,7 +175,7 @@ async function resume(ctx: CliContext, taskName: string, source: string | undefi
     throw new Error(`task ${taskName} was pushed to ${pending.orgName} on ${pending.server}; log in there to resume it`);
   }
   const log = logger(ctx, opts);
-  const build = await openSource(source ?? pending.source);
+  const build = await openSource(source ?? pending.source, pending.ignore ?? []);
   if (build.sizeBytes !== pending.sizeBytes || build.fingerprint !== pending.fingerprint) {
     throw new Error(`${source ?? pending.source} changed since the upload of task ${taskName} started; push it again as a new build`);
   }
@@ -325,4 +339,8 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
   ctx.stdout.write(
     `published ${orgName}/${appName} build ${current ?? '?'}${release.buildName ? ` (${release.buildName})` : ''}, dxf ${release.dxfName ?? '?'}; ${patchText}\n`,
   );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
