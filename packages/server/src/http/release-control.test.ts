@@ -220,4 +220,31 @@ describe.each(TEST_DIALECTS)('release control (%s)', (dialect) => {
     const tasks = await t.req('GET', `/be/v1/tasks?appName=${app.name}&type=deploy&limit=100`, { headers: admin.headers });
     expect((tasks.json().tasks as any[]).length).toBe(1);
   }, 60_000);
+
+  it('app names may hold "-" (my-game), published under that name; old names stay valid; the rule is given in words', async () => {
+    const h = admin.headers;
+    const name = `my-game-${process.pid}`;
+    const created = await t.req('POST', '/be/v1/apps', { headers: h, body: { name, label: 'My Game' } });
+    expect(created.statusCode, created.body).toBe(201);
+    const row = await findApp(t.server.db.db, (await findOrgByName(t.server.db.db, org.name))!.id, name);
+    const r = await upload(t, h, name, await gameTar(1));
+    expect(r.put.statusCode, r.put.body).toBe(200);
+    await settle(t, h, name);
+    expect(await release(t, org.name, name)).toMatchObject({ appName: name, buildId: 1 });
+    expect((await t.req('GET', `/be/v1/apps/${name}`, { headers: h })).json().app.iCurBuild).toBe(1);
+    expect((await t.req('PATCH', '/be/v1/apps', { headers: h, body: { name, iCurBuild: 1 } })).statusCode).toBe(200);
+    await settle(t, h, name);
+    expect(row).toBeDefined();
+    for (const ok of [uniqueName('a_b'), `AB${process.pid}`, `x-${process.pid}_y-z`]) {
+      expect((await t.req('POST', '/be/v1/apps', { headers: h, body: { name: ok, label: 'x' } })).statusCode, ok).toBe(201);
+    }
+    for (const bad of ['-game', 'a', 'a.b', 'a/b', 'a b', 'x'.repeat(51), 'ü-game']) {
+      const res = await t.req('POST', '/be/v1/apps', { headers: h, body: { name: bad, label: 'x' } });
+      expect(res.statusCode, bad).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'invalid-param', param: 'name', message: 'name must be an app name: 2 to 50 characters: letters A-Z a-z, digits, _ and - (not first)' });
+    }
+    // Other names keep the old rule.
+    const role = await t.req('POST', '/be/v1/roles', { headers: h, body: { name: 'pub-lisher', permissions: {} } });
+    expect(role.json()).toMatchObject({ error: 'invalid-param', param: 'name', message: 'name must be a name: 2 to 50 characters: letters A-Z a-z, digits and _' });
+  }, 60_000);
 });

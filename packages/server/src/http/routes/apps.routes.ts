@@ -3,7 +3,7 @@ import type { AppServices } from '../app.js';
 import { principal } from '../plugins/auth.js';
 import { AppDeploymentsInput, AppSchema, CleanupSchema, MaxBuilds } from '../schemas/app-deployment.schemas.js';
 import { TaskSchema } from '../schemas/dto.js';
-import { BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { AppName, BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/apps (api.md §7.1; apps.*). */
 export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
@@ -31,7 +31,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
     schema: {
       tags, summary: 'Creates an app', security: Security.user,
       body: Type.Object(
-        { name: Name(), label: Label, maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
+        { name: AppName(), label: Label, maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
         { additionalProperties: false },
       ),
       response: { 201: Ok({ app: AppSchema }, 'created'), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
@@ -45,7 +45,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
     ...common,
     schema: {
       tags, summary: 'One app (fields[] projects it)', security: Security.user,
-      params: Type.Object({ name: Name() }),
+      params: Type.Object({ name: AppName() }),
       querystring: Type.Object({ 'fields[]': ListQuery['fields[]'], fields: ListQuery.fields }),
       response: { 200: Ok({ app: Type.Partial(AppSchema) }), ...errorResponses(401, 403) },
     },
@@ -64,7 +64,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
       security: Security.user,
       body: Type.Object(
         {
-          name: Name(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput),
+          name: AppName(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput),
           iCurBuild: Type.Optional(Type.Integer({ minimum: 1, maximum: 999_999, description: 'a kept, ready build to make live' })),
         },
         { additionalProperties: false },
@@ -82,7 +82,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
       tags,
       summary: 'Deletes an app with its builds, images and patches, in the depot and on every origin (409 app-locked while an import processes it)',
       security: Security.user,
-      params: Type.Object({ name: Name() }),
+      params: Type.Object({ name: AppName() }),
       response: { 200: Ok({ cleanup: CleanupSchema }), ...errorResponses(401, 403, 409) },
     },
   }, async (req) => {
