@@ -3,7 +3,7 @@ import type { AppServices } from '../app.js';
 import { principal } from '../plugins/auth.js';
 import { AppDeploymentsInput, AppSchema, CleanupSchema, MaxBuilds } from '../schemas/app-deployment.schemas.js';
 import { TaskSchema } from '../schemas/dto.js';
-import { AppName, BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { AppName, BODY_ERRORS, Label, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/apps (api.md §7.1; apps.*). */
 export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {

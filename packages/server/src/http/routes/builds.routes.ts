@@ -4,7 +4,7 @@ import type { BuildService } from '../../services/build.service.js';
 import type { UploadService } from '../../services/upload.service.js';
 import { missingParam } from '../../domain/errors.js';
 import { principal } from '../plugins/auth.js';
-import { AppName, BODY_ERRORS, Name, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
+import { AppName, BODY_ERRORS, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
 import { TaskSchema } from '../schemas/dto.js';
 
 const UploadSchema = Type.Object({
