@@ -9,6 +9,7 @@ import { register as registerApps } from './commands/apps.js';
 import { register as registerDeployments } from './commands/deployments.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerTasks } from './commands/tasks.js';
+import { register as registerUsers } from './commands/users.js';
 
 const program = new Command();
 program.name('rockit').description('ROCKIT images, patches and test data on the command line').version('0.1.0');
@@ -20,6 +21,7 @@ registerApps(program);
 registerDeployments(program);
 registerPush(program);
 registerTasks(program);
+registerUsers(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof Error ? err.message : String(err);

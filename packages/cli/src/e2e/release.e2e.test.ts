@@ -100,4 +100,41 @@ describe('release control through rockit-edge serve and the rockit command', () 
     expect(bad.stderr).toMatch(/iCurBuild/);
     expect(bad.stderr).not.toMatch(/\n\s+at /);
   }, 120_000);
+
+  it('sets up a CI pipeline without curl: publisher role, machine user, API keys; the machine pushes and sets live', async () => {
+    const role = await rockit(['roles', 'create', 'publisher', '--publisher']);
+    expect(role.exitCode, role.stderr).toBe(0);
+    expect(role.stdout).toBe('created role publisher (apps=6,tasks=2)\n');
+    const machine = await rockit(['users', 'create-machine', 'ci', '--roles', 'publisher']);
+    expect(machine.exitCode, machine.stderr).toBe(0);
+    const vars = Object.fromEntries(machine.stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    expect(Object.keys(vars)).toEqual(['ROCKIT_SERVER', 'ROCKIT_ORG', 'ROCKIT_USER', 'ROCKIT_API_KEY']);
+    expect(vars).toMatchObject({ ROCKIT_ORG: ORG, ROCKIT_USER: 'ci' });
+    expect(machine.stderr).toMatch(/shown only now/);
+
+    // The CI job: nothing but the variables (a fresh HOME: no stored login).
+    const ciEnv = { ...vars, XDG_CONFIG_HOME: path.join(dir, 'ci-cfg'), HOME: path.join(dir, 'ci-home') };
+    const push = await runRockit(['push', path.join(series(), 'v2'), `${ORG}/demo`, '--name', '2.1', '--no-live'], ciEnv);
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stdout).toMatch(/^staged acme\/demo build 3; build 1 stays live/);
+    const live = await runRockit(['apps', 'set-live', 'demo', '3'], ciEnv);
+    expect(live.exitCode, live.stderr).toBe(0);
+    expect((await releases()).fs).toMatchObject({ buildId: 3, buildName: '2.1' });
+    // The publisher role cannot create apps.
+    const denied = await runRockit(['apps', 'create', 'other', '--label', 'x'], ciEnv);
+    expect(denied.exitCode).toBe(1);
+    expect(denied.stderr).toMatch(/forbidden.*permission=apps\.create/);
+
+    // Key rotation: a second key works, the revoked first one does not.
+    const second = await rockit(['apikeys', 'create', 'ci', '--json']);
+    expect(second.exitCode, second.stderr).toBe(0);
+    const key2 = JSON.parse(second.stdout) as { id: string; key: string };
+    const firstId = /key id (\S+)/.exec(machine.stderr)![1];
+    const revoke = await rockit(['apikeys', 'revoke', firstId]);
+    expect(revoke.exitCode, revoke.stderr).toBe(0);
+    expect((await runRockit(['builds', 'demo'], ciEnv)).exitCode).toBe(1);
+    const withSecond = await runRockit(['builds', 'demo'], { ...ciEnv, ROCKIT_API_KEY: key2.key });
+    expect(withSecond.exitCode, withSecond.stderr).toBe(0);
+    expect(withSecond.stdout).toMatch(/^3\s+2\.1\s.*live$/m);
+  }, 120_000);
 });
