@@ -206,7 +206,7 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
   const log = logger(ctx, opts);
   const uploadUrl = new URL(pending.url);
   const headers = client.isSameOrigin(uploadUrl) ? await client.authHeaders() : {};
-  const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json });
+  const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json, stream: ctx.stderr });
   const startedMs = ctx.now();
   const taskName = pending.taskName;
   // Ctrl-C during the upload stops it cleanly; the upload stays open on the server (resume it, or
@@ -299,7 +299,7 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
         lastKey = key;
       }
       if (t.status === 'running' && typeof t.progress === 'number') {
-        taskBar ??= createProgress({ label: `${t.type} ${t.name}`, total: 100, unit: 'items', json: opts.json || ctx.stderr.isTTY !== true });
+        taskBar ??= createProgress({ label: `${t.type} ${t.name}`, total: 100, unit: 'items', json: opts.json, stream: ctx.stderr });
         taskBar.update(Math.round(t.progress * 100));
       }
     },
