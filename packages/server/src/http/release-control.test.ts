@@ -187,6 +187,25 @@ describe.each(TEST_DIALECTS)('release control (%s)', (dialect) => {
     expect(await release(t, org.name, app.name)).toMatchObject({ buildId: 3, patches: [{ fromBuildId: 1 }] });
   }, 120_000);
 
+  it('a live push after a staged one: the staged build stays kept, its patches are dropped after the grace period', async () => {
+    const { app, origin } = await appWithOrigin();
+    await push(app, 1);
+    await push(app, 2, false);
+    await push(app, 3);
+    expect(await release(t, org.name, app.name)).toMatchObject({ buildId: 3, patches: [{ fromBuildId: 2 }, { fromBuildId: 1 }] });
+    t.clock.advance(61_000);
+    t.server.worker?.poke();
+    const stalePatch = depotFile(t, `pat/${org.name}/${app.name}/0002/0001/patch.json`);
+    for (let i = 0; i < 500 && fs.existsSync(stalePatch); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.existsSync(stalePatch)).toBe(false);
+    expect(fs.existsSync(path.join(origin, 'pat', org.name, app.name, '0002'))).toBe(false);
+    expect(fs.existsSync(depotFile(t, `dxf/${org.name}/${app.name}/0002/b0002-t000/image.json`))).toBe(true);
+    expect(fs.existsSync(depotFile(t, `pat/${org.name}/${app.name}/0003/0002/patch.json`))).toBe(true);
+    // The staged build can still be made live (a rollback: no patches lead to it any more).
+    await setLive(app, 2);
+    expect(fsRelease(origin, org.name, app.name)).toMatchObject({ buildId: 2, patches: [] });
+  }, 120_000);
+
   it('PATCH iCurBuild: 400 invalid-param for a build that is not kept or a wrong type, 409 app-locked while processing', async () => {
     const { app } = await appWithOrigin();
     await push(app, 1);

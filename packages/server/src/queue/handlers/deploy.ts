@@ -13,7 +13,7 @@ import {
   refreshProcessing,
 } from '../../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../../domain/clock.js';
-import { DeployError, StepError, buildRelease, deployRelease, planCleanup, readPublishedRelease, type DeployTarget } from '../../pipeline/index.js';
+import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../../pipeline/index.js';
 import { createDepotOrigin, type Origin } from '../../publish/origin.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, type TaskFailure, type TaskHandler } from '../worker.js';
@@ -172,6 +172,14 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
         return { buildId, dxfName: build.dxf_name, live: false, deployments: deploymentsResult };
       }
       const plan = planCleanup(previous, release, toUnixSeconds(now), deps.gracePeriodSeconds);
+      // Patches to other builds (a staged build's, a replaced build's) are dropped with markPublished
+      // below: their files go too, after the grace period (the cleanup re-checks what is kept then).
+      const stale = await db.selectFrom('patches').select('to_build_id').distinct().where('app_id', '=', app.id).where('to_build_id', '<>', buildId).execute();
+      for (const row of stale) {
+        const prefix = patchTargetPrefix(orgName, app.name, Number(row.to_build_id));
+        if (!plan.origins.includes(prefix)) plan.origins.push(prefix);
+        if (!plan.depot.includes(prefix)) plan.depot.push(prefix);
+      }
       const publishedBytes = release.image.sizeBytes + release.patches.reduce((a, p) => a + p.sizeBytes, 0);
       await db.transaction().execute(async (trx) => {
         await markPublished(trx, app.id, buildId, build.dxf_name!, now);
