@@ -9,7 +9,7 @@ import type { AppRow, DeploymentRow } from '../db/app-tables.js';
 import { findApp, insertApp, setAppDeployments } from '../db/repositories/app.repository.js';
 import { insertDeployment } from '../db/repositories/deployment.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
-import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
+import { makeTar, pseudoRandomBytes, startHttpServer } from '../pipeline/test-support/fixtures.js';
 import { createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
 import { createTestServer, TEST_DIALECTS, type TestServer } from '../test-support/test-server.js';
 
@@ -204,6 +204,33 @@ describe.each(TEST_DIALECTS)('release control (%s)', (dialect) => {
     // The staged build can still be made live (a rollback: no patches lead to it any more).
     await setLive(app, 2);
     expect(fsRelease(origin, org.name, app.name)).toMatchObject({ buildId: 2, patches: [] });
+  }, 120_000);
+
+  it('announces a set-live to subscriptions as a deploy: submit, begin, end, with the build name', async () => {
+    const { app } = await appWithOrigin();
+    await push(app, 1);
+    await push(app, 2, false);
+    const received: any[] = [];
+    const hook = await startHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        res.end('ok');
+      });
+    });
+    try {
+      const sub = await t.req('POST', '/be/v1/subscriptions', { headers: admin.headers, body: { name: uniqueName('hook'), type: 'webhook', url: hook.baseUrl + '/events', events: ['deploy.submit', 'deploy.begin', 'deploy.end', 'deploy.error'] } });
+      expect(sub.statusCode, sub.body).toBe(201);
+      const answer = await setLive(app, 2);
+      const mine = () => received.filter((e) => e.appName === app.name && e.taskName === answer.task.name);
+      for (let i = 0; i < 1000 && mine().length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(mine().map((e) => `${e.type}.${e.event}`)).toEqual(['deploy.submit', 'deploy.begin', 'deploy.end']);
+      for (const e of mine()) expect(e).toMatchObject({ orgName: org.name, buildName: 'v2' });
+      expect(mine()[2]).toMatchObject({ dxfName: 'b0002-t000' });
+    } finally {
+      await hook.close();
+    }
   }, 120_000);
 
   it('PATCH iCurBuild: 400 invalid-param for a build that is not kept or a wrong type, 409 app-locked while processing', async () => {
