@@ -13,6 +13,7 @@ import { register as registerLauncher } from './commands/launcher.js';
 import { register as registerKeys } from './commands/keys.js';
 import { register as registerTrace } from './commands/trace.js';
 import { register as registerFaststart } from './commands/faststart.js';
+import { register as registerUsers } from './commands/users.js';
 
 const program = new Command();
 program.name('rockit').description('ROCKIT images, patches and test data on the command line').version('0.1.0');
@@ -28,6 +29,7 @@ registerLauncher(program);
 registerKeys(program);
 registerTrace(program);
 registerFaststart(program);
+registerUsers(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof Error ? err.message : String(err);

@@ -12,8 +12,14 @@ export interface ProgressOptions {
   label: string;
   total?: number;
   json?: boolean;
-  /** Formats the amounts; default: bytes with binary units. */
+  /** Formats the amounts; default: bytes with binary units. 'items': a percentage only. */
   unit?: 'bytes' | 'items';
+  /** Where to draw (default process.stderr); a terminal gets a bar, anything else a line now and then. */
+  stream?: { write(s: string): unknown; isTTY?: boolean };
+  /** Clock (tests). */
+  now?: () => number;
+  /** Not a terminal: at most one line this often (default 5000 ms). */
+  lineIntervalMs?: number;
 }
 
 export function formatBytes(n: number): string {
@@ -27,25 +33,56 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
+/** `m:ss` or `h:mm:ss`, for an ETA. */
+export function formatEta(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/**
+ * A progress display on stderr. On a terminal: a bar redrawn in place (at most every 100 ms) with
+ * the rate and an ETA. Elsewhere (CI logs): one plain line every `lineIntervalMs` (default 5 s), so
+ * a long upload or build shows it is alive without flooding the log. Nothing with `json`.
+ */
 export function createProgress(opts: ProgressOptions): Progress {
-  const stream = process.stderr;
-  const enabled = !opts.json && stream.isTTY === true;
+  const stream = opts.stream ?? process.stderr;
+  const now = opts.now ?? Date.now;
+  const tty = stream.isTTY === true;
+  const enabled = !opts.json;
+  const lineInterval = opts.lineIntervalMs ?? 5000;
   let total = opts.total ?? 0;
   let last = 0;
-  const started = Date.now();
+  const started = now();
+  let lastLine = started;
   const fmt = opts.unit === 'items' ? (n: number) => String(n) : formatBytes;
+  const parts = (done: number, at: number): { frac: number; rate: string; eta: string; amounts: string } => {
+    const frac = total > 0 ? Math.min(1, done / total) : 0;
+    const secs = Math.max(0.001, (at - started) / 1000);
+    const rate = opts.unit === 'items' ? '' : ` ${formatBytes(done / secs)}/s`;
+    const eta = total > 0 && done > 0 && done < total ? ` ETA ${formatEta(((total - done) / done) * secs)}` : '';
+    const amounts = opts.unit === 'items' ? '' : `${fmt(done)}${total > 0 ? ' / ' + fmt(total) : ''}`;
+    return { frac, rate, eta, amounts };
+  };
   const draw = (done: number, force: boolean) => {
     if (!enabled) return;
-    const now = Date.now();
-    if (!force && now - last < 100) return;
-    last = now;
-    const width = 30;
-    const frac = total > 0 ? Math.min(1, done / total) : 0;
-    const filled = Math.round(frac * width);
-    const secs = Math.max(0.001, (now - started) / 1000);
-    const rate = opts.unit === 'items' ? '' : ` ${formatBytes(done / secs)}/s`;
-    const bar = total > 0 ? `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(frac * 100).toFixed(1)}% ` : '';
-    stream.write(`\r${opts.label} ${bar}${fmt(done)}${total > 0 ? ' / ' + fmt(total) : ''}${rate}   `);
+    const at = now();
+    const p = parts(done, at);
+    const pct = total > 0 ? `${(p.frac * 100).toFixed(1)}% ` : '';
+    if (tty) {
+      if (!force && at - last < 100) return;
+      last = at;
+      const width = 30;
+      const filled = Math.round(p.frac * width);
+      const bar = total > 0 ? `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}` : '';
+      stream.write(`\r${opts.label} ${bar}${p.amounts}${p.rate}${p.eta}   `);
+      return;
+    }
+    if (force || at - lastLine < lineInterval) return;
+    lastLine = at;
+    stream.write(`${opts.label} ${pct}${p.amounts}${p.rate}${p.eta}`.replace(/ {2,}/g, ' ').trimEnd() + '\n');
   };
   let current = 0;
   return {
@@ -56,7 +93,7 @@ export function createProgress(opts: ProgressOptions): Progress {
     },
     done() {
       draw(current, true);
-      if (enabled) stream.write('\n');
+      if (enabled && tty) stream.write('\n');
     },
   };
 }

@@ -316,7 +316,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     traces: new TraceService(deps, { blobStore, depot: depotStore, keys, poke: () => worker?.poke() }),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
     apps: new AppService(deps, {
-      secrets, files: originFiles,
+      secrets, files: originFiles, poke: () => worker?.poke(),
       deleteTraceBlobs: async (orgId, appId) => void (await blobStore.deletePrefix(appTracesPrefix(orgId, appId))),
     }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots, ...guard }),

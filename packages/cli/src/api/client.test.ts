@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { ApiClient, ApiError, NetworkError, toEnvelope } from './client.js';
+import { ApiClient, ApiError, NetworkError, formatWait, retryAfterSeconds, toEnvelope } from './client.js';
+import { describeError } from './output.js';
 import { fail, ok, startStandIn, type Handler, type StandIn } from './test-support/stand-in-server.js';
 
 let standIn: StandIn | null = null;
@@ -188,5 +189,23 @@ describe('listAll', () => {
     expect(items).toHaveLength(2500);
     expect(items[2499].name).toBe('a2499');
     expect(s.requests.map((r) => r.query.get('offset'))).toEqual(['0', '1000', '2000']);
+  });
+});
+
+describe('429 rate-limited', () => {
+  it('shows Retry-After as a wait time in the hint', async () => {
+    const s = await serve(() => ({ ...fail(429, 'rate-limited', 'too many login attempts'), headers: { 'retry-after': '200' } }));
+    const client = new ApiClient({ server: s.url, credentials: { kind: 'none' }, retries: 0, sleep: noSleep });
+    const err = await client.post('/be/v1/login', { orgName: 'a', username: 'b', password: 'c' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(describeError(err)).toContain('hint: the server asks to wait 3 min 20 s before trying again (Retry-After)');
+  });
+
+  it('reads delta-seconds and HTTP dates; formats seconds, minutes and hours', () => {
+    expect(retryAfterSeconds('45', 0)).toBe(45);
+    expect(retryAfterSeconds(new Date(90_000).toUTCString(), 0)).toBe(90);
+    expect(retryAfterSeconds('soon', 0)).toBeNull();
+    expect(retryAfterSeconds(null, 0)).toBeNull();
+    expect([formatWait(5), formatWait(60), formatWait(125), formatWait(7500)]).toEqual(['5 s', '1 min', '2 min 5 s', '2 h 5 min']);
   });
 });

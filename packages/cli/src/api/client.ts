@@ -226,6 +226,10 @@ export class ApiClient {
       try {
         return toEnvelope(res.status, res.statusText, res.text, res.requestId) as T;
       } catch (err) {
+        if (err instanceof ApiError && res.status === 429 && err.hint === undefined) {
+          const wait = retryAfterSeconds(res.retryAfter, Date.now());
+          if (wait !== null) err.hint = `the server asks to wait ${formatWait(wait)} before trying again (Retry-After)`;
+        }
         // An auth token may lapse between our check and the server's (clock skew, a slow request):
         // fetch a new one once and replay; JSON bodies are strings, so replaying is safe.
         if (
@@ -299,7 +303,7 @@ export class ApiClient {
     url: URL,
     headers: Record<string, string>,
     body: unknown,
-  ): Promise<{ status: number; statusText: string; text: string; requestId: string | null; date: number | null }> {
+  ): Promise<{ status: number; statusText: string; text: string; requestId: string | null; date: number | null; retryAfter: string | null }> {
     const idempotent = method === 'GET' || method === 'HEAD';
     const attempts = idempotent ? this.retries + 1 : 1;
     const allHeaders: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT, ...headers };
@@ -337,6 +341,7 @@ export class ApiClient {
         text,
         requestId: res.headers.get('x-request-id'),
         date: Number.isFinite(date) ? date : null,
+        retryAfter: res.headers.get('retry-after'),
       };
     }
     throw new NetworkError(`cannot reach ${url.origin} (${method} ${url.pathname}): ${describeCause(lastError)}`, {
@@ -353,4 +358,21 @@ function describeCause(err: unknown): string {
     return err.message;
   }
   return String(err);
+}
+
+/** Seconds a `Retry-After` header asks to wait (delta-seconds or an HTTP date), or null when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, nowMs: number): number | null {
+  if (header === null) return null;
+  const v = header.trim();
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, Math.ceil((at - nowMs) / 1000)) : null;
+}
+
+/** A wait for people: `45 s`, `3 min 20 s`, `2 h 5 min`. */
+export function formatWait(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min${seconds % 60 ? ` ${seconds % 60} s` : ''}`;
+  const m = Math.floor((seconds % 3600) / 60);
+  return `${Math.floor(seconds / 3600)} h${m ? ` ${m} min` : ''}`;
 }

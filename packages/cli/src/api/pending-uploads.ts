@@ -19,6 +19,8 @@ export interface PendingUpload {
   orgName: string;
   appName: string;
   buildName?: string;
+  /** The push's --ignore patterns (a resume lists the folder the same way). */
+  ignore?: string[];
   /** Absolute upload URL with its token. */
   url: string;
   method: string;

@@ -8,8 +8,9 @@ import {
   type CliContext,
   type ConnectionOptions,
 } from '../api/context.js';
-import { formatAge, formatTable, writeList } from '../api/output.js';
-import type { App, SuccessEnvelope } from '../api/types.js';
+import { formatAge, formatTable, formatTaskError, writeList } from '../api/output.js';
+import { FINAL_TASK_STATUSES, type App, type SuccessEnvelope, type Task } from '../api/types.js';
+import { formatBytes } from '../progress.js';
 
 interface CreateOptions extends ConnectionOptions {
   label: string;
@@ -71,6 +72,69 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       );
     }),
   );
+
+  withConnectionOptions(
+    apps
+      .command('set-live <app> <build>')
+      .description('make a kept build live (release control: promote a staged build, or roll back); republishes release.json everywhere')
+      .option('--no-wait', 'return once the task is submitted')
+      .option('--json', 'print the app and the task as JSON'),
+  ).action((appName: string, buildText: string, opts: ConnectionOptions & { wait: boolean }) =>
+    runAction(ctx, opts.json, async () => {
+      const build = parsePositiveInt('<build>')(buildText);
+      const { client } = await connect(ctx, opts);
+      const res = await client.patch<SuccessEnvelope & { app: App; task?: Task }>('/be/v1/apps', { name: appName, iCurBuild: build });
+      let task = res.task;
+      if (opts.wait && task) task = await waitForTask(ctx, client, task);
+      if (opts.json) {
+        ctx.stdout.write(JSON.stringify({ app: res.app, task }, null, 2) + '\n');
+      } else if (!opts.wait) {
+        ctx.stdout.write(`submitted ${task?.name ?? 'a deploy task'}: build ${build} of ${appName} goes live\n`);
+      }
+      if (task && opts.wait && task.status !== 'succeeded') {
+        throw new Error(`making build ${build} of ${appName} live failed (task ${task.name} ${task.status}): ${formatTaskError(task)}`);
+      }
+      if (!opts.json && opts.wait) ctx.stdout.write(`build ${build} of ${appName} is live (release.json republished on the depot and every deployment)\n`);
+    }),
+  );
+
+  withConnectionOptions(
+    program
+      .command('builds <app>')
+      .description('list the kept builds of an app with sizes, dates and which one is live')
+      .option('--json', 'print the builds as a JSON array'),
+  ).action((appName: string, opts: ConnectionOptions) =>
+    runAction(ctx, opts.json, async () => {
+      const { client } = await connect(ctx, opts);
+      const res = await client.get<SuccessEnvelope & { app: App }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
+      const live = res.app.iCurBuild ?? null;
+      const builds = [...(res.app.builds ?? [])].sort((a, b) => b.buildId - a.buildId).map((b) => ({ ...b, live: b.buildId === live }));
+      const now = ctx.now();
+      writeList(ctx.stdout, opts.json, builds, 'builds', (items) =>
+        formatTable(
+          ['BUILD', 'NAME', 'SIZE', 'FILES', 'CREATED', 'LIVE'],
+          items.map((b) => [
+            String(b.buildId),
+            b.buildName ?? '-',
+            b.sizeBytes !== undefined ? formatBytes(b.sizeBytes) : '?',
+            b.files !== undefined ? String(b.files) : '?',
+            b.created ? `${new Date(b.created * 1000).toISOString().replace('T', ' ').slice(0, 16)} (${formatAge(b.created, now)})` : '?',
+            b.live ? 'live' : '',
+          ]),
+        ),
+      );
+    }),
+  );
+}
+
+/** Polls a task until it reaches a final status. */
+async function waitForTask(ctx: CliContext, client: Awaited<ReturnType<typeof connect>>['client'], task: Task): Promise<Task> {
+  let current = task;
+  while (!FINAL_TASK_STATUSES.has(current.status)) {
+    await ctx.sleep(ctx.pollIntervalMs);
+    current = (await client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(task.name)}`)).task;
+  }
+  return current;
 }
 
 /** One word for the app's condition; `error` wins because it blocks imports. */

@@ -42,6 +42,24 @@ async function untar(archive: Buffer): Promise<Map<string, string>> {
   return files;
 }
 
+/** A tar of these entries (tar-stream): files, or symlinks with `linkname`. */
+async function makeTar(entries: Array<{ name: string; content?: Buffer; linkname?: string }>): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: Buffer) => chunks.push(c));
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('end', resolve);
+    pack.on('error', reject);
+  });
+  for (const e of entries) {
+    if (e.linkname !== undefined) pack.entry({ name: e.name, type: 'symlink', linkname: e.linkname });
+    else pack.entry({ name: e.name, size: e.content!.length }, e.content!);
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
 interface Scenario {
   /** The status mkraw ends in, and its error. */
   mkraw?: { status: string; error?: Record<string, unknown> };
@@ -136,17 +154,18 @@ describe('rockit push', () => {
     servers.push(bucket);
     const { run } = await setup({ uploadUrl: `${bucket.url}/presigned/put?sig=abc` });
     const tar = path.join(dir, 'build.tar');
-    await fs.writeFile(tar, Buffer.alloc(10240, 3));
+    const tarBytes = await makeTar([{ name: 'game.exe', content: Buffer.alloc(9000, 3) }]);
+    await fs.writeFile(tar, tarBytes);
     const r = await run(['push', tar, 'acme/demo', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     const put = bucket.requests[0];
     expect(put.path).toBe('/presigned/put');
     expect(put.query.get('sig')).toBe('abc');
-    expect(put.body.equals(Buffer.alloc(10240, 3))).toBe(true);
+    expect(put.body.equals(tarBytes)).toBe(true);
     expect(Object.keys(put.headers).filter((h) => h.startsWith('x-rockit'))).toEqual([]);
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ status: 'success', appName: 'demo', uploadedBytes: 10240, release: { iCurBuild: 3, dxfName: 'b0003-t001', buildName: '1.0.2' } });
+    expect(out).toMatchObject({ status: 'success', appName: 'demo', uploadedBytes: tarBytes.length, release: { iCurBuild: 3, dxfName: 'b0003-t001', buildName: '1.0.2' } });
     expect(out.tasks.map((t: Task) => `${t.type}:${t.status}`)).toEqual(['dltar:succeeded', 'mkraw:succeeded', 'deploy:succeeded']);
     expect(out.release.patches).toHaveLength(2);
   });
@@ -254,5 +273,57 @@ describe('rockit push', () => {
     expect(() => parseTarget('demo')).toThrow(/<org>\/<app>/);
     expect(() => parseTarget('a/b/c')).toThrow(/<org>\/<app>/);
     expect(parseTarget('acme/demo')).toEqual({ orgName: 'acme', appName: 'demo' });
+  });
+});
+
+describe('rockit push: checks before uploading', () => {
+  /** Runs a push that must be refused before any byte leaves: no build submitted, no PUT. */
+  async function refused(argv: string[], message: RegExp): Promise<void> {
+    const { api, run } = await setup();
+    const r = await run(argv);
+    expect(r.exitCode, r.stdout).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a user error, not a stack trace
+    expect(api.requests.some((q) => q.path === '/be/v1/builds')).toBe(false);
+    expect(api.requests.some((q) => q.method === 'PUT')).toBe(false);
+  }
+
+  it('refuses an empty folder, and one whose only files are ignored, naming the path', async () => {
+    const empty = path.join(dir, 'empty');
+    await fs.mkdir(path.join(empty, 'sub'), { recursive: true });
+    await refused(['push', empty, 'acme/demo'], new RegExp(`${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the folder holds no file`));
+    await refused(['push', game, 'acme/demo', '--ignore', '*.exe', '--ignore', 'data'], /game: the folder holds no file/);
+  });
+
+  it('refuses a symlink that points outside the build, naming the path and the link', async () => {
+    await fs.symlink('../../etc/passwd', path.join(game, 'data', 'escape'));
+    await refused(['push', game, 'acme/demo'], /game: symlink points outside the root: "data\/escape"/);
+  });
+
+  it('refuses a file that is not a tar, an empty file, a tar without files and a tar with an escaping symlink', async () => {
+    const notTar = path.join(dir, 'build.zip');
+    await fs.writeFile(notTar, Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(2000, 1)]));
+    await refused(['push', notTar, 'acme/demo'], /build\.zip: not a tar file/);
+    const emptyFile = path.join(dir, 'empty.tar');
+    await fs.writeFile(emptyFile, '');
+    await refused(['push', emptyFile, 'acme/demo'], /empty\.tar: not a tar file \(empty file\)/);
+    const noFiles = path.join(dir, 'nofiles.tar');
+    await fs.writeFile(noFiles, await makeTar([{ name: 'link', linkname: 'x' }]));
+    await refused(['push', noFiles, 'acme/demo'], /nofiles\.tar: the tar holds no file/);
+    const escaping = path.join(dir, 'escaping.tar');
+    await fs.writeFile(escaping, await makeTar([{ name: 'a.bin', content: Buffer.from('x') }, { name: 'up', linkname: '../../outside' }]));
+    await refused(['push', escaping, 'acme/demo'], /escaping\.tar: symlink points outside the root/);
+  });
+
+  it('leaves out --ignore patterns and .rockitignore entries (never sending .rockitignore itself)', async () => {
+    await fs.writeFile(path.join(game, 'debug.log'), 'log');
+    await fs.mkdir(path.join(game, 'data', 'cache'));
+    await fs.writeFile(path.join(game, 'data', 'cache', 'x.tmp'), 'tmp');
+    await fs.writeFile(path.join(game, '.rockitignore'), '# build leftovers\n*.log\n');
+    const { api, run } = await setup();
+    const r = await run(['push', game, 'acme/demo', '--ignore', 'data/cache']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const put = api.requests.find((q) => q.method === 'PUT')!;
+    expect([...(await untar(put.body)).keys()].sort()).toEqual(['data/level.pak', 'game.exe']);
   });
 });

@@ -7,6 +7,7 @@ import { connect, parsePositiveInt, processContext, runAction, withConnectionOpt
 import { followPipeline } from '../api/follow-tasks.js';
 import { listFolder, packEntries, skipBytes, tarSize } from '../api/tar-pack.js';
 import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
+import { applyIgnore, checkFolderEntries, checkTarFile, readIgnoreFile } from '../api/precheck.js';
 import { uploadResumable, uploadStatus } from '../api/upload.js';
 import type { App, BuildUploadResponse, SuccessEnvelope, Task } from '../api/types.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -14,6 +15,10 @@ import { createProgress, formatBytes } from '../progress.js';
 interface PushOptions extends ConnectionOptions {
   name?: string;
   wait: boolean;
+  /** Ignore patterns (--ignore, repeatable). */
+  ignore?: string[];
+  /** false with --no-live: a staged push (published, release.json stays on the live build). */
+  live: boolean;
   resume?: string;
   idleTimeout?: number;
 }
@@ -43,6 +48,8 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       .option('--resume <task>', 'go on with an upload this machine started (the source and target are remembered)')
       .option('--idle-timeout <seconds>', 'give a connection that moves no byte this long up and resume (default 60)', parsePositiveInt('--idle-timeout'))
       .option('--no-wait', 'return once the upload is complete')
+      .option('--ignore <pattern>', 'leave out matching files and folders (repeatable; `*`, `**`, `?`; also read from .rockitignore)', collect, [])
+      .option('--no-live', 'stage the build: publish its image and patches but keep the live build (make it live later with `rockit apps set-live`)')
       .option('--json', 'print the result as JSON'),
   ).action((source: string | undefined, target: string | undefined, opts: PushOptions) =>
     runAction(ctx, opts.json, () => (opts.resume !== undefined ? resume(ctx, opts.resume, source, opts) : push(ctx, source, target, opts))),
@@ -56,12 +63,19 @@ export function parseTarget(target: string): { orgName: string; appName: string 
   return { orgName: parts[0], appName: parts[1] };
 }
 
-async function openSource(source: string): Promise<BuildSource> {
+/**
+ * Opens the build to push and checks it before a byte is sent (issue 13 item 6): a folder
+ * without files, an entry the engine would refuse (a symlink out of the build...), or a file that is
+ * not a tar is refused here, naming `source`. `ignore`: butler-like patterns, plus the folder's
+ * `.rockitignore`.
+ */
+async function openSource(source: string, ignore: readonly string[] = []): Promise<BuildSource> {
   const st = await fs.stat(source).catch((err: NodeJS.ErrnoException) => {
     throw new Error(err.code === 'ENOENT' ? `${source} does not exist` : `cannot read ${source}: ${err.message}`);
   });
   if (st.isDirectory()) {
-    const entries = await listFolder(source);
+    const entries = applyIgnore(await listFolder(source), [...(await readIgnoreFile(source)), ...ignore]);
+    checkFolderEntries(source, entries);
     return {
       kind: 'folder',
       sizeBytes: tarSize(entries),
@@ -75,6 +89,8 @@ async function openSource(source: string): Promise<BuildSource> {
     };
   }
   if (st.isFile()) {
+    if (ignore.length > 0) throw new Error(`--ignore applies to folders; ${source} is a file (a tar is sent as it is)`);
+    await checkTarFile(source);
     return {
       kind: 'tar',
       sizeBytes: st.size,
@@ -108,12 +124,13 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
   if (orgName !== who.orgName) {
     throw new Error(`logged in to organization ${who.orgName}; cannot push to ${orgName}/${appName}`);
   }
-  const build = await openSource(source);
+  const build = await openSource(source, opts.ignore ?? []);
   const log = logger(ctx, opts);
   log(`${path.basename(path.resolve(source))}: ${build.kind === 'folder' ? `${build.files} files, ` : ''}${formatBytes(build.sizeBytes)} to upload`);
 
   const body: Record<string, unknown> = { appName };
   if (opts.name !== undefined) body.buildName = opts.name;
+  if (opts.live === false) body.live = false;
   const submitted = await client.post<BuildUploadResponse>('/be/v1/builds', body).catch((err: unknown) => {
     if (err instanceof ApiError && err.error === 'app-locked') {
       err.hint = `${appName} is busy or in error state after a failed deploy; see \`rockit tasks --app ${appName}\``;
@@ -129,6 +146,7 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
     orgName,
     appName,
     ...(opts.name !== undefined ? { buildName: opts.name } : {}),
+    ...(opts.ignore && opts.ignore.length > 0 ? { ignore: opts.ignore } : {}),
     url: new URL(submitted.upload.url, client.baseUrl).href,
     method: submitted.upload.method || 'PUT',
     source: path.resolve(source),
@@ -157,7 +175,7 @@ async function resume(ctx: CliContext, taskName: string, source: string | undefi
     throw new Error(`task ${taskName} was pushed to ${pending.orgName} on ${pending.server}; log in there to resume it`);
   }
   const log = logger(ctx, opts);
-  const build = await openSource(source ?? pending.source);
+  const build = await openSource(source ?? pending.source, pending.ignore ?? []);
   if (build.sizeBytes !== pending.sizeBytes || build.fingerprint !== pending.fingerprint) {
     throw new Error(`${source ?? pending.source} changed since the upload of task ${taskName} started; push it again as a new build`);
   }
@@ -188,7 +206,7 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
   const log = logger(ctx, opts);
   const uploadUrl = new URL(pending.url);
   const headers = client.isSameOrigin(uploadUrl) ? await client.authHeaders() : {};
-  const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json });
+  const bar = createProgress({ label: 'upload', total: build.sizeBytes, json: opts.json, stream: ctx.stderr });
   const startedMs = ctx.now();
   const taskName = pending.taskName;
   // Ctrl-C during the upload stops it cleanly; the upload stays open on the server (resume it, or
@@ -281,13 +299,27 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
         lastKey = key;
       }
       if (t.status === 'running' && typeof t.progress === 'number') {
-        taskBar ??= createProgress({ label: `${t.type} ${t.name}`, total: 100, unit: 'items', json: opts.json || ctx.stderr.isTTY !== true });
+        taskBar ??= createProgress({ label: `${t.type} ${t.name}`, total: 100, unit: 'items', json: opts.json, stream: ctx.stderr });
         taskBar.update(Math.round(t.progress * 100));
       }
     },
   });
   const res = await client.get<SuccessEnvelope & { app: App }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
   const app = res.app;
+  const deployTask = tasks.find((t) => t.type === 'deploy');
+  const deployResult = (deployTask?.result ?? {}) as { live?: unknown; buildId?: unknown };
+  if (deployResult.live === false) {
+    const staged = typeof deployResult.buildId === 'number' ? deployResult.buildId : (tasks.find((t) => t.type === 'mkraw')?.buildId ?? null);
+    if (opts.json) {
+      ctx.stdout.write(JSON.stringify({ ...summary, tasks, staged: { buildId: staged }, release: { iCurBuild: app.iCurBuild ?? null } }, null, 2) + '\n');
+      return;
+    }
+    ctx.stdout.write(
+      `staged ${orgName}/${appName} build ${staged ?? '?'}; build ${app.iCurBuild ?? '(none)'} stays live. ` +
+        `Make it live with: rockit apps set-live ${appName} ${staged ?? '<build>'}\n`,
+    );
+    return;
+  }
   const current = app.iCurBuild ?? null;
   const patches = (app.patches ?? []).filter((p) => p.toBuildId === current);
   const release = {
@@ -307,4 +339,8 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
   ctx.stdout.write(
     `published ${orgName}/${appName} build ${current ?? '?'}${release.buildName ? ` (${release.buildName})` : ''}, dxf ${release.dxfName ?? '?'}; ${patchText}\n`,
   );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }

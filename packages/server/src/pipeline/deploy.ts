@@ -37,6 +37,11 @@ export interface DeployOptions {
   signal?: AbortSignal;
   /** Files copied at once per target (default COPY_CONCURRENCY). */
   concurrency?: number;
+  /**
+   * false: publish the release's image and patches but leave each target's release.json as it is
+   * (a staged push: the live build stays live). Default true.
+   */
+  writeRelease?: boolean;
 }
 
 export interface TargetResult {
@@ -90,7 +95,8 @@ export async function deployRelease(options: DeployOptions): Promise<TargetResul
   const pointers = files.filter((f) => isPointer(f.key));
   const releaseBody = serializeRelease(release);
   const releaseKey = releasePath(release);
-  const perTarget = files.length + 1;
+  const writeRelease = options.writeRelease !== false;
+  const perTarget = files.length + (writeRelease ? 1 : 0);
   const done = new Array<number>(targets.length).fill(0);
   const report = (i: number): void => {
     done[i] += 1;
@@ -116,14 +122,16 @@ export async function deployRelease(options: DeployOptions): Promise<TargetResul
           report(i);
         }
         throwIfAborted(signal);
-        await target.origin.store.put(releaseKey, releaseBody, {
-          contentType: 'application/json',
-          expectedSizeBytes: releaseBody.length,
-          ...(signal ? { signal } : {}),
-        });
-        result.releaseWritten = true;
+        if (writeRelease) {
+          await target.origin.store.put(releaseKey, releaseBody, {
+            contentType: 'application/json',
+            expectedSizeBytes: releaseBody.length,
+            ...(signal ? { signal } : {}),
+          });
+          result.releaseWritten = true;
+          report(i);
+        }
         result.ok = true;
-        report(i);
       } catch (err) {
         if (signal?.aborted) result.error = canceledError(signal);
         else result.error = targetError(target, err, 'publishing failed');

@@ -12,11 +12,13 @@ import { StorageError } from '../storage/storage-error.js';
 
 /** api.md: every org, app and deployment name. */
 const NAME = /^[A-Za-z0-9_]{2,50}$/;
+/** App names may also hold `-` after the first character (domain/names.ts APP_NAME_PATTERN). */
+const APP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{1,49}$/;
 /** An image variant name such as `b0003-t002`. */
 const DXF_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 function checkName(value: string, what: string): string {
-  if (!NAME.test(value)) throw new StorageError('invalid-key', `${what} ${JSON.stringify(value)} is not a valid name`);
+  if (!(what === 'app' ? APP_NAME : NAME).test(value)) throw new StorageError('invalid-key', `${what} ${JSON.stringify(value)} is not a valid name`);
   return value;
 }
 

@@ -51,6 +51,9 @@ export interface TaskFailure {
 const isTaskFailure = (err: unknown): err is Error & TaskFailure =>
   err instanceof Error && typeof (err as Partial<TaskFailure>).toTaskError === 'function' && typeof (err as Partial<TaskFailure>).retryable === 'boolean';
 
+/** Least time between two progress writes of one task (besides the heartbeats). */
+const PROGRESS_STORE_MS = 1000;
+
 /** Thrown by a handler to end the task with status `expired` or `canceled` (no retry). */
 export class TaskEndedError extends Error {
   constructor(readonly status: 'expired' | 'canceled', message: string, readonly detail: Record<string, unknown> = {}) {
@@ -178,6 +181,8 @@ export class Worker {
       }
     };
     let progress: number | undefined;
+    let stored = 0;
+    let storedAt = performance.now();
     const beat = setInterval(() => {
       heartbeatTask(db, task.name, this.id, clock.now(), leaseMs, progress)
         .then((held) => {
@@ -194,6 +199,14 @@ export class Worker {
         log,
         progress: (f) => {
           progress = Math.min(1, Math.max(0, f));
+          // Shown while it moves (issue 13: the bar sat at 0 % for a whole build when progress
+          // waited for the next heartbeat): stored at most once a second, on a change of 1 % or more.
+          const at = performance.now();
+          if (at - storedAt >= PROGRESS_STORE_MS && Math.abs(progress - stored) >= 0.01) {
+            storedAt = at;
+            stored = progress;
+            heartbeatTask(db, task.name, this.id, clock.now(), leaseMs, progress).catch((err) => log.warn({ err }, 'progress update failed'));
+          }
         },
       });
       const held = await completeTask(db, task.name, this.id, clock.now(), result);
@@ -215,7 +228,10 @@ export class Worker {
           log.error({ err: e }, 'could not record task failure');
           return undefined;
         });
-        log.warn({ err, status }, 'task attempt failed');
+        // A failure of the input (a bad tar, a wrong sha256...) is the user's, not ours: one line
+        // with the task's error fields, no stack trace.
+        if (!err.retryable) log.warn({ error: err.toTaskError(), status }, `task failed: ${err.message}`);
+        else log.warn({ err, status }, 'task attempt failed');
         ended('failed', undefined, status === 'failed');
         return;
       }

@@ -22,6 +22,12 @@ import { parseListQuery, project, type Page, type RawListQuery } from '../domain
 import type { SecretBox } from '../domain/secret-box.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { openDeploymentSettings } from './deployment.service.js';
+import type { TaskRow } from '../db/repositories/import.repository.js';
+import { setProcessing } from '../db/repositories/import.repository.js';
+import { appQueueKey } from '../queue/handlers/import-deps.js';
+import { enqueueTask } from '../queue/tasks.queue.js';
+import { emitEvent } from '../webhooks/emit.js';
+import { toTaskDto, type TaskDto } from './mappers.js';
 import type { CleanupReport, NamedOrigin, OriginFileOps } from './published-files.js';
 
 export const DEFAULT_MAX_BUILDS = 5;
@@ -42,6 +48,14 @@ export interface PatchAppInput {
   maxBuilds?: number;
   /** Replaces the list; null or [] = every deployment of the org. */
   deployments?: string[] | null;
+  /** Release control: make this kept, ready build the live one (a deploy-like task republishes release.json). */
+  iCurBuild?: number;
+}
+
+/** The answer of a patch: the app and, when `iCurBuild` was given, the `deploy` task that makes it live. */
+export interface PatchedApp {
+  app: AppDto;
+  task?: TaskDto;
 }
 
 export interface AppDto {
@@ -84,6 +98,8 @@ export interface AppServiceOptions {
   files: OriginFileOps;
   /** Removes the stored traces (blobs) of a deleted app; their rows go with the app (cascade). */
   deleteTraceBlobs?: (orgId: string, appId: string) => Promise<void>;
+  /** Wakes the local worker after a set-live task is enqueued. */
+  poke?: () => void;
 }
 
 const APP_LIST = {
@@ -189,14 +205,41 @@ export class AppService {
    * Changes label, maxBuilds (builds beyond a lowered maxBuilds go at the next import's rotation)
    * and the deployment list (replaced; null or [] = every deployment of the org). Errors as create, plus not-found.
    */
-  async patch(auth: Principal, input: PatchAppInput): Promise<AppDto> {
+  async patch(auth: Principal, input: PatchAppInput): Promise<PatchedApp> {
     const user = requirePermission(auth, 'apps', 'update');
     if (input.maxBuilds !== undefined) checkMaxBuilds(input.maxBuilds);
-    const { db, clock } = this.deps;
+    if (input.iCurBuild !== undefined && (!Number.isSafeInteger(input.iCurBuild) || input.iCurBuild < 1)) {
+      throw invalidParam('iCurBuild', 'must be the id of a kept build (an integer from 1)');
+    }
+    const { db, clock, config } = this.deps;
+    let task: TaskRow | undefined;
     const id = await db.transaction().execute(async (trx) => {
       const row = await findApp(trx, user.orgId, input.name);
       if (!row) throw notFound('app', input.name);
       const changes: AppUpdate = { updated_ms: clock.now() };
+      if (input.iCurBuild !== undefined) {
+        // Release control: only a kept, ready build; never while an import or another set-live runs.
+        if (Number(row.processing) !== 0) throw new AppError('app-locked', `app '${row.name}' is being processed; set the live build when the import ends`);
+        if (Number(row.locked) !== 0) {
+          const since = row.error ? (JSON.parse(row.error) as { task?: string }) : {};
+          throw new AppError('app-locked', `app '${row.name}' is locked after a failed deploy: fix the deployment and retry the task`, {
+            ...(since.task ? { task: since.task } : {}),
+          });
+        }
+        const kept = (await buildsOfApps(trx, [row.id])).get(row.id) ?? [];
+        const build = kept.find((b) => Number(b.build_id) === input.iCurBuild);
+        if (!build || build.state !== 'ready') {
+          const ids = kept.filter((b) => b.state === 'ready').map((b) => Number(b.build_id));
+          throw invalidParam('iCurBuild', `build ${input.iCurBuild} is not a kept, ready build of app '${row.name}' (kept: ${ids.join(', ') || 'none'})`);
+        }
+        const now = clock.now();
+        task = await enqueueTask(trx, now, {
+          type: 'deploy', payload: { setLive: { appId: row.id, buildId: input.iCurBuild } }, orgId: user.orgId, appName: row.name,
+          buildId: input.iCurBuild, queueKey: appQueueKey(row.id), maxAttempts: config.worker.maxAttempts,
+        });
+        await setProcessing(trx, row.id, now);
+        await emitEvent(trx, { type: 'deploy', event: 'submit', orgName: user.orgName, appName: row.name, taskName: task.name, ...(build.build_name ? { buildName: build.build_name } : {}) }, now);
+      }
       if (input.label !== undefined) changes.label = input.label;
       if (input.maxBuilds !== undefined) changes.max_builds = input.maxBuilds;
       if (input.deployments !== undefined) {
@@ -206,10 +249,11 @@ export class AppService {
       await updateApp(trx, row.id, changes);
       return row.id;
     });
+    if (task) this.opts.poke?.();
     const row = await findApp(db, user.orgId, input.name);
     if (!row || row.id !== id) throw notFound('app', input.name);
     const [dto] = await this.dtos(db, [row]);
-    return dto;
+    return task ? { app: dto, task: toTaskDto(task) } : { app: dto };
   }
 
   /**

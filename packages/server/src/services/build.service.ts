@@ -19,6 +19,8 @@ export interface SubmitBuildInput {
   size?: number;
   sha256?: string;
   buildName?: string;
+  /** false: a staged push (published, but release.json stays on the live build). Default true. */
+  live?: boolean;
 }
 
 export interface SubmittedBuild {
@@ -76,7 +78,7 @@ export class BuildService {
         });
       }
       const row = await enqueueTask(trx, now, {
-        type: 'dltar', payload: {}, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
+        type: 'dltar', payload: input.live === false ? { live: false } : {}, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
         // An upload waits for its PUT; claimed at the deadline, it ends `expired`.
         runAfterMs: token === undefined ? now : expiresMs,
       });

@@ -224,6 +224,10 @@ export const newestReadyBuild = (db: Executor, appId: string): Promise<BuildRow 
     .limit(1)
     .executeTakeFirst();
 
+/** The build if it is kept and ready (release control: what PATCH /be/v1/apps `iCurBuild` may name). */
+export const readyBuild = (db: Executor, appId: string, buildId: number): Promise<BuildRow | undefined> =>
+  q(db).selectFrom('builds').selectAll().where('app_id', '=', appId).where('build_id', '=', buildId).where('state', '=', 'ready').executeTakeFirst();
+
 export const patchesTo = (db: Executor, appId: string, toBuildId: number): Promise<PatchRow[]> =>
   q(db).selectFrom('patches').selectAll().where('app_id', '=', appId).where('to_build_id', '=', toBuildId).orderBy('from_build_id', 'desc').execute();
 
@@ -256,7 +260,14 @@ export async function commitReadyBuild(db: Executor, appId: string, maxBuilds: n
       .execute();
   }
   const ready = await q(db).selectFrom('builds').select('build_id').where('app_id', '=', appId).where('state', '=', 'ready').orderBy('build_id', 'desc').execute();
-  const gone = ready.slice(Math.max(1, maxBuilds)).map((r) => Number(r.build_id));
+  // Release control: the live build is never rotated out (a staged push cannot take it away), nor
+  // the build just made; the others fill the kept set newest first.
+  const app = await q(db).selectFrom('apps').select('i_cur_build').where('id', '=', appId).executeTakeFirst();
+  const live = app?.i_cur_build === null || app?.i_cur_build === undefined ? null : Number(app.i_cur_build);
+  const ids = ready.map((r) => Number(r.build_id));
+  const keep = new Set<number>([b.buildId, ...(live !== null && ids.includes(live) ? [live] : [])]);
+  for (const id of ids) if (keep.size < Math.max(1, maxBuilds)) keep.add(id);
+  const gone = ids.filter((id) => !keep.has(id));
   if (gone.length > 0) {
     await q(db).deleteFrom('builds').where('app_id', '=', appId).where('build_id', 'in', gone).execute();
     await q(db)

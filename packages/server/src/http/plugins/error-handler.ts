@@ -1,3 +1,4 @@
+import { APP_NAME_PATTERN, APP_NAME_RULE, NAME_PATTERN, NAME_RULE } from '../../domain/names.js';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -42,6 +43,12 @@ function fromValidation(err: FastifyError, req: FastifyRequest): AppError {
     return new AppError('invalid-param', `${param} is not a known field`, { param });
   }
   const param = paramPath(first.instancePath) || context || 'body';
+  // Name rules in words (issue 13): people read these, the pattern is in the OpenAPI document.
+  if (first.keyword === 'pattern') {
+    const pattern = (first.params as { pattern?: unknown } | undefined)?.pattern;
+    if (pattern === APP_NAME_PATTERN) return new AppError('invalid-param', `${param} must be an app name: ${APP_NAME_RULE}`, { param });
+    if (pattern === NAME_PATTERN) return new AppError('invalid-param', `${param} must be a name: ${NAME_RULE}`, { param });
+  }
   return new AppError('invalid-param', `${param} ${first.message ?? 'is invalid'}`, { param });
 }
 

@@ -2,7 +2,8 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { AppServices } from '../app.js';
 import { principal } from '../plugins/auth.js';
 import { AppDeploymentsInput, AppSchema, CleanupSchema, MaxBuilds } from '../schemas/app-deployment.schemas.js';
-import { BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { TaskSchema } from '../schemas/dto.js';
+import { AppName, BODY_ERRORS, Label, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/apps (api.md §7.1; apps.*). */
 export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
@@ -30,7 +31,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
     schema: {
       tags, summary: 'Creates an app', security: Security.user,
       body: Type.Object(
-        { name: Name(), label: Label, maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
+        { name: AppName(), label: Label, maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
         { additionalProperties: false },
       ),
       response: { 201: Ok({ app: AppSchema }, 'created'), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
@@ -44,7 +45,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
     ...common,
     schema: {
       tags, summary: 'One app (fields[] projects it)', security: Security.user,
-      params: Type.Object({ name: Name() }),
+      params: Type.Object({ name: AppName() }),
       querystring: Type.Object({ 'fields[]': ListQuery['fields[]'], fields: ListQuery.fields }),
       response: { 200: Ok({ app: Type.Partial(AppSchema) }), ...errorResponses(401, 403) },
     },
@@ -56,14 +57,24 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
   app.patch('/be/v1/apps', {
     ...common,
     schema: {
-      tags, summary: 'Changes an app; `deployments` replaces its list (null or [] = every deployment of the org)', security: Security.user,
+      tags,
+      summary:
+        'Changes an app; `deployments` replaces its list (null or [] = every deployment of the org); `iCurBuild` makes a kept build live ' +
+        '(set-live / rollback: a `deploy` task republishes release.json on the depot and every origin; 409 app-locked while processing)',
+      security: Security.user,
       body: Type.Object(
-        { name: Name(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
+        {
+          name: AppName(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput),
+          iCurBuild: Type.Optional(Type.Integer({ minimum: 1, maximum: 999_999, description: 'a kept, ready build to make live' })),
+        },
         { additionalProperties: false },
       ),
-      response: { 200: Ok({ app: AppSchema }), ...errorResponses(401, 403, ...BODY_ERRORS) },
+      response: { 200: Ok({ app: AppSchema, task: Type.Optional(TaskSchema) }), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
-  }, async (req) => ({ status: 'success' as const, app: await services.apps.patch(principal(req), req.body) }));
+  }, async (req) => {
+    const out = await services.apps.patch(principal(req), req.body);
+    return { status: 'success' as const, app: out.app, ...(out.task ? { task: out.task } : {}) };
+  });
 
   app.delete('/be/v1/apps/:name', {
     ...common,
@@ -71,7 +82,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
       tags,
       summary: 'Deletes an app with its builds, images and patches, in the depot and on every origin (409 app-locked while an import processes it)',
       security: Security.user,
-      params: Type.Object({ name: Name() }),
+      params: Type.Object({ name: AppName() }),
       response: { 200: Ok({ cleanup: CleanupSchema }), ...errorResponses(401, 403, 409) },
     },
   }, async (req) => {

@@ -4,7 +4,7 @@ import type { BuildService } from '../../services/build.service.js';
 import type { UploadService } from '../../services/upload.service.js';
 import { missingParam } from '../../domain/errors.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, Name, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
+import { AppName, BODY_ERRORS, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
 import { TaskSchema } from '../schemas/dto.js';
 
 const UploadSchema = Type.Object({
@@ -33,11 +33,12 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
     schema: {
       tags, summary: 'Imports a native build (a tar) by URL or by upload', security: Security.user,
       body: Type.Object({
-        appName: Name(),
+        appName: AppName(),
         url: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'http(s)://, or in cluster mode s3://<blob bucket>/<blob prefix>/incoming/<orgName>/<key> (nothing else of S3); absent = upload' })),
         size: Type.Optional(Type.Integer({ minimum: 0, description: 'announced size in bytes (checked)' })),
         sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'announced SHA-256, hex (checked)' })),
         buildName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+        live: Type.Optional(Type.Boolean({ description: 'false: publish the image and patches but keep release.json on the current build (staged push); default true' })),
       }, { additionalProperties: false }),
       response: {
         202: Ok({ task: TaskSchema, upload: Type.Optional(UploadSchema) }),

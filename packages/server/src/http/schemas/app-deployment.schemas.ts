@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Label, Name, UnixSeconds } from './common.js';
+import { AppName, Label, Name, UnixSeconds } from './common.js';
 
 /** Schemas of apps (api.md §7.1), deployments (§9.1) and consumption (§12). Response schemas are the whitelist. */
 
@@ -8,7 +8,7 @@ const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => T
 
 export const AppSchema = Type.Object(
   {
-    name: Name(),
+    name: AppName(),
     label: Type.String(),
     maxBuilds: Type.Integer({ minimum: 1, maximum: 100 }),
     iCurBuild: Nullable(Type.Integer({ minimum: 1, description: 'newest published build; null before the first one' })),
@@ -108,7 +108,7 @@ export const ConsumptionSchema = Type.Object(
   {
     apps: Type.Array(
       Type.Object({
-        appName: Name(),
+        appName: AppName(),
         buildsBytes: Bytes('native builds held while being imported'),
         imagesBytes: Bytes('images of the kept builds'),
         patchesBytes: Bytes('patches'),

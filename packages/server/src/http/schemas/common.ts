@@ -1,10 +1,12 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { MAX_LIMIT, MAX_OFFSET, type RawListQuery } from '../../domain/list.js';
-import { NAME_PATTERN } from '../../domain/names.js';
+import { APP_NAME_PATTERN, APP_NAME_RULE, NAME_PATTERN } from '../../domain/names.js';
 import { RESOURCE_MAX, RESOURCES } from '../../domain/permissions.js';
 
 /** Shared TypeBox schemas. Response schemas are the whitelist of what leaves the server. */
 
+/** An app name: NAME_PATTERN plus `-` after the first character (decided, issue 13). */
+export const AppName = (description = `an app name: ${APP_NAME_PATTERN} (${APP_NAME_RULE})`) => Type.String({ pattern: APP_NAME_PATTERN, description });
 export const Name = (description = 'a name: ^[A-Za-z0-9_]{2,50}$') => Type.String({ pattern: NAME_PATTERN, description });
 export const UnixSeconds = (description: string) => Type.Integer({ description: `${description} (UNIX seconds)` });
 export const Label = Type.String({ minLength: 1, maxLength: 200 });

@@ -1,6 +1,8 @@
 import { findDeploymentsByNames } from '../../db/repositories/deployment.repository.js';
 import { findAppById } from '../../db/repositories/import.repository.js';
-import { removeExpired, type DeployTarget } from '../../pipeline/index.js';
+import type { AppRow } from '../../db/app-tables.js';
+import { dxfBuildPrefix, patchTargetPrefix, removeExpired, type DeployTarget } from '../../pipeline/index.js';
+import { patchPrefix } from '../../pipeline/layout.js';
 import { createDepotOrigin } from '../../publish/origin.js';
 import type { TaskHandler } from '../worker.js';
 import type { CleanupPayload } from './deploy.js';
@@ -17,7 +19,14 @@ import type { ImportDeps } from './import-deps.js';
 export function cleanupHandler(deps: ImportDeps): TaskHandler {
   return async ({ payload, signal }) => {
     const p = payload as CleanupPayload;
-    if (!(await findAppById(deps.db, p.appId))) return { skipped: 'the app was deleted' };
+    const app = await findAppById(deps.db, p.appId);
+    if (!app) return { skipped: 'the app was deleted' };
+    // Release control: a set-live or rollback since the plan was made may need what it names again.
+    // Judged now: the depot keeps every kept build's image and the patches still recorded; origins
+    // keep the live build's image and patches.
+    const guard = await protectedPrefixes(deps, app, p);
+    p.depot = p.depot.filter((x) => !guard.depot.some((r) => r.startsWith(x) || x.startsWith(r)));
+    p.origins = p.origins.filter((x) => !guard.origins.some((r) => r.startsWith(x) || x.startsWith(r)));
     let deleted = 0;
     if (p.depot.length > 0) {
       const depot: DeployTarget = { deployment: DEPOT_TARGET, origin: createDepotOrigin(deps.blobStore, deps.depotPrefix) };
@@ -34,4 +43,17 @@ export function cleanupHandler(deps: ImportDeps): TaskHandler {
     }
     return { deleted };
   };
+}
+
+/** What must stay, from the database as it is now (kept builds, recorded patches, the live build). */
+async function protectedPrefixes(deps: ImportDeps, app: AppRow, p: CleanupPayload): Promise<{ depot: string[]; origins: string[] }> {
+  const builds = await deps.db.selectFrom('builds').select('build_id').where('app_id', '=', app.id).execute();
+  const patches = await deps.db.selectFrom('patches').select(['from_build_id', 'to_build_id']).where('app_id', '=', app.id).execute();
+  const depot = [
+    ...builds.map((b) => dxfBuildPrefix(p.orgName, p.appName, Number(b.build_id))),
+    ...patches.map((x) => patchPrefix(p.orgName, p.appName, Number(x.to_build_id), Number(x.from_build_id))),
+  ];
+  const live = app.i_cur_build === null ? null : Number(app.i_cur_build);
+  const origins = live === null ? [] : [dxfBuildPrefix(p.orgName, p.appName, live), patchTargetPrefix(p.orgName, p.appName, live)];
+  return { depot, origins };
 }

@@ -1,4 +1,4 @@
-import type { DeploymentRow } from '../../db/app-tables.js';
+import type { AppRow, BuildRow, DeploymentRow } from '../../db/app-tables.js';
 import { recordDeploymentStatus, recordPublication } from '../../db/repositories/deployment.repository.js';
 import { targetDeploymentsOfApp } from '../../db/repositories/app.repository.js';
 import {
@@ -7,13 +7,13 @@ import {
   findImportOfBuild,
   markAppError,
   markPublished,
-  newestReadyBuild,
   orgNameOf,
   patchesTo,
+  readyBuild,
   refreshProcessing,
 } from '../../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../../domain/clock.js';
-import { DeployError, StepError, buildRelease, deployRelease, planCleanup, readPublishedRelease, type DeployTarget } from '../../pipeline/index.js';
+import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../../pipeline/index.js';
 import { createDepotOrigin, type Origin } from '../../publish/origin.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, type TaskFailure, type TaskHandler } from '../worker.js';
@@ -32,6 +32,67 @@ export interface CleanupPayload {
   /** Prefixes to remove from the depot. */
   depot: string[];
   deployments: string[];
+}
+
+/**
+ * A `deploy` task's payload: the import whose build it publishes (`importTask`), or a set-live of a
+ * kept build (`setLive`, PATCH /be/v1/apps `iCurBuild`: release control, also for rollbacks).
+ */
+export interface DeployPayload {
+  importTask?: string;
+  setLive?: { appId: string; buildId: number };
+}
+
+interface ResolvedDeploy {
+  app: AppRow;
+  orgId: string;
+  orgName: string;
+  build: BuildRow;
+  manifestFile: string;
+  /** false: a staged import (release.json is left alone). */
+  live: boolean;
+}
+
+/**
+ * What a deploy publishes: for an import, its own build (live unless the import asked
+ * `live: false`); for a set-live, the named build. `gone` when there is nothing (any more) to publish.
+ */
+async function resolveDeploy(deps: ImportDeps, p: DeployPayload): Promise<ResolvedDeploy | { gone: string; orgId?: string; appName?: string }> {
+  const { db } = deps;
+  let app: AppRow | undefined;
+  let buildId: number | null = null;
+  let live = true;
+  if (p.setLive) {
+    app = await findAppById(db, p.setLive.appId);
+    if (!app) return { gone: 'the app was deleted' };
+    buildId = p.setLive.buildId;
+  } else {
+    const imp = p.importTask === undefined ? undefined : await findImport(db, p.importTask);
+    app = imp && (await findAppById(db, imp.app_id));
+    if (!imp || !app) return { gone: 'the app of this import was deleted' };
+    live = await importIsLive(db, imp.task_name);
+    buildId = imp.build_id === null ? null : Number(imp.build_id);
+  }
+  const orgId = app.org_id;
+  const orgName = await orgNameOf(db, orgId);
+  if (orgName === undefined) return { gone: 'the app was deleted' };
+  const build = buildId === null ? undefined : await readyBuild(db, app.id, buildId);
+  const source = build && (await findImportOfBuild(db, app.id, buildId!));
+  if (!build || !source || source.manifest_file === null || build.dxf_name === null) {
+    return { gone: `build ${buildId ?? '?'} of app ${app.name} is not kept and ready any more`, orgId, appName: app.name };
+  }
+  return { app, orgId, orgName, build, manifestFile: source.manifest_file, live };
+}
+
+/** Whether the import (its dltar task's payload) asked to go live; absent = true. */
+async function importIsLive(db: ImportDeps['db'], importTask: string): Promise<boolean> {
+  const row = await db.selectFrom('tasks').select('payload').where('name', '=', importTask).executeTakeFirst();
+  if (!row?.payload) return true;
+  try {
+    return (JSON.parse(row.payload) as { live?: unknown }).live !== false;
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -61,29 +122,26 @@ class FinalDeployFailure extends Error implements TaskFailure {
 export function deployHandler(deps: ImportDeps): TaskHandler {
   return async ({ task, payload, signal, progress }) => {
     const { db, clock } = deps;
-    const { importTask } = payload as { importTask: string };
-    const imp = await findImport(db, importTask);
-    const app = imp && (await findAppById(db, imp.app_id));
-    const orgName = imp && (await orgNameOf(db, imp.org_id));
-    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
-
-    const build = await newestReadyBuild(db, app.id);
-    const source = build && (await findImportOfBuild(db, app.id, Number(build.build_id)));
-    if (!build || !source || source.manifest_file === null || build.dxf_name === null) {
-      await refreshProcessing(db, imp.org_id, app.name, task.name);
-      throw new PermanentTaskError('the app has no ready build to publish');
+    const p = payload as DeployPayload;
+    const target = await resolveDeploy(deps, p);
+    if ('gone' in target) {
+      if (target.orgId && target.appName) await refreshProcessing(db, target.orgId, target.appName, task.name);
+      throw new PermanentTaskError(target.gone);
     }
+    const { app, orgId, orgName, build, manifestFile, live } = target;
     const buildId = Number(build.build_id);
+    // The patches leading TO the build that are still kept (rows of `patches`): a build made live
+    // again after another one replaced it has none (their files went with the grace cleanup).
     const patches = await patchesTo(db, app.id, buildId);
     const release = buildRelease({
-      orgName, appName: app.name, buildId, buildName: build.build_name ?? String(buildId), dxfName: build.dxf_name,
-      manifestFile: source.manifest_file, imageSizeBytes: Number(build.image_bytes),
-      patches: patches.map((p) => ({ fromBuildId: Number(p.from_build_id), sizeBytes: Number(p.size_bytes) })),
+      orgName, appName: app.name, buildId, buildName: build.build_name ?? String(buildId), dxfName: build.dxf_name!,
+      manifestFile, imageSizeBytes: Number(build.image_bytes),
+      patches: patches.map((x) => ({ fromBuildId: Number(x.from_build_id), sizeBytes: Number(x.size_bytes) })),
       created: toUnixSeconds(clock.now()),
     });
 
     const depot = createDepotOrigin(deps.blobStore, deps.depotPrefix);
-    const rows = await targetDeploymentsOfApp(db, imp.org_id, app.id);
+    const rows = await targetDeploymentsOfApp(db, orgId, app.id);
     const opened: Array<{ row: DeploymentRow; origin: Origin }> = [];
     const unopened: Array<{ row: DeploymentRow; message: string }> = [];
     for (const row of rows) {
@@ -99,9 +157,29 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
       }
       const previous = await readPublishedRelease(depot.store, orgName, app.name).catch(() => null);
       const targets: DeployTarget[] = [{ deployment: DEPOT_TARGET, origin: depot }, ...opened.map((o) => ({ deployment: o.row.name, origin: o.origin }))];
-      const results = await deployRelease({ release, depot: { store: deps.blobStore, prefix: deps.depotPrefix + '/' }, targets, signal, onProgress: (p) => progress(p.fraction * 0.99) });
+      const results = await deployRelease({
+        release, depot: { store: deps.blobStore, prefix: deps.depotPrefix + '/' }, targets, signal, writeRelease: live,
+        onProgress: (x) => progress(x.fraction * 0.99),
+      });
       const now = clock.now();
+      const deploymentsResult = results.map((r) => ({ deployment: r.deployment, filesCopied: r.filesCopied, filesSkipped: r.filesSkipped, bytesCopied: r.bytesCopied }));
+      if (!live) {
+        // Staged: the image and patches are on every origin, release.json still names the live build.
+        await db.transaction().execute(async (trx) => {
+          for (const o of opened) await recordDeploymentStatus(trx, o.row.id, 'ok', `published ${app.name} build ${buildId} (staged)`, now);
+          await refreshProcessing(trx, orgId, app.name, task.name);
+        });
+        return { buildId, dxfName: build.dxf_name, live: false, deployments: deploymentsResult };
+      }
       const plan = planCleanup(previous, release, toUnixSeconds(now), deps.gracePeriodSeconds);
+      // Patches to other builds (a staged build's, a replaced build's) are dropped with markPublished
+      // below: their files go too, after the grace period (the cleanup re-checks what is kept then).
+      const stale = await db.selectFrom('patches').select('to_build_id').distinct().where('app_id', '=', app.id).where('to_build_id', '<>', buildId).execute();
+      for (const row of stale) {
+        const prefix = patchTargetPrefix(orgName, app.name, Number(row.to_build_id));
+        if (!plan.origins.includes(prefix)) plan.origins.push(prefix);
+        if (!plan.depot.includes(prefix)) plan.depot.push(prefix);
+      }
       const publishedBytes = release.image.sizeBytes + release.patches.reduce((a, p) => a + p.sizeBytes, 0);
       await db.transaction().execute(async (trx) => {
         await markPublished(trx, app.id, buildId, build.dxf_name!, now);
@@ -111,20 +189,17 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
         }
         if (plan.origins.length > 0 || plan.depot.length > 0) {
           const cleanup: CleanupPayload = {
-            orgId: imp.org_id, appId: app.id, orgName, appName: app.name, origins: plan.origins, depot: plan.depot,
+            orgId: orgId, appId: app.id, orgName, appName: app.name, origins: plan.origins, depot: plan.depot,
             deployments: opened.map((o) => o.row.name),
           };
           await enqueueTask(trx, now, {
-            type: 'cleanup', payload: cleanup, orgId: imp.org_id, appName: app.name, buildId, maxAttempts: deps.maxAttempts,
+            type: 'cleanup', payload: cleanup, orgId: orgId, appName: app.name, buildId, maxAttempts: deps.maxAttempts,
             runAfterMs: plan.notBefore * 1000,
           });
         }
-        await refreshProcessing(trx, imp.org_id, app.name, task.name);
+        await refreshProcessing(trx, orgId, app.name, task.name);
       });
-      return {
-        buildId, dxfName: build.dxf_name,
-        deployments: results.map((r) => ({ deployment: r.deployment, filesCopied: r.filesCopied, filesSkipped: r.filesSkipped, bytesCopied: r.bytesCopied })),
-      };
+      return { buildId, dxfName: build.dxf_name, live: true, deployments: deploymentsResult };
     } catch (err) {
       const deployFailed = err instanceof StepError && err.code === 'deploy-failed';
       if (deployFailed || isFinalAttempt(task, err)) {
@@ -143,7 +218,7 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
             await recordDeploymentStatus(trx, row.id, 'error', own ?? unopened.find((u) => u.row.name === row.name)?.message ?? message, now);
           }
           await markAppError(trx, app.id, { task: task.name, type: 'deploy', message, since: toUnixSeconds(now) }, now);
-          await refreshProcessing(trx, imp.org_id, app.name, task.name);
+          await refreshProcessing(trx, orgId, app.name, task.name);
         });
         if (deployFailed) throw new FinalDeployFailure(err as StepError);
       }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { AppRow, BuildRow } from '../../db/app-tables.js';
 import {
   assignBuildId,
   claimFollowUp,
@@ -7,6 +8,7 @@ import {
   findAppById,
   findImport,
   orgNameOf,
+  readyBuild,
   readyBuildsBefore,
   refreshProcessing,
   setTaskWarnings,
@@ -19,6 +21,21 @@ import { PermanentTaskError, type TaskHandler } from '../worker.js';
 import { AlreadyLinked } from './dltar.js';
 import { readAppTraces } from './trace.js';
 import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
+
+/**
+ * The builds a new build gets a patch from: the newest maxBuilds-1 kept builds before it, and always
+ * the live one (release control: after staged pushes it may be older; rotation never removes it, so
+ * a patch from it is the one launchers need when the new build goes live).
+ */
+async function patchSources(db: ImportDeps['db'], app: AppRow, buildId: number): Promise<BuildRow[]> {
+  const limit = Number(app.max_builds) - 1;
+  const newest = await readyBuildsBefore(db, app.id, buildId, limit);
+  const live = app.i_cur_build === null ? null : Number(app.i_cur_build);
+  if (live === null || live >= buildId || newest.some((b) => Number(b.build_id) === live)) return newest;
+  const liveRow = await readyBuild(db, app.id, live);
+  if (!liveRow) return newest;
+  return [...newest.slice(0, Math.max(0, limit - 1)), liveRow];
+}
 
 interface MkrawPayload {
   /** The import (its dltar task). */
@@ -53,7 +70,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
     if (buildId === undefined) throw new PermanentTaskError('the app of this import was deleted');
 
     try {
-      const previous = await readyBuildsBefore(db, app.id, buildId, Number(app.max_builds) - 1);
+      const previous = await patchSources(db, app, buildId);
       // FastStart: the app's traces (of earlier builds) order the new build's first image.
       const traces = await readAppTraces(deps, imp.org_id, app.id);
       const made = await makeRelease({

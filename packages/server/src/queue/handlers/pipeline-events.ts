@@ -45,7 +45,21 @@ async function eventBase(
   if (!task.org_id || !task.app_name) return null;
   const org = await findOrgById(db, task.org_id);
   if (!org) return null;
-  const payload = task.payload ? (JSON.parse(task.payload) as { importTask?: unknown }) : {};
+  const payload = task.payload ? (JSON.parse(task.payload) as { importTask?: unknown; setLive?: { appId?: unknown; buildId?: unknown } }) : {};
+  // A set-live (release control) has no import: the build it makes live names the event.
+  if (payload.setLive && typeof payload.setLive.appId === 'string' && typeof payload.setLive.buildId === 'number') {
+    const build = await db
+      .selectFrom('builds')
+      .select(['build_name', 'dxf_name'])
+      .where('app_id', '=', payload.setLive.appId)
+      .where('build_id', '=', payload.setLive.buildId)
+      .executeTakeFirst();
+    return {
+      type, orgName: org.name, appName: task.app_name, taskName: task.name,
+      ...(build?.build_name ? { buildName: build.build_name } : {}),
+      ...(build?.dxf_name ? { dxfName: build.dxf_name } : {}),
+    };
+  }
   const importTask = typeof payload.importTask === 'string' ? payload.importTask : task.name;
   const imp = await findImport(db, importTask);
   return {
