@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { decodeTrace, encodeTraceNdjson } from '@rockit/engine';
-import { runRockit, startServer, waitFor, type ServerProcess } from './test-support/processes.js';
+import { runRockit, startServer, waitFor, type ServerProcess, callJson } from './test-support/processes.js';
 
 const ADMIN_TOKEN = 'e2e-training-admin-token-0123456789';
 const ORG = 'trainco';
@@ -24,15 +24,8 @@ let base: string;
 let authToken: string;
 let cliEnv: Record<string, string>;
 
-async function api(method: string, p: string, body?: unknown, headers: Record<string, string> = { 'x-rockit-beauth-token': authToken }): Promise<any> {
-  const res = await fetch(base + p, {
-    method,
-    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { httpStatus: res.status, ...(text ? (JSON.parse(text) as object) : {}) };
-}
+const api = (method: string, p: string, body?: unknown, headers: Record<string, string> = { 'x-rockit-beauth-token': authToken }): Promise<any> =>
+  callJson(base, method, p, body, headers);
 const rockit = (argv: string[], stdin?: string) => runRockit(argv, cliEnv, stdin);
 
 beforeAll(async () => {

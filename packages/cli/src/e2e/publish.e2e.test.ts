@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { listFolder, packEntries } from '../api/tar-pack.js';
-import { listFiles, runRockit, startS3rver, startServer, treeDigest, waitFor, type S3Store, type ServerProcess } from './test-support/processes.js';
+import { listFiles, runRockit, startS3rver, startServer, treeDigest, waitFor, type S3Store, type ServerProcess, callJson } from './test-support/processes.js';
 
 const ADMIN_TOKEN = 'e2e-publish-admin-token-0123456789abcd';
 const ORG = 'acme';
@@ -25,15 +25,8 @@ let cliEnv: Record<string, string>;
 const origin = () => path.join(dir, 'origin');
 const series = () => path.join(dir, 'series');
 
-async function api(method: string, p: string, body?: unknown, headers: Record<string, string> = { 'x-rockit-beauth-token': authToken }): Promise<any> {
-  const res = await fetch(base + p, {
-    method,
-    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { httpStatus: res.status, ...(text ? (JSON.parse(text) as object) : {}) };
-}
+const api = (method: string, p: string, body?: unknown, headers: Record<string, string> = { 'x-rockit-beauth-token': authToken }): Promise<any> =>
+  callJson(base, method, p, body, headers);
 
 const rockit = (argv: string[], stdin?: string) => runRockit(argv, cliEnv, stdin);
 

@@ -212,3 +212,14 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** One JSON request to the server under test: the parsed answer with its HTTP status as `httpStatus`. */
+export async function callJson(base: string, method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<any> {
+  const res = await fetch(base + p, {
+    method,
+    headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { httpStatus: res.status, ...(text ? (JSON.parse(text) as object) : {}) };
+}
