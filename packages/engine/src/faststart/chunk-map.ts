@@ -47,6 +47,12 @@ export class ChunkMap {
     return this.files.get(path)?.chunks ?? [];
   }
 
+  /** The size of `path` in bytes (undefined for unknown paths and non-files). */
+  fileSize(path: string): number | undefined {
+    const f = this.files.get(path);
+    return f ? f.starts[f.starts.length - 1] : undefined;
+  }
+
   /** Every regular file (and hard link) path with its chunk list. */
   *allFiles(): Iterable<readonly number[]> {
     for (const f of this.files.values()) yield f.chunks;

@@ -12,3 +12,4 @@ export {
 } from './train.js';
 export { preloadBytes, marginBytes } from './profile.js';
 export { simulateSession, type SimulateOptions, type SessionSimulation, type LaunchOutcome } from './simulate.js';
+export { ChunkMap, type UnmappedReason } from './chunk-map.js';

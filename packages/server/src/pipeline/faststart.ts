@@ -3,7 +3,7 @@
 // offset, so traces of an older build map onto a new build), coverage, and one measure to compare
 // two stream orders — the preload that spares every training session a stall. Pure functions over
 // the manifest: no chunk payload is read here (repackImage writes the re-sequenced image).
-import type { LoadProfile, Manifest, Trace } from '@rockit/engine';
+import { ChunkMap, preloadBytes, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
 
 /** The reference bandwidths of api.md §10 `quality.preloadBytes` (bits per second). */
 export const REFERENCE_BANDWIDTHS = { '25Mbit': 25e6, '100Mbit': 100e6, '1Gbit': 1e9 } as const;
@@ -22,51 +22,23 @@ export interface MappedTrace {
   firstSession: boolean;
 }
 
-interface FileIndex {
-  chunks: number[];
-  /** ends[i] = offset just past chunk i of the file. */
-  ends: number[];
-}
-
-/** Path → chunk layout of every regular file of the manifest. */
-export function indexManifest(m: Manifest): Map<string, FileIndex> {
-  const out = new Map<string, FileIndex>();
-  for (const f of m.files) {
-    if (f.chunks.length === 0) continue;
-    let end = 0;
-    const ends = f.chunks.map((ci) => (end += m.chunks[ci].rawSizeBytes));
-    out.set(f.path, { chunks: f.chunks, ends });
-  }
-  return out;
+/** Path → chunk layout of every regular file (and hard link) of the manifest: the engine's ChunkMap. */
+export function indexManifest(m: Manifest): ChunkMap {
+  return new ChunkMap(m);
 }
 
 /** Maps a trace onto a manifest by path and offset; reads outside the build's files count as uncovered. */
-export function mapTrace(index: Map<string, FileIndex>, trace: Trace): MappedTrace {
+export function mapTrace(index: ChunkMap, trace: Trace): MappedTrace {
   const firstNeed = new Map<number, number>();
   let coveredBytes = 0;
   let readBytes = 0;
   for (const r of trace.records) {
     readBytes += r.lengthBytes;
-    const f = index.get(r.path);
-    if (!f || r.lengthBytes <= 0) continue;
-    const size = f.ends[f.ends.length - 1];
-    const start = r.offsetBytes;
-    const end = Math.min(size, r.offsetBytes + r.lengthBytes);
-    if (start >= end) continue;
-    coveredBytes += end - start;
-    // First chunk whose end is past `start` (binary search), then forward until `end`.
-    let lo = 0;
-    let hi = f.ends.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (f.ends[mid] > start) hi = mid;
-      else lo = mid + 1;
-    }
-    for (let i = lo; i < f.chunks.length; i++) {
-      const ci = f.chunks[i];
+    const unmapped = index.forEachChunk(r, (ci) => {
       if (!firstNeed.has(ci)) firstNeed.set(ci, r.tMs);
-      if (f.ends[i] >= end) break;
-    }
+    });
+    // A placed read is clipped at the file's end, as forEachChunk clips it.
+    if (unmapped === null) coveredBytes += Math.min(index.fileSize(r.path)!, r.offsetBytes + r.lengthBytes) - r.offsetBytes;
   }
   return { firstNeed, coveredBytes, readBytes, firstSession: trace.header.firstSession };
 }
@@ -115,12 +87,9 @@ export function profileOf(m: Manifest, order: readonly number[], traces: MappedT
   return { points };
 }
 
-/** Preload (bytes) that avoids every stall of the profile at `bitsPerSecond`: max over points of need − bytes streamed by t. */
+/** Preload (bytes) that avoids every stall of the profile at `bitsPerSecond` (the engine's P(b); these profiles carry no margin). */
 export function preloadFromProfile(profile: LoadProfile, bitsPerSecond: number): number {
-  const bytesPerMs = bitsPerSecond / 8 / 1000;
-  let p = 0;
-  for (const pt of profile.points) p = Math.max(p, pt.needBytes - bytesPerMs * pt.tMs);
-  return Math.ceil(p);
+  return preloadBytes(profile, bitsPerSecond / 8);
 }
 
 /** preloadFromProfile at the three reference bandwidths. */

@@ -1,4 +1,4 @@
-import { decodeManifest, encodeTrace, IMAGE_JSON_NAME, parseImageJson, summarizeTrace, TraceFormatError, type Trace } from '@rockit/engine';
+import { decodeManifest, encodeTrace, IMAGE_JSON_NAME, parseAnyTrace, parseImageJson, summarizeTrace, TraceFormatError, type Trace } from '@rockit/engine';
 import { findApp } from '../db/repositories/app.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
 import { pageTraces, recordTrace } from '../db/repositories/trace.repository.js';
@@ -13,7 +13,6 @@ import type { BlobStore } from '../storage/blob-store.js';
 import { isStorageError } from '../storage/storage-error.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { ClientIdentity, DownloadKeyService } from './download-key.service.js';
-import { decodeUploadedTrace } from './trace-decode.js';
 import { startAutoTraining } from './training.service.js';
 
 export interface TraceDto {
@@ -87,7 +86,7 @@ export class TraceService {
     if (body.length === 0) throw missingParam('body');
     let trace: Trace;
     try {
-      trace = decodeUploadedTrace(body, { maxFileBytes: this.deps.config.faststart.maxTraceBytes });
+      trace = parseAnyTrace(body, { maxFileBytes: this.deps.config.faststart.maxTraceBytes });
     } catch (e) {
       if (e instanceof TraceFormatError) throw new AppError('invalid-param', `the trace is refused: ${e.message}`, { param: 'body', reason: e.code });
       throw e;
