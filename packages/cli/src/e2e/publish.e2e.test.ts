@@ -275,7 +275,7 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     expect((await api('POST', '/be/v1/apps', { name: 'big', label: 'Big', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
 
     await front?.close();
-    const proxy = await startCuttingProxy(new URL(base), 12 * 1024 * 1024, frontPort);
+    const proxy = await startProxy(new URL(base), { cutUploadAfter: 12 * 1024 * 1024 }, frontPort);
     try {
       const login = await rockit(['login', '--server', proxy.url, '--org', ORG, '--user', 'admin', '--password-stdin'], adminPassword + '\n');
       expect(login.exitCode, login.stderr).toBe(0);
@@ -417,15 +417,18 @@ describe('a push survives kill -9 of the server mid-upload (restarted on the sam
  * A TCP proxy to `target`. With `uploadBytesPerSecond`, it forwards upload bodies (connections
  * that start with `PUT /be/v1/uploads/`) no faster than that. With `stallUploadAfter`, the first
  * upload connection that has carried more than that many bytes stops being forwarded; both sides
- * stay open (a half-open connection). A target
- * that refuses (a server down) closes the client's connection.
+ * stay open (a half-open connection). With `cutUploadAfter`, the first such connection stops being
+ * forwarded, the proxy waits until the server says (GET of the upload URL) that it has stored some
+ * of the bytes, then destroys both sides. A target that refuses (a server down) closes the client's
+ * connection.
  */
 async function startProxy(
   target: URL,
-  opts: { uploadBytesPerSecond?: number; stallUploadAfter?: number },
+  opts: { uploadBytesPerSecond?: number; stallUploadAfter?: number; cutUploadAfter?: number },
   listenPort = 0,
-): Promise<{ url: string; stalls(): number; close(): Promise<void> }> {
+): Promise<{ url: string; stalls(): number; cuts(): number; close(): Promise<void> }> {
   let stalls = 0;
+  let cuts = 0;
   const sockets = new Set<net.Socket>();
   const proxy = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
@@ -441,6 +444,21 @@ async function startProxy(
         stalls += 1;
         stalled = true;
         client.pause();
+        return;
+      }
+      if (opts.cutUploadAfter !== undefined && cuts === 0 && uploadPath !== undefined && sent > opts.cutUploadAfter) {
+        cuts += 1;
+        stalled = true;
+        client.pause();
+        void (async () => {
+          for (let i = 0; i < 200; i++) {
+            const st = (await (await fetch(new URL(uploadPath!, target)).catch(() => null))?.json().catch(() => null)) as any;
+            if (st?.upload?.receivedBytes > 0) break;
+            await new Promise((r) => setTimeout(r, 25));
+          }
+          client.destroy();
+          upstream.destroy();
+        })();
         return;
       }
       upstream.write(chunk);
@@ -462,57 +480,6 @@ async function startProxy(
   return {
     url: `http://127.0.0.1:${port}`,
     stalls: () => stalls,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => proxy.close(() => r()));
-    },
-  };
-}
-
-/**
- * A TCP proxy to `target` that cuts the first upload connection once it has carried more than
- * `cutAfter` bytes upstream: it stops forwarding, waits until the server says (GET of the upload
- * URL) that it has stored some of them, then destroys both sides.
- */
-async function startCuttingProxy(target: URL, cutAfter: number, listenPort = 0): Promise<{ url: string; cuts(): number; close(): Promise<void> }> {
-  let cuts = 0;
-  const sockets = new Set<net.Socket>();
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    let sent = 0;
-    let uploadPath: string | undefined;
-    client.on('data', (chunk: Buffer) => {
-      if (sent === 0) uploadPath = /^PUT (\/be\/v1\/uploads\/\S+) HTTP/.exec(chunk.toString('latin1', 0, 300))?.[1];
-      sent += chunk.length;
-      if (cuts === 0 && uploadPath !== undefined && sent > cutAfter) {
-        cuts += 1;
-        client.pause();
-        void (async () => {
-          for (let i = 0; i < 200; i++) {
-            const st = (await (await fetch(new URL(uploadPath!, target)).catch(() => null))?.json().catch(() => null)) as any;
-            if (st?.upload?.receivedBytes > 0) break;
-            await new Promise((r) => setTimeout(r, 25));
-          }
-          client.destroy();
-          upstream.destroy();
-        })();
-        return;
-      }
-      upstream.write(chunk);
-    });
-    upstream.pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((r) => proxy.listen(listenPort, '127.0.0.1', r));
-  const { port } = proxy.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
     cuts: () => cuts,
     close: () => {
       for (const s of sockets) s.destroy();
