@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { HostLookup } from '../net/address-policy.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
-import { isPublicAddress, obtainTar, sniffTar } from './dltar.js';
+import { isPublicAddress, obtainTar } from './dltar.js';
 import { s3ImportKey } from './s3-import-scope.js';
 import { DownloadExitCode, StepError } from './errors.js';
 import {
@@ -392,19 +392,5 @@ describe('obtainTar', () => {
       expect(err.fileReadFailed?.filename).toBe('u3.bin');
       expect(await store.head('uploads/u3.bin')).toBeNull();
     });
-  });
-});
-
-describe('sniffTar', () => {
-  it('recognises tar headers by checksum and compressed tars by magic', async () => {
-    const tar = await makeTar([{ name: 'a.txt', content: 'hello' }]);
-    expect(sniffTar(tar)).toEqual({ compression: 'none' });
-    expect(sniffTar(gzip(tar))).toEqual({ compression: 'gzip' });
-    expect(sniffTar(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]))).toEqual({ compression: 'zstd' });
-    const broken = Buffer.from(tar);
-    broken[0] ^= 0xff; // the stored checksum no longer matches
-    expect(sniffTar(broken.subarray(0, 512))).toEqual({ typeDetected: 'unknown' });
-    expect(sniffTar(Buffer.from('PK\x03\x04rest', 'latin1'))).toEqual({ typeDetected: 'zip' });
-    expect(sniffTar(Buffer.alloc(0))).toEqual({ typeDetected: 'empty file' });
   });
 });

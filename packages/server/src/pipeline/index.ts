@@ -1,7 +1,7 @@
 // The import pipeline's steps as plain functions (dltar → mkraw → deploy, then the grace cleanup).
 // Queue handlers call these; they take every dependency as an argument and read no configuration.
 export { StepError, DownloadExitCode, canceledError, isStepError, type FileReadFailed, type StepErrorCode, type TaskError } from './errors.js';
-export { obtainTar, sniffTar, type DltarProgress, type ObtainTarOptions, type ObtainedTar, type TarCompression } from './dltar.js';
+export { obtainTar, type DltarProgress, type ObtainTarOptions, type ObtainedTar } from './dltar.js';
 export {
   makeRelease,
   discardBuild,

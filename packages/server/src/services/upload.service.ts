@@ -13,7 +13,7 @@ import {
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { constantTimeEqual, sha256Hex } from '../domain/secrets.js';
-import { sniffTar, type TarCompression } from '../pipeline/dltar.js';
+import { sniffTar, type TarCompression } from '@rockit/engine';
 import { findTask, releaseSubmittedTask, setSubmittedProgress } from '../queue/tasks.queue.js';
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
