@@ -12,6 +12,16 @@ describe('address policy', () => {
     }
   });
 
+  it('refuses every non-public range, mapped IPv6 forms and anything that is not an address', () => {
+    for (const a of ['198.18.0.1', '198.19.255.255', '192.0.0.8', '240.0.0.1', '255.255.255.255', '100.127.255.255', '64:ff9b::a00:1',
+      'ff02::1', 'FE80::1', 'fe80::1%eth0', '::ffff:a9fe:a9fe', '::FFFF:192.168.0.1', 'not-an-ip', '', '300.1.1.1', '1.2.3']) {
+      expect(isPublicAddress(a), a).toBe(false);
+    }
+    for (const a of ['198.20.0.1', '192.0.1.1', '223.255.255.255', '100.63.255.255', '2a00:1450::1', '::ffff:93.184.215.14']) {
+      expect(isPublicAddress(a), a).toBe(true);
+    }
+  });
+
   it('resolves names once, checks every address, and takes IP literals as they are', async () => {
     const asked: string[] = [];
     const lookup: HostLookup = async (host) => {

@@ -8,7 +8,7 @@
  * `ROCKIT_IMPORT_ALLOW_PRIVATE_URLS` too): server.ts then passes no policy, and every address is allowed.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP, type LookupFunction } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 
 /** Whether the server may connect to a resolved address. */
 export type AddressPolicy = (address: string, family: 4 | 6) => boolean;
@@ -37,41 +37,44 @@ export class AddressRefusedError extends Error {
   }
 }
 
+/** The ranges that are not public unicast: every rule of the policy, in one place. */
+const NON_PUBLIC: ReadonlyArray<readonly [network: string, prefix: number, type: 'ipv4' | 'ipv6']> = [
+  ['0.0.0.0', 8, 'ipv4'], // "this network", unspecified
+  ['10.0.0.0', 8, 'ipv4'], // RFC 1918
+  ['100.64.0.0', 10, 'ipv4'], // carrier-grade NAT
+  ['127.0.0.0', 8, 'ipv4'], // loopback
+  ['169.254.0.0', 16, 'ipv4'], // link local, cloud metadata services
+  ['172.16.0.0', 12, 'ipv4'], // RFC 1918
+  ['192.0.0.0', 24, 'ipv4'], // protocol assignments
+  ['192.168.0.0', 16, 'ipv4'], // RFC 1918
+  ['198.18.0.0', 15, 'ipv4'], // benchmarking
+  ['224.0.0.0', 3, 'ipv4'], // multicast, reserved, broadcast
+  ['::', 128, 'ipv6'], // unspecified
+  ['::1', 128, 'ipv6'], // loopback
+  ['64:ff9b::', 32, 'ipv6'], // NAT64 can reach private IPv4
+  ['fc00::', 7, 'ipv6'], // unique local
+  ['fe80::', 10, 'ipv6'], // link local
+  ['ff00::', 8, 'ipv6'], // multicast
+];
+
+/** NON_PUBLIC as a BlockList; IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) match the IPv4 rules. */
+const nonPublic = new BlockList();
+for (const [network, prefix, type] of NON_PUBLIC) nonPublic.addSubnet(network, prefix, type);
+
 /**
  * An `AddressPolicy` that allows only public unicast addresses: refuses loopback, private (RFC 1918),
  * carrier-grade NAT, link-local (cloud metadata services), unique-local, unspecified, multicast and
- * reserved ranges, and IPv4-mapped IPv6 forms of them.
+ * reserved ranges, and IPv4-mapped IPv6 forms of them. Anything that is not an IP address is refused.
+ * The family is taken from the address itself (`family` is there to fit `AddressPolicy`).
  */
-export function isPublicAddress(address: string, family: 4 | 6 = isIP(address) === 6 ? 6 : 4): boolean {
-  if (family === 6) {
-    const a = address.toLowerCase();
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-    if (mapped) return isPublicAddress(mapped[1], 4);
-    const mappedHex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
-    if (mappedHex) {
-      const hi = parseInt(mappedHex[1], 16);
-      const lo = parseInt(mappedHex[2], 16);
-      return isPublicAddress(`${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`, 4);
-    }
-    if (a === '::' || a === '::1') return false;
-    const firstGroup = parseInt(a.split(':')[0] || '0', 16);
-    if ((firstGroup & 0xfe00) === 0xfc00) return false; // fc00::/7 unique local
-    if ((firstGroup & 0xffc0) === 0xfe80) return false; // fe80::/10 link local
-    if ((firstGroup & 0xff00) === 0xff00) return false; // ff00::/8 multicast
-    if (a.startsWith('64:ff9b:')) return false; // NAT64 can reach private IPv4
-    return true;
+export function isPublicAddress(address: string, _family?: 4 | 6): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  try {
+    return !nonPublic.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  } catch {
+    return false; // e.g. an IPv6 address with a zone id
   }
-  const p = address.split('.').map(Number);
-  if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
-  const [a, b] = p;
-  if (a === 0 || a === 10 || a === 127 || a >= 224) return false;
-  if (a === 100 && b >= 64 && b <= 127) return false; // 100.64/10 carrier-grade NAT
-  if (a === 169 && b === 254) return false; // link local, cloud metadata
-  if (a === 172 && b >= 16 && b <= 31) return false;
-  if (a === 192 && b === 168) return false;
-  if (a === 192 && b === 0 && p[2] === 0) return false; // 192.0.0/24 protocol assignments
-  if (a === 198 && (b === 18 || b === 19)) return false; // benchmarking
-  return true;
 }
 
 /** A URL's host name as resolvers and sockets want it: IPv6 literals without brackets. */

@@ -10,10 +10,10 @@
  * `addressPolicy`, and the connection is made to those checked addresses only (no second DNS
  * lookup between check and connect). A refused target is a failed attempt that sends nothing.
  */
-import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { AddressRefusedError, pinnedLookup, resolveChecked, urlHost, type AddressPolicy, type HostLookup, type ResolvedAddress } from '../net/address-policy.js';
+import { AddressRefusedError, type AddressPolicy, type HostLookup } from '../net/address-policy.js';
+import { pinnedRequest } from '../net/http-client.js';
 
 export interface DeliveryRequest {
   url: string;
@@ -51,43 +51,14 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** Settles when `signal` aborts (rejecting with its reason) or `work` settles, whichever is first. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 /** Reads (and discards) at most MAX_DRAIN_BYTES of an answer; a broken body changes nothing. */
-async function drain(res: IncomingMessage): Promise<void> {
+async function drain(body: Readable): Promise<void> {
   let seen = 0;
-  res.on('data', (chunk: Buffer) => {
+  body.on('data', (chunk: Buffer) => {
     seen += chunk.byteLength;
-    if (seen >= MAX_DRAIN_BYTES) res.destroy();
+    if (seen >= MAX_DRAIN_BYTES) body.destroy();
   });
-  await finished(res).catch(() => {});
-}
-
-/**
- * POSTs `body` to `url`, connecting only to `addresses`; resolves with the answer's status once its
- * body is drained (an abort while draining keeps the status), rejects when no answer came.
- */
-function post(url: URL, addresses: ResolvedAddress[], body: Buffer, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<number> {
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<number>((resolve, reject) => {
-    let answered = false;
-    const req = send(url, { method: 'POST', headers, signal, lookup: pinnedLookup(addresses) }, (res) => {
-      answered = true;
-      void drain(res).then(() => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', (err) => {
-      if (!answered) reject(err);
-    });
-    req.end(body);
-  });
+  await finished(body).catch(() => {});
 }
 
 /**
@@ -117,15 +88,21 @@ export async function deliver(request: DeliveryRequest): Promise<DeliveryResult>
   if (request.signal?.aborted) combined.abort();
   const signal = combined.signal;
   try {
-    const addresses = await untilAborted(resolveChecked(urlHost(url), request.addressPolicy, request.lookup), signal);
-    const body = Buffer.from(request.body, 'utf8');
-    const headers: OutgoingHttpHeaders = {
-      'content-type': 'application/json',
-      'content-length': body.byteLength,
-      'user-agent': 'rockit-edge-webhooks/1',
-      ...request.headers,
-    };
-    const status = await post(url, addresses, body, headers, signal);
+    // Redirects are never followed (maxRedirects 0): a 3xx is the receiver's answer, a failure.
+    const res = await pinnedRequest({
+      url,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'rockit-edge-webhooks/1', ...request.headers },
+      body: Buffer.from(request.body, 'utf8'),
+      signal,
+      maxRedirects: 0,
+      connectTimeoutMs: request.timeoutMs,
+      ...(request.addressPolicy ? { addressPolicy: request.addressPolicy } : {}),
+      ...(request.lookup ? { lookup: request.lookup } : {}),
+    });
+    // An abort while draining keeps the status.
+    await drain(res.body);
+    const status = res.status;
     if (status >= 200 && status < 300) return { ok: true, httpStatus: status, ms: ms() };
     return { ok: false, httpStatus: status, error: `receiver answered HTTP ${status}`, ms: ms() };
   } catch (err) {
