@@ -4,7 +4,7 @@
 // on hostile input, never allocates more than the input justifies, and always terminates.
 import { createHash } from 'node:crypto';
 import { CorruptionError, FormatError } from '../errors.js';
-import { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, ByteWriter, formatFailure } from './bytes.js';
 import {
   CHUNKING_ALGORITHM_FASTCDC,
   CHUNK_MAX_BOUND_BYTES,
@@ -181,7 +181,7 @@ export function decodeManifest(bytes: Uint8Array, name = 'manifest'): Manifest {
   } catch {
     throw new FormatError(`${name}: body does not decompress to ${rawLen} bytes`, 'format-bad-body');
   }
-  return decodeBody(new ByteReader(raw, name), name, (flags & MANIFEST_FLAG_PROFILE) !== 0, (flags & MANIFEST_FLAG_PROFILE_MARGIN) !== 0);
+  return decodeBody(new ByteReader(raw, formatFailure(name)), name, (flags & MANIFEST_FLAG_PROFILE) !== 0, (flags & MANIFEST_FLAG_PROFILE_MARGIN) !== 0);
 }
 
 function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins = false): Manifest {

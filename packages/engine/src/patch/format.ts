@@ -14,7 +14,7 @@ import {
   RecordTag,
   RunCodec,
 } from './constants.js';
-import { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, ByteWriter } from '../format/bytes.js';
 import { PatchCorruptError, PatchUnsupportedError } from './errors.js';
 
 /** The pointer file (patch.json). */
@@ -166,32 +166,32 @@ export interface RunHeader {
 
 /** A reference list: count, then (aFile, ordinal, count) per segment. Shared by run and stream records. */
 function writeRefs(w: ByteWriter, refs: readonly RefSegment[]): void {
-  w.uv(refs.length);
+  w.varint(refs.length);
   for (const s of refs) {
-    w.uv(s.aFile);
-    w.uv(s.ordinal);
-    w.uv(s.count);
+    w.varint(s.aFile);
+    w.varint(s.ordinal);
+    w.varint(s.count);
   }
 }
 
 function readRefs(r: ByteReader, fail: (detail: string, at: number) => Error): RefSegment[] {
-  const n = r.uv();
+  const n = r.varint();
   if (n > MAX_REF_SEGMENTS) throw fail(`${n} reference segments`, r.pos);
   const refs: RefSegment[] = [];
-  for (let i = 0; i < n; i++) refs.push({ aFile: r.uv(), ordinal: r.uv(), count: r.uv() });
+  for (let i = 0; i < n; i++) refs.push({ aFile: r.varint(), ordinal: r.varint(), count: r.varint() });
   return refs;
 }
 
 export function encodeRunHeader(h: RunHeader): Buffer {
   const w = new ByteWriter();
   w.u8(RecordTag.Run);
-  w.uv(h.bFile);
-  w.uv(h.ordinal);
-  w.uv(h.count);
-  w.uv(h.rawSize);
+  w.varint(h.bFile);
+  w.varint(h.ordinal);
+  w.varint(h.count);
+  w.varint(h.rawSize);
   w.u8(h.codec);
   writeRefs(w, h.refs);
-  w.uv(h.payloadSize);
+  w.varint(h.payloadSize);
   return w.finish();
 }
 
@@ -207,18 +207,18 @@ export interface StreamHeader {
 export function encodeStreamHeader(h: StreamHeader): Buffer {
   const w = new ByteWriter();
   w.u8(RecordTag.Stream);
-  w.uv(h.bFile);
-  w.uv(h.rawSize);
+  w.varint(h.bFile);
+  w.varint(h.rawSize);
   w.u8(h.windowLog);
   writeRefs(w, h.refs);
-  w.uv(h.payloadSize);
+  w.varint(h.payloadSize);
   return w.finish();
 }
 
 export function encodeEndRecord(runCount: number): Buffer {
   const w = new ByteWriter();
   w.u8(RecordTag.End);
-  w.uv(runCount);
+  w.varint(runCount);
   return w.finish();
 }
 
@@ -235,27 +235,27 @@ export function decodeRecordHeader(part: string, buf: Uint8Array, offset: number
   const fail = (d: string, o: number) => new PatchCorruptError(part, d, offset + o);
   const r = new ByteReader(buf, fail);
   const tag = r.u8();
-  if (tag === RecordTag.End) return { tag, runCount: r.uv(), headerBytes: r.pos };
+  if (tag === RecordTag.End) return { tag, runCount: r.varint(), headerBytes: r.pos };
   if (tag === RecordTag.Stream) {
-    const bFile = r.uv();
-    const rawSize = r.uv();
+    const bFile = r.varint();
+    const rawSize = r.varint();
     const windowLog = r.u8();
     const refs = readRefs(r, fail);
-    const payloadSize = r.uv();
+    const payloadSize = r.varint();
     if (rawSize === 0 || rawSize > MAX_STREAM_RAW_BYTES || payloadSize > MAX_STREAM_RAW_BYTES + (1 << 20) || windowLog > MAX_STREAM_WINDOW_LOG) {
       throw fail(`implausible stream (raw ${rawSize}, payload ${payloadSize}, windowLog ${windowLog})`, 0);
     }
     return { tag, stream: { bFile, rawSize, windowLog, refs, payloadSize }, headerBytes: r.pos };
   }
   if (tag !== RecordTag.Run) throw fail(`unknown record tag ${tag}`, 0);
-  const bFile = r.uv();
-  const ordinal = r.uv();
-  const count = r.uv();
-  const rawSize = r.uv();
+  const bFile = r.varint();
+  const ordinal = r.varint();
+  const count = r.varint();
+  const rawSize = r.varint();
   const codec = r.u8();
   if (codec > RunCodec.Stream) throw new PatchUnsupportedError(part, `run codec ${codec} at byte ${offset}`);
   const refs = readRefs(r, fail);
-  const payloadSize = r.uv();
+  const payloadSize = r.varint();
   if (count === 0 || rawSize > MAX_RUN_RAW_BYTES || payloadSize > MAX_RUN_RAW_BYTES + (1 << 20)) {
     throw fail(`implausible run (chunks ${count}, raw ${rawSize}, payload ${payloadSize})`, 0);
   }

@@ -7,57 +7,57 @@
 import { createHash } from 'node:crypto';
 import { CHUNK_MAX_BOUND_BYTES } from '../format/constants.js';
 import type { ChunkEntry, FileEntry, Manifest, EntryType } from '../format/types.js';
-import { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, ByteWriter } from '../format/bytes.js';
 
 const ENTRY_TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink'];
 
 /** Deterministic: equal manifests give equal bytes. */
 export function encodeManifestCanonical(m: Manifest): Buffer {
   const w = new ByteWriter();
-  w.uv(m.formatVersion);
+  w.varint(m.formatVersion);
   w.u8(0); // chunking algorithm: 0 = fastcdc
-  w.uv(m.chunking.minSizeBytes);
-  w.uv(m.chunking.avgSizeBytes);
-  w.uv(m.chunking.maxSizeBytes);
-  w.uv(m.packs.length);
+  w.varint(m.chunking.minSizeBytes);
+  w.varint(m.chunking.avgSizeBytes);
+  w.varint(m.chunking.maxSizeBytes);
+  w.varint(m.packs.length);
   for (const p of m.packs) {
-    w.str(p.name);
-    w.uv(p.sizeBytes);
+    w.string(p.name);
+    w.varint(p.sizeBytes);
   }
   const chunks = m.chunks;
-  w.uv(chunks.length);
+  w.varint(chunks.length);
   for (const c of chunks) w.bytes(c.hash);
-  for (const c of chunks) w.uv(c.rawSizeBytes);
+  for (const c of chunks) w.varint(c.rawSizeBytes);
   for (const c of chunks) w.u8(c.codec);
   let prevPack = 0;
   let prevEnd = 0;
   for (const c of chunks) {
-    w.sv(c.pack - prevPack);
+    w.svarint(c.pack - prevPack);
     if (c.pack !== prevPack) prevEnd = 0;
-    w.sv(c.offset - prevEnd);
-    w.sv(c.storedSizeBytes - c.rawSizeBytes);
+    w.svarint(c.offset - prevEnd);
+    w.svarint(c.storedSizeBytes - c.rawSizeBytes);
     prevPack = c.pack;
     prevEnd = c.offset + c.storedSizeBytes;
   }
-  w.uv(m.files.length);
+  w.varint(m.files.length);
   let prevPath = '';
   for (const f of m.files) {
     let common = 0;
     const max = Math.min(prevPath.length, f.path.length);
     while (common < max && prevPath.charCodeAt(common) === f.path.charCodeAt(common)) common++;
-    w.uv(common);
-    w.str(f.path.slice(common));
+    w.varint(common);
+    w.string(f.path.slice(common));
     prevPath = f.path;
     w.u8(ENTRY_TYPES.indexOf(f.type));
-    w.uv(f.mode);
-    w.uv(f.sizeBytes);
-    w.uv(f.sha256.length);
+    w.varint(f.mode);
+    w.varint(f.sizeBytes);
+    w.varint(f.sha256.length);
     w.bytes(f.sha256);
-    w.str(f.linkTarget);
-    w.uv(f.chunks.length);
+    w.string(f.linkTarget);
+    w.varint(f.chunks.length);
     let prev = -1;
     for (const ci of f.chunks) {
-      w.sv(ci - (prev + 1));
+      w.svarint(ci - (prev + 1));
       prev = ci;
     }
   }
@@ -65,21 +65,21 @@ export function encodeManifestCanonical(m: Manifest): Buffer {
     // 1 = points only (the original form, so older manifests keep their manifestId), 2 = points + margins.
     const margins = m.profile.margins ?? [];
     w.u8(margins.length > 0 ? 2 : 1);
-    w.uv(m.profile.points.length);
+    w.varint(m.profile.points.length);
     let pt = 0;
     let pn = 0;
     for (const p of m.profile.points) {
-      w.sv(p.tMs - pt);
-      w.sv(p.needBytes - pn);
+      w.svarint(p.tMs - pt);
+      w.svarint(p.needBytes - pn);
       pt = p.tMs;
       pn = p.needBytes;
     }
     if (margins.length > 0) {
-      w.uv(margins.length);
+      w.varint(margins.length);
       let pb = 0;
       for (const e of margins) {
-        w.sv(e.bytesPerSecond - pb);
-        w.sv(e.marginBytes);
+        w.svarint(e.bytesPerSecond - pb);
+        w.svarint(e.marginBytes);
         pb = e.bytesPerSecond;
       }
     }
@@ -95,20 +95,20 @@ export function encodeManifestCanonical(m: Manifest): Buffer {
  */
 export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, offset: number) => Error): Manifest {
   const r = new ByteReader(buf, fail);
-  const formatVersion = r.uv();
+  const formatVersion = r.varint();
   const algo = r.u8();
   if (algo !== 0) throw fail(`unknown chunking algorithm ${algo}`, r.pos);
-  const chunking = { algorithm: 'fastcdc' as const, minSizeBytes: r.uv(), avgSizeBytes: r.uv(), maxSizeBytes: r.uv() };
+  const chunking = { algorithm: 'fastcdc' as const, minSizeBytes: r.varint(), avgSizeBytes: r.varint(), maxSizeBytes: r.varint() };
   const nPacks = r.count(2);
   const packs = [];
-  for (let i = 0; i < nPacks; i++) packs.push({ name: r.str(), sizeBytes: r.uv() });
+  for (let i = 0; i < nPacks; i++) packs.push({ name: r.string(), sizeBytes: r.varint() });
   const nChunks = r.count(32 + 4);
   const chunks: ChunkEntry[] = new Array(nChunks);
   for (let i = 0; i < nChunks; i++) {
     chunks[i] = { hash: r.bytes(32).slice(), rawSizeBytes: 0, storedSizeBytes: 0, codec: 0, pack: 0, offset: 0 };
   }
   for (let i = 0; i < nChunks; i++) {
-    const size = r.uv();
+    const size = r.varint();
     if (size > CHUNK_MAX_BOUND_BYTES) throw fail(`chunk ${i} of ${size} bytes is over the limit`, r.pos);
     chunks[i].rawSizeBytes = size;
   }
@@ -117,10 +117,10 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
   let prevEnd = 0;
   for (let i = 0; i < nChunks; i++) {
     const c = chunks[i];
-    c.pack = prevPack + r.sv();
+    c.pack = prevPack + r.svarint();
     if (c.pack !== prevPack) prevEnd = 0;
-    c.offset = prevEnd + r.sv();
-    c.storedSizeBytes = c.rawSizeBytes + r.sv();
+    c.offset = prevEnd + r.svarint();
+    c.storedSizeBytes = c.rawSizeBytes + r.svarint();
     if (c.pack < 0 || (c.pack >= nPacks && nPacks > 0) || c.offset < 0 || c.storedSizeBytes < 0) {
       throw fail(`chunk ${i} has an invalid location`, r.pos);
     }
@@ -131,25 +131,25 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
   const files: FileEntry[] = [];
   let prevPath = '';
   for (let i = 0; i < nFiles; i++) {
-    const common = r.uv();
+    const common = r.varint();
     if (common > prevPath.length) throw fail(`file ${i} has an invalid path prefix`, r.pos);
-    const path = prevPath.slice(0, common) + r.str();
+    const path = prevPath.slice(0, common) + r.string();
     prevPath = path;
     const t = r.u8();
     const type = ENTRY_TYPES[t];
     if (type === undefined) throw fail(`file ${i} has unknown type ${t}`, r.pos);
-    const mode = r.uv();
-    const sizeBytes = r.uv();
-    const shaLen = r.uv();
+    const mode = r.varint();
+    const sizeBytes = r.varint();
+    const shaLen = r.varint();
     if (shaLen !== 0 && shaLen !== 32) throw fail(`file ${i} has a hash of ${shaLen} bytes`, r.pos);
     const sha256 = r.bytes(shaLen).slice();
-    const linkTarget = r.str();
+    const linkTarget = r.string();
     const n = r.count(1);
     const list: number[] = new Array(n);
     let prev = -1;
     let total = 0;
     for (let k = 0; k < n; k++) {
-      const ci = prev + 1 + r.sv();
+      const ci = prev + 1 + r.svarint();
       if (ci < 0 || ci >= nChunks) throw fail(`file ${path} refers to chunk ${ci} of ${nChunks}`, r.pos);
       list[k] = ci;
       total += chunks[ci].rawSizeBytes;
@@ -167,8 +167,8 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
     let pt = 0;
     let pn = 0;
     for (let i = 0; i < n; i++) {
-      pt += r.sv();
-      pn += r.sv();
+      pt += r.svarint();
+      pn += r.svarint();
       points.push({ tMs: pt, needBytes: pn });
     }
     m.profile = { points };
@@ -177,8 +177,8 @@ export function decodeManifestCanonical(buf: Uint8Array, fail: (detail: string, 
       const margins = [];
       let pb = 0;
       for (let i = 0; i < k; i++) {
-        pb += r.sv();
-        margins.push({ bytesPerSecond: pb, marginBytes: r.sv() });
+        pb += r.svarint();
+        margins.push({ bytesPerSecond: pb, marginBytes: r.svarint() });
       }
       m.profile.margins = margins;
     }

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import binding from 'zstd-napi/binding.js';
 import { compress as zstdCompress } from 'zstd-napi';
-import { ByteReader, ByteWriter } from './byte-codec.js';
+import { ByteReader, ByteWriter, type ReadFailure } from '../format/bytes.js';
 import {
   DEFAULT_TRACE_LIMITS,
   TRACE_FLAG_FIRST_SESSION,
@@ -114,24 +114,24 @@ export function encodeTrace(trace: Trace, options: EncodeTraceOptions = {}): Uin
   const w = new ByteWriter();
   w.string(h.orgName);
   w.string(h.appName);
-  w.varuint(h.buildId);
+  w.varint(h.buildId);
   w.string(h.dxfName);
   w.string(h.sessionId);
   w.u8(h.firstSession ? TRACE_FLAG_FIRST_SESSION : 0);
-  w.varuint(h.startTimeUnixSeconds);
-  w.varuint(paths.length);
+  w.varint(h.startTimeUnixSeconds);
+  w.varint(paths.length);
   for (const p of paths) w.string(p);
-  w.varuint(records.length);
+  w.varint(records.length);
   // Per path, where the previous read ended: sequential reads then code as offset delta 0.
   const nextOffset = new Array<number>(paths.length).fill(0);
   let prevT = 0;
   let prevPath = -1;
   for (const r of records) {
     const pi = pathIndex.get(r.path)!;
-    w.varuint(r.tMs - prevT);
-    w.varuint(pi === prevPath ? 0 : pi + 1);
-    w.varint(r.offsetBytes - nextOffset[pi]);
-    w.varuint(r.lengthBytes);
+    w.varint(r.tMs - prevT);
+    w.varint(pi === prevPath ? 0 : pi + 1);
+    w.svarint(r.offsetBytes - nextOffset[pi]);
+    w.varint(r.lengthBytes);
     prevT = r.tMs;
     prevPath = pi;
     nextOffset[pi] = r.offsetBytes + r.lengthBytes;
@@ -264,19 +264,23 @@ export function decodeTrace(input: Uint8Array, limitsIn?: TraceLimits): Trace {
   return parseBody(body, limits);
 }
 
+/** The trace body's reader failures: a limit is `trace-limit-exceeded`, anything else `trace-invalid`. */
+const traceFailure: ReadFailure = (detail, offset, limit) =>
+  limit ? new TraceFormatError('trace-limit-exceeded', detail) : new TraceFormatError('trace-invalid', `trace body: ${detail} at byte ${offset}`);
+
 /** Smallest encoded record: four one-byte varints. */
 const MIN_RECORD_BYTES = 4;
 
 function parseBody(body: Uint8Array, limits: ResolvedLimits): Trace {
-  const r = new ByteReader(body);
+  const r = new ByteReader(body, traceFailure);
   const orgName = r.string(limits.maxStringBytes, 'orgName');
   const appName = r.string(limits.maxStringBytes, 'appName');
-  const buildId = r.varuint();
+  const buildId = r.varint();
   const dxfName = r.string(limits.maxStringBytes, 'dxfName');
   const sessionId = r.string(limits.maxStringBytes, 'sessionId');
   const flags = r.u8();
   if ((flags & ~TRACE_FLAG_FIRST_SESSION) !== 0) throw new TraceFormatError('trace-invalid', 'unknown header flags');
-  const startTimeUnixSeconds = r.varuint();
+  const startTimeUnixSeconds = r.varint();
   const header: TraceHeader = {
     orgName,
     appName,
@@ -287,7 +291,7 @@ function parseBody(body: Uint8Array, limits: ResolvedLimits): Trace {
     startTimeUnixSeconds,
   };
 
-  const pathCount = r.varuint();
+  const pathCount = r.varint();
   if (pathCount > limits.maxPaths) throw new TraceFormatError('trace-limit-exceeded', `more than ${limits.maxPaths} paths`);
   if (pathCount * 2 > r.remaining) throw new TraceFormatError('trace-invalid', 'path table overruns the body');
   const paths: string[] = [];
@@ -301,7 +305,7 @@ function parseBody(body: Uint8Array, limits: ResolvedLimits): Trace {
     paths.push(p);
   }
 
-  const recordCount = r.varuint();
+  const recordCount = r.varint();
   if (recordCount > limits.maxRecords) throw new TraceFormatError('trace-limit-exceeded', `more than ${limits.maxRecords} records`);
   if (recordCount * MIN_RECORD_BYTES > r.remaining) throw new TraceFormatError('trace-invalid', 'record table overruns the body');
   if (recordCount > 0 && pathCount === 0) throw new TraceFormatError('trace-invalid', 'records without paths');
@@ -311,17 +315,17 @@ function parseBody(body: Uint8Array, limits: ResolvedLimits): Trace {
   let t = 0;
   let pi = -1;
   for (let i = 0; i < recordCount; i++) {
-    t += r.varuint();
+    t += r.varint();
     if (t > limits.maxDurationMs) throw new TraceFormatError('trace-limit-exceeded', `record ${i} later than ${limits.maxDurationMs} ms`);
-    const ref = r.varuint();
+    const ref = r.varint();
     if (ref === 0) {
       if (pi < 0) throw new TraceFormatError('trace-invalid', 'first record refers to a previous path');
     } else {
       if (ref > pathCount) throw new TraceFormatError('trace-invalid', `record ${i} refers to a missing path`);
       pi = ref - 1;
     }
-    const offset = nextOffset[pi] + r.varint();
-    const length = r.varuint();
+    const offset = nextOffset[pi] + r.svarint();
+    const length = r.varint();
     if (offset < 0 || length === 0 || offset + length > Number.MAX_SAFE_INTEGER) {
       throw new TraceFormatError('trace-invalid', `record ${i} has an invalid range`);
     }
