@@ -21,6 +21,7 @@ export { encodeManifest, decodeManifest } from './format/manifest.js';
 export { parseImageJson, type ImageJson } from './format/image-json.js';
 export { readTarEntries, detectCompression, type TarCompression } from './tar/tar-reader.js';
 export { sniffTar } from './tar/sniff-tar.js';
+export { encodeTarHeader, packTar, tarSize, type TarWriteEntry, type TarWriteEntryType } from './tar/tar-writer.js';
 export { walkFolder } from './tar/folder-walker.js';
 export { InputGuard, type InputEntry, type AdmittedEntry } from './tar/input-entry.js';
 export { buildImage, type BuildImageOptions, type BuildResult, type BuildStats, type BuildProgress } from './image/build.js';

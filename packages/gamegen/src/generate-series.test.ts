@@ -56,7 +56,7 @@ describe('generateSeries determinism', () => {
     }).toEqual({
       v1: 'e0c615072ad35a12e8a4a6ef0ed06e6d6f97fa1c11ba8170b0b05550b8cc7953',
       v3: 'e4eb3b67c579a4b7232bbc5ae943cb81c3e6b6f4c4f3f406f75aea39766ec512',
-      tar3: 'c568e5140fb6c2d35d1f634649c141378d67ac88b774bc3aa4473831ccba347a',
+      tar3: '284f931984b176f5f7f3c872654c57d8df4756767b644b737710d4a60213ab24',
     });
   });
 

@@ -93,7 +93,7 @@ export async function generateSeries(opts: GenerateSeriesOptions): Promise<Serie
     if (opts.tar) {
       doneBytes = 0;
       const tarName = `${dir}.tar`;
-      writeTar(root, model.files.map((f) => ({ path: f.path, mode: f.mode, sizeBytes: contentBytes(f.content) })), join(opts.outDir, tarName), report('tar'));
+      await writeTar(root, model.files.map((f) => ({ path: f.path, mode: f.mode, sizeBytes: contentBytes(f.content) })), join(opts.outDir, tarName), report('tar'));
       entry.tar = tarName;
     }
     described.push(entry);

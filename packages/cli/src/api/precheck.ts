@@ -3,8 +3,7 @@
 // The entries go through the engine's one entry validation (InputGuard), as mkraw will do.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { InputGuard, detectCompression, readTarEntries, type InputEntry } from '@rockit/engine';
-import type { TarEntry } from './tar-pack.js';
+import { InputGuard, detectCompression, readTarEntries, type InputEntry, type TarWriteEntry } from '@rockit/engine';
 
 /** Name of the ignore file in a pushed folder's root (one pattern a line, `#` comments); never sent. */
 export const IGNORE_FILE = '.rockitignore';
@@ -57,7 +56,7 @@ export async function readIgnoreFile(root: string): Promise<string[]> {
 }
 
 /** Drops ignored entries (and `.rockitignore` itself) from a folder listing. */
-export function applyIgnore(entries: readonly TarEntry[], patterns: readonly string[]): TarEntry[] {
+export function applyIgnore(entries: readonly TarWriteEntry[], patterns: readonly string[]): TarWriteEntry[] {
   const ignored = ignoreMatcher(patterns);
   return entries.filter((e) => e.name !== IGNORE_FILE && !ignored(e.name));
 }
@@ -71,7 +70,7 @@ export class PrecheckError extends Error {
  * Refuses a folder listing the server would refuse: no file at all, or an entry InputGuard refuses
  * (a symlink leaving the build, an unsupported path, limits). `source` is the path as the user gave it.
  */
-export function checkFolderEntries(source: string, entries: readonly TarEntry[]): void {
+export function checkFolderEntries(source: string, entries: readonly TarWriteEntry[]): void {
   if (!entries.some((e) => e.type === 'file')) throw new PrecheckError(`${source}: the folder holds no file (after ignores): nothing to push`);
   const guard = new InputGuard();
   try {

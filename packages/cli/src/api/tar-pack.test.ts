@@ -6,7 +6,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { encodeHeader, listFolder, packEntries, tarSize, type TarEntry } from './tar-pack.js';
+import { encodeTarHeader, packTar, tarSize, type TarWriteEntry } from '@rockit/engine';
+import { listFolder } from './tar-pack.js';
 
 let dir: string;
 let root: string;
@@ -91,7 +92,7 @@ describe('tar-pack', () => {
   it('streams exactly tarSize bytes that tar-stream reads back identically', async () => {
     const files = await makeGame();
     const entries = await listFolder(root);
-    const archive = await collect(packEntries(entries));
+    const archive = await collect(packTar(entries));
     expect(archive.length).toBe(tarSize(entries));
     expect(archive.length % 512).toBe(0);
 
@@ -111,7 +112,7 @@ describe('tar-pack', () => {
     const files = await makeGame();
     const entries = await listFolder(root);
     const archivePath = path.join(dir, 'game.tar');
-    await fs.writeFile(archivePath, await collect(packEntries(entries)));
+    await fs.writeFile(archivePath, await collect(packTar(entries)));
 
     const list = spawnSync('tar', ['-tf', archivePath], { encoding: 'utf8' });
     expect(list.status, list.stderr).toBe(0);
@@ -128,8 +129,8 @@ describe('tar-pack', () => {
 
   it('produces the same bytes for the same folder (deterministic)', async () => {
     await makeGame();
-    const a = await collect(packEntries(await listFolder(root)));
-    const b = await collect(packEntries(await listFolder(root)));
+    const a = await collect(packTar(await listFolder(root)));
+    const b = await collect(packTar(await listFolder(root)));
     expect(a.equals(b)).toBe(true);
   });
 
@@ -137,10 +138,10 @@ describe('tar-pack', () => {
     await fs.writeFile(path.join(root, 'a.bin'), Buffer.alloc(2000, 1));
     const entries = await listFolder(root);
     await fs.truncate(path.join(root, 'a.bin'), 1000);
-    await expect(collect(packEntries(entries))).rejects.toThrow(/shrank/);
+    await expect(collect(packTar(entries))).rejects.toThrow(/shrank/);
 
     await fs.writeFile(path.join(root, 'a.bin'), Buffer.alloc(3000, 1));
-    await expect(collect(packEntries(entries))).rejects.toThrow(/changed size/);
+    await expect(collect(packTar(entries))).rejects.toThrow(/changed size/);
   });
 
   it('refuses entries that are not files, folders or symlinks', async () => {
@@ -161,8 +162,8 @@ describe('tar-pack', () => {
 
   it('records sizes past 8 GiB in a pax size record and a base-256 field', () => {
     const size = 9 * 1024 ** 3 + 5;
-    const entry: TarEntry = { name: 'huge.bin', type: 'file', source: '/nonexistent', size, mode: 0o644, mtime: 1_700_000_000 };
-    const header = encodeHeader(entry);
+    const entry: TarWriteEntry = { name: 'huge.bin', type: 'file', source: '/nonexistent', size, mode: 0o644, mtime: 1_700_000_000 };
+    const header = encodeTarHeader(entry);
     expect(header.length).toBe(3 * 512); // pax header, pax records, ustar block
     expect(String.fromCharCode(header[156])).toBe('x');
     expect(header.subarray(512, 1024).toString('utf8')).toContain(` size=${size}\n`);

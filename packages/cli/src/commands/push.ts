@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { ApiError, type ApiClient } from '../api/client.js';
 import { connect, parsePositiveInt, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
 import { followPipeline } from '../api/follow-tasks.js';
-import { listFolder, packEntries, skipBytes, tarSize } from '../api/tar-pack.js';
+import { packTar, tarSize } from '@rockit/engine';
+import { listFolder, skipBytes } from '../api/tar-pack.js';
 import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
 import { applyIgnore, checkFolderEntries, checkTarFile, readIgnoreFile } from '../api/precheck.js';
 import { uploadResumable, uploadStatus } from '../api/upload.js';
@@ -85,7 +86,7 @@ async function openSource(source: string, ignore: readonly string[] = []): Promi
         await Promise.all(entries.map(async (e) => ({ ...e, mtime: e.type === 'file' ? (await fs.lstat(e.source)).mtimeMs : e.mtime }))),
       ),
       // A folder is packed again on a resume; the bytes before `offset` are packed and skipped.
-      open: (offset) => (offset === 0 ? packEntries(entries) : packEntries(entries).pipe(skipBytes(offset))),
+      open: (offset) => (offset === 0 ? packTar(entries) : packTar(entries).pipe(skipBytes(offset))),
     };
   }
   if (st.isFile()) {

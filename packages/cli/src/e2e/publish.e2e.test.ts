@@ -8,7 +8,8 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { listFolder, packEntries } from '../api/tar-pack.js';
+import { packTar } from '@rockit/engine';
+import { listFolder } from '../api/tar-pack.js';
 import { listFiles, runRockit, startS3rver, startServer, treeDigest, waitFor, type S3Store, type ServerProcess, callJson } from './test-support/processes.js';
 
 const ADMIN_TOKEN = 'e2e-publish-admin-token-0123456789abcd';
@@ -271,7 +272,7 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     await fs.mkdir(path.join(big, 'data'), { recursive: true });
     await fs.writeFile(path.join(big, 'data', 'level.pak'), randomBytes(20 * 1024 * 1024));
     const tarDigest = createHash('sha256');
-    for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
+    for await (const c of packTar(await listFolder(big))) tarDigest.update(c as Buffer);
     expect((await api('POST', '/be/v1/apps', { name: 'big', label: 'Big', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
 
     await front?.close();
@@ -298,7 +299,7 @@ describe('publishing through rockit-edge serve and the rockit command', () => {
     await fs.mkdir(path.join(big, 'data'), { recursive: true });
     await fs.writeFile(path.join(big, 'data', 'level.pak'), randomBytes(20 * 1024 * 1024));
     const tarDigest = createHash('sha256');
-    for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
+    for await (const c of packTar(await listFolder(big))) tarDigest.update(c as Buffer);
     expect((await api('POST', '/be/v1/apps', { name: 'halfopen', label: 'Half-open', deployments: ['cdn_fs'] })).httpStatus).toBe(201);
 
     await front?.close();
@@ -361,7 +362,7 @@ describe('a push survives kill -9 of the server mid-upload (restarted on the sam
     await fs.mkdir(path.join(big, 'data'), { recursive: true });
     await fs.writeFile(path.join(big, 'data', 'level.pak'), randomBytes(24 * 1024 * 1024));
     const tarDigest = createHash('sha256');
-    for await (const c of packEntries(await listFolder(big))) tarDigest.update(c as Buffer);
+    for await (const c of packTar(await listFolder(big))) tarDigest.update(c as Buffer);
 
     // The CLI talks through a proxy that slows uploads to 4 MiB/s, so the kill lands mid-upload.
     const proxy = await startProxy(new URL(kbase), { uploadBytesPerSecond: 4 * 1024 * 1024 }, proxyPort);
