@@ -33,6 +33,9 @@ describe('byte codec', () => {
     expect(() => w.varint(-1)).toThrow(RangeError);
     expect(() => w.varint(2 ** 53)).toThrow(RangeError);
     expect(() => w.varint(1.5)).toThrow(RangeError);
+    expect(() => w.svarint(2 ** 52 + 2)).toThrow(RangeError);
+    w.svarint(2 ** 52); // codes as 2^53: written, but refused by readers
+    expect(() => new ByteReader(w.finish(), recording).svarint()).toThrow('varint too large');
   });
 
   it('refuses truncated, non-minimal, oversized and overlong varints', () => {

@@ -47,17 +47,25 @@ export class ByteWriter {
   /** Unsigned varint; `v` must be a safe non-negative integer (RangeError otherwise). */
   varint(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`);
+    this.leb128(v);
+  }
+
+  /**
+   * Signed varint (zigzag); `v` an integer with |v| ≤ 2^52. (2^52 codes as 2^53, which readers
+   * refuse as too large: encoders of hostile test input rely on writing it.)
+   */
+  svarint(v: number): void {
+    if (!Number.isInteger(v) || Math.abs(v) > 2 ** 52) throw new RangeError(`svarint out of range: ${v}`);
+    this.leb128(v < 0 ? -2 * v - 1 : 2 * v);
+  }
+
+  private leb128(v: number): void {
     this.reserve(8);
     while (v >= 0x80) {
       this.buf[this.len++] = (v % 0x80) | 0x80;
       v = Math.floor(v / 0x80);
     }
     this.buf[this.len++] = v;
-  }
-
-  /** Signed varint (zigzag); |v| < 2^52. */
-  svarint(v: number): void {
-    this.varint(v < 0 ? -2 * v - 1 : 2 * v);
   }
 
   bytes(b: Uint8Array): void {
