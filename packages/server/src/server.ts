@@ -43,6 +43,7 @@ import { createOriginFileOps, type OriginFileOps } from './services/published-fi
 import type { BlobStore } from './storage/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
+import { orgImportsPrefix, orgPrefixes } from './publish/layout.js';
 import { AdminService } from './services/admin.service.js';
 import { ApiKeyService } from './services/apikey.service.js';
 import { AuthService, configuredAdminToken, hashedAdminToken, type AdminTokenVerifier } from './services/auth.service.js';
@@ -164,8 +165,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     await dropImageCache(mkrawWorkDir, orgName).catch(() => undefined);
     // The org's published layout in the depot; deployments' copies are removed with the
     // deployments (their records are gone once this hook runs).
-    await depotOrigin.store.deletePrefix(`dxf/${orgName}/`);
-    await depotOrigin.store.deletePrefix(`pat/${orgName}/`);
+    for (const prefix of orgPrefixes(orgName)) await depotOrigin.store.deletePrefix(prefix);
   };
   // Deployments' settings (and uploads in progress) are read before the org's records go; their files are removed after.
   const prepareOrgPrune = async (orgId: string, orgName: string): Promise<() => Promise<void>> => {
@@ -180,7 +180,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     return async () => {
       await pruneImports(orgName);
       for (const u of uploads) await discardUpload(blobStore, u.tar_key, u.upload_id);
-      await blobStore.deletePrefix(`imports/${orgId}/`);
+      await blobStore.deletePrefix(orgImportsPrefix(orgId));
       // The org's s3:// import prefix: a later org of the same name must not find these builds.
       if (s3ImportScope) await blobStore.deletePrefix(orgIncomingPrefix(orgName));
       await blobStore.deletePrefix(orgTracesPrefix(orgId));
@@ -188,8 +188,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         let origin: Origin | undefined;
         try {
           origin = createOrigin(d.settings, originTuning);
-          await origin.store.deletePrefix(`dxf/${orgName}/`);
-          await origin.store.deletePrefix(`pat/${orgName}/`);
+          for (const prefix of orgPrefixes(orgName)) await origin.store.deletePrefix(prefix);
         } catch (err) {
           taskLog.warn({ err, orgName, deployment: d.name }, 'pruning a deployment failed');
         } finally {

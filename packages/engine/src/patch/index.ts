@@ -1,5 +1,5 @@
 // Public API of patches: make, apply, in-place apply with crash recovery.
-export { PATCH_POINTER_VERSION } from './constants.js';
+export { PATCH_POINTER_NAME, PATCH_POINTER_VERSION } from './constants.js';
 export { makePatch, makePatchFromSides } from './make.js';
 export type { MakePatchOptions, MakePatchResult, PatchProgress } from './make.js';
 export { applyPatch, readPatchTarget } from './apply.js';

@@ -1,10 +1,11 @@
 // Step 3 of an import (api.md §7.2 `deploy`): publish a release from the depot to origins, and the
 // delayed removal of what a newer release no longer needs (api.md §7.3, grace period).
+import { IMAGE_JSON_NAME, PATCH_POINTER_NAME } from '@rockit/engine';
+
 import type { Origin } from '../publish/origin.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, throwIfAborted, type StepErrorDetails } from './errors.js';
-import { joinKey } from './layout.js';
-import { IMAGE_POINTER_FILE, PATCH_POINTER_FILE } from './mkraw.js';
+import { joinKey } from '../publish/layout.js';
 import { parseRelease, releasePath, serializeRelease, type ReleaseDocument } from './release.js';
 import { COPY_CONCURRENCY, forEachLimited, openRead } from './store-io.js';
 
@@ -211,8 +212,8 @@ export async function removeExpired(targets: DeployTarget[], prefixes: string[],
 /** Every file the release needs, from the depot listing; refuses a release whose files are missing. */
 async function collectFiles(release: ReleaseDocument, depot: DepotSource): Promise<SourceFile[]> {
   const folders = [
-    { path: release.image.path, required: [IMAGE_POINTER_FILE, release.image.manifest] },
-    ...release.patches.map((p) => ({ path: p.path, required: [PATCH_POINTER_FILE] })),
+    { path: release.image.path, required: [IMAGE_JSON_NAME, release.image.manifest] },
+    ...release.patches.map((p) => ({ path: p.path, required: [PATCH_POINTER_NAME] })),
   ];
   const out: SourceFile[] = [];
   for (const folder of folders) {
@@ -269,7 +270,7 @@ async function copyOne(target: DeployTarget, depot: DepotSource, f: SourceFile, 
 
 function isPointer(key: string): boolean {
   const name = key.slice(key.lastIndexOf('/') + 1);
-  return name === IMAGE_POINTER_FILE || name === PATCH_POINTER_FILE;
+  return name === IMAGE_JSON_NAME || name === PATCH_POINTER_NAME;
 }
 
 /** The error of one target; StorageError messages are secret-free by contract (storage-error.ts). */

@@ -6,8 +6,6 @@ export {
   makeRelease,
   discardBuild,
   engineTarError,
-  IMAGE_POINTER_FILE,
-  PATCH_POINTER_FILE,
   type MakeReleaseOptions,
   type MakeReleaseResult,
   type MkrawProgress,
@@ -42,5 +40,5 @@ export {
   type RemovalResult,
   type TargetResult,
 } from './deploy.js';
-export { dxfNameFor, dxfBuildPrefix, patchTargetPrefix } from './layout.js';
+export { dxfNameFor, dxfBuildPrefix, patchTargetPrefix } from '../publish/layout.js';
 export { sweepWorkFolder, dropImageCache, holdWorkFolder, type LiveApps, type SweepResult } from './work-sweep.js';

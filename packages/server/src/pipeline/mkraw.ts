@@ -7,20 +7,15 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 
 import {
-  EngineError, IMAGE_JSON_NAME, LimitError, TarError, buildImage, makePatch, mapTracesToManifest, openImage, openImageSource, trainImage,
+  EngineError, IMAGE_JSON_NAME, PATCH_POINTER_NAME, LimitError, TarError, buildImage, makePatch, mapTracesToManifest, openImage, openImageSource, trainImage,
   type InputLimits, type Trace,
 } from '@rockit/engine';
 
 import type { BlobStore } from '../storage/blob-store.js';
 import { StepError, canceledError, storageStep, throwIfAborted, type FileReadFailed } from './errors.js';
-import { dxfBuildPrefix, dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from './layout.js';
+import { dxfBuildPrefix, dxfNameFor, imagePrefix, joinKey, padBuildId, patchPrefix, patchTargetPrefix } from '../publish/layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from './store-io.js';
 import { IMAGE_CACHE_FOLDER, SCRATCH_PREFIX, holdWorkFolder } from './work-sweep.js';
-
-/** Pointer file at the root of an image folder (engine FORMATS.md, "Image"); uploaded last. */
-export const IMAGE_POINTER_FILE = IMAGE_JSON_NAME;
-/** Pointer file at the root of a patch folder (engine FORMATS.md, "Patch"; not exported by the engine yet); uploaded last. */
-export const PATCH_POINTER_FILE = 'patch.json';
 
 /** A kept build to patch from: its id and the image variant the depot holds for it. */
 export interface PreviousBuild {
@@ -147,7 +142,7 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
     // 2. image → depot.
     const imgRel = imagePrefix(orgName, appName, buildId, dxfName);
     const uploaded = await storageStep('uploading the image to the depot failed', () =>
-      uploadFolderExact(blobStore, finalDir, joinKey(depotPrefix, imgRel), { last: [IMAGE_POINTER_FILE], signal }),
+      uploadFolderExact(blobStore, finalDir, joinKey(depotPrefix, imgRel), { last: [IMAGE_JSON_NAME], signal }),
     );
     report('upload', 1 - patchWeight);
 
@@ -361,7 +356,7 @@ async function patchFrom(
   }
   const rel = patchPrefix(orgName, appName, buildId, prev.buildId);
   const up = await storageStep('uploading a patch to the depot failed', () =>
-    uploadFolderExact(blobStore, patchDir, joinKey(depotPrefix, rel), { last: [PATCH_POINTER_FILE], signal }),
+    uploadFolderExact(blobStore, patchDir, joinKey(depotPrefix, rel), { last: [PATCH_POINTER_NAME], signal }),
   );
   return { sizeBytes: up.sizeBytes, path: rel };
 }
@@ -376,14 +371,14 @@ async function cachedImage(options: MakeReleaseOptions, prev: PreviousBuild, cac
   const dir = join(cacheRoot, padBuildId(prev.buildId), prev.dxfName);
   const prefix = joinKey(depotPrefix, imagePrefix(orgName, appName, prev.buildId, prev.dxfName));
   const pointer = await storageStep('reading a previous image from the depot failed', async () => {
-    if ((await blobStore.head(prefix + IMAGE_POINTER_FILE)) === null) return null;
-    return readSmall(await openRead(blobStore, prefix + IMAGE_POINTER_FILE));
+    if ((await blobStore.head(prefix + IMAGE_JSON_NAME)) === null) return null;
+    return readSmall(await openRead(blobStore, prefix + IMAGE_JSON_NAME));
   });
   if (pointer === null) {
     await rm(dir, { recursive: true, force: true });
     return null;
   }
-  const cached = await readFile(join(dir, IMAGE_POINTER_FILE)).catch(() => null);
+  const cached = await readFile(join(dir, IMAGE_JSON_NAME)).catch(() => null);
   if (cached !== null && cached.equals(pointer)) return dir;
   await storageStep('reading a previous image from the depot failed', () => downloadPrefix(blobStore, prefix, dir, signal ? { signal } : {}));
   return dir;

@@ -2,7 +2,7 @@
 // origin. It names the current build and image variant and the direct patches to it. All paths are
 // relative to the origin's prefix, so the same document is valid on the depot and on every origin.
 
-import { dxfBuildPrefix, imagePrefix, patchPrefix, patchTargetPrefix, releaseKey } from './layout.js';
+import { dxfBuildPrefix, imagePrefix, patchPrefix, patchTargetPrefix, releaseKey } from '../publish/layout.js';
 
 /** `format` field of release.json: says what the document is (as image.json's does). */
 export const RELEASE_FORMAT = 'rockit-release';

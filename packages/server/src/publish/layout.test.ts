@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isStorageError } from '../storage/storage-error.js';
-import { appPrefixes, imagePrefix, padBuildId, patchPrefix, releaseKey } from './layout.js';
+import { appPrefixes, dxfBuildPrefix, dxfNameFor, imagePrefix, importTarKey, joinKey, orgImportsPrefix, orgPrefixes, padBuildId, patchPrefix, patchTargetPrefix, releaseKey } from './layout.js';
 
 function invalid(fn: () => unknown): boolean {
   try {
@@ -18,6 +18,24 @@ describe('publish layout (api.md §7.3)', () => {
     expect(releaseKey('acme', 'demo')).toBe('dxf/acme/demo/release.json');
     expect(appPrefixes('acme', 'demo')).toEqual(['dxf/acme/demo/', 'pat/acme/demo/']);
     expect(padBuildId(12345)).toBe('12345');
+    expect(orgPrefixes('acme')).toEqual(['dxf/acme/', 'pat/acme/']);
+    expect(dxfBuildPrefix('acme', 'demo', 3)).toBe('dxf/acme/demo/0003/');
+    expect(patchTargetPrefix('acme', 'demo', 3)).toBe('pat/acme/demo/0003/');
+    expect(dxfNameFor(3)).toBe('b0003-t000');
+    expect(dxfNameFor(3, 12)).toBe('b0003-t012');
+    expect(joinKey('cdn', 'dxf/a')).toBe('cdn/dxf/a');
+    expect(joinKey('', 'dxf/a')).toBe('dxf/a');
+  });
+
+  it('keys import tars by org id and task name, beside the depot', () => {
+    const orgId = '0b3c9a8e-5f7d-4a51-9d7e-2c1f0e6b4a11';
+    expect(orgImportsPrefix(orgId)).toBe(`imports/${orgId}/`);
+    expect(importTarKey(orgId, 't_01JABCDEF')).toBe(`imports/${orgId}/t_01JABCDEF.tar`);
+    expect(invalid(() => orgImportsPrefix('../other'))).toBe(true);
+    expect(invalid(() => orgImportsPrefix(''))).toBe(true);
+    expect(invalid(() => importTarKey(orgId, 'a/b'))).toBe(true);
+    expect(invalid(() => importTarKey(orgId, '..'))).toBe(true);
+    expect(invalid(() => orgPrefixes('a/b'))).toBe(true);
   });
 
   it('refuses names and ids that would change the path structure', () => {

@@ -5,8 +5,12 @@
  *   pat/{orgName}/{appName}/{toBuildId:04}/{fromBuildId:04}/…  a patch
  *   dxf/{orgName}/{appName}/release.json                     pointer to the current release, written last
  *
- * Every helper validates its inputs, so a name can never add or climb path segments.
- * Prefixes end with `/` (they name a folder of files); keys do not.
+ * and, in the installation's blob store beside the depot (never published):
+ *
+ *   imports/{orgId}/{taskName}.tar                           an import's tar (upload or download)
+ *
+ * This file is the one definition of these keys. Every helper validates its inputs, so a name can
+ * never add or climb path segments. Prefixes end with `/` (they name a folder of files); keys do not.
  */
 import { StorageError } from '../storage/storage-error.js';
 
@@ -16,6 +20,9 @@ const NAME = /^[A-Za-z0-9_]{2,50}$/;
 const APP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{1,49}$/;
 /** An image variant name such as `b0003-t002`. */
 const DXF_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Record ids (UUIDs) and task names (`t_…`) as key segments. */
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 function checkName(value: string, what: string): string {
   if (!(what === 'app' ? APP_NAME : NAME).test(value)) throw new StorageError('invalid-key', `${what} ${JSON.stringify(value)} is not a valid name`);
@@ -34,6 +41,14 @@ export function checkDxfName(dxfName: string): string {
   }
   return dxfName;
 }
+
+function checkId(value: string, what: string): string {
+  if (!ID.test(value)) throw new StorageError('invalid-key', `${what} ${JSON.stringify(value)} is not a valid id`);
+  return value;
+}
+
+/** Both prefixes that hold an org's published files (what deleting an org removes from every origin). */
+export const orgPrefixes = (orgName: string): string[] => [`dxf/${checkName(orgName, 'organization')}/`, `pat/${checkName(orgName, 'organization')}/`];
 
 /** `dxf/{org}/{app}/` — every image of the app and its release.json. */
 export const appImagesPrefix = (orgName: string, appName: string): string =>
@@ -58,5 +73,37 @@ export function patchPrefix(orgName: string, appName: string, toBuildId: number,
 
 /** `dxf/{org}/{app}/release.json` */
 export const releaseKey = (orgName: string, appName: string): string => `${appImagesPrefix(orgName, appName)}release.json`;
+
+/** `dxf/{org}/{app}/{buildId:04}/` — every image variant of one build. */
+export const dxfBuildPrefix = (orgName: string, appName: string, buildId: number): string =>
+  `${appImagesPrefix(orgName, appName)}${padBuildId(buildId)}/`;
+
+/** `pat/{org}/{app}/{toBuildId:04}/` — every patch to one build. */
+export const patchTargetPrefix = (orgName: string, appName: string, toBuildId: number): string =>
+  `${appPatchesPrefix(orgName, appName)}${padBuildId(toBuildId)}/`;
+
+/**
+ * The dxfName of an image (api.md §7.1, decided): `b{buildId:04}-t{training:03}`. A freshly imported,
+ * untrained image is training 0 (`b0003-t000`); every re-sequencing from traces counts up.
+ */
+export function dxfNameFor(buildId: number, training = 0): string {
+  if (!Number.isSafeInteger(training) || training < 0 || training > 999) throw new RangeError(`invalid training number ${training}`);
+  return `b${padBuildId(buildId)}-t${String(training).padStart(3, '0')}`;
+}
+
+/** `imports/` — every import's tar; the only multipart uploads the upload service owns. */
+export const IMPORTS_PREFIX = 'imports/';
+
+/** `imports/{orgId}/` — every import tar of an org. */
+export const orgImportsPrefix = (orgId: string): string => `${IMPORTS_PREFIX}${checkId(orgId, 'organization id')}/`;
+
+/** `imports/{orgId}/{taskName}.tar` — an import's tar, keyed by its dltar task. */
+export const importTarKey = (orgId: string, taskName: string): string => `${orgImportsPrefix(orgId)}${checkId(taskName, 'task name')}.tar`;
+
+/** Joins a store prefix ('' or with or without a trailing '/') and a relative key. */
+export function joinKey(prefix: string, key: string): string {
+  if (prefix === '') return key;
+  return prefix.endsWith('/') ? prefix + key : `${prefix}/${key}`;
+}
 
 // The content of release.json is defined once, in pipeline/release.ts.

@@ -4,6 +4,8 @@
  *
  * Safe to run twice (handlers may): every copy overwrites the same key with the same bytes.
  */
+import { IMAGE_JSON_NAME, PATCH_POINTER_NAME } from '@rockit/engine';
+
 import type { BlobStore } from '../storage/blob-store.js';
 import { StorageError } from '../storage/storage-error.js';
 import type { Origin } from './origin.js';
@@ -33,7 +35,7 @@ function assertFolder(prefix: string, what: string): void {
 }
 
 /** Pointer files: at the root of a tree they name the tree's other files, so they are copied after them. */
-const POINTER_FILES = new Set(['image.json', 'patch.json']);
+const POINTER_FILES = new Set([IMAGE_JSON_NAME, PATCH_POINTER_NAME]);
 
 /**
  * Runs `fn` over an async iterable with at most `limit` calls in flight. The first failure stops new

@@ -5,7 +5,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { randomSecret, sha256Hex } from '../domain/secrets.js';
 import { s3ImportKey, s3ImportRefusal, type S3ImportScope } from '../pipeline/s3-import-scope.js';
-import { tarKeyOf } from '../queue/handlers/import-deps.js';
+import { importTarKey } from '../publish/layout.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
@@ -86,7 +86,7 @@ export class BuildService {
         task_name: row.name, org_id: user.orgId, app_id: app.id, source: token === undefined ? 'url' : 'upload', url: input.url ?? null,
         size_bytes: input.size ?? null, sha256: input.sha256?.toLowerCase() ?? null, build_name: input.buildName ?? null,
         upload_token_hash: token === undefined ? null : sha256Hex(token), upload_state: token === undefined ? null : 'waiting',
-        expires_ms: token === undefined ? null : expiresMs, tar_key: tarKeyOf(user.orgId, row.name), build_id: null, dxf_name: null,
+        expires_ms: token === undefined ? null : expiresMs, tar_key: importTarKey(user.orgId, row.name), build_id: null, dxf_name: null,
         manifest_file: null, mkraw_task: null, deploy_task: null, created_ms: now,
         upload_id: null, upload_parts: null, upload_part_bytes: null, upload_received_bytes: 0, upload_total_bytes: null,
         upload_writer: null, upload_writer_until_ms: null, upload_sha256: null, upload_compression: null,

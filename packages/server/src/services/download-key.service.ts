@@ -17,6 +17,7 @@ import { sortableId } from '../domain/ids.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import { constantTimeEqual, randomSecret, sha256Hex } from '../domain/secrets.js';
+import { releaseKey } from '../publish/layout.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { isStorageError } from '../storage/storage-error.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
@@ -242,12 +243,13 @@ export class DownloadKeyService {
 
   private async readRelease(orgName: string, appName: string): Promise<Record<string, unknown> | null> {
     try {
-      const got = await this.opts.depot.get(`dxf/${orgName}/${appName}/release.json`);
+      const got = await this.opts.depot.get(releaseKey(orgName, appName));
       const chunks: Buffer[] = [];
       for await (const c of got.body) chunks.push(c as Buffer);
       return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
     } catch (e) {
-      if (isStorageError(e) && e.code === 'not-found') return null;
+      // A name the layout refuses can have no release.
+      if (isStorageError(e) && (e.code === 'not-found' || e.code === 'invalid-key')) return null;
       throw e;
     }
   }

@@ -14,6 +14,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { constantTimeEqual, sha256Hex } from '../domain/secrets.js';
 import { sniffTar, type TarCompression } from '@rockit/engine';
+import { IMPORTS_PREFIX } from '../publish/layout.js';
 import { findTask, releaseSubmittedTask, setSubmittedProgress } from '../queue/tasks.queue.js';
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
@@ -63,8 +64,6 @@ export interface UploadServiceOptions {
 }
 
 const MIB = 1024 * 1024;
-/** Where uploads are kept in the blob store (`tarKeyOf`): the only multipart uploads this service owns. */
-const UPLOADS_PREFIX = 'imports/';
 /** Default part size; larger when the tar (or, unannounced, the upload limit) needs more than S3's parts allow. */
 const DEFAULT_PART_BYTES = 8 * MIB;
 const PARTS_TARGET = MAX_MULTIPART_PARTS - 1000;
@@ -171,7 +170,7 @@ export class UploadService {
     const stale: Array<{ key: string; uploadId: string }> = [];
     try {
       for await (const u of store.listMultipart()) {
-        if (u.startedMs < startedBeforeMs && u.key.startsWith(UPLOADS_PREFIX)) stale.push(u);
+        if (u.startedMs < startedBeforeMs && u.key.startsWith(IMPORTS_PREFIX)) stale.push(u);
       }
     } catch {
       return 0;

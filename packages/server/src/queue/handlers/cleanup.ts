@@ -2,7 +2,7 @@ import { findDeploymentsByNames } from '../../db/repositories/deployment.reposit
 import { findAppById } from '../../db/repositories/import.repository.js';
 import type { AppRow } from '../../db/app-tables.js';
 import { dxfBuildPrefix, patchTargetPrefix, removeExpired, type DeployTarget } from '../../pipeline/index.js';
-import { patchPrefix } from '../../pipeline/layout.js';
+import { patchPrefix } from '../../publish/layout.js';
 import { createDepotOrigin } from '../../publish/origin.js';
 import type { TaskHandler } from '../worker.js';
 import type { CleanupPayload } from './deploy.js';

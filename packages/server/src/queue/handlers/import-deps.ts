@@ -45,7 +45,6 @@ export interface ImportDeps {
 export const appQueueKey = (appId: string): string => `app:${appId}`;
 
 /** Where the tar of an import lives in the blob store (uploads and downloads alike). */
-export const tarKeyOf = (orgId: string, taskName: string): string => `imports/${orgId}/${taskName}.tar`;
 
 /** Whether this failed attempt is the task's last one (the worker will not retry it). */
 export function isFinalAttempt(task: { attempts: number; max_attempts: number }, err: unknown): boolean {

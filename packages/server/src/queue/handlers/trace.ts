@@ -1,6 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openImage, openImageSource, parseAnyTrace, preloadBytes as enginePreloadBytes, repackImage, trainStreamOrder, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
+import { IMAGE_JSON_NAME, openImage, openImageSource, parseAnyTrace, preloadBytes as enginePreloadBytes, repackImage, trainStreamOrder, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
 import { findImportOfBuild, findAppById, newestReadyBuild, orgNameOf, setProcessing, updateImport } from '../../db/repositories/import.repository.js';
 import { countTraces, listTraces } from '../../db/repositories/trace.repository.js';
 import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../../db/repositories/training.repository.js';
@@ -18,8 +18,7 @@ import {
   type MappedTrace,
   type PreloadFigures,
 } from '../../pipeline/faststart.js';
-import { imagePrefix, joinKey } from '../../pipeline/layout.js';
-import { IMAGE_POINTER_FILE } from '../../pipeline/mkraw.js';
+import { imagePrefix, joinKey } from '../../publish/layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from '../../pipeline/store-io.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, type TaskHandler } from '../worker.js';
@@ -149,7 +148,7 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       const outDir = join(work, 'trained');
       const repacked = await repackImage({ source: currentDir, outDir, order, profile });
       const uploaded = await storageStep('uploading the trained image to the depot failed', () =>
-        uploadFolderExact(blobStore, outDir, joinKey(deps.depotPrefix + '/', imagePrefix(orgName, app.name, buildId, dxfName)), { last: [IMAGE_POINTER_FILE], signal }),
+        uploadFolderExact(blobStore, outDir, joinKey(deps.depotPrefix + '/', imagePrefix(orgName, app.name, buildId, dxfName)), { last: [IMAGE_JSON_NAME], signal }),
       );
       progress(0.9);
 
