@@ -1,11 +1,11 @@
-// Streams a BuildModel to disk. Memory stays flat: one output buffer, one content block scratch.
+// Streams a BuildModel's files to disk. Memory stays flat: one output buffer, one content block scratch.
 
 import { closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { alignUp, GPAK_HEADER_BYTES, gpakHeader, gpakToc } from './archive-format.js';
 import type { GpakTocEntry } from './archive-format.js';
 import { BINARY_HEADER_BYTES, FUNCTION_ALIGN_BYTES } from './build-model.js';
-import type { Asset, BuildModel, FileContent, FileModel } from './build-model.js';
+import type { Asset, FileContent, FileModel } from './build-model.js';
 import { fillFunction, fillPayload, textLine } from './content.js';
 import { mixSeed } from './prng.js';
 
@@ -142,12 +142,4 @@ export function writeFile(root: string, f: FileModel, onBytes: (n: number) => vo
   }
   renameSync(tmp, path);
   return sink.written;
-}
-
-/** Writes every file of `model` into the folder `root` (created if missing). Returns bytes written. */
-export function writeBuild(root: string, model: BuildModel, onBytes: (n: number) => void = () => {}): number {
-  mkdirSync(root, { recursive: true });
-  let total = 0;
-  for (const f of model.files) total += writeFile(root, f, onBytes);
-  return total;
 }

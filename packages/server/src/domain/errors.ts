@@ -59,8 +59,6 @@ export class AppError extends Error {
   }
 }
 
-export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
-
 /** The standard 404 that never reveals whether the object exists in another organization. */
 export const notFound = (kind: string, name: string): AppError =>
   new AppError('not-found', `${kind} '${name}' not found`);

@@ -322,7 +322,7 @@ export async function refreshProcessing(db: Executor, orgId: string, appName: st
   await sql`
     update apps set processing = case when exists (
       select 1 from tasks t where t.org_id = ${orgId} and t.app_name = ${appName}
-        and t.type in ('dltar', 'mkraw', 'deploy') and t.status in ('submitted', 'running') and t.name <> ${except}
+        and t.type in (${sql.join([...IMPORT_TASK_TYPES])}) and t.status in ('submitted', 'running') and t.name <> ${except}
     ) then 1 else 0 end
     where org_id = ${orgId} and name = ${appName}`.execute(q(db));
 }

@@ -5,9 +5,6 @@ import { applyWindow, compiledPerShape, likeContains, likePattern, type Executor
 export const findUser = (db: Executor, orgId: string, username: string): Promise<UserRow | undefined> =>
   db.selectFrom('users').selectAll().where('org_id', '=', orgId).where('username', '=', username).executeTakeFirst();
 
-export const findUserById = (db: Executor, id: string): Promise<UserRow | undefined> =>
-  db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
-
 export interface UserFilter {
   username?: string;
   type?: 'user' | 'machine';

@@ -78,7 +78,6 @@ export function toAppError(err: unknown, req: FastifyRequest): AppError {
   if (e?.statusCode === 413) return new AppError('payload-too-large', 'the body is larger than the configured limit');
   if (e?.statusCode === 414) return new AppError('uri-too-long', 'the URL is too long');
   if (e?.statusCode === 415) return new AppError('unsupported-media-type', 'unsupported content type');
-  if (e?.statusCode === 429) return new AppError('rate-limited', 'too many requests');
   return new AppError('internal', 'internal error');
 }
 
