@@ -10,7 +10,9 @@ import type { AddressPolicy } from '../net/address-policy.js';
 import { assertValidKey, type BlobStore } from '../storage/blob-store.js';
 import { createFsBlobStore } from '../storage/fs-blob-store.js';
 import { PrefixedBlobStore } from '../storage/prefixed-blob-store.js';
-import { createS3BlobStore, normalizeS3Endpoint, type S3BlobStoreOptions, type S3ErrorDetail } from '../storage/s3-blob-store.js';
+import { createS3BlobStore, type S3BlobStoreOptions } from '../storage/s3-blob-store.js';
+import { normalizeS3Endpoint } from '../storage/s3-endpoint.js';
+import type { S3ErrorDetail } from '../storage/s3-errors.js';
 import { StorageError } from '../storage/storage-error.js';
 
 /** A deployment's origin settings as stored (secrets already decrypted). */

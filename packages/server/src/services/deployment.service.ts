@@ -17,7 +17,7 @@ import { parseListQuery, project, type Page, type RawListQuery } from '../domain
 import type { SecretBox } from '../domain/secret-box.js';
 import { namesRefusedHost, type AddressPolicy } from '../net/address-policy.js';
 import { findFsPathProblem, findOriginSettingsProblem, normalizeOriginPrefix, type OriginSettings } from '../publish/origin.js';
-import { normalizeS3Endpoint } from '../storage/s3-blob-store.js';
+import { normalizeS3Endpoint } from '../storage/s3-endpoint.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { CleanupReport, OriginFileOps } from './published-files.js';
 

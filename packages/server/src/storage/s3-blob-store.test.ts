@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3Server, type S3TestServer } from '../test-support/s3.js';
 import { createBlobStore } from './create-blob-store.js';
 import { isPublicAddress } from '../net/address-policy.js';
-import { normalizeS3Endpoint, regionFromEndpoint, S3_ENDPOINT_FAILED, S3BlobStore, type S3BlobStoreOptions, type S3ErrorDetail } from './s3-blob-store.js';
+import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
+import { normalizeS3Endpoint, regionFromEndpoint } from './s3-endpoint.js';
+import { S3_ENDPOINT_FAILED, type S3ErrorDetail } from './s3-errors.js';
 import { isStorageError, StorageError } from './storage-error.js';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY';

@@ -49,7 +49,9 @@ import {
   type StoredPart,
 } from './blob-store.js';
 import { checkedLookup, namesRefusedHost, type AddressPolicy } from '../net/address-policy.js';
-import { StorageError, type StorageErrorCode } from './storage-error.js';
+import { normalizeS3Endpoint, regionFromEndpoint } from './s3-endpoint.js';
+import { mapS3Error, S3_ENDPOINT_FAILED, type S3ErrorDetail, type SdkLikeError } from './s3-errors.js';
+import { StorageError } from './storage-error.js';
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -96,19 +98,6 @@ export interface S3BlobStoreOptions {
   logError?: (detail: S3ErrorDetail) => void;
 }
 
-/** What an opaque error leaves out of its message (for logs only: never shown to org users). */
-export interface S3ErrorDetail {
-  op: string;
-  location: string;
-  name: string;
-  code?: string;
-  httpStatus?: number;
-  message?: string;
-}
-
-/** The one message of an opaque store for every failure that is not the org's to fix. */
-export const S3_ENDPOINT_FAILED = 'the S3 endpoint could not be reached or did not answer as an S3 service';
-
 const MIB = 1024 * 1024;
 const MIN_PART_BYTES = 5 * MIB;
 const DEFAULT_PART_BYTES = 8 * MIB;
@@ -116,87 +105,6 @@ const DEFAULT_PART_BYTES = 8 * MIB;
 const MAX_PARTS_TARGET = 9000;
 /** ListObjectsV2 returns and DeleteObjects takes at most 1000 keys. */
 const MAX_PAGE = 1000;
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1', '0.0.0.0']);
-
-/**
- * Turns an endpoint as users write it into a URL origin: adds the scheme when missing (http for
- * loopback hosts, https otherwise) and refuses anything that is not a bare http(s) origin — a
- * path (which would name a bucket), credentials, a query or a fragment.
- */
-export function normalizeS3Endpoint(endpoint: string): string {
-  const trimmed = endpoint.trim();
-  if (trimmed === '') throw new StorageError('invalid-config', 'the S3 endpoint is empty');
-  let withScheme = trimmed;
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
-    const host = trimmed.split('/')[0].replace(/:\d+$/, '').toLowerCase();
-    withScheme = `${LOOPBACK_HOSTS.has(host) || host.startsWith('127.') ? 'http' : 'https'}://${trimmed}`;
-  }
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new StorageError('invalid-config', 'the S3 endpoint is not a valid host name or URL');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new StorageError('invalid-config', 'the S3 endpoint must use http or https');
-  }
-  if (url.username !== '' || url.password !== '') {
-    throw new StorageError('invalid-config', 'the S3 endpoint must not contain credentials');
-  }
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    throw new StorageError('invalid-config', 'the S3 endpoint must name no bucket or path (e.g. s3.us-east-1.amazonaws.com)');
-  }
-  return url.origin;
-}
-
-/** The region in an AWS endpoint host (`s3.eu-west-1.amazonaws.com`, `s3-eu-west-1.amazonaws.com`). */
-export function regionFromEndpoint(endpoint: string | undefined): string | undefined {
-  if (!endpoint) return undefined;
-  const match = /(?:^|\.)s3[.-]([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?$/.exec(new URL(endpoint).hostname);
-  return match?.[1];
-}
-
-const ACCESS_DENIED_NAMES = new Set([
-  'AccessDenied',
-  'InvalidAccessKeyId',
-  'SignatureDoesNotMatch',
-  'ExpiredToken',
-  'InvalidToken',
-  'TokenRefreshRequired',
-  'AllAccessDisabled',
-  'AccountProblem',
-]);
-/** S3's refusals of a CompleteMultipartUpload whose part list does not match the stored parts. */
-const PART_LIST_NAMES = new Set(['EntityTooSmall', 'InvalidPart', 'InvalidPartOrder']);
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-interface SdkLikeError {
-  name?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('***');
-  return out;
-}
 
 export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
@@ -267,77 +175,10 @@ export class S3BlobStore implements BlobStore {
     return `s3://${this.bucket}/${this.fullKey(key)}`;
   }
 
-  /** Maps an SDK or network error to a StorageError; the message carries no server text that could echo credentials. */
   private mapError(err: unknown, op: string, key: string): StorageError {
-    if (err instanceof StorageError) return err;
-    const e = (typeof err === 'object' && err !== null ? err : {}) as SdkLikeError;
-    const status = e.$metadata?.httpStatusCode;
-    const name = e.name ?? 'Error';
-    const what = `S3 ${op} ${this.where(key)}`;
-    let code: StorageErrorCode;
-    let detail: string;
-    if (name === 'AbortError' || e.code === 'ABORT_ERR') {
-      code = 'aborted';
-      detail = 'aborted';
-    } else if (name === 'NoSuchBucket') {
-      code = 'not-found';
-      detail = `bucket ${this.bucket} does not exist`;
-    } else if (name === 'NoSuchUpload') {
-      code = 'not-found';
-      detail = 'no such multipart upload (unknown, completed or aborted)';
-    } else if (PART_LIST_NAMES.has(name)) {
-      code = 'integrity';
-      detail = `the part list does not match the stored parts (${name})`;
-    } else if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
-      code = 'not-found';
-      detail = 'no such object';
-    } else if (status === 401 || status === 403 || ACCESS_DENIED_NAMES.has(name)) {
-      code = 'access-denied';
-      detail = `access denied (${name})`;
-    } else if (status === 416 || name === 'InvalidRange') {
-      code = 'invalid-range';
-      detail = 'range not satisfiable';
-    } else if (status === undefined && (NETWORK_CODES.has(e.code ?? '') || name === 'TimeoutError' || e.code === 'ETIMEDOUT')) {
-      code = 'unreachable';
-      // Network messages carry host:port and the errno, nothing secret; redact anyway.
-      detail = `endpoint unreachable (${e.code ?? name})`;
-    } else if (status === undefined && /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|socket hang up|timed? ?out/i.test(e.message ?? '')) {
-      code = 'unreachable';
-      detail = 'endpoint unreachable';
-    } else {
-      code = 'io';
-      detail = status === undefined ? `${name}` : `${name} (HTTP ${status})`;
-    }
-    if (this.opaque) return this.opaqueError(code, err, op, key);
-    const message = redact(`${what}: ${detail}${status !== undefined ? ` [HTTP ${status}]` : ''}`, this.secrets);
-    return new StorageError(code, message, status !== undefined ? { httpStatus: status } : {});
-  }
-
-  /**
-   * `mapError` for an endpoint that an org user chose: the codes the org can act on keep fixed
-   * messages (no `<Code>`, status or errno of the endpoint); everything else is one `unreachable`
-   * answer without the key (so that answers compare equal). The detail goes to `logError`.
-   */
-  private opaqueError(code: StorageErrorCode, err: unknown, op: string, key: string): StorageError {
-    const e = (typeof err === 'object' && err !== null ? err : {}) as SdkLikeError;
-    const status = e.$metadata?.httpStatusCode;
-    const fixed: Partial<Record<StorageErrorCode, string>> = {
-      aborted: 'aborted',
-      'access-denied': 'access denied',
-      'not-found': e.name === 'NoSuchBucket' ? `bucket ${this.bucket} does not exist` : 'no such object',
-      'invalid-range': 'range not satisfiable',
-      integrity: 'the part list does not match the stored parts',
-    };
-    const detail = fixed[code];
-    // Misses (a head before a copy) and aborts are routine, not worth a log line.
-    if (code !== 'aborted' && code !== 'not-found' && code !== 'invalid-range') {
-      this.logError?.({
-        op, location: this.where(key), name: e.name ?? 'Error', ...(e.code ? { code: e.code } : {}),
-        ...(status !== undefined ? { httpStatus: status } : {}), ...(e.message ? { message: redact(e.message, this.secrets) } : {}),
-      });
-    }
-    if (detail === undefined) return new StorageError('unreachable', `${this.location()}: ${S3_ENDPOINT_FAILED}`);
-    return new StorageError(code, `S3 ${op} ${this.where(key)}: ${detail}`, status !== undefined ? { httpStatus: status } : {});
+    return mapS3Error(err, op, key, {
+      bucket: this.bucket, where: (k) => this.where(k), location: this.location(), secrets: this.secrets, opaque: this.opaque, logError: this.logError,
+    });
   }
 
   /** The bucket and prefix, without a key or the endpoint (messages of opaque errors). */
