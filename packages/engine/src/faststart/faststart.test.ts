@@ -205,6 +205,20 @@ describe('simulateSession (hand-computed)', () => {
     expect(r.unmappedRecords).toBe(0);
   });
 
+  it('a fetch takes the launcher group / file read-ahead; the read waits only for its own chunks', () => {
+    // Chunk 2 read at 0: fetched (1000 ms). With a 2000-byte group chunk 3 comes along (arrives at 2 s), so the
+    // read of chunk 3 at t = 1.5 s (wall 2.5 s) does not stall; without it, that read is a second fetch.
+    const x = trace([[0, 'f', 2000, 10], [1500, 'f', 3000, 10]]);
+    const base = { bytesPerSecond: 1000, preloadBytes: 0, roundTripMs: 0 };
+    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 2000 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 1, stallMs: 1000, fetchedBytes: 2000 });
+    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 0 }).priorityFetch).toMatchObject({ fetches: 2, stalls: 2, stallMs: 2000, fetchedBytes: 2000 });
+    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 0, fileReadAheadBytes: 1000 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 1, stallMs: 1000 });
+    // A read of a group chunk that has not arrived yet waits for its arrival (no second fetch).
+    const y = trace([[0, 'f', 2000, 10], [0, 'f', 3000, 10]]);
+    expect(simulateSession(m, y, { ...base, urgentGroupBytes: 2000 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 2, stallMs: 2000 });
+    expect(() => simulateSession(m, x, { ...base, urgentGroupBytes: -1 })).toThrow(RangeError);
+  });
+
   it('uses the image profile by default and counts unmatched reads', () => {
     const withProfile: Manifest = { ...m, profile: { points: [{ tMs: 0, needBytes: 2000 }] } };
     const r = simulateSession(withProfile, trace([[0, 'f', 0, 1], [5, 'nope', 0, 1], [6, 'f', 1e9, 1]]), { bytesPerSecond: 1000 });
