@@ -63,7 +63,10 @@ export function fitPreloads(manifest: Manifest, folds: readonly FitFold[], o: Fi
   return o.bandwidths.map((b, bi) => {
     let best = 0;
     let bestWait = Infinity;
+    let worse = 0;
     for (const p of preloadCandidates(o.floor[bi], o.streamBytes)) {
+      // The cost is close to convex in the preload: after three candidates in a row that do not improve, stop.
+      if (worse >= 3) break;
       let sum = 0;
       folds.forEach((f, k) => {
         const l = simulateSession(manifests[k], f.held, { bytesPerSecond: b, preloadBytes: p, roundTripMs: o.roundTripMs }).priorityFetch;
@@ -74,7 +77,8 @@ export function fitPreloads(manifest: Manifest, folds: readonly FitFold[], o: Fi
       if (mean < bestWait * 0.99) {
         best = p;
         bestWait = mean;
-      }
+        worse = 0;
+      } else worse++;
     }
     return best;
   });
