@@ -7,6 +7,8 @@
 // recorded with `rockit trace record`.
 //
 //   node bench/faststart/run.mjs [--size 1000000000] [--train 32] [--held 16] [--data .bench-data/faststart] [--out file.md] [--real | --real-only]
+//     [--read-ahead BYTES]   simulate a launcher that also fetches BYTES of the file after a missed read (default 0)
+//     [--variants]           also: median launcher wait for training-option variants at 12 and 32 traces
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,6 +29,8 @@ const DATA = resolve(opt('data', '.bench-data/faststart'));
 const OUT = opt('out', '');
 const REAL = args.includes('--real') || args.includes('--real-only');
 const REAL_ONLY = args.includes('--real-only');
+const READ_AHEAD = Number(opt('read-ahead', '0'));
+const VARIANTS = args.includes('--variants');
 const CURVE = [1, 2, 4, 8, 12, 16, 32].filter((n) => n <= TRAIN);
 const MBITS = [25, 100, 1000];
 const bps = (mbit) => (mbit * 1e6) / 8;
@@ -81,14 +85,14 @@ async function prepare() {
   return { manifest, train: loadDir(train), held: loadDir(held) };
 }
 
-function evaluate(manifest, trainTraces, heldTraces) {
+function evaluate(manifest, trainTraces, heldTraces, options = {}) {
   const t0 = process.hrtime.bigint();
-  const r = trainStreamOrder(manifest, trainTraces);
+  const r = trainStreamOrder(manifest, trainTraces, options);
   const trainMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const m = reorder(manifest, r.order, r.profile);
   const out = { trainMs, perBandwidth: {} };
   for (const mbit of MBITS) {
-    const sims = heldTraces.map((t) => simulateSession(m, t, { bytesPerSecond: bps(mbit) }));
+    const sims = heldTraces.map((t) => simulateSession(m, t, { bytesPerSecond: bps(mbit), fileReadAheadBytes: READ_AHEAD }));
     const ok = sims.filter((s) => s.priorityFetch.waitMs <= 1.2 * s.oracle.timeToPlayMs + 1000).length;
     out.perBandwidth[mbit] = {
       preload: preloadBytes(r.profile, bps(mbit)),
@@ -158,7 +162,7 @@ async function main() {
   log();
   log(`Generated build (gamegen seed 14, ${mb(SIZE)} requested): ${manifest.files.length} entries, ${manifest.chunks.length} chunks, ${mb(buildBytes)} stored. ` +
     `Training sessions: gamegen seed 101 (${train.length}); held-out sessions: seed 202 (${held.length}), never trained on. ` +
-    `Medians over the held-out sessions; launcher = profile's preload + priority fetch (50 ms round trip); target: launcher ≤ 1.2 × oracle + 1 s.`);
+    `Medians over the held-out sessions; launcher = profile's preload + priority fetch (50 ms round trip, 256 KiB group${READ_AHEAD ? `, ${READ_AHEAD} bytes of file read-ahead` : ''}); target: launcher ≤ 1.2 × oracle + 1 s.`);
   log();
   log('| traces | Mbit/s | preload (% of build) | launcher wait | stream-only wait | oracle | full download | stalls (launcher) | sessions on target | train time |');
   log('|---|---|---|---|---|---|---|---|---|---|');
@@ -183,8 +187,85 @@ async function main() {
     const stored = big.chunks.reduce((a, c) => a + c.storedSizeBytes, 0);
     log(`Training ${traces.length} traces (${r.stats.records} reads) on a ${copies === 1 ? '' : `${copies}× `}manifest of ${big.chunks.length} chunks (${mb(stored)} build): ${ms.toFixed(0)} ms, heap growth ${mb(after - before)} (process RSS ${mb(process.memoryUsage().rss)}).`);
   }
+  if (VARIANTS) variants(manifest, train, held, buildBytes);
   if (REAL) await real();
   if (OUT) writeFileSync(OUT, lines.join('\n') + '\n');
+}
+
+/** Training options evaluated against the defaults (TrainOptions of the engine). */
+const VARIANT_OPTIONS = {
+  'defaults': {},
+  'no launcher fit (fitLauncher: false)': { fitLauncher: false },
+  'fit with stalls weighing as waiting (stallWeight: 1)': { stallWeight: 1 },
+  'orderShare 0.1': { orderShare: 0.1 },
+  'orderShare 0.5': { orderShare: 0.5 },
+  'no neighbour placement (neighbourReach: 0)': { neighbourReach: 0 },
+  'firstSessionWeight 1': { firstSessionWeight: 1 },
+  'firstSessionWeight 4': { firstSessionWeight: 4 },
+  'profileMinShare 0': { profileMinShare: 0 },
+  'profileMinShare 0.5': { profileMinShare: 0.5 },
+};
+
+function variants(manifest, train, held, buildBytes) {
+  log();
+  log('| traces | training options | 25 Mbit/s: launcher wait (preload) | 100 Mbit/s | 1000 Mbit/s |');
+  log('|---|---|---|---|---|');
+  for (const n of [12, 32].filter((k) => k <= train.length)) {
+    for (const [name, o] of Object.entries(VARIANT_OPTIONS)) {
+      const e = evaluate(manifest, train.slice(0, n), held, o);
+      const cell = (mbit) => `${sec(e.perBandwidth[mbit].launcher)} (${((100 * e.perBandwidth[mbit].preload) / buildBytes).toFixed(1)} %)`;
+      log(`| ${n} | ${name} | ${cell(25)} | ${cell(100)} | ${cell(1000)} |`);
+    }
+  }
+}
+
+/** Python scripts: each imports and runs a different real package; three runs each with other inputs. */
+const PY_PROGRAMS = [
+  ['numpy', (k) => `import numpy as np; print(np.linalg.svd(np.random.rand(${100 + 50 * k}, 80))[1][0])`],
+  ['scipy', (k) => `import scipy.optimize as o, scipy.sparse.linalg; print(o.minimize(lambda x: (x[0]-${k})**2, [0.0]).x)`],
+  ['sympy', (k) => `import sympy as s; x = s.Symbol('x'); print(s.integrate(s.sin(x)**${k + 2}, x))`],
+  ['networkx', (k) => `import networkx as nx; print(nx.shortest_path(nx.path_graph(${30 + k * 10}), 0, ${20 + k}))`],
+  ['botocore', (k) => `import botocore.session; print(len(botocore.session.get_session().get_service_model(${JSON.stringify(['s3', 'ec2', 'dynamodb'][k])}).operation_names))`],
+  ['pygments', (k) => `import pygments.lexers, pygments.formatters, pygments; print(len(pygments.highlight('x = ${k}', pygments.lexers.get_lexer_by_name(${JSON.stringify(['python', 'c', 'rust'][k])}), pygments.formatters.HtmlFormatter())))`],
+  ['jedi', (k) => `import jedi; print(len(jedi.Script(${JSON.stringify(['import os\nos.pa', 'import json\njson.lo', 'import re\nre.co'][k])}).complete()))`],
+];
+
+async function realPython() {
+  // A real program reading a data folder: the Python installation (interpreter, standard library and
+  // site-packages) as the "game"; a session runs one script that imports a package and uses it.
+  const prefix = spawnSync('python3', ['-c', 'import sys; print(sys.prefix)'], { encoding: 'utf8' }).stdout.trim();
+  const work = join(DATA, 'real-python');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(work, 'traces'), { recursive: true });
+  const cli = join(ROOT, 'packages/cli/dist/bin.js');
+  const names = [];
+  for (let k = 0; k < 3; k++) {
+    for (const [name, script] of PY_PROGRAMS) {
+      const file = `${k}-${name}.rtrace`;
+      const r = spawnSync(process.execPath, [cli, 'trace', 'record', '--root', prefix, '--out', join(work, 'traces', file), '--session', `${name}-${k}`, '--',
+        join(prefix, 'bin/python3'), '-B', '-c', script(k)], { stdio: 'ignore' });
+      if (r.status !== 0) throw new Error(`recording ${name} ${k} failed (${r.status})`);
+      names.push(file);
+    }
+  }
+  await buildImage({ input: prefix, outDir: join(work, 'image') });
+  const source = openImageSource(join(work, 'image'));
+  const { manifest } = await openImage(source);
+  await source.close();
+  const read = (n) => parseAnyTrace(readFileSync(join(work, 'traces', n)));
+  // Runs 0 and 1 of every script train (14 traces), run 2 is held out (7).
+  const train = names.filter((n) => !n.startsWith('2-')).map(read);
+  const held = names.filter((n) => n.startsWith('2-')).map(read);
+  return { manifest, train, held, sizes: [...train, ...held].map((t) => t.records.length), prefix };
+}
+
+function realTable(e) {
+  log('| Mbit/s | preload | launcher wait | stream-only wait | oracle | full download | sessions on target |');
+  log('|---|---|---|---|---|---|---|');
+  for (const mbit of MBITS) {
+    const b = e.perBandwidth[mbit];
+    log(`| ${mbit} | ${mb(b.preload)} | ${sec(b.launcher)} | ${sec(b.stream)} | ${sec(b.oracle)} | ${sec(b.full)} | ${b.ok}/${b.n} |`);
+  }
 }
 
 async function real() {
@@ -195,12 +276,16 @@ async function real() {
     const bytes = r.manifest.chunks.reduce((a, c) => a + c.storedSizeBytes, 0);
     log(`Real program: \`tsc --noEmit\` (node_modules/typescript, ${mb(bytes)} stored, ${r.manifest.chunks.length} chunks) recorded with \`rockit trace record\`, 10 sessions (different --target/--lib; ${r.sizes.join(', ')} reads), 7 trained, 3 held out:`);
     log();
-    log('| Mbit/s | preload | launcher wait | stream-only wait | oracle | full download |');
-    log('|---|---|---|---|---|---|');
-    for (const mbit of MBITS) {
-      const b = e.perBandwidth[mbit];
-      log(`| ${mbit} | ${mb(b.preload)} | ${sec(b.launcher)} | ${sec(b.stream)} | ${sec(b.oracle)} | ${sec(b.full)} |`);
-    }
+    realTable(e);
+  }
+  {
+    log();
+    const r = await realPython();
+    const e = evaluate(r.manifest, r.train, r.held);
+    const bytes = r.manifest.chunks.reduce((a, c) => a + c.storedSizeBytes, 0);
+    log(`Real program: Python scripts (${PY_PROGRAMS.map((p) => p[0]).join(', ')}) under \`rockit trace record\`, root = the Python installation ${r.prefix} (${mb(bytes)} stored, ${r.manifest.chunks.length} chunks); 3 runs of each script with other inputs (${r.sizes.join(', ')} reads); runs 0 and 1 trained (14), run 2 held out (7):`);
+    log();
+    realTable(e);
   }
   if (REAL_ONLY && OUT) writeFileSync(OUT, lines.join('\n') + '\n');
 }

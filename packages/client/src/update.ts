@@ -13,6 +13,7 @@ import {
   applyPatchInPlace,
   openImage,
   parseImageJson,
+  readPatchBase,
   readPatchTarget,
   recoverInPlace,
   replaceInPlace,
@@ -197,9 +198,13 @@ async function tryPatch(
     if (err instanceof CorruptionError || err instanceof SyntaxError) return `the patch is not readable (${(err as Error).message})`;
     throw mapHttpError(err);
   }
-  if (pointer?.from?.manifestId !== state.build.manifestId) return 'the patch is for another base build';
-  const parts = (Array.isArray(pointer.parts) ? pointer.parts : []).filter((p: any) => p?.role === 'manifest' || p?.role === 'data');
-  const patchBytes = parts.reduce((s: number, p: any) => s + (Number(p.sizeBytes) || 0), 0);
+  // A patch made from another variant of the installed build (a FastStart-trained image: same files, another
+  // stream order, so another manifest id) applies to the same files: its base manifest part says which.
+  const allParts: any[] = Array.isArray(pointer?.parts) ? pointer.parts : [];
+  const basePart = pointer?.from?.manifestId !== state.build.manifestId ? allParts.find((p: any) => p?.role === 'baseManifest') : undefined;
+  if (pointer?.from?.manifestId !== state.build.manifestId && !basePart) return 'the patch is for another base build';
+  const parts = allParts.filter((p: any) => p?.role === 'manifest' || p?.role === 'data');
+  const patchBytes = parts.reduce((s: number, p: any) => s + (Number(p.sizeBytes) || 0), 0) + (basePart ? Number(basePart.sizeBytes) || 0 : 0);
   // Whichever is smaller, decided without downloading any manifest: the chunk path costs B's manifest (size in
   // B's image.json) plus the new chunks, estimated from the patch's own stats (raw bytes of the chunks A lacks)
   // at the image's stored/raw ratio.
@@ -214,6 +219,13 @@ async function tryPatch(
   await mkdir(pdir, { recursive: true });
   let downloaded = 0;
   let done = 0;
+  let base = a;
+  if (basePart) {
+    const got = await variantBase(src, basePart, pdir, a, String(pointer.from.manifestId), limiter, remote, opts.signal);
+    if (typeof got === 'string') return got;
+    base = got.manifest;
+    downloaded += got.downloaded;
+  }
   const started = performance.now();
   for (const p of parts) {
     if (typeof p.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(p.name)) return 'the patch pointer names a bad part';
@@ -230,7 +242,7 @@ async function tryPatch(
   await writeFile(join(pdir, 'patch.json'), JSON.stringify(pointer));
   let b: Manifest;
   try {
-    b = await readPatchTarget(pdir, a);
+    b = await readPatchTarget(pdir, base);
   } catch (err) {
     if (err instanceof PatchError) return `the patch does not fit the installed build (${err.message})`;
     throw err;
@@ -245,7 +257,7 @@ async function tryPatch(
     const r = await applyPatchInPlace({
       patch: pdir,
       dir,
-      fromManifest: a,
+      fromManifest: base,
       onProgress: (p) => opts.onEvent?.({ phase: 'update', bytes: p.doneBytes, total: p.totalBytes, rate: 0, eta: null, ready: false }),
     });
     kept = r.kept;
@@ -258,6 +270,50 @@ async function tryPatch(
   await commitNext(dir, state, next);
   await rm(pdir, { recursive: true, force: true });
   return { outcome: 'patched', build: next, downloadedBytes: downloaded, kept };
+}
+
+/**
+ * The base manifest of a patch made from another variant of the installed build: downloaded, checked against the
+ * patch's base id, and used only when it describes exactly the installed build's files (paths, types, modes, sizes,
+ * contents, link targets); otherwise the reason to fall back to chunks.
+ */
+async function variantBase(
+  src: HttpImageSource,
+  part: any,
+  pdir: string,
+  a: Manifest,
+  baseId: string,
+  limiter: RateLimiter,
+  remote: Remote,
+  signal?: AbortSignal,
+): Promise<{ manifest: Manifest; downloaded: number } | string> {
+  if (typeof part.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(part.name) || !Number.isSafeInteger(part.sizeBytes) || part.sizeBytes < 0) {
+    return 'the patch pointer names a bad part';
+  }
+  const to = join(pdir, part.name);
+  const downloaded = await downloadPart(src, part.name, part.sizeBytes, to, limiter, remote, signal);
+  if ((await sha256File(to)) !== part.sha256) {
+    await rm(to, { force: true });
+    throw new ClientError('origin-corrupt', `patch part ${part.name} does not match its SHA-256 (run again to fetch it again)`, true);
+  }
+  let m: Manifest;
+  try {
+    m = await readPatchBase(to, baseId);
+  } catch (err) {
+    if (err instanceof PatchError) return `the patch's base manifest is not readable (${err.message})`;
+    throw err;
+  }
+  return sameFiles(a, m) ? { manifest: m, downloaded } : 'the patch is for another base build';
+}
+
+/** Whether two manifests describe the same folder (entry for entry), whatever their chunk order. */
+function sameFiles(a: Manifest, b: Manifest): boolean {
+  if (a.files.length !== b.files.length) return false;
+  const inB = new Map(b.files.map((f) => [f.path, f]));
+  return a.files.every((f) => {
+    const g = inB.get(f.path);
+    return g !== undefined && g.type === f.type && g.mode === f.mode && g.sizeBytes === f.sizeBytes && g.linkTarget === f.linkTarget && Buffer.from(g.sha256).equals(f.sha256);
+  });
 }
 
 /** The folder now holds `next`: make the state say so. */

@@ -48,6 +48,8 @@ afterAll(async () => {
 });
 
 /** The depot's copy of an image folder (the server's fs blob store): what /cdn serves. */
+const installDir = (): string => path.join(dir, 'install');
+const jsonLast = (stdout: string): any => JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null');
 const depotImage = (imagePath: string): string => path.join(dataDir, 'blobs', 'cdn', ...imagePath.split('/').filter(Boolean));
 
 describe('FastStart training through rockit-edge serve and the rockit command', () => {
@@ -65,7 +67,7 @@ describe('FastStart training through rockit-edge serve and the rockit command', 
     expect((await rockit(['apps', 'create', APP, '--label', 'Game'])).exitCode).toBe(0);
 
     const series = path.join(dir, 'series');
-    const gen = await rockit(['gamegen', 'build', '--seed', '11', '--size', '6MB', '--versions', '1', '--json', '--out', series]);
+    const gen = await rockit(['gamegen', 'build', '--seed', '11', '--size', '6MB', '--versions', '2', '--json', '--out', series]);
     expect(gen.exitCode, gen.stderr).toBe(0);
     const push = await rockit(['push', path.join(series, 'v1'), `${ORG}/${APP}`, '--name', '1.0']);
     expect(push.exitCode, push.stderr).toBe(0);
@@ -91,6 +93,10 @@ describe('FastStart training through rockit-edge serve and the rockit command', 
     const k = await rockit(['keys', 'create', APP, '--label', 'launcher', '--json']);
     expect(k.exitCode, k.stderr).toBe(0);
     key = (JSON.parse(k.stdout) as { key: string }).key;
+    // A player installs build 1 before any training: the untrained variant b0001-t000.
+    const inst = await rockit(['install', base, `${ORG}/${APP}`, '--to', installDir(), '--key', key, '--json']);
+    expect(inst.exitCode, inst.stderr).toBe(0);
+    expect(jsonLast(inst.stdout)).toMatchObject({ build: { buildId: 1, dxfName: 'b0001-t000' } });
     // nothing processed yet; the defaults: auto, 12 traces.
     expect((await api('GET', `/be/v1/trainings/${APP}`)).training).toMatchObject({ nTracesReliable: 12, auto: true, traces: 0, lastProcessed: null });
 
@@ -155,4 +161,23 @@ describe('FastStart training through rockit-edge serve and the rockit command', 
     expect(img.status).toBe(200);
     expect((await fetch(`${base}/cdn/dxf/${ORG}/${APP}/0001/b0001-t001/image.json`)).status).toBe(403);
   });
+
+  it('a player still on the untrained b0001-t000 updates to build 2 by patch (made from b0001-t001, a variant with the same files)', async () => {
+    const push = await rockit(['push', path.join(dir, 'series', 'v2'), `${ORG}/${APP}`, '--name', '2.0']);
+    expect(push.exitCode, push.stderr).toBe(0);
+    await waitFor('build 2 published', 120_000, async () => ((await api('GET', `/be/v1/apps/${APP}`)).app?.iCurBuild === 2 ? true : undefined));
+    const release = await waitFor('release of build 2 with its patch', 120_000, async () => {
+      const r = await fetch(`${base}/cdn/dxf/${ORG}/${APP}/release.json`, { headers: { 'x-rockit-download-token': token } });
+      const j = r.status === 200 ? ((await r.json()) as any) : undefined;
+      return j?.buildId === 2 ? j : undefined;
+    });
+    expect(release.patches.map((p: any) => p.fromBuildId)).toEqual([1]);
+
+    const up = await rockit(['update', installDir(), '--json']);
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(jsonLast(up.stdout)).toMatchObject({ outcome: 'patched', build: { buildId: 2, dxfName: release.dxfName } });
+    const verify = await rockit(['verify', installDir(), '--json']);
+    expect(verify.exitCode, verify.stderr + verify.stdout).toBe(0);
+    expect(jsonLast((await rockit(['update', installDir(), '--json'])).stdout)).toMatchObject({ outcome: 'up-to-date' });
+  }, 300_000);
 });

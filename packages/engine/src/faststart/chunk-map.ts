@@ -59,6 +59,32 @@ export class ChunkMap {
   }
 
   /**
+   * The chunks of the read's file that start at or after the read's end, in file order, up to `maxStoredBytes`
+   * stored bytes (a chunk that would pass the cap ends the list). Empty for an unplaced read.
+   */
+  chunksAfter(r: TraceRecord, maxStoredBytes: number): number[] {
+    const f = this.files.get(r.path);
+    if (!f) return [];
+    const end = r.offsetBytes + r.lengthBytes;
+    let lo = 0;
+    let hi = f.chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (f.starts[mid] < end) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: number[] = [];
+    let bytes = 0;
+    for (let i = lo; i < f.chunks.length; i++) {
+      const c = f.chunks[i];
+      if (bytes + this.storedBytes[c] > maxStoredBytes) break;
+      bytes += this.storedBytes[c];
+      out.push(c);
+    }
+    return out;
+  }
+
+  /**
    * Calls `fn` for every chunk the read touches (in file order; a read past the end is clipped).
    * Returns null when placed, else the reason it was not.
    */

@@ -3,7 +3,7 @@
 // a read at session time t happens at wall time start + t + stalls so far and needs all its chunks.
 import type { Manifest } from '../format/types.js';
 import type { Trace } from '../trace/trace-types.js';
-import { ChunkMap, sessionAccess } from './chunk-map.js';
+import { ChunkMap, sessionAccess, type SessionAccess } from './chunk-map.js';
 import { curvePreloadBytes, preloadBytes as profilePreload, sessionNeedCurve } from './profile.js';
 
 export interface SimulateOptions {
@@ -12,6 +12,17 @@ export interface SimulateOptions {
   preloadBytes?: number;
   /** Round trip of one priority fetch, ms (default 50). */
   roundTripMs?: number;
+  /**
+   * A priority fetch also takes the chunks that follow the missing one in stream order (not yet downloaded or
+   * fetched) up to this many stored bytes in all, as the launcher's ChunkStream does (its URGENT_GROUP_BYTES;
+   * default 256 KiB; 0 = the missing chunks only).
+   */
+  urgentGroupBytes?: number;
+  /**
+   * Read-ahead in file order (evaluated, not what the launcher does today): a priority fetch also takes the
+   * chunks that follow the read in its file, up to this many stored bytes (default 0).
+   */
+  fileReadAheadBytes?: number;
 }
 
 export interface LaunchOutcome {
@@ -40,10 +51,14 @@ export interface SessionSimulation {
   /**
    * Launcher with priority fetch: a read of missing chunks waits for whichever is sooner — the stream, or
    * fetching them at once (one round trip + their size at b; the stream keeps flowing during the round trip
-   * and pauses while the fetched bytes arrive; it then skips them).
+   * and pauses while the fetched bytes arrive; it then skips them). A fetch also takes the launcher's group
+   * (urgentGroupBytes) and any file read-ahead, which arrive after the needed bytes.
    */
   priorityFetch: LaunchOutcome & { fetches: number; fetchedBytes: number };
 }
+
+/** What the launcher's ChunkStream fetches at most per priority read (client URGENT_GROUP_BYTES). */
+export const URGENT_GROUP_BYTES = 256 * 1024;
 
 /** Fenwick tree over stream positions (remaining stream bytes; fetched chunks drop out). */
 class Fenwick {
@@ -69,6 +84,103 @@ class Fenwick {
   }
 }
 
+interface PriorityInput {
+  acc: SessionAccess;
+  stored: Float64Array;
+  total: number;
+  preload: number;
+  start: number;
+  b: number;
+  rtt: number;
+  group: number;
+  /** Per placed read, the file read-ahead chunks (empty without file read-ahead). */
+  readAfter: number[][];
+}
+
+/**
+ * The launcher with priority fetch. A read of missing chunks waits for whichever is sooner: the stream, or one
+ * fetch of them (round trip + their bytes at b). A fetch also takes the launcher's group (the stream-order chunks
+ * after each missing one, up to `group` bytes) and any file read-ahead; those arrive after the needed bytes
+ * (the read does not wait for them) and a later read of one waits for its arrival. The stream flows during the
+ * round trip, pauses while fetched bytes arrive, and then skips them.
+ */
+function priorityFetchLaunch(x: PriorityInput): SessionSimulation['priorityFetch'] {
+  const { acc, stored, b, rtt } = x;
+  const n = stored.length;
+  const ms = (bytes: number): number => (bytes / b) * 1000;
+  const fw = new Fenwick(stored);
+  const arrival = new Float64Array(n).fill(-1);
+  let remaining = x.total;
+  let sPos = x.preload;
+  let sTime = x.start;
+  const downloaded = (w: number): number => Math.min(remaining, sPos + (Math.max(0, w - sTime) * b) / 1000);
+  let stall = 0;
+  let stalls = 0;
+  let fetches = 0;
+  let fetchedBytes = 0;
+  const missing: number[] = [];
+  for (let r = 0; r < acc.readTimes.length; r++) {
+    const wall = x.start + acc.readTimes[r] + stall;
+    const have = downloaded(wall);
+    missing.length = 0;
+    let need = 0;
+    let size = 0;
+    let fetchedWait = 0;
+    for (let j = acc.readStart[r]; j < acc.readStart[r + 1]; j++) {
+      const c = acc.readChunks[j];
+      if (arrival[c] >= 0) {
+        fetchedWait = Math.max(fetchedWait, arrival[c] - wall);
+        continue;
+      }
+      const end = fw.prefix(c);
+      if (end > have + 1e-6 && !missing.includes(c)) {
+        missing.push(c);
+        need = Math.max(need, end);
+        size += stored[c];
+      }
+    }
+    if (missing.length === 0) {
+      if (fetchedWait > 1e-9) {
+        stall += fetchedWait;
+        stalls++;
+      }
+      continue;
+    }
+    const viaStream = sTime + ms(need - sPos) - wall;
+    const viaFetch = rtt + ms(size);
+    stalls++;
+    if (viaStream <= viaFetch) {
+      stall += Math.max(0, viaStream, fetchedWait);
+      continue;
+    }
+    const extra = (c: number): boolean => arrival[c] < 0 && fw.prefix(c) > have + 1e-6 && !missing.includes(c);
+    const wanted = missing.length;
+    for (let i = 0; i < wanted; i++) {
+      let groupBytes = stored[missing[i]];
+      for (let c = missing[i] + 1; c < n && extra(c) && groupBytes + stored[c] <= x.group; c++) {
+        missing.push(c);
+        groupBytes += stored[c];
+      }
+    }
+    for (const c of x.readAfter[r] ?? []) if (extra(c)) missing.push(c);
+    // The round trip overlaps the stream; the fetched bytes then take the link (stream paused), needed ones first.
+    sPos = downloaded(wall + rtt);
+    let t = wall + rtt;
+    for (const c of missing) {
+      t += ms(stored[c]);
+      arrival[c] = t;
+      fw.add(c, -stored[c]);
+      remaining -= stored[c];
+      fetchedBytes += stored[c];
+    }
+    sTime = t;
+    sPos = Math.min(sPos, remaining);
+    fetches++;
+    stall += Math.max(viaFetch, fetchedWait);
+  }
+  return { preloadBytes: x.preload, timeToPlayMs: x.start, stalls, stallMs: stall, waitMs: x.start + stall, fetches, fetchedBytes };
+}
+
 /**
  * Simulates one session (its records in time order) against the image whose manifest is given (its chunk
  * order is the stream order). Deterministic; never throws for lying traces (unmatched reads are counted).
@@ -79,6 +191,9 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
   if (!Number.isFinite(b) || b <= 0) throw new RangeError('bytesPerSecond must be a finite number > 0');
   const rtt = opts.roundTripMs ?? 50;
   if (!Number.isFinite(rtt) || rtt < 0) throw new RangeError('roundTripMs must be ≥ 0');
+  const group = opts.urgentGroupBytes ?? URGENT_GROUP_BYTES;
+  const fileAhead = opts.fileReadAheadBytes ?? 0;
+  if (!(group >= 0 && Number.isFinite(group)) || !(fileAhead >= 0 && Number.isFinite(fileAhead))) throw new RangeError('urgentGroupBytes and fileReadAheadBytes must be ≥ 0');
   const map = new ChunkMap(manifest);
   const n = manifest.chunks.length;
   const stored = map.storedBytes;
@@ -95,6 +210,9 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
   const preload = Math.min(P, total);
   const ms = (bytes: number): number => (bytes / b) * 1000;
   const acc = sessionAccess(map, trace.records, true);
+  // With file read-ahead: per placed read (as in acc.readTimes), the chunks after it in its file.
+  const readAfter: number[][] = [];
+  if (fileAhead > 0) for (const rec of trace.records) if (map.forEachChunk(rec, () => undefined) === null) readAfter.push(map.chunksAfter(rec, fileAhead));
 
   // Oracle: this session's chunks, in first-access order.
   const oracleEnd = new Float64Array(acc.chunks.length);
@@ -126,55 +244,7 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
   }
   const stream: LaunchOutcome = { preloadBytes: preload, timeToPlayMs: start, stalls, stallMs: stall, waitMs: start + stall };
 
-  // Launcher with priority fetch.
-  const fw = new Fenwick(stored);
-  const fetched = new Uint8Array(n);
-  let remaining = total;
-  let sPos = preload;
-  let sTime = start;
-  const downloaded = (w: number): number => Math.min(remaining, sPos + (Math.max(0, w - sTime) * b) / 1000);
-  let pStall = 0;
-  let pStalls = 0;
-  let fetches = 0;
-  let fetchedBytes = 0;
-  const missing: number[] = [];
-  for (let r = 0; r < reads; r++) {
-    const wall = start + acc.readTimes[r] + pStall;
-    const have = downloaded(wall);
-    missing.length = 0;
-    let need = 0;
-    let size = 0;
-    for (let j = acc.readStart[r]; j < acc.readStart[r + 1]; j++) {
-      const c = acc.readChunks[j];
-      if (fetched[c]) continue;
-      const end = fw.prefix(c);
-      if (end > have + 1e-6 && !missing.includes(c)) {
-        missing.push(c);
-        need = Math.max(need, end);
-        size += stored[c];
-      }
-    }
-    if (missing.length === 0) continue;
-    const viaStream = sTime + ms(need - sPos) - wall;
-    const viaFetch = rtt + ms(size);
-    pStalls++;
-    if (viaStream <= viaFetch) {
-      pStall += Math.max(0, viaStream);
-    } else {
-      // The request's round trip overlaps the stream; the chunk's bytes then take the link (stream paused).
-      sPos = downloaded(wall + rtt);
-      sTime = wall + viaFetch;
-      for (const c of missing) {
-        fetched[c] = 1;
-        fw.add(c, -stored[c]);
-        remaining -= stored[c];
-      }
-      sPos = Math.min(sPos, remaining);
-      fetches++;
-      fetchedBytes += size;
-      pStall += viaFetch;
-    }
-  }
+  const priorityFetch = priorityFetchLaunch({ acc, stored, total, preload, start, b, rtt, group, readAfter });
 
   return {
     bytesPerSecond: b,
@@ -184,6 +254,6 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
     oracle: { preloadBytes: Math.ceil(oracleP), timeToPlayMs: ms(Math.ceil(oracleP)) },
     noStallPreloadBytes: noStall,
     stream,
-    priorityFetch: { preloadBytes: preload, timeToPlayMs: start, stalls: pStalls, stallMs: pStall, waitMs: start + pStall, fetches, fetchedBytes },
+    priorityFetch,
   };
 }

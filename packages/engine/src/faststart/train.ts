@@ -9,6 +9,7 @@ import { openImageSource, type ImageSource } from '../image/image-source.js';
 import { repackImage } from '../image/repack.js';
 import type { Trace } from '../trace/trace-types.js';
 import { ChunkMap, sessionAccess, type SessionAccess } from './chunk-map.js';
+import { clipCurve, fitPreloads, type FitFold } from './fit.js';
 import { curvePreloadBytes, quantileCurve, sessionNeedCurve, simplifyCurve, type ProfilePoint } from './profile.js';
 
 /** Bandwidths (bytes/s) of the default margin table: 5, 10, 25, 50, 100, 250, 500, 1000 Mbit/s. */
@@ -45,6 +46,15 @@ export interface TrainOptions {
   looFolds?: number;
   /** Most profile points (default 1024). */
   maxProfilePoints?: number;
+  /**
+   * Raise each margin to the preload with the least launcher wait (priority fetch) of the leave-one-out held-out
+   * sessions (default true; needs ≥ 2 folds). See fit.ts.
+   */
+  fitLauncher?: boolean;
+  /** Priority-fetch round trip the fit assumes, ms (default 50, as simulateSession). */
+  roundTripMs?: number;
+  /** Weight of stall time in play against waiting before play in the fit (default 2). */
+  stallWeight?: number;
 }
 
 export interface TrainStats {
@@ -85,6 +95,9 @@ interface Resolved {
   marginBandwidths: readonly number[];
   looFolds: number;
   maxProfilePoints: number;
+  fitLauncher: boolean;
+  roundTripMs: number;
+  stallWeight: number;
 }
 
 function resolve(o: TrainOptions): Resolved {
@@ -101,6 +114,9 @@ function resolve(o: TrainOptions): Resolved {
     marginBandwidths: o.marginBandwidths ?? DEFAULT_MARGIN_BANDWIDTHS,
     looFolds: o.looFolds ?? 16,
     maxProfilePoints: o.maxProfilePoints ?? 1024,
+    fitLauncher: o.fitLauncher ?? true,
+    roundTripMs: o.roundTripMs ?? 50,
+    stallWeight: o.stallWeight ?? 2,
   };
   const bad = (what: string): never => {
     throw new RangeError(`training option ${what}`);
@@ -116,6 +132,8 @@ function resolve(o: TrainOptions): Resolved {
   if (!(r.marginZ >= 0 && r.marginZ <= 10)) bad('marginZ must be in [0, 10]');
   if (!Number.isSafeInteger(r.looFolds) || r.looFolds < 0 || r.looFolds > 1024) bad('looFolds must be an integer in [0, 1024]');
   if (!Number.isSafeInteger(r.maxProfilePoints) || r.maxProfilePoints < 1 || r.maxProfilePoints > 1 << 20) bad('maxProfilePoints must be in [1, 2^20]');
+  if (!(r.roundTripMs >= 0 && r.roundTripMs <= 60_000)) bad('roundTripMs must be in [0, 60000]');
+  if (!(r.stallWeight >= 1 && r.stallWeight <= 100)) bad('stallWeight must be in [1, 100]');
   if (r.marginBandwidths.length > 64) bad('marginBandwidths: at most 64 entries');
   r.marginBandwidths.forEach((b, i) => {
     if (!Number.isSafeInteger(b) || b <= 0 || (i > 0 && b <= r.marginBandwidths[i - 1])) bad('marginBandwidths must be integers > 0, strictly ascending');
@@ -258,6 +276,77 @@ function positionsAndEnds(map: ChunkMap, order: Int32Array): { position: Int32Ar
   return { position, streamEnd };
 }
 
+/** Most leave-one-out folds replayed by the launcher fit. */
+const FIT_FOLDS = 8;
+
+interface LooInput {
+  manifest: Manifest;
+  map: ChunkMap;
+  sessions: readonly SessionAccess[];
+  weights: readonly number[];
+  totalWeight: number;
+  sums: Float64Array;
+  table: AccessTable;
+  mask: (leaveOut: number) => Uint8Array;
+  opt: Resolved;
+  /** The profile's need curve. */
+  points: readonly ProfilePoint[];
+  folds: number;
+  held: (k: number) => Trace;
+  streamBytes: number;
+}
+
+/**
+ * The margin table. Leave-one-out (jackknife): retrain without session k and recompute P(b); the spread of those
+ * estimates around their mean says how much P(b) moves with the sessions trained on: margin(b) = marginZ × that
+ * spread. With fitLauncher, each margin is then raised to the preload with the least mean launcher wait of the
+ * held-out sessions against their folds' orders (fit.ts).
+ */
+function looMargins(x: LooInput): Required<LoadProfile> {
+  const { opt, sessions, weights, map } = x;
+  const n = x.sums.length;
+  const estimates: number[][] = opt.marginBandwidths.map(() => []);
+  const fitFolds: FitFold[] = [];
+  for (let f = 0; f < x.folds; f++) {
+    const k = Math.floor((f * sessions.length) / x.folds);
+    const held = sessions[k];
+    const s = Float64Array.from(x.sums);
+    for (let i = 0; i < held.chunks.length; i++) s[held.chunks[i]] -= (weights[k] * opt.urgencyMs) / (opt.urgencyMs + held.firstMs[i]);
+    for (let i = 0; i < held.chunks.length; i++) if (s[held.chunks[i]] < 1e-12) s[held.chunks[i]] = 0;
+    const tk = deadlines(x.table, n, x.totalWeight - weights[k], opt, k);
+    const fo = orderFromScores(map, s, opt, tk).order;
+    const pe = positionsAndEnds(map, fo);
+    const foldInclude = x.mask(k);
+    const others: ProfilePoint[][] = [];
+    const ow: number[] = [];
+    sessions.forEach((a, j) => {
+      if (j === k) return;
+      others.push(sessionNeedCurve(a.chunks, a.firstMs, pe.position, pe.streamEnd, foldInclude));
+      ow.push(weights[j]);
+    });
+    const foldCurve = quantileCurve(others, ow, opt.profileQuantile);
+    opt.marginBandwidths.forEach((b, bi) => estimates[bi].push(curvePreloadBytes(foldCurve, b)));
+    // At most FIT_FOLDS of the folds are replayed for the fit (each costs a simulation per candidate and bandwidth).
+    if (opt.fitLauncher && (f * FIT_FOLDS) % x.folds < FIT_FOLDS) fitFolds.push({ order: fo, held: x.held(k) });
+  }
+  const margins = opt.marginBandwidths.map((b, bi) => {
+    const e = estimates[bi];
+    const mean = e.reduce((a, v) => a + v, 0) / e.length;
+    const spread = Math.sqrt(((sessions.length - 1) / e.length) * e.reduce((a, v) => a + (v - mean) ** 2, 0));
+    return { bytesPerSecond: b, marginBytes: Math.ceil(opt.marginZ * spread) };
+  });
+  if (fitFolds.length >= 2) {
+    // The fitted preload may be lower than the curve's: clip the curve to it, then the margins make it exact.
+    const curve = opt.marginBandwidths.map((b) => curvePreloadBytes(x.points, b));
+    const floor = curve.map((c, bi) => c + margins[bi].marginBytes);
+    const best = fitPreloads(x.manifest, fitFolds, { bandwidths: opt.marginBandwidths, floor, streamBytes: x.streamBytes, roundTripMs: opt.roundTripMs, stallWeight: opt.stallWeight });
+    const clipped = clipCurve(x.points, opt.marginBandwidths, best);
+    best.forEach((p, bi) => (margins[bi].marginBytes = Math.max(0, Math.ceil(p - curvePreloadBytes(clipped, opt.marginBandwidths[bi])))));
+    return { points: clipped, margins };
+  }
+  return { points: [...x.points], margins };
+}
+
 /**
  * Trains a stream order and load profile for `manifest` from session traces (any build of the app: reads are
  * matched by path and offset; records of paths the build lacks or past a file's end are counted, not used).
@@ -308,38 +397,11 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
   const points = simplifyCurve(quantileCurve(curves, weights, opt.profileQuantile), opt.maxProfilePoints);
   const profile: LoadProfile = { points };
 
-  // Leave-one-out (jackknife): retrain without session k and recompute P(b); the spread of those estimates
-  // around their mean says how much P(b) moves with the sessions trained on. margin(b) = marginZ × that spread.
   const folds = Math.min(opt.looFolds, traces.length >= 2 ? traces.length : 0);
   if (folds > 0 && opt.marginBandwidths.length > 0) {
-    const estimates: number[][] = opt.marginBandwidths.map(() => []);
-    for (let f = 0; f < folds; f++) {
-      const k = Math.floor((f * traces.length) / folds);
-      const held = sessions[k];
-      const s = Float64Array.from(sums);
-      for (let i = 0; i < held.chunks.length; i++) s[held.chunks[i]] -= (weights[k] * opt.urgencyMs) / (opt.urgencyMs + held.firstMs[i]);
-      for (let i = 0; i < held.chunks.length; i++) if (s[held.chunks[i]] < 1e-12) s[held.chunks[i]] = 0;
-      const tk = deadlines(table, n, totalWeight - weights[k], opt, k);
-      const fo = orderFromScores(map, s, opt, tk).order;
-      const pe = positionsAndEnds(map, fo);
-      const foldInclude = mask(k);
-      const others: ProfilePoint[][] = [];
-      const ow: number[] = [];
-      sessions.forEach((a, j) => {
-        if (j === k) return;
-        others.push(sessionNeedCurve(a.chunks, a.firstMs, pe.position, pe.streamEnd, foldInclude));
-        ow.push(weights[j]);
-      });
-      const foldCurve = quantileCurve(others, ow, opt.profileQuantile);
-      opt.marginBandwidths.forEach((b, bi) => estimates[bi].push(curvePreloadBytes(foldCurve, b)));
-    }
-    profile.margins = opt.marginBandwidths.map((b, bi) => {
-      const e = estimates[bi];
-      const mean = e.reduce((a, v) => a + v, 0) / e.length;
-      const n = traces.length;
-      const spread = Math.sqrt(((n - 1) / e.length) * e.reduce((a, v) => a + (v - mean) ** 2, 0));
-      return { bytesPerSecond: b, marginBytes: Math.ceil(opt.marginZ * spread) };
-    });
+    const fitted = looMargins({ manifest, map, sessions, weights, totalWeight, sums, table, mask, opt, points, folds, held: (k) => ({ header: traces[k].header, records: inOrder[k] }), streamBytes: streamEnd.length ? streamEnd[streamEnd.length - 1] : 0 });
+    profile.points = fitted.points;
+    profile.margins = fitted.margins;
   }
 
   const chunksRead = sums.reduce((a, v) => a + (v > 0 ? 1 : 0), 0);
@@ -356,7 +418,7 @@ export function trainStreamOrder(manifest: Manifest, traces: readonly Trace[], o
       chunksByNeighbour: byNeighbour,
       streamBytes: streamEnd.length ? streamEnd[streamEnd.length - 1] : 0,
       looFolds: profile.margins ? folds : 0,
-      profilePoints: points.length,
+      profilePoints: profile.points.length,
     },
   };
 }

@@ -117,6 +117,16 @@ export async function readPatchTarget(patchDir: string, fromManifest: Manifest):
   }
 }
 
+/**
+ * Decodes a patch's base manifest part (role `baseManifest`, the file at `partFile`) and checks it is the build
+ * `baseId` (the pointer's from.manifestId). Lets a launcher see whether a patch made from another variant of its
+ * build (same files, another stream order) fits its files. Errors: PatchCorruptError.
+ */
+export async function readPatchBase(partFile: string, baseId: string): Promise<Manifest> {
+  const enc = await readManifestPart(partFile, BASE_PART_NAME, baseId);
+  return decodeManifestCanonical(enc, (d, o) => new PatchCorruptError(BASE_PART_NAME, d, o));
+}
+
 /** Decodes A's and B's manifests and checks them against the pointer's ids. */
 export async function loadManifests(
   pointer: PatchPointer,

@@ -2,7 +2,7 @@
 export { PATCH_POINTER_NAME, PATCH_POINTER_VERSION } from './constants.js';
 export { makePatch, makePatchFromSides } from './make.js';
 export type { MakePatchOptions, MakePatchResult, PatchProgress } from './make.js';
-export { applyPatch, readPatchTarget } from './apply.js';
+export { applyPatch, readPatchBase, readPatchTarget } from './apply.js';
 export type { ApplyPatchOptions, ApplyPatchResult } from './apply.js';
 export { applyPatchInPlace, recoverInPlace, replaceInPlace } from './in-place.js';
 export type { ApplyInPlaceOptions, ApplyInPlaceResult, InPlaceStep, RecoveryOutcome, ReplaceInPlaceOptions } from './in-place.js';
