@@ -1,12 +1,14 @@
 // Downloads the chunks of one image into the install folder, in stream order, with priority reads
-// (`ensure`) jumping the queue. Every chunk is decoded and checked against its SHA-256 before it is written
+// (`ensure`) jumping the queue. Every chunk is decoded and checked against its SHA-256 before it is written,
+// on the engine's codec worker threads (the main thread stays free for FUSE reads, events and the network)
 // (a damaged or truncated payload from the origin is fetched again, never written as good), then written to
 // every place that uses it, then marked present. The presence bitmap is saved every few seconds, so a killed
 // download resumes where it stopped (losing at most the chunks since the last save, never marking a chunk
 // present that is not written).
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { coalesce, CorruptionError, verifyChunk, type ImageSource, type Manifest } from '@rockit/engine';
+import { CodecPool, coalesce, CorruptionError, decodeOnPool, type ImageSource, type Manifest } from '@rockit/engine';
 import { ClientError, asClientError } from './errors.js';
 import { RateLimiter } from './rate-limiter.js';
 import { mapHttpError } from './remote.js';
@@ -33,6 +35,15 @@ export interface ChunkStreamOptions {
   beforeRead?: () => Promise<void>;
   parallelReads?: number;
   limiter?: RateLimiter;
+  /** Decode + verify on these worker threads (default: a pool of its own for each run(), closed at its end). */
+  pool?: CodecPool;
+  /** Where a verified chunk goes (default: every place the build's files use it, see writeChunk). */
+  sink?: (ci: number, raw: Buffer) => void;
+}
+
+/** Worker threads of a stream's own codec pool: one core is left to the main thread (FUSE, network). */
+export function decodeThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 export const hasBit = (bits: Uint8Array, i: number) => (bits[i >> 3] & (1 << (i & 7))) !== 0;
@@ -126,6 +137,8 @@ export class ChunkStream {
    * ('server-unavailable', 'key-required', 'origin-corrupt', 'disk-full'; all resumable), file-system errors.
    */
   async run(): Promise<void> {
+    const ownPool = this.o.pool ? undefined : new CodecPool({ threads: decodeThreads() });
+    this.pool = this.o.pool ?? ownPool!;
     this.running = true;
     this.kickUrgent();
     const workers = Array.from({ length: Math.max(1, this.o.parallelReads ?? 4) }, () => this.worker());
@@ -139,6 +152,7 @@ export class ChunkStream {
       this.running = false;
       for (const fd of this.handles.values()) closeSync(fd);
       this.handles.clear();
+      await ownPool?.close();
       await this.saving;
       await this.o.save(this.o.present);
     }
@@ -313,6 +327,7 @@ export class ChunkStream {
 
   private inflightCount = 0;
   private running = false;
+  private pool?: CodecPool;
   private urgentReader?: Promise<void>;
 
 
@@ -332,9 +347,14 @@ export class ChunkStream {
       const bytes = await this.o.source.readRange(pack, first.offset, length);
       this.fetchedBytes += length;
       try {
+        // Decoded and checked against each chunk's SHA-256 on a worker thread; raw chunks come back to back.
+        const out = await decodeOnPool(this.pool!, m, g, bytes);
+        let at = 0;
         raws = g.map((ci) => {
-          const c = m.chunks[ci];
-          return verifyChunk(m, c, bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.storedSizeBytes));
+          const len = m.chunks[ci].rawSizeBytes;
+          const raw = Buffer.from(out.buffer, out.byteOffset + at, len);
+          at += len;
+          return raw;
         });
       } catch (err) {
         if (!(err instanceof CorruptionError) || attempt >= CORRUPT_ATTEMPTS) {
@@ -383,6 +403,7 @@ export class ChunkStream {
 
   /** Synchronous positional writes: chunk-sized page-cache writes are cheaper inline (as in extract). */
   private writeChunk(ci: number, raw: Buffer): void {
+    if (this.o.sink) return this.o.sink(ci, raw);
     for (let s = this.locStart[ci]; s < this.locStart[ci + 1]; s++) {
       const fd = this.handle(this.locFile[s]);
       const at = this.locOffset[s];
