@@ -9,7 +9,7 @@ import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool, coalesce, CorruptionError, decodeOnPool, type ImageSource, type Manifest } from '@rockit/engine';
-import { ClientError, asClientError } from './errors.js';
+import { ClientError, asClientError, diskFullError, isDiskFull } from './errors.js';
 import { RateLimiter } from './rate-limiter.js';
 import { mapHttpError } from './remote.js';
 
@@ -154,7 +154,12 @@ export class ChunkStream {
       this.handles.clear();
       await ownPool?.close();
       await this.saving;
-      await this.o.save(this.o.present);
+      try {
+        await this.o.save(this.o.present);
+      } catch (err) {
+        // The chunks written since the last save are fetched again by the next run; the first error wins.
+        this.failure ??= isDiskFull(err) ? this.diskFull() : err;
+      }
     }
     if (this.failure !== undefined) throw this.failure;
   }
@@ -314,7 +319,7 @@ export class ChunkStream {
       await this.fetchGroup(g, signal, next.urgent);
     } catch (err) {
       if (!signal.aborted) {
-        this.failure = asClientError(mapHttpError(err));
+        this.failure = isDiskFull(err) ? this.diskFull() : asClientError(mapHttpError(err));
         this.failReject?.(this.failure);
         this.abort.abort(this.failure);
       }
@@ -381,8 +386,25 @@ export class ChunkStream {
       this.bytesSinceSave = 0;
       // A snapshot: bits set later are saved next time.
       const snap = this.o.present.slice();
-      this.saving = this.o.save(snap).finally(() => (this.saving = undefined));
+      // A failed save (e.g. a full disk) is retried by the next one; the last save's error is reported by run().
+      this.saving = this.o.save(snap)
+        .catch(() => undefined)
+        .finally(() => (this.saving = undefined));
     }
+  }
+
+  /** A full disk: names the folder and the raw bytes still to write. */
+  private diskFull(): ClientError {
+    let left = 0;
+    this.manifest.chunks.forEach((c, ci) => {
+      if (!hasBit(this.o.present, ci)) left += c.rawSizeBytes;
+    });
+    return diskFullError(this.o.dir, left);
+  }
+
+  /** Whether chunk `ci` is present. */
+  isPresent(ci: number): boolean {
+    return hasBit(this.o.present, ci);
   }
 
   /** Writes a chunk obtained elsewhere (e.g. copied from the installed build, verified by the caller) and marks it present. */
