@@ -4,7 +4,7 @@
 import { readdir, statfs } from 'node:fs/promises';
 import { openImage, type HttpImageSourceOptions, type Manifest } from '@rockit/engine';
 import { ChunkStream, clearBit } from './chunk-stream.js';
-import { ClientError, asClientError } from './errors.js';
+import { ClientError, asClientError, diskFullError } from './errors.js';
 import type { ClientEvent, EventSink } from './events.js';
 import { checkBuildPaths, checkFiles, layOut } from './layout.js';
 import { preloadBytes } from './preload.js';
@@ -88,9 +88,7 @@ async function checkSpace(dir: string, needBytes: number): Promise<void> {
   const s = await statfs(dir).catch(() => undefined);
   if (!s) return;
   const free = s.bavail * s.bsize;
-  if (free < needBytes) {
-    throw new ClientError('disk-full', `the install needs ${needBytes} more bytes but the disk has ${free} free: free some space and run again (the install resumes)`, true);
-  }
+  if (free < needBytes) throw diskFullError(dir, needBytes - free, free);
 }
 
 /**

@@ -293,6 +293,16 @@ describe('a keyed app', () => {
       expect(up.exitCode, up.stderr + up.stdout).toBe(0);
       expect(jsonLines(up.stdout).at(-1)).toMatchObject({ outcome: 'patched', build: { buildId: 2 } });
       expect(await gameTree(to)).toEqual(await treeDigest(game2));
+      // A revoked (expired) key: a clear error naming the key problem; the install stays as it was.
+      expect((await api('DELETE', `/be/v1/keys/${created.key.id}`, undefined, { 'x-rockit-beauth-token': auth })).httpStatus).toBe(200);
+      const revoked = await runRockit(['update', to, '--json'], env());
+      expect(revoked.exitCode).toBe(1);
+      expect(jsonLines(revoked.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'key-rejected' });
+      expect(await gameTree(to)).toEqual(await treeDigest(game2));
+      const renewed = await api('POST', '/be/v1/keys', { appName: 'locked', label: 'launcher 2' }, { 'x-rockit-beauth-token': auth });
+      const again = await runRockit(['update', to, '--key', renewed.key.key, '--json'], env());
+      expect(again.exitCode, again.stderr + again.stdout).toBe(0);
+      expect(jsonLines(again.stdout).at(-1)).toMatchObject({ outcome: 'up-to-date' });
     } finally {
       await keyed.stop();
     }
