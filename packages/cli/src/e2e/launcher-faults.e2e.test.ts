@@ -2,7 +2,8 @@
  * The launcher against a hostile world, end to end (the real `rockit` binary, the real server): a disk that
  * fills up (a real tmpfs of 20 MB) before and during an install, and a server that goes away mid-download
  * (a cutting proxy in front of the real server) for a moment (retries with backoff bridge it) and for good
- * (a clear resumable error; the next run resumes). Each ends byte-identical to the build.
+ * (a clear resumable error; the next run resumes), and an origin that damages some reads (fetched again). Each
+ * ends byte-identical to the build.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
@@ -61,12 +62,15 @@ function spawnUntil(argv: string[], when: (e: any) => boolean) {
 }
 
 /** An HTTP proxy in front of the server that can refuse every request (connections reset) while `down`. */
-async function cuttingProxy(target: string): Promise<{ address: string; down: boolean; refused: number; close: () => Promise<void> }> {
+async function cuttingProxy(target: string): Promise<{ address: string; down: boolean; refused: number; corrupt: number; corrupted: number; close: () => Promise<void> }> {
   const t = new URL(target);
   const state = {
     address: '',
     down: false,
     refused: 0,
+    /** The next this-many pack reads are answered with one byte flipped. */
+    corrupt: 0,
+    corrupted: 0,
     close: async () => {
       srv.closeAllConnections();
       await new Promise<void>((r) => srv.close(() => r()));
@@ -78,9 +82,19 @@ async function cuttingProxy(target: string): Promise<{ address: string; down: bo
       req.socket.destroy();
       return;
     }
+    const damage = state.corrupt > 0 && req.url?.includes('/packs/') === true;
+    if (damage) state.corrupt--;
     const up = http.request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
+      if (!damage) return r.pipe(res);
+      const parts: Buffer[] = [];
+      r.on('data', (b: Buffer) => parts.push(b));
+      r.on('end', () => {
+        const body = Buffer.concat(parts);
+        body[body.length >> 1] ^= 0xff;
+        state.corrupted++;
+        res.end(body);
+      });
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
@@ -170,6 +184,25 @@ describe('a full disk', () => {
       execFileSync('umount', ['-l', disk]);
     }
   }, 180_000);
+});
+
+describe('an origin that damages some reads', () => {
+  it('a damaged read is fetched again, never written as good; the install completes byte-identical', async () => {
+    const proxy = await cuttingProxy(server.address);
+    try {
+      proxy.corrupt = 2;
+      const to = path.join(dir, 'install-flaky');
+      const r = await runRockit(['install', proxy.address, `${ORG}/demo`, '--to', to, '--json'], env());
+      expect(r.exitCode, r.stderr + r.stdout).toBe(0);
+      expect(proxy.corrupted).toBe(2);
+      const res = jsonLines(r.stdout).at(-1);
+      expect(res).toMatchObject({ phase: 'result', complete: true });
+      expect(res.fetchedBytes).toBeGreaterThan(pub.storedBytes); // the damaged reads were fetched twice
+      expect(await gameTree(to)).toEqual(await treeDigest(game));
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
 });
 
 describe('the server goes away mid-download', () => {
