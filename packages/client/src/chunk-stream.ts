@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool, coalesce, CorruptionError, decodeOnPool, type ImageSource, type Manifest } from '@rockit/engine';
 import { ClientError, asClientError, diskFullError, isDiskFull } from './errors.js';
-import { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter, Slot } from './rate-limiter.js';
 import { mapHttpError } from './remote.js';
 
 /** Bytes per range read: small enough for fine pacing and quick priority reads. */
@@ -44,6 +44,17 @@ export interface ChunkStreamOptions {
 /** Worker threads of a stream's own codec pool: one core is left to the main thread (FUSE, network). */
 export function decodeThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
+/** One range read of adjacent chunks, from claim to release. */
+interface Read {
+  g: number[];
+  /** Waiting for its slot on the link (may still give its chunks up). */
+  waiting: boolean;
+  /** Gave its chunks up to a priority read. */
+  yielded: boolean;
+  released?: boolean;
+  ctl: AbortController;
 }
 
 export const hasBit = (bits: Uint8Array, i: number) => (bits[i >> 3] & (1 << (i & 7))) !== 0;
@@ -192,7 +203,10 @@ export class ChunkStream {
           this.waiters.set(ci, list);
         }),
     );
-    for (const ci of missing) if (!this.inflight[ci]) this.urgent.push(ci);
+    for (const ci of missing) {
+      this.unclaim(ci);
+      if (!this.inflight[ci]) this.urgent.push(ci);
+    }
     this.kickUrgent();
     this.wake?.();
     return Promise.race([Promise.all(waits).then(() => undefined), this.failed()]);
@@ -312,44 +326,81 @@ export class ChunkStream {
 
   private async process(next: { g: number[]; urgent: boolean }): Promise<void> {
     const signal = this.abort.signal;
-    const g = next.g;
-    for (const ci of g) this.inflight[ci] = 1;
-    this.inflightCount += g.length;
+    const read: Read = { g: next.g, waiting: false, yielded: false, ctl: new AbortController() };
+    for (const ci of read.g) {
+      this.inflight[ci] = 1;
+      this.readOf.set(ci, read);
+    }
+    this.inflightCount += read.g.length;
     try {
-      await this.fetchGroup(g, signal, next.urgent);
+      await this.fetchGroup(read, signal, next.urgent);
     } catch (err) {
-      if (!signal.aborted) {
+      if (!signal.aborted && !read.yielded) {
         this.failure = isDiskFull(err) ? this.diskFull() : asClientError(mapHttpError(err));
         this.failReject?.(this.failure);
         this.abort.abort(this.failure);
       }
     } finally {
-      for (const ci of g) this.inflight[ci] = 0;
-      this.inflightCount -= g.length;
-      this.wake?.();
+      this.release(read);
     }
   }
 
+  /** The read's chunks are no longer claimed (done, failed, or yielded to a priority read). */
+  private release(read: Read): void {
+    if (read.released) return;
+    read.released = true;
+    for (const ci of read.g) {
+      this.inflight[ci] = 0;
+      if (this.readOf.get(ci) === read) this.readOf.delete(ci);
+    }
+    this.inflightCount -= read.g.length;
+    // A yielded (or failed) read's chunks are behind the stream's cursor: let the stream come back for them.
+    if (read.g.some((ci) => !hasBit(this.o.present, ci))) this.cursor = Math.min(this.cursor, read.g[0]);
+    this.wake?.();
+  }
+
+  /**
+   * A stream read that claimed chunk `ci` but still waits for its turn on the link (--limit-rate) gives its
+   * chunks up, so that a priority read fetches the missing one at once instead of waiting behind the stream.
+   */
+  private unclaim(ci: number): void {
+    const read = this.readOf.get(ci);
+    if (!read || !read.waiting || read.yielded) return;
+    read.yielded = true;
+    this.release(read);
+    read.ctl.abort();
+  }
+
   private inflightCount = 0;
+  private readonly readOf = new Map<number, Read>();
   private running = false;
   private pool?: CodecPool;
   private urgentReader?: Promise<void>;
 
 
-  private async fetchGroup(g: number[], signal: AbortSignal, urgent: boolean): Promise<void> {
+  private async fetchGroup(read: Read, signal: AbortSignal, urgent: boolean): Promise<void> {
+    const g = read.g;
     const m = this.manifest;
     const first = m.chunks[g[0]];
     const last = m.chunks[g[g.length - 1]];
     const length = last.offset + last.storedSizeBytes - first.offset;
     const pack = `packs/${m.packs[first.pack].name}`;
+    const limiter = this.o.limiter;
     let raws: Buffer[] | undefined;
     for (let attempt = 1; !raws; attempt++) {
-      // A priority read (the game waits for it) is not queued behind the paced stream reads; its bytes still count.
-      if (urgent) this.o.limiter?.charge(length);
-      else await this.o.limiter?.take(length, signal);
+      // A stream read waits for its slot on the (rate-limited) link; until then a priority read may take its chunks.
+      // A priority read (the game waits for it) takes the link at once and the stream pauses meanwhile.
+      let slot: Slot | undefined;
+      let urgentArrived: Promise<void> | undefined;
+      if (urgent) urgentArrived = limiter?.urgent(length, signal);
+      else {
+        read.waiting = true;
+        slot = await limiter?.begin(length, AbortSignal.any([signal, read.ctl.signal]));
+        read.waiting = false;
+      }
       await this.o.beforeRead?.();
       signal.throwIfAborted();
-      const bytes = await this.o.source.readRange(pack, first.offset, length);
+      const [bytes] = await Promise.all([this.o.source.readRange(pack, first.offset, length), urgentArrived]);
       this.fetchedBytes += length;
       try {
         // Decoded and checked against each chunk's SHA-256 on a worker thread; raw chunks come back to back.
@@ -365,6 +416,9 @@ export class ChunkStream {
         if (!(err instanceof CorruptionError) || attempt >= CORRUPT_ATTEMPTS) {
           throw new ClientError('origin-corrupt', `the origin keeps serving damaged data: ${(err as Error).message} (run again later to resume)`, true);
         }
+      } finally {
+        // The read's bytes count as arrived at the end of its slot (moved back by priority reads meanwhile).
+        await limiter?.end(slot, signal);
       }
     }
     for (let k = 0; k < g.length; k++) {
