@@ -238,6 +238,13 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
     const secs = (performance.now() - started) / 1000;
     return secs > 0 ? (stream.presentStoredBytes - startBytes) / secs : 0;
   };
+  // The link's rate for P(b): measured from the first read's arrival on, so that the start-up of the first
+  // request (connection, worker threads) does not count as a slow link.
+  let first: { at: number; bytes: number } | undefined;
+  const linkRate = () => {
+    const secs = first ? (performance.now() - first.at) / 1000 : 0;
+    return first && secs > 0 && stream.presentStoredBytes > first.bytes ? (stream.presentStoredBytes - first.bytes) / secs : rate();
+  };
   const isReady = () => stream.complete || (preload !== undefined && stream.prefixBytes >= preload);
   const emit = (phase: ClientEvent['phase'], force = false, extra: Partial<ClientEvent> = {}) => {
     const now = performance.now();
@@ -251,7 +258,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const decide = () => {
     if (readyAfterMs !== undefined || !m.profile) return;
     if (performance.now() - started < measureMs && !stream.complete) return;
-    const r = rate();
+    const r = linkRate();
     if (r <= 0 && preload !== undefined) return;
     measured = r;
     preload = preloadBytes(m.profile, r, total);
@@ -281,6 +288,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const onAbort = () => stream.stop();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   stream.onChunk = () => {
+    first ??= { at: performance.now(), bytes: stream.presentStoredBytes };
     decide();
     checkReady();
     emit(readyAfterMs === undefined ? 'preload' : 'stream');
