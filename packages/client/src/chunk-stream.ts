@@ -15,6 +15,9 @@ import { mapHttpError } from './remote.js';
 
 /** Bytes per range read: small enough for fine pacing and quick priority reads. */
 const GROUP_BYTES = 1024 * 1024;
+/** With --limit-rate, a read is about this long on the link (1 MiB at 100 Mbit/s; smaller on slower links). */
+const GROUP_MS = 80;
+const MIN_GROUP_BYTES = 64 * 1024;
 /** A priority read fetches at most this much beyond what was asked. */
 const URGENT_GROUP_BYTES = 256 * 1024;
 const SAVE_EVERY_MS = 2000;
@@ -150,6 +153,9 @@ export class ChunkStream {
   async run(): Promise<void> {
     const ownPool = this.o.pool ? undefined : new CodecPool({ threads: decodeThreads() });
     this.pool = this.o.pool ?? ownPool!;
+    // Priority reads decode on a worker of their own: never queued behind the stream's 1 MiB decodes.
+    const urgentPool = new CodecPool({ threads: 1 });
+    this.urgentPool = urgentPool;
     this.running = true;
     this.kickUrgent();
     const workers = Array.from({ length: Math.max(1, this.o.parallelReads ?? 4) }, () => this.worker());
@@ -164,6 +170,7 @@ export class ChunkStream {
       for (const fd of this.handles.values()) closeSync(fd);
       this.handles.clear();
       await ownPool?.close();
+      await urgentPool.close();
       await this.saving;
       try {
         await this.o.save(this.o.present);
@@ -284,7 +291,7 @@ export class ChunkStream {
     const u = this.nextUrgent();
     if (u) return u;
     while (this.cursor < n && (hasBit(this.o.present, this.cursor) || this.inflight[this.cursor])) this.cursor++;
-    if (this.cursor < n) return { g: this.take(this.cursor, GROUP_BYTES), urgent: false };
+    if (this.cursor < n) return { g: this.take(this.cursor, this.groupBytes), urgent: false };
     return undefined;
   }
 
@@ -371,10 +378,17 @@ export class ChunkStream {
     read.ctl.abort();
   }
 
+  /** Bytes of a stream read: GROUP_BYTES, or GROUP_MS of the limited rate. */
+  private get groupBytes(): number {
+    const rate = this.o.limiter?.bytesPerSecond;
+    return rate ? Math.max(MIN_GROUP_BYTES, Math.min(GROUP_BYTES, Math.round((rate * GROUP_MS) / 1000))) : GROUP_BYTES;
+  }
+
   private inflightCount = 0;
   private readonly readOf = new Map<number, Read>();
   private running = false;
   private pool?: CodecPool;
+  private urgentPool?: CodecPool;
   private urgentReader?: Promise<void>;
 
 
@@ -404,7 +418,7 @@ export class ChunkStream {
       this.fetchedBytes += length;
       try {
         // Decoded and checked against each chunk's SHA-256 on a worker thread; raw chunks come back to back.
-        const out = await decodeOnPool(this.pool!, m, g, bytes);
+        const out = await decodeOnPool(urgent ? this.urgentPool! : this.pool!, m, g, bytes);
         let at = 0;
         raws = g.map((ci) => {
           const len = m.chunks[ci].rawSizeBytes;

@@ -37,10 +37,14 @@ export async function layOut(dir: string, m: Manifest): Promise<number[]> {
     const f = m.files[fi];
     if (f.type !== 'file') continue;
     const p = join(dir, f.path);
-    const st = lstatSync(p, { throwIfNoEntry: false });
-    if (st?.isFile() && st.size === f.sizeBytes) continue;
-    if (st) await rm(p, { recursive: true, force: true });
-    const fd = openSync(p, 'w', f.mode & 0o777);
+    // A fresh install: the file is new (one call less than looking first).
+    let fd = tryCreate(p, f.mode & 0o777);
+    if (fd === undefined) {
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isFile() && st.size === f.sizeBytes) continue;
+      if (st) await rm(p, { recursive: true, force: true });
+      fd = openSync(p, 'w', f.mode & 0o777);
+    }
     try {
       if (f.sizeBytes > 0) ftruncateSync(fd, f.sizeBytes);
       fchmodSync(fd, f.mode & 0o777);
@@ -67,6 +71,16 @@ export async function layOut(dir: string, m: Manifest): Promise<number[]> {
   }
   for (const d of m.files) if (d.type === 'dir') await chmod(join(dir, d.path), (d.mode & 0o777) | 0o700);
   return recreated;
+}
+
+/** Creates a new file (O_EXCL); undefined when something exists at the path. */
+function tryCreate(p: string, mode: number): number | undefined {
+  try {
+    return openSync(p, 'wx', mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw err;
+  }
 }
 
 export { hashFile };

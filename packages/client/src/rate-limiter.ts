@@ -20,7 +20,7 @@ export class RateLimiter {
   /** Sleepers re-check their deadline when slots move earlier. */
   private readonly sleepers = new Set<() => void>();
 
-  constructor(private readonly bytesPerSecond: number | undefined) {}
+  constructor(readonly bytesPerSecond: number | undefined) {}
 
   get limited(): boolean {
     return this.bytesPerSecond !== undefined && this.bytesPerSecond > 0;
