@@ -40,6 +40,8 @@ export interface ChunkStreamOptions {
   limiter?: RateLimiter;
   /** Decode + verify on these worker threads (default: a pool of its own for each run(), closed at its end). */
   pool?: CodecPool;
+  /** Priority reads decode here (default: a one-thread pool of its own for each run()). */
+  urgentPool?: CodecPool;
   /** Where a verified chunk goes (default: every place the build's files use it, see writeChunk). */
   sink?: (ci: number, raw: Buffer) => void;
 }
@@ -154,8 +156,8 @@ export class ChunkStream {
     const ownPool = this.o.pool ? undefined : new CodecPool({ threads: decodeThreads() });
     this.pool = this.o.pool ?? ownPool!;
     // Priority reads decode on a worker of their own: never queued behind the stream's 1 MiB decodes.
-    const urgentPool = new CodecPool({ threads: 1 });
-    this.urgentPool = urgentPool;
+    const ownUrgentPool = this.o.urgentPool ? undefined : new CodecPool({ threads: 1 });
+    this.urgentPool = this.o.urgentPool ?? ownUrgentPool!;
     this.running = true;
     this.kickUrgent();
     const workers = Array.from({ length: Math.max(1, this.o.parallelReads ?? 4) }, () => this.worker());
@@ -170,7 +172,7 @@ export class ChunkStream {
       for (const fd of this.handles.values()) closeSync(fd);
       this.handles.clear();
       await ownPool?.close();
-      await urgentPool.close();
+      await ownUrgentPool?.close();
       await this.saving;
       try {
         await this.o.save(this.o.present);

@@ -2,8 +2,8 @@
 // streamed in the background, priority reads through `ensure`). The folder's state says what is present; a
 // killed install resumes from it. Player's files are never touched: only the build's own paths are written.
 import { readdir, statfs } from 'node:fs/promises';
-import { openImage, type HttpImageSourceOptions, type Manifest } from '@rockit/engine';
-import { ChunkStream, clearBit } from './chunk-stream.js';
+import { CodecPool, openImage, type HttpImageSourceOptions, type Manifest } from '@rockit/engine';
+import { ChunkStream, clearBit, decodeThreads } from './chunk-stream.js';
 import { ClientError, asClientError, diskFullError } from './errors.js';
 import type { ClientEvent, EventSink } from './events.js';
 import { checkBuildPaths, checkFiles, layOut } from './layout.js';
@@ -103,8 +103,9 @@ export class Installation {
   readonly stream: ChunkStream;
   readonly resumed: boolean;
   private readonly lock: Lock;
+  private readonly pools: { stream: CodecPool; urgent: CodecPool };
 
-  constructor(init: { dir: string; state: InstallState; remote: Remote; manifest: Manifest; stream: ChunkStream; resumed: boolean; lock: Lock }) {
+  constructor(init: { dir: string; state: InstallState; remote: Remote; manifest: Manifest; stream: ChunkStream; resumed: boolean; lock: Lock; pools: { stream: CodecPool; urgent: CodecPool } }) {
     this.dir = init.dir;
     this.state = init.state;
     this.remote = init.remote;
@@ -112,6 +113,7 @@ export class Installation {
     this.stream = init.stream;
     this.resumed = init.resumed;
     this.lock = init.lock;
+    this.pools = init.pools;
   }
 
   /** See ChunkStream.ensure: resolves when the range is present and verified. */
@@ -126,6 +128,7 @@ export class Installation {
 
   async close(): Promise<void> {
     this.stream.stop();
+    await Promise.all([this.pools.stream.close(), this.pools.urgent.close()]);
     await this.lock.release();
   }
 }
@@ -137,6 +140,8 @@ export class Installation {
  */
 export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<Installation> {
   const ownLock = lock ?? (await lockFolder(opts.dir));
+  // The decode workers start now, while the release and the manifest are fetched and the files laid out.
+  const pools = { stream: new CodecPool({ threads: decodeThreads() }), urgent: new CodecPool({ threads: 1 }) };
   try {
     let state = await readState(opts.dir);
     if (state && (state.orgName !== opts.orgName || state.appName !== opts.appName)) {
@@ -199,9 +204,12 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
       beforeRead: () => remote.freshen(),
       parallelReads: opts.parallelReads,
       limiter: new RateLimiter(st.limitRateBytesPerSecond),
+      pool: pools.stream,
+      urgentPool: pools.urgent,
     });
-    return new Installation({ dir: opts.dir, state: st, remote, manifest: m, stream, resumed, lock: ownLock });
+    return new Installation({ dir: opts.dir, state: st, remote, manifest: m, stream, resumed, lock: ownLock, pools });
   } catch (err) {
+    await Promise.all([pools.stream.close(), pools.urgent.close()]);
     if (!lock) await ownLock.release();
     throw asClientError(err);
   }

@@ -85,8 +85,12 @@ async function updateLocked(opts: UpdateOptions, lock: Lock): Promise<UpdateResu
   if (!state) throw new ClientError('not-installed', `${dir} holds no install (no ${join(stateDir(dir), 'install.json')})`);
   if (state.phase === 'installing') {
     const inst = await openInstall({ server: state.server, orgName: state.orgName, appName: state.appName, dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
-    const r = await runInstall(inst, opts);
-    return { outcome: 'resumed', build: r.build, downloadedBytes: r.fetchedBytes, install: r };
+    try {
+      const r = await runInstall(inst, opts);
+      return { outcome: 'resumed', build: r.build, downloadedBytes: r.fetchedBytes, install: r };
+    } finally {
+      await inst.close(); // its decode workers; the lock is ours and released by update()
+    }
   }
   ({ state } = await settleInterrupted(dir, state));
   const a = await readManifest(dir, state.build.manifestId);

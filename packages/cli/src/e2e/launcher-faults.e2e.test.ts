@@ -240,3 +240,32 @@ describe('the server goes away mid-download', () => {
     }
   }, 180_000);
 });
+
+describe('kill -9 during an update by patch', () => {
+  it('status says the update was interrupted; the next update resumes the patch download and ends byte-identical', async () => {
+    const p1 = await publish(depot, ORG, 'pdemo', game, 1, { work: path.join(dir, 'p-w1') });
+    const to = path.join(dir, 'install-patch-kill');
+    expect((await runRockit(['install', server.address, `${ORG}/pdemo`, '--to', to], env())).exitCode).toBe(0);
+    const g2 = path.join(dir, 'game-p2');
+    await writeGame(g2, 2);
+    await fs.writeFile(path.join(g2, 'data', 'levels', 'big.dat'), noise(77, 3 * 1024 * 1024));
+    await publish(depot, ORG, 'pdemo', g2, 2, { work: path.join(dir, 'p-w2'), patchFrom: [p1] });
+    const run = spawnUntil(['update', to, '--limit-rate', '1MB', '--json'], () => false);
+    const data = path.join(to, '.rockit', 'patch', 'data.rkpd');
+    for (let i = 0; i < 400 && !((await fs.stat(data).catch(() => undefined))?.size ?? 0); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(run.child.exitCode, 'the update ended before it could be killed').toBeNull();
+    run.child.kill('SIGKILL');
+    await run.exited;
+    expect(await gameTree(to)).toEqual(await treeDigest(game));
+    const st = jsonLines((await runRockit(['status', to, '--json'], env())).stdout).at(-1);
+    expect(st).toMatchObject({ phase: 'installed', build: { buildId: 1 }, updateAvailable: true, updateInterrupted: { via: 'patch' } });
+    expect(st.updateInterrupted.bytesDownloaded).toBeGreaterThan(0);
+    expect(st.updateInterrupted.message).toMatch(/run rockit update to finish/);
+    const up = await runRockit(['update', to, '--json'], env());
+    expect(up.exitCode, up.stderr + up.stdout).toBe(0);
+    const r = jsonLines(up.stdout).at(-1);
+    expect(r).toMatchObject({ outcome: 'patched', build: { buildId: 2 } });
+    expect(r.downloadedBytes).toBeLessThan(st.patchBytes);
+    expect(await gameTree(to)).toEqual(await treeDigest(g2));
+  }, 180_000);
+});
