@@ -5,7 +5,7 @@
 // every place that uses it, then marked present. The presence bitmap is saved every few seconds, so a killed
 // download resumes where it stopped (losing at most the chunks since the last save, never marking a chunk
 // present that is not written).
-import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fchmodSync, openSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool, coalesce, CorruptionError, decodeOnPool, type ImageSource, type Manifest } from '@rockit/engine';
@@ -464,7 +464,7 @@ export class ChunkStream {
   }
 
   /** A full disk: names the folder and the raw bytes still to write. */
-  private diskFull(): ClientError {
+  diskFull(): ClientError {
     let left = 0;
     this.manifest.chunks.forEach((c, ci) => {
       if (!hasBit(this.o.present, ci)) left += c.rawSizeBytes;
@@ -520,7 +520,9 @@ export class ChunkStream {
     try {
       fd = openSync(join(this.o.dir, f.path), 'r+');
     } catch {
-      fd = openSync(join(this.o.dir, f.path), 'w');
+      // Created here when the layout has not reached it yet (a fresh install lays files out while reads run);
+      // never truncated: the layout may have created it in between.
+      fd = openSync(join(this.o.dir, f.path), fsConstants.O_RDWR | fsConstants.O_CREAT, f.mode & 0o777);
       fchmodSync(fd, f.mode & 0o777);
     }
     this.handles.set(fi, fd);
