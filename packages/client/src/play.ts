@@ -38,8 +38,9 @@ export interface PlayResult {
   /** From the start of this run to *ready to play*. */
   timeToPlayMs: number;
   /**
-   * Of timeToPlayMs, the start-up before the first chunk read: release, image.json and manifest fetched, files
-   * laid out (0 when the install was already complete).
+   * Of timeToPlayMs, the start-up before the first chunk read: lock, release, image.json and manifest fetched,
+   * folders made (a resumed install also checks its files; a fresh one lays them out while the first reads run).
+   * 0 when the install was already complete.
    */
   setupMs: number;
   /** Reads that had to wait for chunks, and the total wait. */
