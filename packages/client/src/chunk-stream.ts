@@ -1,18 +1,23 @@
 // Downloads the chunks of one image into the install folder, in stream order, with priority reads
-// (`ensure`) jumping the queue. Every chunk is decoded and checked against its SHA-256 before it is written
+// (`ensure`) jumping the queue. Every chunk is decoded and checked against its SHA-256 before it is written,
+// on the engine's codec worker threads (the main thread stays free for FUSE reads, events and the network)
 // (a damaged or truncated payload from the origin is fetched again, never written as good), then written to
 // every place that uses it, then marked present. The presence bitmap is saved every few seconds, so a killed
 // download resumes where it stopped (losing at most the chunks since the last save, never marking a chunk
 // present that is not written).
-import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fchmodSync, openSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { coalesce, CorruptionError, verifyChunk, type ImageSource, type Manifest } from '@rockit/engine';
-import { ClientError, asClientError } from './errors.js';
-import { RateLimiter } from './rate-limiter.js';
+import { CodecPool, coalesce, CorruptionError, decodeOnPool, type ImageSource, type Manifest } from '@rockit/engine';
+import { ClientError, asClientError, diskFullError, isDiskFull } from './errors.js';
+import type { RateLimiter, Slot } from './rate-limiter.js';
 import { mapHttpError } from './remote.js';
 
 /** Bytes per range read: small enough for fine pacing and quick priority reads. */
 const GROUP_BYTES = 1024 * 1024;
+/** With --limit-rate, a read is about this long on the link (1 MiB at 100 Mbit/s; smaller on slower links). */
+const GROUP_MS = 80;
+const MIN_GROUP_BYTES = 64 * 1024;
 /** A priority read fetches at most this much beyond what was asked. */
 const URGENT_GROUP_BYTES = 256 * 1024;
 const SAVE_EVERY_MS = 2000;
@@ -33,6 +38,28 @@ export interface ChunkStreamOptions {
   beforeRead?: () => Promise<void>;
   parallelReads?: number;
   limiter?: RateLimiter;
+  /** Decode + verify on these worker threads (default: a pool of its own for each run(), closed at its end). */
+  pool?: CodecPool;
+  /** Priority reads decode here (default: a one-thread pool of its own for each run()). */
+  urgentPool?: CodecPool;
+  /** Where a verified chunk goes (default: every place the build's files use it, see writeChunk). */
+  sink?: (ci: number, raw: Buffer) => void;
+}
+
+/** Worker threads of a stream's own codec pool: one core is left to the main thread (FUSE, network). */
+export function decodeThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
+/** One range read of adjacent chunks, from claim to release. */
+interface Read {
+  g: number[];
+  /** Waiting for its slot on the link (may still give its chunks up). */
+  waiting: boolean;
+  /** Gave its chunks up to a priority read. */
+  yielded: boolean;
+  released?: boolean;
+  ctl: AbortController;
 }
 
 export const hasBit = (bits: Uint8Array, i: number) => (bits[i >> 3] & (1 << (i & 7))) !== 0;
@@ -126,6 +153,11 @@ export class ChunkStream {
    * ('server-unavailable', 'key-required', 'origin-corrupt', 'disk-full'; all resumable), file-system errors.
    */
   async run(): Promise<void> {
+    const ownPool = this.o.pool ? undefined : new CodecPool({ threads: decodeThreads() });
+    this.pool = this.o.pool ?? ownPool!;
+    // Priority reads decode on a worker of their own: never queued behind the stream's 1 MiB decodes.
+    const ownUrgentPool = this.o.urgentPool ? undefined : new CodecPool({ threads: 1 });
+    this.urgentPool = this.o.urgentPool ?? ownUrgentPool!;
     this.running = true;
     this.kickUrgent();
     const workers = Array.from({ length: Math.max(1, this.o.parallelReads ?? 4) }, () => this.worker());
@@ -139,8 +171,15 @@ export class ChunkStream {
       this.running = false;
       for (const fd of this.handles.values()) closeSync(fd);
       this.handles.clear();
+      await ownPool?.close();
+      await ownUrgentPool?.close();
       await this.saving;
-      await this.o.save(this.o.present);
+      try {
+        await this.o.save(this.o.present);
+      } catch (err) {
+        // The chunks written since the last save are fetched again by the next run; the first error wins.
+        this.failure ??= isDiskFull(err) ? this.diskFull() : err;
+      }
     }
     if (this.failure !== undefined) throw this.failure;
   }
@@ -173,7 +212,10 @@ export class ChunkStream {
           this.waiters.set(ci, list);
         }),
     );
-    for (const ci of missing) if (!this.inflight[ci]) this.urgent.push(ci);
+    for (const ci of missing) {
+      this.unclaim(ci);
+      if (!this.inflight[ci]) this.urgent.push(ci);
+    }
     this.kickUrgent();
     this.wake?.();
     return Promise.race([Promise.all(waits).then(() => undefined), this.failed()]);
@@ -251,7 +293,7 @@ export class ChunkStream {
     const u = this.nextUrgent();
     if (u) return u;
     while (this.cursor < n && (hasBit(this.o.present, this.cursor) || this.inflight[this.cursor])) this.cursor++;
-    if (this.cursor < n) return { g: this.take(this.cursor, GROUP_BYTES), urgent: false };
+    if (this.cursor < n) return { g: this.take(this.cursor, this.groupBytes), urgent: false };
     return undefined;
   }
 
@@ -293,53 +335,106 @@ export class ChunkStream {
 
   private async process(next: { g: number[]; urgent: boolean }): Promise<void> {
     const signal = this.abort.signal;
-    const g = next.g;
-    for (const ci of g) this.inflight[ci] = 1;
-    this.inflightCount += g.length;
+    const read: Read = { g: next.g, waiting: false, yielded: false, ctl: new AbortController() };
+    for (const ci of read.g) {
+      this.inflight[ci] = 1;
+      this.readOf.set(ci, read);
+    }
+    this.inflightCount += read.g.length;
     try {
-      await this.fetchGroup(g, signal, next.urgent);
+      await this.fetchGroup(read, signal, next.urgent);
     } catch (err) {
-      if (!signal.aborted) {
-        this.failure = asClientError(mapHttpError(err));
+      if (!signal.aborted && !read.yielded) {
+        this.failure = isDiskFull(err) ? this.diskFull() : asClientError(mapHttpError(err));
         this.failReject?.(this.failure);
         this.abort.abort(this.failure);
       }
     } finally {
-      for (const ci of g) this.inflight[ci] = 0;
-      this.inflightCount -= g.length;
-      this.wake?.();
+      this.release(read);
     }
   }
 
+  /** The read's chunks are no longer claimed (done, failed, or yielded to a priority read). */
+  private release(read: Read): void {
+    if (read.released) return;
+    read.released = true;
+    for (const ci of read.g) {
+      this.inflight[ci] = 0;
+      if (this.readOf.get(ci) === read) this.readOf.delete(ci);
+    }
+    this.inflightCount -= read.g.length;
+    // A yielded (or failed) read's chunks are behind the stream's cursor: let the stream come back for them.
+    if (read.g.some((ci) => !hasBit(this.o.present, ci))) this.cursor = Math.min(this.cursor, read.g[0]);
+    this.wake?.();
+  }
+
+  /**
+   * A stream read that claimed chunk `ci` but still waits for its turn on the link (--limit-rate) gives its
+   * chunks up, so that a priority read fetches the missing one at once instead of waiting behind the stream.
+   */
+  private unclaim(ci: number): void {
+    const read = this.readOf.get(ci);
+    if (!read || !read.waiting || read.yielded) return;
+    read.yielded = true;
+    this.release(read);
+    read.ctl.abort();
+  }
+
+  /** Bytes of a stream read: GROUP_BYTES, or GROUP_MS of the limited rate. */
+  private get groupBytes(): number {
+    const rate = this.o.limiter?.bytesPerSecond;
+    return rate ? Math.max(MIN_GROUP_BYTES, Math.min(GROUP_BYTES, Math.round((rate * GROUP_MS) / 1000))) : GROUP_BYTES;
+  }
+
   private inflightCount = 0;
+  private readonly readOf = new Map<number, Read>();
   private running = false;
+  private pool?: CodecPool;
+  private urgentPool?: CodecPool;
   private urgentReader?: Promise<void>;
 
 
-  private async fetchGroup(g: number[], signal: AbortSignal, urgent: boolean): Promise<void> {
+  private async fetchGroup(read: Read, signal: AbortSignal, urgent: boolean): Promise<void> {
+    const g = read.g;
     const m = this.manifest;
     const first = m.chunks[g[0]];
     const last = m.chunks[g[g.length - 1]];
     const length = last.offset + last.storedSizeBytes - first.offset;
     const pack = `packs/${m.packs[first.pack].name}`;
+    const limiter = this.o.limiter;
     let raws: Buffer[] | undefined;
     for (let attempt = 1; !raws; attempt++) {
-      // A priority read (the game waits for it) is not queued behind the paced stream reads; its bytes still count.
-      if (urgent) this.o.limiter?.charge(length);
-      else await this.o.limiter?.take(length, signal);
+      // A stream read waits for its slot on the (rate-limited) link; until then a priority read may take its chunks.
+      // A priority read (the game waits for it) takes the link at once and the stream pauses meanwhile.
+      let slot: Slot | undefined;
+      let urgentArrived: Promise<void> | undefined;
+      if (urgent) urgentArrived = limiter?.urgent(length, signal);
+      else {
+        read.waiting = true;
+        slot = await limiter?.begin(length, AbortSignal.any([signal, read.ctl.signal]));
+        read.waiting = false;
+      }
       await this.o.beforeRead?.();
       signal.throwIfAborted();
-      const bytes = await this.o.source.readRange(pack, first.offset, length);
+      const [bytes] = await Promise.all([this.o.source.readRange(pack, first.offset, length), urgentArrived]);
       this.fetchedBytes += length;
       try {
+        // Decoded and checked against each chunk's SHA-256 on a worker thread; raw chunks come back to back.
+        const out = await decodeOnPool(urgent ? this.urgentPool! : this.pool!, m, g, bytes);
+        let at = 0;
         raws = g.map((ci) => {
-          const c = m.chunks[ci];
-          return verifyChunk(m, c, bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.storedSizeBytes));
+          const len = m.chunks[ci].rawSizeBytes;
+          const raw = Buffer.from(out.buffer, out.byteOffset + at, len);
+          at += len;
+          return raw;
         });
       } catch (err) {
         if (!(err instanceof CorruptionError) || attempt >= CORRUPT_ATTEMPTS) {
           throw new ClientError('origin-corrupt', `the origin keeps serving damaged data: ${(err as Error).message} (run again later to resume)`, true);
         }
+      } finally {
+        // The read's bytes count as arrived at the end of its slot (moved back by priority reads meanwhile).
+        await limiter?.end(slot, signal);
       }
     }
     for (let k = 0; k < g.length; k++) {
@@ -361,8 +456,25 @@ export class ChunkStream {
       this.bytesSinceSave = 0;
       // A snapshot: bits set later are saved next time.
       const snap = this.o.present.slice();
-      this.saving = this.o.save(snap).finally(() => (this.saving = undefined));
+      // A failed save (e.g. a full disk) is retried by the next one; the last save's error is reported by run().
+      this.saving = this.o.save(snap)
+        .catch(() => undefined)
+        .finally(() => (this.saving = undefined));
     }
+  }
+
+  /** A full disk: names the folder and the raw bytes still to write. */
+  diskFull(): ClientError {
+    let left = 0;
+    this.manifest.chunks.forEach((c, ci) => {
+      if (!hasBit(this.o.present, ci)) left += c.rawSizeBytes;
+    });
+    return diskFullError(this.o.dir, left);
+  }
+
+  /** Whether chunk `ci` is present. */
+  isPresent(ci: number): boolean {
+    return hasBit(this.o.present, ci);
   }
 
   /** Writes a chunk obtained elsewhere (e.g. copied from the installed build, verified by the caller) and marks it present. */
@@ -383,6 +495,7 @@ export class ChunkStream {
 
   /** Synchronous positional writes: chunk-sized page-cache writes are cheaper inline (as in extract). */
   private writeChunk(ci: number, raw: Buffer): void {
+    if (this.o.sink) return this.o.sink(ci, raw);
     for (let s = this.locStart[ci]; s < this.locStart[ci + 1]; s++) {
       const fd = this.handle(this.locFile[s]);
       const at = this.locOffset[s];
@@ -407,7 +520,9 @@ export class ChunkStream {
     try {
       fd = openSync(join(this.o.dir, f.path), 'r+');
     } catch {
-      fd = openSync(join(this.o.dir, f.path), 'w');
+      // Created here when the layout has not reached it yet (a fresh install lays files out while reads run);
+      // never truncated: the layout may have created it in between.
+      fd = openSync(join(this.o.dir, f.path), fsConstants.O_RDWR | fsConstants.O_CREAT, f.mode & 0o777);
       fchmodSync(fd, f.mode & 0o777);
     }
     this.handles.set(fi, fd);

@@ -25,6 +25,29 @@ export class ClientError extends Error {
   }
 }
 
+/** Bytes in a human unit (errors a player reads). */
+export function humanBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** The disk of `dir` cannot hold what is left to write: names the folder and the space needed (resumable). */
+export function diskFullError(dir: string, needBytes: number, freeBytes?: number): ClientError {
+  const free = freeBytes === undefined ? '' : ` (${humanBytes(freeBytes)} free)`;
+  return new ClientError('disk-full', `not enough space for ${dir}: ${humanBytes(needBytes)} more are needed${free}; free some space and run the command again (it resumes where it stopped)`, true);
+}
+
+export const isDiskFull = (err: unknown): boolean => {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+};
+
 /** Maps file-system errors a player can act on to ClientErrors; returns other errors unchanged. */
 export function asClientError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException)?.code;

@@ -2,11 +2,11 @@
 // streamed in the background, priority reads through `ensure`). The folder's state says what is present; a
 // killed install resumes from it. Player's files are never touched: only the build's own paths are written.
 import { readdir, statfs } from 'node:fs/promises';
-import { openImage, type HttpImageSourceOptions, type Manifest } from '@rockit/engine';
-import { ChunkStream, clearBit } from './chunk-stream.js';
-import { ClientError, asClientError } from './errors.js';
+import { CodecPool, openImage, type HttpImageSourceOptions, type Manifest } from '@rockit/engine';
+import { ChunkStream, clearBit, decodeThreads } from './chunk-stream.js';
+import { ClientError, asClientError, diskFullError, isDiskFull } from './errors.js';
 import type { ClientEvent, EventSink } from './events.js';
-import { checkBuildPaths, checkFiles, layOut } from './layout.js';
+import { checkBuildPaths, checkFiles, layOut, layOutDirs, layOutFiles } from './layout.js';
 import { preloadBytes } from './preload.js';
 import { RateLimiter } from './rate-limiter.js';
 import { Remote, mapHttpError, type Release } from './remote.js';
@@ -88,9 +88,7 @@ async function checkSpace(dir: string, needBytes: number): Promise<void> {
   const s = await statfs(dir).catch(() => undefined);
   if (!s) return;
   const free = s.bavail * s.bsize;
-  if (free < needBytes) {
-    throw new ClientError('disk-full', `the install needs ${needBytes} more bytes but the disk has ${free} free: free some space and run again (the install resumes)`, true);
-  }
+  if (free < needBytes) throw diskFullError(dir, needBytes - free, free);
 }
 
 /**
@@ -105,8 +103,12 @@ export class Installation {
   readonly stream: ChunkStream;
   readonly resumed: boolean;
   private readonly lock: Lock;
+  private readonly pools: { stream: CodecPool; urgent: CodecPool };
+  /** Resolves when every file and link of the build exists (at once unless a fresh install lays them out meanwhile). */
+  readonly laidOut: Promise<void>;
+  layoutDone = false;
 
-  constructor(init: { dir: string; state: InstallState; remote: Remote; manifest: Manifest; stream: ChunkStream; resumed: boolean; lock: Lock }) {
+  constructor(init: { dir: string; state: InstallState; remote: Remote; manifest: Manifest; stream: ChunkStream; resumed: boolean; lock: Lock; pools: { stream: CodecPool; urgent: CodecPool }; laidOut: Promise<void> }) {
     this.dir = init.dir;
     this.state = init.state;
     this.remote = init.remote;
@@ -114,6 +116,11 @@ export class Installation {
     this.stream = init.stream;
     this.resumed = init.resumed;
     this.lock = init.lock;
+    this.pools = init.pools;
+    this.laidOut = init.laidOut.then(() => {
+      this.layoutDone = true;
+    });
+    this.laidOut.catch(() => this.stream.stop()); // reported by runInstall
   }
 
   /** See ChunkStream.ensure: resolves when the range is present and verified. */
@@ -128,6 +135,8 @@ export class Installation {
 
   async close(): Promise<void> {
     this.stream.stop();
+    await this.laidOut.catch(() => undefined);
+    await Promise.all([this.pools.stream.close(), this.pools.urgent.close()]);
     await this.lock.release();
   }
 }
@@ -139,8 +148,11 @@ export class Installation {
  */
 export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<Installation> {
   const ownLock = lock ?? (await lockFolder(opts.dir));
+  // The decode workers start now, while the release and the manifest are fetched and the files laid out.
+  const pools = { stream: new CodecPool({ threads: decodeThreads() }), urgent: new CodecPool({ threads: 1 }) };
   try {
     let state = await readState(opts.dir);
+    const fresh = !state;
     if (state && (state.orgName !== opts.orgName || state.appName !== opts.appName)) {
       throw new ClientError('folder-not-empty', `${opts.dir} holds ${state.orgName}/${state.appName}, not ${opts.orgName}/${opts.appName}`);
     }
@@ -179,8 +191,10 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
     const n = m.chunks.length;
     let present = resumed ? await readChunks(opts.dir, st.build.manifestId, n) : undefined;
     present ??= new Uint8Array(Math.ceil(n / 8));
-    const recreated = await layOut(opts.dir, m);
-    for (const fi of recreated) for (const ci of m.files[fi].chunks) clearBit(present, ci);
+    // A fresh install lays its files out while the first reads run (start-up time before *ready to play*):
+    // the folders now, the files in the background (see Installation.laidOut). A resumed one checks them first.
+    if (fresh) layOutDirs(opts.dir, m);
+    else for (const fi of await layOut(opts.dir, m)) for (const ci of m.files[fi].chunks) clearBit(present, ci);
     let missingRaw = 0;
     const counted = new Uint8Array(n);
     for (const f of m.files) {
@@ -201,9 +215,13 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
       beforeRead: () => remote.freshen(),
       parallelReads: opts.parallelReads,
       limiter: new RateLimiter(st.limitRateBytesPerSecond),
+      pool: pools.stream,
+      urgentPool: pools.urgent,
     });
-    return new Installation({ dir: opts.dir, state: st, remote, manifest: m, stream, resumed, lock: ownLock });
+    const laidOut = fresh ? layOutFiles(opts.dir, m, { growOnly: true }).then(() => undefined) : Promise.resolve();
+    return new Installation({ dir: opts.dir, state: st, remote, manifest: m, stream, resumed, lock: ownLock, pools, laidOut });
   } catch (err) {
+    await Promise.all([pools.stream.close(), pools.urgent.close()]);
     if (!lock) await ownLock.release();
     throw asClientError(err);
   }
@@ -240,7 +258,14 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
     const secs = (performance.now() - started) / 1000;
     return secs > 0 ? (stream.presentStoredBytes - startBytes) / secs : 0;
   };
-  const isReady = () => stream.complete || (preload !== undefined && stream.prefixBytes >= preload);
+  // The link's rate for P(b): measured from the first read's arrival on, so that the start-up of the first
+  // request (connection, worker threads) does not count as a slow link.
+  let first: { at: number; bytes: number } | undefined;
+  const linkRate = () => {
+    const secs = first ? (performance.now() - first.at) / 1000 : 0;
+    return first && secs > 0 && stream.presentStoredBytes > first.bytes ? (stream.presentStoredBytes - first.bytes) / secs : rate();
+  };
+  const isReady = () => inst.layoutDone && (stream.complete || (preload !== undefined && stream.prefixBytes >= preload));
   const emit = (phase: ClientEvent['phase'], force = false, extra: Partial<ClientEvent> = {}) => {
     const now = performance.now();
     if (!force && now - lastEvent < EVENT_EVERY_MS) return;
@@ -253,7 +278,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const decide = () => {
     if (readyAfterMs !== undefined || !m.profile) return;
     if (performance.now() - started < measureMs && !stream.complete) return;
-    const r = rate();
+    const r = linkRate();
     if (r <= 0 && preload !== undefined) return;
     measured = r;
     preload = preloadBytes(m.profile, r, total);
@@ -283,15 +308,20 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const onAbort = () => stream.stop();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   stream.onChunk = () => {
+    first ??= { at: performance.now(), bytes: stream.presentStoredBytes };
     decide();
     checkReady();
     emit(readyAfterMs === undefined ? 'preload' : 'stream');
   };
   emit('preload', true);
   checkReady();
+  void inst.laidOut.then(checkReady, () => undefined);
   try {
     // Resolves early when stopped on purpose (untilReady, signal); throws only on failures.
     if (!stream.complete) await stream.run();
+    await inst.laidOut.catch((err: unknown) => {
+      throw isDiskFull(err) ? stream.diskFull() : asClientError(err);
+    });
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);

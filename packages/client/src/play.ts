@@ -37,6 +37,12 @@ export interface PlayResult {
   exitCode: number | null;
   /** From the start of this run to *ready to play*. */
   timeToPlayMs: number;
+  /**
+   * Of timeToPlayMs, the start-up before the first chunk read: lock, release, image.json and manifest fetched,
+   * folders made (a resumed install also checks its files; a fresh one lays them out while the first reads run).
+   * 0 when the install was already complete.
+   */
+  setupMs: number;
   /** Reads that had to wait for chunks, and the total wait. */
   stalls: number;
   stallSeconds: number;
@@ -63,13 +69,14 @@ export async function play(opts: PlayOptions): Promise<PlayResult> {
     const state = await readState(opts.dir);
     if (!state && !opts.from) throw new ClientError('not-installed', `${opts.dir} holds no install (give the server and app to install it)`);
     if (state?.phase === 'installed') {
-      if (opts.replay) return { exitCode: null, timeToPlayMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
+      if (opts.replay) return { exitCode: null, timeToPlayMs: 0, setupMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
       const exitCode = await runGame(opts.command!, opts.dir, opts.signal, opts.gameStdoutToStderr);
-      return { exitCode, timeToPlayMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
+      return { exitCode, timeToPlayMs: 0, setupMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
     }
     const src = state ?? opts.from!;
     inst = await openInstall({ server: src.server, orgName: src.orgName, appName: src.appName, dir: opts.dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
     const installation = inst;
+    const setupMs = performance.now() - started;
     let readyAt: number | undefined;
     let onReady!: () => void;
     const ready = new Promise<void>((r) => (onReady = r));
@@ -113,6 +120,7 @@ export async function play(opts: PlayOptions): Promise<PlayResult> {
     return {
       exitCode,
       timeToPlayMs: Math.round(readyAt),
+      setupMs: Math.round(setupMs),
       stalls,
       stallSeconds: stallMs / 1000,
       fetchedBytes: installation.stream.fetchedBytes,

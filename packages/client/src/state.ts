@@ -64,8 +64,14 @@ let tmpSeq = 0;
 
 async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${++tmpSeq}`;
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, data, { mode });
+    await rename(tmp, path);
+  } catch (err) {
+    // e.g. a full disk: no half-written temporary file is left behind; the previous version stays.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** Reads the state; undefined when the folder holds none. Throws ClientError on a state of another format. */
@@ -114,11 +120,11 @@ export async function readManifest(dir: string, id: string, name = MANIFEST_FILE
   return decodeManifestCanonical(enc, (d) => new ClientError('not-installed', `saved manifest is damaged: ${d}`));
 }
 
-/** Presence of each chunk (index in stream order) of the build being installed. */
-export async function readChunks(dir: string, manifestId: string, chunkCount: number): Promise<Uint8Array | undefined> {
+/** Presence of each chunk (index in stream order) of the build being installed (`file`: another bitmap of the state folder). */
+export async function readChunks(dir: string, manifestId: string, chunkCount: number, file = CHUNKS_FILE): Promise<Uint8Array | undefined> {
   let buf: Buffer;
   try {
-    buf = await readFile(join(stateDir(dir), CHUNKS_FILE));
+    buf = await readFile(join(stateDir(dir), file));
   } catch {
     return undefined;
   }
@@ -128,14 +134,21 @@ export async function readChunks(dir: string, manifestId: string, chunkCount: nu
   return new Uint8Array(buf.subarray(CHUNKS_HEADER_BYTES));
 }
 
-export async function writeChunks(dir: string, manifestId: string, chunkCount: number, bits: Uint8Array): Promise<void> {
+/** The manifest id a presence bitmap belongs to (undefined when there is none or it is not one). */
+export async function chunksManifestId(dir: string, file = CHUNKS_FILE): Promise<string | undefined> {
+  const buf = await readFile(join(stateDir(dir), file)).catch(() => undefined);
+  if (!buf || buf.length < CHUNKS_HEADER_BYTES || buf.readUInt32LE(0) !== CHUNKS_MAGIC) return undefined;
+  return buf.subarray(12, 44).toString('hex');
+}
+
+export async function writeChunks(dir: string, manifestId: string, chunkCount: number, bits: Uint8Array, file = CHUNKS_FILE): Promise<void> {
   const buf = Buffer.alloc(CHUNKS_HEADER_BYTES + bits.length);
   buf.writeUInt32LE(CHUNKS_MAGIC, 0);
   buf.writeUInt16LE(1, 4);
   buf.writeUInt32LE(chunkCount, 8);
   Buffer.from(manifestId, 'hex').copy(buf, 12);
   buf.set(bits, CHUNKS_HEADER_BYTES);
-  await writeAtomic(join(stateDir(dir), CHUNKS_FILE), buf);
+  await writeAtomic(join(stateDir(dir), file), buf);
 }
 
 export async function removeChunks(dir: string): Promise<void> {

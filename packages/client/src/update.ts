@@ -3,10 +3,8 @@
 // never downloaded); falls back to the chunks of the new image that the installed build lacks when no patch
 // exists, when the image path is smaller, or when the patch does not fit the installed files. Both paths are
 // crash-safe (the engine's in-place protocol: the folder is A or B, never a mix) and keep the player's files.
-import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import {
   CorruptionError,
   PatchError,
@@ -16,17 +14,17 @@ import {
   readPatchBase,
   readPatchTarget,
   recoverInPlace,
-  replaceInPlace,
   IMAGE_JSON_NAME,
   type HttpImageSource,
+  type InPlaceStep,
   type KeptUserEntries,
   type Manifest,
 } from '@rockit/engine';
-import { ChunkStream } from './chunk-stream.js';
+import { removeUpdateCache, updateByChunks } from './update-chunks.js';
 import { ClientError, asClientError } from './errors.js';
 import type { EventSink } from './events.js';
 import { openInstall, runInstall, buildRef, type InstallResult } from './install.js';
-import { checkBuildPaths, checkFiles, hashFile, layOut } from './layout.js';
+import { checkBuildPaths, hashFile } from './layout.js';
 import { RateLimiter } from './rate-limiter.js';
 import { Remote, mapHttpError, type Release } from './remote.js';
 import { MANIFEST_FILE, NEXT_MANIFEST_FILE, PATCH_DIR, lockFolder, readManifest, readState, stateDir, writeManifest, writeState, type BuildRef, type InstallState, type Lock } from './state.js';
@@ -58,6 +56,8 @@ export interface UpdateResult {
   fallback?: string;
   kept?: KeptUserEntries;
   install?: InstallResult;
+  /** Update by chunks: stored bytes an interrupted earlier run had already downloaded (not fetched again). */
+  resumedBytes?: number;
 }
 
 const PATCH_POINTER_MAX_BYTES = 1024 * 1024;
@@ -69,6 +69,7 @@ const PART_READ_BYTES = 8 * 1024 * 1024;
  * installed build in place and is resumed or redone by the next run.
  */
 export async function update(opts: UpdateOptions): Promise<UpdateResult> {
+  await recoverMissingFolder(opts.dir);
   const lock = await lockFolder(opts.dir);
   try {
     return await updateLocked(opts, lock);
@@ -85,10 +86,14 @@ async function updateLocked(opts: UpdateOptions, lock: Lock): Promise<UpdateResu
   if (!state) throw new ClientError('not-installed', `${dir} holds no install (no ${join(stateDir(dir), 'install.json')})`);
   if (state.phase === 'installing') {
     const inst = await openInstall({ server: state.server, orgName: state.orgName, appName: state.appName, dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
-    const r = await runInstall(inst, opts);
-    return { outcome: 'resumed', build: r.build, downloadedBytes: r.fetchedBytes, install: r };
+    try {
+      const r = await runInstall(inst, opts);
+      return { outcome: 'resumed', build: r.build, downloadedBytes: r.fetchedBytes, install: r };
+    } finally {
+      await inst.close(); // its decode workers; the lock is ours and released by update()
+    }
   }
-  state = await settleInterrupted(dir, state);
+  ({ state } = await settleInterrupted(dir, state));
   const a = await readManifest(dir, state.build.manifestId);
   if (!a) throw new ClientError('not-installed', `the installed build's manifest is missing from ${stateDir(dir)}: run verify --repair or reinstall`);
   if (opts.key !== undefined) state.key = opts.key;
@@ -114,24 +119,46 @@ async function updateLocked(opts: UpdateOptions, lock: Lock): Promise<UpdateResu
     if (typeof got !== 'string') return { ...got, from };
     fallback = got;
   }
+  // On failure `updating` stays set: the next update, status or verify settles which build the folder holds
+  // (A, or B when the swap had begun), and the download cache (.rockit/update/) keeps what arrived.
   const r = await updateByChunks(dir, state, a, release, remote, limiter, opts);
-  return { ...r, from, fallback };
+  await commitNext(dir, state, r.build);
+  return { outcome: 'chunks', build: r.build, downloadedBytes: r.downloadedBytes, kept: r.kept, from, fallback, ...(r.resumedBytes > 0 ? { resumedBytes: r.resumedBytes } : {}) };
 }
 
-/** After a killed update: recover the in-place swap, then record which build the folder really holds. */
-async function settleInterrupted(dir: string, state: InstallState): Promise<InstallState> {
-  await recoverInPlace(dir);
+/**
+ * A kill between the two renames of the swap leaves no folder at all (it is `<dir>.rockit-old`, B is
+ * `<dir>.rockit-new`): roll forward before anything (taking the lock would create an empty folder).
+ */
+export async function recoverMissingFolder(dir: string): Promise<void> {
+  const missing = !(await stat(dir).catch(() => undefined));
+  if (missing && (await stat(`${resolve(dir)}.rockit-journal`).catch(() => undefined))) await recoverInPlace(dir);
+}
+
+/**
+ * After a killed or failed update: recovers the in-place swap (the folder becomes exactly A or exactly B),
+ * then records which build the folder really holds. Returns the settled state and what happened. The caller
+ * holds the folder's lock.
+ */
+export async function settleInterrupted(dir: string, state: InstallState): Promise<{ state: InstallState; settled?: 'kept' | 'finished' }> {
+  const recovery = await recoverInPlace(dir);
   const next = state.updating;
-  if (!next) return state;
+  if (!next) return recovery === 'clean' ? { state } : { state, settled: 'kept' };
   const a = await readManifest(dir, state.build.manifestId);
   const b = await readManifest(dir, next.manifestId, NEXT_MANIFEST_FILE);
+  let settled: 'kept' | 'finished' = 'kept';
   if (a && b && (await holdsB(dir, a, b))) {
     await rename(join(stateDir(dir), NEXT_MANIFEST_FILE), join(stateDir(dir), MANIFEST_FILE));
     state.build = next;
+    settled = 'finished';
   }
   delete state.updating;
   await writeState(dir, state);
-  return state;
+  if (settled === 'finished') {
+    await removeUpdateCache(dir);
+    await rm(join(stateDir(dir), PATCH_DIR), { recursive: true, force: true });
+  }
+  return { state, settled };
 }
 
 /** Whether the folder (recovered, so exactly A or B) holds B: looks at the first paths where A and B differ. */
@@ -258,6 +285,8 @@ async function tryPatch(
       patch: pdir,
       dir,
       fromManifest: base,
+      // Test hook (e2e tests of kill -9 inside the swap): SIGKILL of this process at that step of the protocol.
+      ...(process.env.ROCKIT_TEST_CRASH_AT ? { failAt: process.env.ROCKIT_TEST_CRASH_AT as InPlaceStep } : {}),
       onProgress: (p) => opts.onEvent?.({ phase: 'update', bytes: p.doneBytes, total: p.totalBytes, rate: 0, eta: null, ready: false }),
     });
     kept = r.kept;
@@ -323,120 +352,5 @@ async function commitNext(dir: string, state: InstallState, next: BuildRef): Pro
   delete state.updating;
   state.phase = 'installed';
   await writeState(dir, state);
-}
-
-async function updateByChunks(dir: string, state: InstallState, a: Manifest, release: Release, remote: Remote, limiter: RateLimiter, opts: UpdateOptions): Promise<UpdateResult> {
-  const src = remote.source(release.image.path);
-  const img = await openImage(src).catch((e: unknown) => Promise.reject(mapHttpError(e)));
-  const b = img.manifest;
-  checkBuildPaths(b);
-  const id = await writeManifest(dir, b, NEXT_MANIFEST_FILE);
-  const next = buildRef(release, b, id);
-  state.updating = next;
-  await writeState(dir, state);
-  let fetched = img.imageJson.manifest.sizeBytes;
-  // Where A has each chunk: (file, offset) of its first occurrence.
-  const inA = new Map<string, { path: string; offset: number; size: number }>();
-  for (const f of a.files) {
-    if (f.type !== 'file') continue;
-    let off = 0;
-    for (const ci of f.chunks) {
-      const c = a.chunks[ci];
-      const key = Buffer.from(c.hash).toString('hex');
-      if (!inA.has(key)) inA.set(key, { path: f.path, offset: off, size: c.rawSizeBytes });
-      off += c.rawSizeBytes;
-    }
-  }
-  let kept: KeptUserEntries;
-  try {
-    const r = await replaceInPlace({
-      dir,
-      baseManifest: a,
-      toManifestId: id,
-      build: async (staging) => {
-        await layOut(staging, b);
-        const present = new Uint8Array(Math.ceil(b.chunks.length / 8));
-        const stream = new ChunkStream({ dir: staging, manifest: b, source: src, present, save: async () => undefined, beforeRead: () => remote.freshen(), limiter });
-        // Chunks the installed build has: copied from its files, each checked against its hash.
-        const fds = new Map<string, number>();
-        try {
-          b.chunks.forEach((c, ci) => {
-            const at = inA.get(Buffer.from(c.hash).toString('hex'));
-            if (!at) return;
-            let fd = fds.get(at.path);
-            if (fd === undefined) {
-              try {
-                fd = openSync(join(dir, at.path), 'r');
-              } catch {
-                return;
-              }
-              fds.set(at.path, fd);
-            }
-            const buf = Buffer.allocUnsafe(at.size);
-            let got = 0;
-            while (got < at.size) {
-              const n = readSync(fd, buf, got, at.size - got, at.offset + got);
-              if (n === 0) break;
-              got += n;
-            }
-            if (got === at.size && createHash('sha256').update(buf).digest().equals(c.hash)) stream.put(ci, buf);
-          });
-        } finally {
-          for (const fd of fds.values()) closeSync(fd);
-          stream.closeFiles();
-        }
-        const before = stream.fetchedBytes;
-        const onAbort = () => stream.stop();
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
-        const started = performance.now();
-        stream.onChunk = () => {
-          const secs = (performance.now() - started) / 1000;
-          const rate = secs > 0 ? stream.fetchedBytes / secs : 0;
-          opts.onEvent?.({ phase: 'update', bytes: stream.presentStoredBytes, total: stream.totalStoredBytes, rate: Math.round(rate), eta: rate > 0 ? Math.round((stream.totalStoredBytes - stream.presentStoredBytes) / rate) : null, ready: false });
-        };
-        try {
-          await stream.run();
-        } finally {
-          opts.signal?.removeEventListener('abort', onAbort);
-        }
-        if (!stream.complete) throw new ClientError('server-unavailable', 'update stopped before it was complete (run again)', true);
-        fetched += stream.fetchedBytes - before;
-        const problems = await checkFiles(staging, b);
-        if (problems.length > 0) throw new ClientError('origin-corrupt', `the new build does not verify: ${problems.map((p) => p.path).join(', ')}`, true);
-        await syncTree(staging, b);
-      },
-    });
-    kept = r.kept;
-  } catch (err) {
-    delete state.updating;
-    await writeState(dir, state);
-    throw err;
-  }
-  await commitNext(dir, state, next);
-  return { outcome: 'chunks', build: next, downloadedBytes: fetched, kept };
-}
-
-/** fsync of every regular file and folder of the build (the in-place protocol wants B durable before the swap). */
-async function syncTree(root: string, m: Manifest): Promise<void> {
-  const folders = new Set<string>(['']);
-  for (const f of m.files) {
-    if (f.type === 'file') {
-      const fd = openSync(join(root, f.path), 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
-    if (f.type === 'dir') folders.add(f.path);
-  }
-  for (const d of [...folders].sort((x, y) => y.length - x.length)) {
-    if (!(await lstat(join(root, d)).catch(() => undefined))?.isDirectory()) continue;
-    const fd = openSync(join(root, d), 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
+  await removeUpdateCache(dir);
 }

@@ -12,6 +12,7 @@ import { checkFiles, layOut, type FileProblem } from './layout.js';
 import { RateLimiter } from './rate-limiter.js';
 import { Remote, mapHttpError } from './remote.js';
 import { lockFolder, readManifest, readState, stateDir } from './state.js';
+import { recoverMissingFolder, settleInterrupted } from './update.js';
 
 export interface VerifyOptions {
   dir: string;
@@ -37,11 +38,14 @@ export interface VerifyResult {
  * 'outdated' when the installed build's image is no longer served: update instead, network errors).
  */
 export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
+  await recoverMissingFolder(opts.dir);
   const lock = await lockFolder(opts.dir);
   try {
-    const state = await readState(opts.dir);
-    if (!state) throw new ClientError('not-installed', `${opts.dir} holds no install`);
-    if (state.phase !== 'installed') throw new ClientError('not-installed', `the install in ${opts.dir} is not complete: run update to resume it`);
+    const found = await readState(opts.dir);
+    if (!found) throw new ClientError('not-installed', `${opts.dir} holds no install`);
+    if (found.phase !== 'installed') throw new ClientError('not-installed', `the install in ${opts.dir} is not complete: run update to resume it`);
+    // A killed update: check the build the folder really holds.
+    const { state } = await settleInterrupted(opts.dir, found);
     const m = await readManifest(opts.dir, state.build.manifestId);
     if (!m) throw new ClientError('not-installed', `the installed build's manifest is missing from ${stateDir(opts.dir)}: reinstall`);
     let hashed = 0;

@@ -150,6 +150,9 @@ export function register(program: Command): void {
           `build          ${s.build.buildName} (id ${s.build.buildId}, ${s.build.dxfName})${s.phase === 'installing' ? ' — install not complete' : ''}`,
           `present        ${formatBytes(s.bytesPresent)} of ${formatBytes(s.bytesTotal)}`,
           `update         ${s.updateAvailable === null ? `unknown (${s.offlineReason ?? 'offline'})` : s.updateAvailable ? `build ${s.latest?.buildName} (${s.latest?.dxfName}) waits${s.patchBytes !== undefined ? `, patch ${formatBytes(s.patchBytes)}` : ''}` : 'none'}`,
+          ...(s.updateInterrupted ? [`interrupted    ${s.updateInterrupted.message}`] : []),
+          ...(s.settled === 'finished' ? ['settled        a killed update had begun its swap: it was finished'] : []),
+          ...(s.busy ? [`busy           ${s.busy}`] : []),
         ]);
       });
     });

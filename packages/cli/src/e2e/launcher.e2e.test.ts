@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CLI_BIN, cleanEnv, runRockit, startServer, treeDigest, type ServerProcess } from './test-support/processes.js';
-import { publish, writeGame, writeRelease, type Published } from './test-support/game-depot.js';
+import { noise, publish, writeGame, writeRelease, type Published } from './test-support/game-depot.js';
 
 const ORG = 'acme';
 let dir: string;
@@ -293,6 +293,16 @@ describe('a keyed app', () => {
       expect(up.exitCode, up.stderr + up.stdout).toBe(0);
       expect(jsonLines(up.stdout).at(-1)).toMatchObject({ outcome: 'patched', build: { buildId: 2 } });
       expect(await gameTree(to)).toEqual(await treeDigest(game2));
+      // A revoked (expired) key: a clear error naming the key problem; the install stays as it was.
+      expect((await api('DELETE', `/be/v1/keys/${created.key.id}`, undefined, { 'x-rockit-beauth-token': auth })).httpStatus).toBe(200);
+      const revoked = await runRockit(['update', to, '--json'], env());
+      expect(revoked.exitCode).toBe(1);
+      expect(jsonLines(revoked.stdout).at(-1)).toMatchObject({ phase: 'error', error: 'key-rejected' });
+      expect(await gameTree(to)).toEqual(await treeDigest(game2));
+      const renewed = await api('POST', '/be/v1/keys', { appName: 'locked', label: 'launcher 2' }, { 'x-rockit-beauth-token': auth });
+      const again = await runRockit(['update', to, '--key', renewed.key.key, '--json'], env());
+      expect(again.exitCode, again.stderr + again.stdout).toBe(0);
+      expect(jsonLines(again.stdout).at(-1)).toMatchObject({ outcome: 'up-to-date' });
     } finally {
       await keyed.stop();
     }
@@ -339,7 +349,7 @@ describe('rockit play (FUSE)', () => {
 });
 
 describe('kill -9 during an update', () => {
-  it('leaves the old build (never a mix); the next update completes it', async () => {
+  it('by changed chunks: leaves the old build (never a mix); status says interrupted and settles it; the next update resumes the download', async () => {
     const g1 = path.join(dir, 'crash-g1');
     const g2 = path.join(dir, 'crash-g2');
     await writeGame(g1, 1);
@@ -348,8 +358,14 @@ describe('kill -9 during an update', () => {
     const to = path.join(dir, 'install-crash');
     expect((await runRockit(['install', server.address, `${ORG}/crash`, '--to', to], env())).exitCode).toBe(0);
     await fs.writeFile(path.join(to, 'my-mod.txt'), 'mod');
+    // Build 2 adds 4 MB of new data: several 1 MB reads at 1 MB/s, so the kill lands mid-download.
+    await fs.writeFile(path.join(g2, 'data', 'levels', 'big.dat'), noise(99, 4 * 1024 * 1024));
     await publish(depot, ORG, 'crash', g2, 2, { work: path.join(dir, 'crash-w2'), patchFrom: [c1] });
-    const run = await spawnUntil(['update', to, '--no-patch', '--limit-rate', '200k', '--json'], (e) => e.phase === 'update' && e.bytes > 0);
+    const run = await spawnUntil(['update', to, '--no-patch', '--limit-rate', '1MB', '--json'], (e) => e.phase === 'update' && e.bytes > 0);
+    // Killed once the download state has been saved (every 2 s) and before the download ended.
+    const saved = path.join(to, '.rockit', 'update', 'chunks.bin');
+    for (let i = 0; i < 200 && !(await fs.stat(saved).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(run.child.exitCode, 'the update ended before it could be killed').toBeNull();
     run.child.kill('SIGKILL');
     await run.exited;
     const mid = await gameTree(to);
@@ -357,14 +373,54 @@ describe('kill -9 during an update', () => {
     delete mid['my-mod.txt'];
     expect(mid).toEqual(await treeDigest(g1));
     const st = jsonLines((await runRockit(['status', to, '--json', '--offline'], env())).stdout).at(-1);
-    expect(st).toMatchObject({ phase: 'installed', build: { buildId: 1 } });
-    const up = await runRockit(['update', to, '--json'], env());
+    expect(st).toMatchObject({ phase: 'installed', build: { buildId: 1 }, settled: 'kept', updateInterrupted: { via: 'chunks', to: { buildId: 2 } } });
+    expect(st.updateInterrupted.message).toMatch(/interrupted.*run rockit update to finish/);
+    expect(st.updateInterrupted.bytesDownloaded).toBeGreaterThan(0);
+    expect(st.updateInterrupted.bytesDownloaded).toBeLessThan(st.updateInterrupted.bytesNeeded);
+    const state = JSON.parse(await fs.readFile(path.join(to, '.rockit', 'install.json'), 'utf8'));
+    expect(state.updating).toBeUndefined();
+    const human = await runRockit(['status', to, '--offline'], env());
+    expect(human.stdout).toMatch(/interrupted .*run rockit update to finish/);
+
+    const up = await runRockit(['update', to, '--no-patch', '--json'], env());
     expect(up.exitCode, up.stderr).toBe(0);
-    expect(jsonLines(up.stdout).at(-1)).toMatchObject({ outcome: 'patched', build: { buildId: 2 } });
+    const r = jsonLines(up.stdout).at(-1);
+    expect(r).toMatchObject({ outcome: 'chunks', build: { buildId: 2 } });
+    expect(r.resumedBytes).toBe(st.updateInterrupted.bytesDownloaded);
+    expect(r.downloadedBytes).toBeLessThan(st.updateInterrupted.bytesNeeded);
     const after = await gameTree(to);
     expect(after['my-mod.txt']).toBeDefined();
     delete after['my-mod.txt'];
     expect(after).toEqual(await treeDigest(g2));
     await expect(fs.stat(`${to}.rockit-new`)).rejects.toThrow();
+    await expect(fs.stat(path.join(to, '.rockit', 'update'))).rejects.toThrow();
+    const done = jsonLines((await runRockit(['status', to, '--json', '--offline'], env())).stdout).at(-1);
+    expect(done).toMatchObject({ build: { buildId: 2 } });
+    expect(done.updateInterrupted).toBeUndefined();
+  }, 180_000);
+
+  it('inside the swap (folder moved away): status finishes the update; the folder is the new build', async () => {
+    const g1 = path.join(dir, 'swap-g1');
+    const g2 = path.join(dir, 'swap-g2');
+    await writeGame(g1, 1);
+    await writeGame(g2, 2);
+    const s1 = await publish(depot, ORG, 'swap', g1, 1, { work: path.join(dir, 'swap-w1') });
+    const to = path.join(dir, 'install-swap');
+    expect((await runRockit(['install', server.address, `${ORG}/swap`, '--to', to], env())).exitCode).toBe(0);
+    await fs.writeFile(path.join(to, 'my-save.txt'), 'save');
+    await publish(depot, ORG, 'swap', g2, 2, { work: path.join(dir, 'swap-w2'), patchFrom: [s1] });
+    // SIGKILL right after the installed folder was renamed away and before B took its place.
+    const killed = await runRockit(['update', to, '--json'], { ...env(), ROCKIT_TEST_CRASH_AT: 'movedOld' });
+    expect(killed.exitCode, killed.stderr + killed.stdout).toBeNull(); // killed by its signal
+    await expect(fs.stat(to)).rejects.toThrow();
+    const st = jsonLines((await runRockit(['status', to, '--json', '--offline'], env())).stdout).at(-1);
+    expect(st).toMatchObject({ phase: 'installed', build: { buildId: 2 }, settled: 'finished' });
+    expect(st.updateInterrupted).toBeUndefined();
+    const after = await gameTree(to);
+    expect(after['my-save.txt']).toBeDefined();
+    delete after['my-save.txt'];
+    expect(after).toEqual(await treeDigest(g2));
+    await expect(fs.stat(`${to}.rockit-old`)).rejects.toThrow();
+    expect(jsonLines((await runRockit(['update', to, '--json'], env())).stdout).at(-1)).toMatchObject({ outcome: 'up-to-date' });
   }, 180_000);
 });

@@ -164,7 +164,11 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
   }
 }
 
-async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array, reuse?: ArrayBuffer): Promise<Uint8Array> {
+/**
+ * Decodes and verifies one coalesced read (chunks `g`, adjacent in one pack) on the pool's worker threads.
+ * Returns the raw chunks back to back. Errors: CorruptionError 'chunk' naming the first bad chunk.
+ */
+export async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array, reuse?: ArrayBuffer): Promise<Uint8Array> {
   const n = g.length;
   const codecs = new Uint8Array(n);
   const storedLengths = new Uint32Array(n);
