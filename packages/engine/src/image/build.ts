@@ -1,6 +1,5 @@
 // tar / folder → ROCKIT image, streaming. Memory holds the manifest model (file table, chunk table and the
 // hash → chunk index) plus a bounded number of in-flight batches; file bytes never accumulate.
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FastCdcChunker, validateChunkingParams } from '../chunker/fastcdc.js';
@@ -13,6 +12,7 @@ import type { ChunkingParams, Codec, FileEntry, Manifest } from '../format/types
 import { walkFolder } from '../tar/folder-walker.js';
 import { InputGuard, type InputEntry } from '../tar/input-entry.js';
 import { readTarEntries } from '../tar/tar-reader.js';
+import { FileDigester } from './file-digester.js';
 import { ImageWriter } from './image-writer.js';
 
 export interface BuildProgress {
@@ -87,6 +87,11 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
   const chunker = new FastCdcChunker(chunking);
   const files: FileEntry[] = [];
   const index = new Map<string, number>();
+  // Whole-file SHA-256 runs on a thread of its own (when the pool has threads): the reading, chunking thread
+  // is the build's bottleneck, the codec workers wait for it.
+  const digester = new FileDigester(pool.threads > 0 ? 1 : 0, (owner, digest) => {
+    files[owner].sha256 = digest.slice();
+  });
   const inflight: PendingBatch[] = [];
   const maxInflight = Math.max(2, pool.threads * 2);
   const capacity = CODEC_BATCH_BYTES + chunking.maxSizeBytes;
@@ -100,6 +105,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
   let openStart = 0;
   let lengths: number[] = [];
   let owners: number[] = [];
+  /** The current batch for the digester: [owner, length] runs of its bytes, and the files that ended in it. */
+  let segments: number[] = [];
+  let ends: number[] = [];
   let chunkRefs = 0;
   let rawBytes = 0;
   let uniqueRawBytes = 0;
@@ -137,6 +145,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
 
   const dispatch = async (): Promise<void> => {
     opts.signal?.throwIfAborted();
+    if (lengths.length === 0 && ends.length === 0) return;
+    await digester.add(data.subarray(0, used), segments, ends);
+    segments = [];
+    ends = [];
     if (lengths.length === 0) return;
     const batchLengths = Uint32Array.from(lengths);
     const result = pool.run({ level, data: data.subarray(0, used), lengths: batchLengths, outOffset: capacity });
@@ -151,8 +163,12 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
   };
 
   const closeChunk = (owner: number): void => {
-    lengths.push(used - openStart);
+    const len = used - openStart;
+    lengths.push(len);
     owners.push(owner);
+    const k = segments.length;
+    if (k > 0 && segments[k - 2] === owner) segments[k - 1] += len;
+    else segments.push(owner, len);
     openStart = used;
     chunkRefs++;
   };
@@ -173,12 +189,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
       }
       const owner = files.length - 1;
       fileCount++;
-      const fileHash = createHash('sha256');
       let read = 0;
       const cuts: number[] = [];
       for await (const chunk of e.content ?? []) {
         const buf = chunk as Uint8Array;
-        fileHash.update(buf);
         read += buf.length;
         cuts.length = 0;
         chunker.update(buf, cuts);
@@ -199,13 +213,14 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
       if (read !== a.sizeBytes) {
         throw new TarError('read-failed', e.name, `read ${read} bytes of ${JSON.stringify(e.name)}, expected ${a.sizeBytes} (changed while reading?)`);
       }
-      entry.sha256 = fileHash.digest();
+      ends.push(owner);
       rawBytes += read;
       if (used >= CODEC_BATCH_BYTES) await dispatch();
     }
     guard.finish();
     await dispatch();
     while (inflight.length > 0) await settle();
+    await digester.drain();
     const { manifest, imageJson, manifestBytes } = await writer.finish({ chunking, files });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
@@ -227,7 +242,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
     await writer.abort();
     throw err;
   } finally {
-    await pool.close();
+    await Promise.all([pool.close(), digester.close()]);
   }
 }
 
