@@ -1,6 +1,8 @@
 import type { Insertable, Selectable, Updateable } from 'kysely';
 import type { AppTables } from './app-tables.js';
 import type { FastStartTables } from './faststart-tables.js';
+import type { ImportTables } from './import-tables.js';
+import type { SubscriptionTables } from './subscription-tables.js';
 import type { TrainingTables } from './training-tables.js';
 
 /**
@@ -113,10 +115,11 @@ export interface LoginFailuresTable {
 }
 
 /**
- * Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts,
- * those of 0010 (download keys, traces) in faststart-tables.ts, 0011 (trainings) in training-tables.ts.
+ * Tables of migration 0003 (apps, deployments, builds, patches) are declared in app-tables.ts, the imports
+ * table in import-tables.ts, 0005 (subscriptions) in subscription-tables.ts, 0010 (download keys, traces) in
+ * faststart-tables.ts, 0011 (trainings) in training-tables.ts.
  */
-export interface Database extends AppTables, FastStartTables, TrainingTables {
+export interface Database extends AppTables, ImportTables, SubscriptionTables, FastStartTables, TrainingTables {
   orgs: OrgsTable;
   roles: RolesTable;
   users: UsersTable;

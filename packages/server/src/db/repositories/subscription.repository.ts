@@ -1,6 +1,5 @@
-import { sql, type Kysely } from 'kysely';
-import type { Database } from '../database.js';
-import type { DeliveryRow, SubscriptionRow, SubscriptionTables } from '../subscription-tables.js';
+import { sql } from 'kysely';
+import type { DeliveryRow, SubscriptionRow } from '../subscription-tables.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
 /**
@@ -8,17 +7,16 @@ import { applyWindow, contains, type Executor, type ListWindow } from './common.
  * delivery handler finds a subscription by id (the id is what its task carries).
  */
 
-const q = (db: Executor): Kysely<Database & SubscriptionTables> => db as unknown as Kysely<Database & SubscriptionTables>;
 
 export const findSubscription = (db: Executor, orgId: string, name: string): Promise<SubscriptionRow | undefined> =>
-  q(db).selectFrom('subscriptions').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+  db.selectFrom('subscriptions').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
 
 export const findSubscriptionById = (db: Executor, id: string): Promise<SubscriptionRow | undefined> =>
-  q(db).selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+  db.selectFrom('subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
 
 /** Every subscription of the org with this name (with the org's id), oldest first. */
 export async function subscriptionsOfOrgName(db: Executor, orgName: string): Promise<SubscriptionRow[]> {
-  return q(db)
+  return db
     .selectFrom('subscriptions')
     .innerJoin('orgs', 'orgs.id', 'subscriptions.org_id')
     .selectAll('subscriptions')
@@ -40,7 +38,7 @@ export async function listSubscriptions(
   f: SubscriptionFilter,
   w: ListWindow,
 ): Promise<{ total: number; rows: SubscriptionRow[] }> {
-  let base = q(db).selectFrom('subscriptions').where('org_id', '=', orgId);
+  let base = db.selectFrom('subscriptions').where('org_id', '=', orgId);
   if (f.name) base = base.where(contains('name', f.name));
   if (f.type) base = base.where('type', '=', f.type as SubscriptionRow['type']);
   const { total } = await base.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
@@ -49,21 +47,21 @@ export async function listSubscriptions(
 }
 
 export async function insertSubscription(db: Executor, row: SubscriptionRow): Promise<void> {
-  await q(db).insertInto('subscriptions').values(row).execute();
+  await db.insertInto('subscriptions').values(row).execute();
 }
 
 /** Its delivery log goes with it (cascade); tasks still queued for it find it gone and do nothing. */
 export async function deleteSubscription(db: Executor, id: string): Promise<void> {
-  await q(db).deleteFrom('subscriptions').where('id', '=', id).execute();
+  await db.deleteFrom('subscriptions').where('id', '=', id).execute();
 }
 
 export async function insertDelivery(db: Executor, row: DeliveryRow): Promise<void> {
-  await q(db).insertInto('subscription_deliveries').values(row).execute();
+  await db.insertInto('subscription_deliveries').values(row).execute();
 }
 
 /** The newest `limit` attempts of a subscription, newest first. */
 export const recentDeliveries = (db: Executor, subscriptionId: string, limit: number): Promise<DeliveryRow[]> =>
-  q(db)
+  db
     .selectFrom('subscription_deliveries')
     .selectAll()
     .where('subscription_id', '=', subscriptionId)
