@@ -16,7 +16,10 @@ const { values: opt } = parseArgs({
     seed: { type: 'string', default: '1' },
     'zstd19-pairs': { type: 'string', default: '1' },
     'xdelta-pairs': { type: 'string', default: '99' },
-    real: { type: 'string', default: '@biomejs/cli-linux-x64@2.6.7,@biomejs/cli-linux-x64@2.6.8;typescript@5.9.2,typescript@5.9.3' },
+    // Pairs separated by ';'. An npm spec (`name@version`), or a Debian package `deb:<name>[=<version>]` fetched with
+    // `apt-get download` (its data tar, as dpkg-deb gives it), or `deb:linux-image` for the two newest
+    // linux-image-*-amd64 kernels the configured Debian mirror offers.
+    real: { type: 'string', default: 'deb:linux-image;@biomejs/cli-linux-x64@2.6.7,@biomejs/cli-linux-x64@2.6.8;typescript@5.9.2,typescript@5.9.3' },
     'rss-sizes': { type: 'string', default: '1000000000,4000000000' },
     skip: { type: 'string', default: '' },
     /** What makePatch reads, in order of preference: image, tar, folder. */
@@ -205,7 +208,8 @@ if (!skip.has('real')) {
     const specs = group.split(',');
     const dir = join(work, 'real');
     mkdirSync(dir, { recursive: true });
-    const versions = specs.map((spec) => {
+    const versions = expandDebianPair(specs).map((spec) => {
+      if (spec.startsWith('deb:')) return debianVersion(spec.slice(4), dir);
       const label = spec.replace(/^@/, '').replace(/[/@]/g, '-');
       const tgz = readdirSync(dir).find((f) => f === `${label}.tgz`);
       if (!tgz) {
@@ -223,6 +227,41 @@ if (!skip.has('real')) {
     });
     benchSet(`Real package: ${specs.join(' → ')}`, versions);
   }
+}
+
+/** `deb:linux-image` → the two newest `linux-image-<abi>-amd64` packages of the mirror, older first. */
+function expandDebianPair(specs) {
+  if (specs.length !== 1 || specs[0] !== 'deb:linux-image') return specs;
+  const names = execFileSync('apt-cache', ['search', '--names-only', '^linux-image-[0-9.]+-[0-9]+-amd64$'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean)
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  if (names.length < 2) throw new Error('deb:linux-image: the mirror lists fewer than two linux-image-*-amd64 packages (apt-get update?)');
+  return names.slice(-2).map((n) => `deb:${n}`);
+}
+
+/** A Debian package as a version of the data set: its data tar (dpkg-deb --fsys-tarfile) and that tar unpacked. */
+function debianVersion(spec, dir) {
+  const label = 'deb-' + spec.replace(/[^A-Za-z0-9.+-]/g, '_');
+  const tar = join(dir, `${label}.tar`);
+  if (!existsSync(tar)) {
+    const dl = join(dir, `${label}.download`);
+    rm(dl);
+    mkdirSync(dl, { recursive: true });
+    log(`apt-get download ${spec}`);
+    execFileSync('apt-get', ['-o', 'APT::Sandbox::User=root', 'download', spec], { cwd: dl, stdio: ['ignore', 'ignore', 'inherit'] });
+    const deb = readdirSync(dl).find((f) => f.endsWith('.deb'));
+    if (!deb) throw new Error(`apt-get download ${spec} left no .deb`);
+    execFileSync('sh', ['-c', `dpkg-deb --fsys-tarfile "${join(dl, deb)}" > "${tar}.part" && mv "${tar}.part" "${tar}"`]);
+    rm(dl);
+  }
+  const folder = join(dir, label);
+  if (!existsSync(folder)) {
+    mkdirSync(folder);
+    execFileSync('tar', ['-xf', tar, '-C', folder]);
+  }
+  return { label, dir: folder, tar };
 }
 
 if (!skip.has('rss')) {
