@@ -60,7 +60,7 @@ export function DeploymentForm({ existing, onSaved }: { existing?: Deployment; o
   const [saved, setSaved] = useState(false);
   const { busy, error, run } = useSubmit();
   const submit = () => {
-    const body: Record<string, unknown> = { name, label, verify };
+    const body: Record<string, unknown> = { name, verify, ...(label ? { label } : {}) };
     if (!existing) body.type = type;
     if (prefix || existing?.originPrefix) body.originPrefix = prefix || null;
     if (type === 'fs') body.fs = { path: fsPath };

@@ -50,7 +50,7 @@ function RoleForm({ existing, onSaved }: { existing?: Role; onSaved: (name: stri
       onSubmit={(e) => {
         e.preventDefault();
         if (readOnly) return;
-        const body = { name, label, permissions: perms };
+        const body = { name, permissions: perms, ...(label ? { label } : {}) };
         void run(() => (existing ? api.patch('/be/v1/roles', body) : api.post('/be/v1/roles', body))).then((ok) => {
           if (ok) {
             setSaved(true);
