@@ -32,7 +32,6 @@ export function usePoll<T>(fn: () => Promise<T>, intervalMs: number, deps: unkno
       alive = false;
       if (timer) clearTimeout(timer);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick, intervalMs]);
   return { data, error, reload };
 }
