@@ -152,7 +152,7 @@ export function DeploymentPage({ name }: { name: string }) {
         <button type="button" disabled={act.busy} onClick={() => void act.run(() => api.patch('/be/v1/deployments', { name: d.name, verify: true })).then(reload)}>Verify now</button>
       )}
       <ErrorNote error={act.error} />
-      {api.can('deployments', 4) && <DeploymentForm key={d.updated} existing={d} onSaved={reload} />}
+      {api.can('deployments', 4) && <DeploymentForm key={d.name} existing={d} onSaved={reload} />}
     </Page>
   );
 }

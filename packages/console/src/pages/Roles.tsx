@@ -90,7 +90,7 @@ export function RolePage({ name }: { name: string }) {
     >
       <p>{role.users} users hold it.</p>
       <ErrorNote error={del.error} />
-      <RoleForm key={role.updated} existing={role} onSaved={reload} />
+      <RoleForm key={role.name} existing={role} onSaved={reload} />
     </Page>
   );
 }

@@ -129,7 +129,7 @@ export function UserPage({ username }: { username: string }) {
       {secret && <OneTimeSecret label={secret.label} value={secret.value} onDone={() => setSecret(null)} />}
       <ErrorNote error={act.error} />
       <p>Created {date(u.created)} · last sign-in {date(u.lastLogin)}</p>
-      {api.can('beUsers', 4) && <EditUser key={u.updated} user={u} onSaved={reload} />}
+      {api.can('beUsers', 4) && <EditUser key={u.username} user={u} onSaved={reload} />}
       {u.type === 'machine' && api.can('beUsers', 4) && (
         <div className="card">
           <h2>API keys</h2>
