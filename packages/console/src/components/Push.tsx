@@ -88,69 +88,86 @@ export function PushBuild({ appName, onPublished }: { appName: string; onPublish
       }}
     >
       <h2 id="push-title">Push a build</h2>
-      <div className="row">
-        <Field label="Build (a .tar of the game folder)" name="tar">
-          {(p) => (
-            <input
-              {...p}
-              type="file"
-              accept=".tar,application/x-tar"
-              data-testid="tar-input"
-              disabled={busy}
-              onChange={(e) => {
-                const f = e.target.files?.[0];
-                setSource(f ? { blob: f, label: f.name } : null);
-              }}
-            />
-          )}
-        </Field>
-        <Field label="…or a folder (packed in the browser)" name="folder">
-          {(p) => (
-            <input
-              {...p}
-              type="file"
-              multiple
-              disabled={busy}
-              ref={(el) => el?.setAttribute('webkitdirectory', '')}
-              onChange={(e) => {
-                const list = e.target.files;
-                if (!list || list.length === 0) return setSource(null);
-                const first = (list[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0] ?? 'folder';
-                setSource({ blob: packTar(folderFiles(list)), label: `${first}/ (${list.length} files, packed)` });
-              }}
-            />
-          )}
-        </Field>
-        <Field label="Build name (optional)" name="buildName" error={error}>
-          {(p) => <input {...p} value={buildName} maxLength={100} disabled={busy} onChange={(e) => setBuildName(e.target.value)} />}
-        </Field>
-      </div>
+      <SourcePicker busy={busy} buildName={buildName} setBuildName={setBuildName} setSource={setSource} error={error} />
       {source && <p>Selected: {source.label}, {bytes(total)}</p>}
       <button type="submit" className="primary" disabled={!source || busy}>Push</button>
       {phase === 'uploading' && (
         <button type="button" onClick={() => abort.current?.abort()}>Cancel upload</button>
       )}
-      {phase !== 'idle' && (
-        <div className="push-status" aria-live="polite">
-          <Progress value={total ? sent / total : 0} label="Upload" />
-          <p>Uploaded {bytes(sent)} of {bytes(total)} {note && <small>({note})</small>}</p>
-          <ol className="chain" aria-label="Task chain">
-            {PIPELINE.map((type) => {
-              const t = chain.find((c) => c.type === type);
-              return (
-                <li key={type} data-status={t?.status ?? 'pending'}>
-                  <strong>{type}</strong>{' '}
-                  {t ? <><Link to={`tasks/${t.name}`}>{t.status}</Link> {t.status === 'running' && `${Math.round(t.progress * 100)} %`}</> : 'waiting'}
-                  {t?.error ? <span className="error-text"> {String((t.error as { message?: string }).message ?? '')}</span> : null}
-                </li>
-              );
-            })}
-          </ol>
-          {phase === 'published' && <p className="ok-text" role="status" data-testid="published">Published.</p>}
-          {phase === 'failed' && <p className="error-text" role="alert" data-testid="push-failed">The push failed.</p>}
-        </div>
-      )}
+      {phase !== 'idle' && <PushProgress phase={phase} sent={sent} total={total} note={note} chain={chain} />}
       <ErrorNote error={error && error.param !== 'buildName' ? error : null} />
     </form>
+  );
+}
+
+function PushProgress({ phase, sent, total, note, chain }: { phase: Phase; sent: number; total: number; note: string; chain: Task[] }) {
+  return (
+    <div className="push-status" aria-live="polite">
+      <Progress value={total ? sent / total : 0} label="Upload" />
+      <p>Uploaded {bytes(sent)} of {bytes(total)} {note && <small>({note})</small>}</p>
+      <ol className="chain" aria-label="Task chain">
+        {PIPELINE.map((type) => {
+          const t = chain.find((c) => c.type === type);
+          return (
+            <li key={type} data-status={t?.status ?? 'pending'}>
+              <strong>{type}</strong>{' '}
+              {t ? <><Link to={`tasks/${t.name}`}>{t.status}</Link> {t.status === 'running' && `${Math.round(t.progress * 100)} %`}</> : 'waiting'}
+              {t?.error ? <span className="error-text"> {String((t.error as { message?: string }).message ?? '')}</span> : null}
+            </li>
+          );
+        })}
+      </ol>
+      {phase === 'published' && <p className="ok-text" role="status" data-testid="published">Published.</p>}
+      {phase === 'failed' && <p className="error-text" role="alert" data-testid="push-failed">The push failed.</p>}
+    </div>
+  );
+}
+
+function SourcePicker(props: {
+  busy: boolean;
+  buildName: string;
+  setBuildName: (v: string) => void;
+  setSource: (s: { blob: Blob; label: string } | null) => void;
+  error: ApiError | null;
+}) {
+  const { busy, buildName, setBuildName, setSource, error } = props;
+  return (
+    <div className="row">
+      <Field label="Build (a .tar of the game folder)" name="tar">
+        {(p) => (
+          <input
+            {...p}
+            type="file"
+            accept=".tar,application/x-tar"
+            data-testid="tar-input"
+            disabled={busy}
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              setSource(f ? { blob: f, label: f.name } : null);
+            }}
+          />
+        )}
+      </Field>
+      <Field label="…or a folder (packed in the browser)" name="folder">
+        {(p) => (
+          <input
+            {...p}
+            type="file"
+            multiple
+            disabled={busy}
+            ref={(el) => el?.setAttribute('webkitdirectory', '')}
+            onChange={(e) => {
+              const list = e.target.files;
+              if (!list || list.length === 0) return setSource(null);
+              const first = (list[0] as File & { webkitRelativePath?: string }).webkitRelativePath?.split('/')[0] ?? 'folder';
+              setSource({ blob: packTar(folderFiles(list)), label: `${first}/ (${list.length} files, packed)` });
+            }}
+          />
+        )}
+      </Field>
+      <Field label="Build name (optional)" name="buildName" error={error}>
+        {(p) => <input {...p} value={buildName} maxLength={100} disabled={busy} onChange={(e) => setBuildName(e.target.value)} />}
+      </Field>
+    </div>
   );
 }
