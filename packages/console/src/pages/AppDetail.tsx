@@ -62,16 +62,21 @@ function EditApp({ app, deployments, onSaved }: { app: App; deployments: Deploym
   const [label, setLabel] = useState(app.label);
   const [maxBuilds, setMaxBuilds] = useState(String(app.maxBuilds));
   const [chosen, setChosen] = useState<string[]>(app.deployments ?? []);
+  // The lock follows the app (a failed deploy locks it) until the user changes it here.
+  const [lockEdit, setLockEdit] = useState<boolean | null>(null);
+  const locked = lockEdit ?? app.locked;
   const [saved, setSaved] = useState(false);
   const { busy, error, run } = useSubmit();
-  useEffect(() => setSaved(false), [label, maxBuilds, chosen]);
+  useEffect(() => setSaved(false), [label, maxBuilds, chosen, lockEdit]);
   return (
     <form
       className="card"
       aria-labelledby="edit-app"
       onSubmit={(e) => {
         e.preventDefault();
-        void run(() => api.patch('/be/v1/apps', { name: app.name, label, maxBuilds: Number(maxBuilds), deployments: chosen })).then((ok) => {
+        void run(() => api.patch('/be/v1/apps', {
+          name: app.name, label, maxBuilds: Number(maxBuilds), deployments: chosen, ...(lockEdit !== null ? { locked: lockEdit } : {}),
+        })).then((ok) => {
           if (ok) {
             setSaved(true);
             onSaved();
@@ -101,7 +106,11 @@ function EditApp({ app, deployments, onSaved }: { app: App; deployments: Deploym
         {deployments.length === 0 && <p className="hint">No deployments: the app is published to the depot only.</p>}
         {error?.param?.startsWith('deployments') && <small className="field-error" role="alert">{error.message}</small>}
       </fieldset>
-      <FormError error={error} fields={['label', 'maxBuilds', 'deployments']} />
+      <label className="check">
+        <input type="checkbox" checked={locked} onChange={(e) => setLockEdit(e.target.checked)} /> locked (refuse new builds and set-live)
+      </label>
+      {error?.param === 'locked' || (error?.code === 'app-locked' && lockEdit !== null) ? <small className="field-error" role="alert">{error!.message}</small> : null}
+      <FormError error={error && !(error.code === 'app-locked' && lockEdit !== null) ? error : null} fields={['label', 'maxBuilds', 'deployments', 'locked']} />
       <button type="submit" className="primary" disabled={busy}>Save</button>
       {saved && <span role="status" className="ok-text"> Saved.</span>}
     </form>

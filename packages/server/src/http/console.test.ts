@@ -182,3 +182,63 @@ describe.each(TEST_DIALECTS)('GET /be/v1/consumption?months (%s)', (dialect) => 
     expect(r.json()).toMatchObject({ error: 'forbidden', permission: 'consumption.read' });
   });
 });
+
+describe.each(TEST_DIALECTS)('PATCH /be/v1/apps locked (%s)', (dialect) => {
+  let t: TestServer;
+  let org: OrgFixture;
+  let other: OrgFixture;
+  beforeAll(async () => {
+    t = await createTestServer({ dialect, env: { ROCKIT_NO_WORKER: 'true' } });
+    org = await createOrg(t);
+    other = await createOrg(t);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a locked app refuses imports and set-live with app-locked; unlocked, it takes them again', async () => {
+    const admin = await loginAdmin(t, org);
+    const app = await createApp(t, org);
+    const lock = await t.req('PATCH', '/be/v1/apps', { headers: admin.headers, body: { name: app.name, locked: true } });
+    expect(lock.statusCode, lock.body).toBe(200);
+    expect(lock.json().app).toMatchObject({ locked: true, error: null });
+    const refused = await t.req('POST', '/be/v1/builds', { headers: admin.headers, body: { appName: app.name } });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ error: 'app-locked' });
+    expect(refused.json().message).toContain('unlock');
+    const live = await t.req('PATCH', '/be/v1/apps', { headers: admin.headers, body: { name: app.name, iCurBuild: 1 } });
+    expect(live.json()).toMatchObject({ error: 'app-locked' });
+    const unlock = await t.req('PATCH', '/be/v1/apps', { headers: admin.headers, body: { name: app.name, locked: false } });
+    expect(unlock.json().app).toMatchObject({ locked: false });
+    expect((await t.req('POST', '/be/v1/builds', { headers: admin.headers, body: { appName: app.name } })).statusCode).toBe(202);
+  });
+
+  it('an app locked by a failed deploy cannot be unlocked by hand (retry the task)', async () => {
+    const admin = await loginAdmin(t, org);
+    const app = await createApp(t, org);
+    const error = JSON.stringify({ task: 't_failed', type: 'deploy', message: 'origin down', since: 1 });
+    await (t.server.db.db as any).updateTable('apps').set({ locked: 1, error }).where('id', '=', app.id).execute();
+    const r = await t.req('PATCH', '/be/v1/apps', { headers: admin.headers, body: { name: app.name, locked: false } });
+    expect(r.statusCode).toBe(409);
+    expect(r.json()).toMatchObject({ error: 'app-locked', task: 't_failed' });
+    expect((await t.req('GET', `/be/v1/apps/${app.name}`, { headers: admin.headers })).json().app).toMatchObject({ locked: true });
+  });
+
+  it('refuses a locked that is not a boolean, needs apps.update, and never reaches another org', async () => {
+    const admin = await loginAdmin(t, org);
+    const app = await createApp(t, org);
+    for (const locked of ['true', 1, null]) {
+      const r = await t.req('PATCH', '/be/v1/apps', { headers: admin.headers, body: { name: app.name, locked } });
+      expect(r.statusCode, String(locked)).toBe(400);
+      expect(r.json()).toMatchObject({ error: 'invalid-param', param: 'locked' });
+    }
+    const role = await createRole(t, admin.headers, { apps: 2 });
+    const u = await createUser(t, org, admin.headers, [role]);
+    const denied = await t.req('PATCH', '/be/v1/apps', { headers: u.headers, body: { name: app.name, locked: true } });
+    expect(denied.json()).toMatchObject({ error: 'forbidden', permission: 'apps.update' });
+    const theirs = await loginAdmin(t, other);
+    const foreign = await t.req('PATCH', '/be/v1/apps', { headers: theirs.headers, body: { name: app.name, locked: true } });
+    expect(foreign.statusCode).toBe(404);
+    expect((await t.req('GET', `/be/v1/apps/${app.name}`, { headers: admin.headers })).json().app.locked).toBe(false);
+  });
+});
