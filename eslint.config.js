@@ -2,11 +2,12 @@
 // (http -> services -> (db, queue, storage, publish, webhooks) -> domain; engine imports nothing of ours).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', '.bench-data/**', 'packages/console/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', '.bench-data/**', 'packages/console/test-artifacts/**', 'packages/console/src/api/schema.d.ts', 'packages/console/src/api/resources.gen.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -14,6 +15,19 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-explicit-any': 'off',
     },
+  },
+  {
+    // The web console runs in the browser and talks to the public API only.
+    files: ['packages/console/src/**/*.{ts,tsx}'],
+    ignores: ['packages/console/src/**/*.test.{ts,tsx}', 'packages/console/src/e2e/**'],
+    languageOptions: { globals: globals.browser },
+    rules: restrict([
+      { group: ['@rockit/*', '**/server/**', '**/cli/**', '**/engine/**', 'node:*'], message: 'the console is a browser app on the public API' },
+    ]),
+  },
+  {
+    files: ['packages/console/scripts/**/*.mjs'],
+    languageOptions: { globals: globals.node },
   },
   {
     files: ['packages/engine/src/**/*.ts'],

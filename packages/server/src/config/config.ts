@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * The installation's configuration: read once at start-up from command-line flags and ROCKIT_*
@@ -19,6 +19,8 @@ export interface Config {
    */
   publicUrl?: string;
   dataDir: string;
+  /** ROCKIT_CONSOLE_DIR: the built web console served at /apps/mc (default: packages/console/dist of this checkout). */
+  consoleDir: string;
   database: DatabaseConfig;
   /** Set by ROCKIT_ADMIN_TOKEN; otherwise a token is generated on first start and its hash kept in dataDir. */
   adminToken?: string;
@@ -208,6 +210,7 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     port,
     ...(publicUrl ? { publicUrl } : {}),
     dataDir,
+    consoleDir: path.resolve(env.ROCKIT_CONSOLE_DIR || fileURLToPath(new URL('../../../console/dist', import.meta.url))),
     database,
     ...(adminToken ? { adminToken } : {}),
     ...(operatorOrg ? { operatorOrg } : {}),

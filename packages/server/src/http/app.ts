@@ -29,6 +29,7 @@ import { genRequestId, registerRequestId } from './plugins/request-id.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { apiKeyRoutes } from './routes/apikeys.routes.js';
 import { appRoutes } from './routes/apps.routes.js';
+import { consoleRoutes } from './routes/console.routes.js';
 import { consumptionRoutes } from './routes/consumption.routes.js';
 import { deploymentRoutes } from './routes/deployments.routes.js';
 import { buildRoutes } from './routes/builds.routes.js';
@@ -282,5 +283,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(keyRoutes, { services: deps.services });
   await app.register(clientRoutes, { services: deps.services, maxTraceBytes: deps.config.faststart.maxTraceBytes });
   await app.register(trainingRoutes, { services: deps.services });
+  await app.register(consoleRoutes, { dir: deps.config.consoleDir, ...(deps.config.publicUrl ? { publicUrl: deps.config.publicUrl } : {}) });
   return app;
 }

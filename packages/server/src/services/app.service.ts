@@ -27,7 +27,7 @@ import { setProcessing } from '../db/repositories/import.repository.js';
 import { appQueueKey } from '../queue/handlers/import-deps.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
-import { toTaskDto, type TaskDto } from './mappers.js';
+import { lockedMessage, toTaskDto, type TaskDto } from './mappers.js';
 import type { CleanupReport, NamedOrigin, OriginFileOps } from './published-files.js';
 
 export const DEFAULT_MAX_BUILDS = 5;
@@ -50,6 +50,8 @@ export interface PatchAppInput {
   deployments?: string[] | null;
   /** Release control: make this kept, ready build the live one (a deploy-like task republishes release.json). */
   iCurBuild?: number;
+  /** true: refuse new imports and set-live (409 app-locked) until unlocked; false: unlock (not while in error state). */
+  locked?: boolean;
 }
 
 /** The answer of a patch: the app and, when `iCurBuild` was given, the `deploy` task that makes it live. */
@@ -222,7 +224,7 @@ export class AppService {
         if (Number(row.processing) !== 0) throw new AppError('app-locked', `app '${row.name}' is being processed; set the live build when the import ends`);
         if (Number(row.locked) !== 0) {
           const since = row.error ? (JSON.parse(row.error) as { task?: string }) : {};
-          throw new AppError('app-locked', `app '${row.name}' is locked after a failed deploy: fix the deployment and retry the task`, {
+          throw new AppError('app-locked', lockedMessage(row.name, row.error !== null), {
             ...(since.task ? { task: since.task } : {}),
           });
         }
@@ -240,6 +242,13 @@ export class AppService {
         await setProcessing(trx, row.id, now);
         await emitEvent(trx, { type: 'deploy', event: 'submit', orgName: user.orgName, appName: row.name, taskName: task.name, ...(build.build_name ? { buildName: build.build_name } : {}) }, now);
       }
+      if (input.locked === false && row.error !== null) {
+        const since = JSON.parse(row.error) as { task?: string };
+        throw new AppError('app-locked', `app '${row.name}' is locked after a failed deploy: fix the deployment and retry the task`, {
+          ...(since.task ? { task: since.task } : {}),
+        });
+      }
+      if (input.locked !== undefined) changes.locked = input.locked ? 1 : 0;
       if (input.label !== undefined) changes.label = input.label;
       if (input.maxBuilds !== undefined) changes.max_builds = input.maxBuilds;
       if (input.deployments !== undefined) {

@@ -9,7 +9,7 @@ import { importTarKey } from '../publish/layout.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
-import { toTaskDto, type TaskDto } from './mappers.js';
+import { lockedMessage, toTaskDto, type TaskDto } from './mappers.js';
 
 export interface SubmitBuildInput {
   appName: string;
@@ -73,7 +73,7 @@ export class BuildService {
       if (!app) throw notFound('app', input.appName);
       if (Number(app.locked) !== 0) {
         const since = app.error ? (JSON.parse(app.error) as { task?: string }) : {};
-        throw new AppError('app-locked', `app '${app.name}' is locked after a failed deploy: fix the deployment and retry the task`, {
+        throw new AppError('app-locked', lockedMessage(app.name, app.error !== null), {
           ...(since.task ? { task: since.task } : {}),
         });
       }

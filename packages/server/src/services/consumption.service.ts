@@ -1,4 +1,4 @@
-import { storedBytesOfApps, type AppStoredBytes } from '../db/repositories/app.repository.js';
+import { monthlyConsumption, storedBytesOfApps, type AppStoredBytes, type MonthlyConsumption } from '../db/repositories/app.repository.js';
 import { publishedBytesByDeployment } from '../db/repositories/deployment.repository.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 
@@ -7,6 +7,8 @@ export interface ConsumptionDto {
   apps: AppStoredBytes[];
   /** Bytes published per deployment (every deployment of the org), by name. */
   deployments: Array<{ name: string; publishedBytes: number }>;
+  /** With `months`: the last N months (oldest first), what the records hold by creation month. */
+  months?: MonthlyConsumption[];
 }
 
 /**
@@ -16,12 +18,13 @@ export interface ConsumptionDto {
 export class ConsumptionService {
   constructor(private readonly deps: ServiceDeps) {}
 
-  async get(auth: Principal): Promise<ConsumptionDto> {
+  async get(auth: Principal, opts: { months?: number } = {}): Promise<ConsumptionDto> {
     const user = requirePermission(auth, 'consumption', 'read');
-    const [apps, deployments] = await Promise.all([
+    const [apps, deployments, months] = await Promise.all([
       storedBytesOfApps(this.deps.db, user.orgId),
       publishedBytesByDeployment(this.deps.db, user.orgId),
+      opts.months === undefined ? undefined : monthlyConsumption(this.deps.db, user.orgId, this.deps.clock.now(), opts.months),
     ]);
-    return { apps, deployments };
+    return { apps, deployments, ...(months ? { months } : {}) };
   }
 }

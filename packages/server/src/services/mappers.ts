@@ -107,3 +107,10 @@ export const toTaskDto = (r: TaskRow): TaskDto => ({
   started: r.started_ms === null ? null : toUnixSeconds(r.started_ms),
   ended: r.ended_ms === null ? null : toUnixSeconds(r.ended_ms),
 });
+
+/** Why a locked app refuses a change: a failed deploy (retry it), or a lock set by hand (unlock it). */
+export function lockedMessage(appName: string, failedDeploy: boolean): string {
+  return failedDeploy
+    ? `app '${appName}' is locked after a failed deploy: fix the deployment and retry the task`
+    : `app '${appName}' is locked: unlock it (PATCH /be/v1/apps with "locked": false) first`;
+}

@@ -156,3 +156,62 @@ export async function targetDeploymentsOfApp(db: Executor, orgId: string, appId:
   if (explicit.length > 0) return explicit;
   return db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('name').execute();
 }
+
+/** One month (UTC, `YYYY-MM`) of what the org's records still hold, by creation time. */
+export interface MonthlyConsumption {
+  month: string;
+  builds: number;
+  buildsBytes: number;
+  imagesBytes: number;
+  patchesBytes: number;
+  traces: number;
+  tracesBytes: number;
+}
+
+/** `YYYY-MM` of a UNIX time in ms (UTC). */
+function monthOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 7);
+}
+
+/**
+ * The last `months` months up to the one holding `nowMs` (oldest first, empty months as zeros): builds,
+ * patches and traces of the org's apps by the month they were created. Rotated builds and pruned
+ * traces are gone from the records, so a month shows what is still held from it.
+ */
+export async function monthlyConsumption(db: Executor, orgId: string, nowMs: number, months: number): Promise<MonthlyConsumption[]> {
+  const now = new Date(nowMs);
+  const startMs = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - (months - 1), 1);
+  const series = new Map<string, MonthlyConsumption>();
+  for (let i = 0; i < months; i++) {
+    const month = monthOf(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - (months - 1) + i, 1));
+    series.set(month, { month, builds: 0, buildsBytes: 0, imagesBytes: 0, patchesBytes: 0, traces: 0, tracesBytes: 0 });
+  }
+  const [builds, patches, traces] = await Promise.all([
+    db.selectFrom('builds').innerJoin('apps', 'apps.id', 'builds.app_id')
+      .select(['builds.created_ms', 'builds.size_bytes', 'builds.image_bytes'])
+      .where('apps.org_id', '=', orgId).where('builds.created_ms', '>=', startMs).execute(),
+    db.selectFrom('patches').innerJoin('apps', 'apps.id', 'patches.app_id')
+      .select(['patches.created_ms', 'patches.size_bytes'])
+      .where('apps.org_id', '=', orgId).where('patches.created_ms', '>=', startMs).execute(),
+    db.selectFrom('traces').select(['created_ms', 'size_bytes'])
+      .where('org_id', '=', orgId).where('created_ms', '>=', startMs).execute(),
+  ]);
+  for (const b of builds) {
+    const m = series.get(monthOf(Number(b.created_ms)));
+    if (!m) continue;
+    m.builds += 1;
+    m.buildsBytes += Number(b.size_bytes);
+    m.imagesBytes += Number(b.image_bytes);
+  }
+  for (const p of patches) {
+    const m = series.get(monthOf(Number(p.created_ms)));
+    if (m) m.patchesBytes += Number(p.size_bytes);
+  }
+  for (const t of traces) {
+    const m = series.get(monthOf(Number(t.created_ms)));
+    if (!m) continue;
+    m.traces += 1;
+    m.tracesBytes += Number(t.size_bytes);
+  }
+  return [...series.values()];
+}

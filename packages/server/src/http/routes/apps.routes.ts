@@ -66,6 +66,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
         {
           name: AppName(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput),
           iCurBuild: Type.Optional(Type.Integer({ minimum: 1, maximum: 999_999, description: 'a kept, ready build to make live' })),
+          locked: Type.Optional(Type.Boolean({ description: 'true: refuse imports and set-live (409 app-locked) until unlocked; false: unlock (409 app-locked while a failed deploy holds the app: retry it)' })),
         },
         { additionalProperties: false },
       ),

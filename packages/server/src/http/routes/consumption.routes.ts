@@ -1,4 +1,4 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppServices } from '../app.js';
 import { principal } from '../plugins/auth.js';
 import { ConsumptionSchema } from '../schemas/app-deployment.schemas.js';
@@ -10,7 +10,14 @@ export const consumptionRoutes: FastifyPluginAsyncTypebox<{ services: AppService
     config: { auth: 'user' as const },
     schema: {
       tags: ['consumption'], summary: 'Stored bytes per app and published bytes per deployment', security: Security.user,
-      response: { 200: Ok({ consumption: ConsumptionSchema }), ...errorResponses(401, 403) },
+      querystring: Type.Object(
+        { months: Type.Optional(Type.Integer({ minimum: 1, maximum: 36, description: 'also answer a per-month series of the last N months (1-36)' })) },
+        { additionalProperties: false },
+      ),
+      response: { 200: Ok({ consumption: ConsumptionSchema }), ...errorResponses(400, 401, 403) },
     },
-  }, async (req) => ({ status: 'success' as const, consumption: await services.consumption.get(principal(req)) }));
+  }, async (req) => ({
+    status: 'success' as const,
+    consumption: await services.consumption.get(principal(req), req.query.months === undefined ? {} : { months: req.query.months }),
+  }));
 };

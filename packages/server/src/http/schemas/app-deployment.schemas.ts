@@ -116,6 +116,20 @@ export const ConsumptionSchema = Type.Object(
       }),
     ),
     deployments: Type.Array(Type.Object({ name: Name(), publishedBytes: Bytes('published on the deployment') })),
+    months: Type.Optional(
+      Type.Array(
+        Type.Object({
+          month: Type.String({ pattern: '^[0-9]{4}-[0-9]{2}$', description: 'UTC month, YYYY-MM' }),
+          builds: Type.Integer({ description: 'kept builds created in the month' }),
+          buildsBytes: Bytes('native size of those builds'),
+          imagesBytes: Bytes('their images'),
+          patchesBytes: Bytes('patches created in the month'),
+          traces: Type.Integer({ description: 'stored traces received in the month' }),
+          tracesBytes: Bytes('their size'),
+        }),
+        { description: 'with the `months` query: the last N months, oldest first (what the records still hold, by creation month)' },
+      ),
+    ),
   },
   { title: 'Consumption' },
 );
