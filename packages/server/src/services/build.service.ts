@@ -1,6 +1,6 @@
 import type { ImportRow } from '../db/import-tables.js';
 import { findApp } from '../db/repositories/app.repository.js';
-import { insertImport, setProcessing } from '../db/repositories/import.repository.js';
+import { insertImport, readyBuilds, setProcessing } from '../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { randomSecret, sha256Hex } from '../domain/secrets.js';
@@ -9,7 +9,7 @@ import { importDeltaKey, importTarKey } from '../publish/layout.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { knownChunkIds } from '../pipeline/delta.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { readyBuildsBefore } from '../db/repositories/import.repository.js';
+
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { toTaskDto, type TaskDto } from './mappers.js';
@@ -138,7 +138,7 @@ export class BuildService {
     if (!app) throw notFound('app', input.appName);
     const depot = this.opts.depot;
     if (!depot || input.ids.length === 0) return [];
-    const builds = (await readyBuildsBefore(this.deps.db, app.id, Number.MAX_SAFE_INTEGER, 1000)).filter((b) => b.dxf_name !== null);
+    const builds = (await readyBuilds(this.deps.db, app.id)).filter((b) => b.dxf_name !== null);
     return knownChunkIds(
       { blobStore: depot.blobStore, depotPrefix: depot.prefix, orgName: user.orgName, appName: app.name, builds: builds.map((b) => ({ buildId: Number(b.build_id), dxfName: b.dxf_name! })) },
       input.ids,

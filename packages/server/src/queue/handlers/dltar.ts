@@ -1,6 +1,6 @@
 import type { AppRow } from '../../db/app-tables.js';
 import type { ImportRow } from '../../db/import-tables.js';
-import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuildsBefore, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
+import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuilds, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
 import { assembleTarFromDelta, obtainTar } from '../../pipeline/index.js';
 import { importTarKey } from '../../publish/layout.js';
 import { s3ImportKey } from '../../pipeline/s3-import-scope.js';
@@ -96,7 +96,7 @@ async function dltarDelta(
   if (imp.mkraw_task !== null) return { nextTask: imp.mkraw_task, delta: true, alreadyDone: true };
   const tarKey = importTarKey(imp.org_id, imp.task_name);
   try {
-    const builds = (await readyBuildsBefore(deps.db, app.id, Number.MAX_SAFE_INTEGER, 1000)).filter((b) => b.dxf_name !== null);
+    const builds = (await readyBuilds(deps.db, app.id)).filter((b) => b.dxf_name !== null);
     const got = await assembleTarFromDelta({
       blobStore: deps.blobStore, depotPrefix: deps.depotPrefix + '/', orgName, appName: app.name,
       builds: builds.map((b) => ({ buildId: Number(b.build_id), dxfName: b.dxf_name! })),
