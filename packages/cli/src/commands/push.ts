@@ -180,7 +180,7 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
   let sent: BuildSource = build;
   if (delta !== null) {
     const written = await writeDeltaFile(ctx.env, submitted.task.name, delta);
-    pending.delta = { file: written.file, buildSizeBytes: build.sizeBytes };
+    pending.delta = { file: written.file, buildSizeBytes: build.sizeBytes, chunkIds: delta.ids, newChunks: written.literalChunks };
     pending.sizeBytes = written.sizeBytes;
     sent = deltaSource(written.file, written.sizeBytes, build);
     const pct = build.sizeBytes > 0 ? ((100 * written.sizeBytes) / build.sizeBytes).toFixed(1) : '0';
@@ -337,7 +337,7 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
     appName,
     buildName: pending.buildName ?? null,
     uploadedBytes: build.sizeBytes,
-    ...(pending.delta ? { delta: true, buildBytes: pending.delta.buildSizeBytes } : {}),
+    ...(pending.delta ? { delta: true, buildBytes: pending.delta.buildSizeBytes, chunkIds: pending.delta.chunkIds ?? null, newChunks: pending.delta.newChunks ?? null } : {}),
     ...(build.files !== undefined ? { files: build.files } : {}),
   };
   if (!opts.wait) {
