@@ -5,13 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { packTar } from '@rockit/engine';
 import { listFolder } from '../api/tar-pack.js';
 import { CLI_BIN, callJson, cleanEnv, listFiles, runRockit, startServer, treeDigest, waitFor, type ServerProcess } from './test-support/processes.js';
-import { startProxy } from './test-support/proxy.js';
+import { freePort, startProxy } from './test-support/proxy.js';
 
 const ADMIN_TOKEN = 'e2e-delta-admin-token-0123456789abcdef';
 const ORG = 'deltaco';
@@ -23,14 +22,6 @@ const SERVER_ENV = {
 
 let dir: string;
 let server: ServerProcess | undefined;
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
-}
 
 /** A copy of `from` with ~2 % of its largest file rewritten in place and one small file added. */
 async function smallChange(from: string, to: string, seed: number): Promise<void> {

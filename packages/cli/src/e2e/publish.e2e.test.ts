@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
-import { startProxy } from './test-support/proxy.js';
+import type { AddressInfo } from 'node:net';
+import { freePort, startProxy } from './test-support/proxy.js';
 import os from 'node:os';
 import path from 'node:path';
 import { packTar } from '@rockit/engine';
@@ -50,15 +50,6 @@ async function originFiles(): Promise<string[]> {
     for (const f of await listFiles(path.join(origin(), top))) files.push(`${top}/${f}`);
   }
   return files.sort();
-}
-
-/** A loopback port that was free a moment ago (for a proxy the server's upload URLs must name). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
 }
 
 // Upload URLs name ROCKIT_PUBLIC_URL, never the Host header: the server's public URL is a proxy in

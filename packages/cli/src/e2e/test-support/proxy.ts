@@ -76,3 +76,12 @@ export async function startProxy(
     },
   };
 }
+
+/** A loopback port that was free a moment ago (for a proxy the server's upload URLs must name). */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return port;
+}
