@@ -38,3 +38,4 @@ export { extractImage, hashFile, type ExtractImageOptions, type ExtractResult, t
 export { verifyImage, type VerifyReport, type DamagedChunk } from './image/verify.js';
 export { repackImage, type RepackImageOptions } from './image/repack.js';
 export * from './faststart/index.js';
+export * from './delta/index.js';

@@ -304,6 +304,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke(), traces: (orgId, appName) => trainings.trigger(orgId, appName) }),
     builds: new BuildService(deps, {
       uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke(), ...(s3ImportScope ? { s3ImportScope } : {}),
+      depot: { blobStore, prefix: DEPOT_PREFIX + '/' },
     }),
     uploads: new UploadService(deps, {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,

@@ -27,6 +27,8 @@ export interface PendingUpload {
   /** Absolute path of the folder or tar pushed. */
   source: string;
   sizeBytes: number;
+  /** A delta push: the delta file sent (kept until the upload is complete) and the size of the build's tar it stands for. */
+  delta?: { file: string; buildSizeBytes: number; chunkIds?: number; newChunks?: number };
   /** sha256 over the source's entries (path, size, mtime) or the tar's size and mtime. */
   fingerprint: string;
   createdMs: number;

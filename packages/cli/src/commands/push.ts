@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { ApiError, type ApiClient } from '../api/client.js';
 import { connect, parsePositiveInt, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
 import { followPipeline } from '../api/follow-tasks.js';
-import { packTar, tarSize } from '@rockit/engine';
+import { packTar, tarSize, type TarWriteEntry } from '@rockit/engine';
+import { isDeltaUnsupported, isRefusedDelta, planDelta, removeDeltaFile, writeDeltaFile, type PlannedDelta } from '../api/delta-push.js';
 import { listFolder, skipBytes } from '../api/tar-pack.js';
 import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
 import { applyIgnore, checkFolderEntries, checkTarFile, readIgnoreFile } from '../api/precheck.js';
@@ -22,6 +23,8 @@ interface PushOptions extends ConnectionOptions {
   live: boolean;
   resume?: string;
   idleTimeout?: number;
+  /** --full: send the whole tar even when the app keeps builds a delta could reference. */
+  full?: boolean;
 }
 
 /** What a push hands to the upload: a stream factory (from a byte offset on, to resume) and its exact size. */
@@ -32,6 +35,8 @@ interface BuildSource {
   /** What a resume checks: the source is still what was sent. */
   fingerprint: string;
   open: (offset: number) => Readable;
+  /** A folder's entries, as the tar lists them (what a delta push chunks). */
+  entries?: TarWriteEntry[];
 }
 
 /**
@@ -50,6 +55,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       .option('--idle-timeout <seconds>', 'give a connection that moves no byte this long up and resume (default 60)', parsePositiveInt('--idle-timeout'))
       .option('--no-wait', 'return once the upload is complete')
       .option('--ignore <pattern>', 'leave out matching files and folders (repeatable; `*`, `**`, `?`; also read from .rockitignore)', collect, [])
+      .option('--full', 'send the whole build, not a delta against the builds the app keeps')
       .option('--no-live', 'stage the build: publish its image and patches but keep the live build (make it live later with `rockit apps set-live`)')
       .option('--json', 'print the result as JSON'),
   ).action((source: string | undefined, target: string | undefined, opts: PushOptions) =>
@@ -87,6 +93,7 @@ async function openSource(source: string, ignore: readonly string[] = []): Promi
       ),
       // A folder is packed again on a resume; the bytes before `offset` are packed and skipped.
       open: (offset) => (offset === 0 ? packTar(entries) : packTar(entries).pipe(skipBytes(offset))),
+      entries,
     };
   }
   if (st.isFile()) {
@@ -129,15 +136,30 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
   const log = logger(ctx, opts);
   log(`${path.basename(path.resolve(source))}: ${build.kind === 'folder' ? `${build.files} files, ` : ''}${formatBytes(build.sizeBytes)} to upload`);
 
+  let delta: PlannedDelta | null = null;
+  if (build.entries && !opts.full) {
+    const bar = createProgress({ label: 'chunking', total: build.sizeBytes, json: opts.json, stream: ctx.stderr });
+    delta = await planDelta(client, appName, build.entries, (n) => bar.update(n));
+    bar.done();
+  }
   const body: Record<string, unknown> = { appName };
   if (opts.name !== undefined) body.buildName = opts.name;
   if (opts.live === false) body.live = false;
-  const submitted = await client.post<BuildUploadResponse>('/be/v1/builds', body).catch((err: unknown) => {
-    if (err instanceof ApiError && err.error === 'app-locked') {
-      err.hint = `${appName} is busy or in error state after a failed deploy; see \`rockit tasks --app ${appName}\``;
-    }
-    throw err;
-  });
+  const submit = (withDelta: boolean) =>
+    client.post<BuildUploadResponse>('/be/v1/builds', withDelta ? { ...body, delta: true } : body).catch((err: unknown) => {
+      if (err instanceof ApiError && err.error === 'app-locked') {
+        err.hint = `${appName} is busy or in error state after a failed deploy; see \`rockit tasks --app ${appName}\``;
+      }
+      throw err;
+    });
+  let submitted: BuildUploadResponse;
+  try {
+    submitted = await submit(delta !== null);
+  } catch (err) {
+    if (delta === null || !isDeltaUnsupported(err)) throw err;
+    delta = null; // an older server: the whole build
+    submitted = await submit(false);
+  }
   if (!submitted.upload || typeof submitted.upload.url !== 'string' || !submitted.task) {
     throw new ApiError({ status: 202, error: 'unexpected-response', message: 'build answer without task and upload.url' });
   }
@@ -155,10 +177,45 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
     fingerprint: build.fingerprint,
     createdMs: ctx.now(),
   };
+  let sent: BuildSource = build;
+  if (delta !== null) {
+    const written = await writeDeltaFile(ctx.env, submitted.task.name, delta);
+    pending.delta = { file: written.file, buildSizeBytes: build.sizeBytes, chunkIds: delta.ids, newChunks: written.literalChunks };
+    pending.sizeBytes = written.sizeBytes;
+    sent = deltaSource(written.file, written.sizeBytes, build);
+    const pct = build.sizeBytes > 0 ? ((100 * written.sizeBytes) / build.sizeBytes).toFixed(1) : '0';
+    log(`delta: ${formatBytes(written.sizeBytes)} to send of ${formatBytes(build.sizeBytes)} (${pct} %); ${written.literalChunks} of ${written.literalChunks + written.refChunks} chunks are new`);
+  }
   // Kept until the upload is complete, so `--resume` can go on after this command ended.
   await savePendingUpload(ctx.env, pending).catch((err: unknown) => log(`(cannot remember the upload for --resume: ${(err as Error).message})`));
-  await upload(ctx, client, pending, build, 0, opts);
-  await afterUpload(ctx, client, pending, submitted.task, build, opts);
+  await upload(ctx, client, pending, sent, 0, opts);
+  await afterUploadOrFull(ctx, client, pending, submitted.task, sent, opts);
+}
+
+/** What a delta push uploads: the delta file, fingerprinted as the build it stands for. */
+function deltaSource(file: string, sizeBytes: number, build: BuildSource): BuildSource {
+  return {
+    kind: build.kind,
+    sizeBytes,
+    ...(build.files !== undefined ? { files: build.files } : {}),
+    fingerprint: build.fingerprint,
+    open: (offset) => createReadStream(file, { start: offset }),
+  };
+}
+
+/**
+ * afterUpload, and when the server could not use a delta (a referenced chunk was rotated away
+ * meanwhile, or it refused the file), a full push of the same source right after.
+ */
+async function afterUploadOrFull(ctx: CliContext, client: ApiClient, pending: PendingUpload, first: Task, sent: BuildSource, opts: PushOptions): Promise<void> {
+  try {
+    await afterUpload(ctx, client, pending, first, sent, opts);
+  } catch (err) {
+    if (!pending.delta || !isRefusedDelta(err)) throw err;
+    const code = (err.task.error as { code?: string }).code;
+    logger(ctx, opts)(`the server could not build from the delta (${code}); pushing the whole build`);
+    await push(ctx, pending.source, `${pending.orgName}/${pending.appName}`, { ...opts, full: true, ...(pending.buildName !== undefined ? { name: pending.buildName } : {}) });
+  }
 }
 
 /**
@@ -176,9 +233,14 @@ async function resume(ctx: CliContext, taskName: string, source: string | undefi
     throw new Error(`task ${taskName} was pushed to ${pending.orgName} on ${pending.server}; log in there to resume it`);
   }
   const log = logger(ctx, opts);
-  const build = await openSource(source ?? pending.source, pending.ignore ?? []);
-  if (build.sizeBytes !== pending.sizeBytes || build.fingerprint !== pending.fingerprint) {
+  let build = await openSource(source ?? pending.source, pending.ignore ?? []);
+  if (build.sizeBytes !== (pending.delta?.buildSizeBytes ?? pending.sizeBytes) || build.fingerprint !== pending.fingerprint) {
     throw new Error(`${source ?? pending.source} changed since the upload of task ${taskName} started; push it again as a new build`);
+  }
+  if (pending.delta) {
+    const st = await fs.stat(pending.delta.file).catch(() => null);
+    if (st?.size !== pending.sizeBytes) throw new Error(`the delta file of task ${taskName} is gone or changed (${pending.delta.file}); push again to start a new upload`);
+    build = deltaSource(pending.delta.file, pending.sizeBytes, build);
   }
   const task = (await client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(taskName)}`)).task;
   const status = await uploadStatus(new URL(pending.url));
@@ -192,8 +254,9 @@ async function resume(ctx: CliContext, taskName: string, source: string | undefi
   } else {
     log(`task ${taskName}: the server holds the whole upload`);
     await forgetPendingUpload(ctx.env, taskName, ctx.now());
+    await removeDeltaFile(pending.delta?.file);
   }
-  await afterUpload(ctx, client, pending, task, build, opts);
+  await afterUploadOrFull(ctx, client, pending, task, build, opts);
 }
 
 function logger(ctx: CliContext, opts: PushOptions): (line: string) => void {
@@ -250,12 +313,14 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
     // The server's refusal, which no resume can change (too large, malformed, expired): end the task so the app is free.
     const expired = await expireUpload(client, taskName);
     await forgetPendingUpload(ctx.env, taskName, ctx.now());
+    await removeDeltaFile(pending.delta?.file);
     if (expired && !opts.json) ctx.stderr.write(`task ${taskName} expired; push again to retry\n`);
     throw err;
   }
   stopWatching?.();
   bar.done();
   await forgetPendingUpload(ctx.env, taskName, ctx.now());
+  await removeDeltaFile(pending.delta?.file);
   const seconds = Math.max(0.001, (ctx.now() - startedMs) / 1000);
   const sent = build.sizeBytes - startAt;
   log(`uploaded ${formatBytes(sent)} in ${seconds.toFixed(1)} s (${formatBytes(sent / seconds)}/s)`);
@@ -272,6 +337,7 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
     appName,
     buildName: pending.buildName ?? null,
     uploadedBytes: build.sizeBytes,
+    ...(pending.delta ? { delta: true, buildBytes: pending.delta.buildSizeBytes, chunkIds: pending.delta.chunkIds ?? null, newChunks: pending.delta.newChunks ?? null } : {}),
     ...(build.files !== undefined ? { files: build.files } : {}),
   };
   if (!opts.wait) {

@@ -13,6 +13,8 @@
  * - `storage-failed`: the installation's own blob store failed (retryable).
  * - `deploy-failed`: an origin refused the publication (`deployment` names it).
  * - `canceled`: the step's AbortSignal fired.
+ * - `not-a-delta`: a delta import's upload is not a valid delta (bad magic, version or format, checksum).
+ * - `unknown-chunk`: a delta references a chunk the app's kept builds no longer hold (push the whole tar).
  */
 export type StepErrorCode =
   | 'download-failed'
@@ -24,7 +26,9 @@ export type StepErrorCode =
   | 'file-read-failed'
   | 'storage-failed'
   | 'deploy-failed'
-  | 'canceled';
+  | 'canceled'
+  | 'not-a-delta'
+  | 'unknown-chunk';
 
 /**
  * curl-compatible exit codes for download failures (api.md §8 `exitCode`), so operators used to the

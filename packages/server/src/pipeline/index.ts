@@ -1,6 +1,7 @@
 // The import pipeline's steps as plain functions (dltar → mkraw → deploy, then the grace cleanup).
 // Queue handlers call these; they take every dependency as an argument and read no configuration.
 export { StepError, DownloadExitCode, canceledError, isStepError, type FileReadFailed, type StepErrorCode, type TaskError } from './errors.js';
+export { assembleTarFromDelta, knownChunkIds, KeptChunks, type AssembleTarOptions, type KeptImage } from './delta.js';
 export { obtainTar, type DltarProgress, type ObtainTarOptions, type ObtainedTar } from './dltar.js';
 export {
   makeRelease,

@@ -8,6 +8,7 @@
  * and, in the installation's blob store beside the depot (never published):
  *
  *   imports/{orgId}/{taskName}.tar                           an import's tar (upload or download)
+ *   imports/{orgId}/{taskName}.rkdl                          a delta import's upload (assembled into the .tar by dltar)
  *
  * This file is the one definition of these keys. Every helper validates its inputs, so a name can
  * never add or climb path segments. Prefixes end with `/` (they name a folder of files); keys do not.
@@ -99,6 +100,9 @@ export const orgImportsPrefix = (orgId: string): string => `${IMPORTS_PREFIX}${c
 
 /** `imports/{orgId}/{taskName}.tar` — an import's tar, keyed by its dltar task. */
 export const importTarKey = (orgId: string, taskName: string): string => `${orgImportsPrefix(orgId)}${checkId(taskName, 'task name')}.tar`;
+
+/** `imports/{orgId}/{taskName}.rkdl` — a delta import's upload (docs/FORMATS.md, "Delta"), keyed by its dltar task. */
+export const importDeltaKey = (orgId: string, taskName: string): string => `${orgImportsPrefix(orgId)}${checkId(taskName, 'task name')}.rkdl`;
 
 /** Joins a store prefix ('' or with or without a trailing '/') and a relative key. */
 export function joinKey(prefix: string, key: string): string {

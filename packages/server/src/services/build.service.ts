@@ -1,12 +1,15 @@
 import type { ImportRow } from '../db/import-tables.js';
 import { findApp } from '../db/repositories/app.repository.js';
-import { insertImport, setProcessing } from '../db/repositories/import.repository.js';
+import { insertImport, readyBuilds, setProcessing } from '../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { randomSecret, sha256Hex } from '../domain/secrets.js';
 import { s3ImportKey, s3ImportRefusal, type S3ImportScope } from '../pipeline/s3-import-scope.js';
-import { importTarKey } from '../publish/layout.js';
+import { importDeltaKey, importTarKey } from '../publish/layout.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
+import { knownChunkIds } from '../pipeline/delta.js';
+import type { BlobStore } from '../storage/blob-store.js';
+
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { lockedMessage, toTaskDto, type TaskDto } from './mappers.js';
@@ -21,6 +24,8 @@ export interface SubmitBuildInput {
   buildName?: string;
   /** false: a staged push (published, but release.json stays on the live build). Default true. */
   live?: boolean;
+  /** true: the upload is a delta (docs/FORMATS.md) against the app's kept builds, not a tar. Uploads only. */
+  delta?: boolean;
 }
 
 export interface SubmittedBuild {
@@ -35,7 +40,18 @@ export interface BuildServiceOptions {
   poke(): void;
   /** Cluster mode: where s3:// import URLs may point (each org's `incoming/<orgName>/`); absent = s3:// refused. */
   s3ImportScope?: S3ImportScope;
+  /** The depot inside the blob store, where `knownChunks` looks chunks up (delta pushes); absent = no chunk is known. */
+  depot?: { blobStore: BlobStore; prefix: string };
 }
+
+export interface KnownChunksInput {
+  appName: string;
+  /** Chunk ids: lower-case hex SHA-256 of a chunk's raw bytes (at most MAX_CHUNK_IDS). */
+  ids: string[];
+}
+
+/** Most chunk ids one `POST /be/v1/builds/chunks` may ask about. */
+export const MAX_CHUNK_IDS = 10_000;
 
 const UPLOAD_TOKEN_PREFIX = 'rkup_';
 
@@ -64,6 +80,9 @@ export class BuildService {
       throw invalidParam('url', s3ImportRefusal(this.opts.s3ImportScope, user.orgName));
     }
     if (input.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(input.sha256)) throw invalidParam('sha256', 'must be 64 hex digits');
+    // A delta is uploaded, and its size and digest are not the tar's: announcing them makes no sense.
+    if (input.delta === true && input.url !== undefined) throw invalidParam('delta', 'a delta is uploaded: leave out url');
+    if (input.delta === true && (input.size !== undefined || input.sha256 !== undefined)) throw invalidParam('delta', 'a delta import takes no size or sha256');
     const { db, clock, config } = this.deps;
     const now = clock.now();
     const token = input.url === undefined ? randomSecret(UPLOAD_TOKEN_PREFIX) : undefined;
@@ -78,7 +97,7 @@ export class BuildService {
         });
       }
       const row = await enqueueTask(trx, now, {
-        type: 'dltar', payload: input.live === false ? { live: false } : {}, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
+        type: 'dltar', payload: { ...(input.live === false ? { live: false } : {}), ...(input.delta === true ? { delta: true } : {}) }, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
         // An upload waits for its PUT; claimed at the deadline, it ends `expired`.
         runAfterMs: token === undefined ? now : expiresMs,
       });
@@ -86,7 +105,7 @@ export class BuildService {
         task_name: row.name, org_id: user.orgId, app_id: app.id, source: token === undefined ? 'url' : 'upload', url: input.url ?? null,
         size_bytes: input.size ?? null, sha256: input.sha256?.toLowerCase() ?? null, build_name: input.buildName ?? null,
         upload_token_hash: token === undefined ? null : sha256Hex(token), upload_state: token === undefined ? null : 'waiting',
-        expires_ms: token === undefined ? null : expiresMs, tar_key: importTarKey(user.orgId, row.name), build_id: null, dxf_name: null,
+        expires_ms: token === undefined ? null : expiresMs, tar_key: input.delta === true ? importDeltaKey(user.orgId, row.name) : importTarKey(user.orgId, row.name), build_id: null, dxf_name: null,
         manifest_file: null, mkraw_task: null, deploy_task: null, created_ms: now,
         upload_id: null, upload_parts: null, upload_part_bytes: null, upload_received_bytes: 0, upload_total_bytes: null,
         upload_writer: null, upload_writer_until_ms: null, upload_sha256: null, upload_compression: null,
@@ -102,5 +121,27 @@ export class BuildService {
       out.upload = { path: `/be/v1/uploads/${task.name}?token=${token}`, method: 'PUT', expires: toUnixSeconds(expiresMs) };
     }
     return out;
+  }
+
+  /**
+   * Which of `ids` the app's kept builds hold (`POST /be/v1/builds/chunks`, `apps.update`; delta
+   * pushes): looked up in the manifests of their images in the depot, counting only images whose
+   * packs are all there. Only the caller's own app is consulted, so another org's chunks are never
+   * known. Errors: forbidden, not-found (app), invalid-param (`ids`: more than MAX_CHUNK_IDS, or not
+   * 64 lower-case hex digits).
+   */
+  async knownChunks(auth: Principal, input: KnownChunksInput): Promise<string[]> {
+    const user = requirePermission(auth, 'apps', 'update');
+    if (input.ids.length > MAX_CHUNK_IDS) throw invalidParam('ids', `at most ${MAX_CHUNK_IDS} ids per request`);
+    if (!input.ids.every((id) => /^[0-9a-f]{64}$/.test(id))) throw invalidParam('ids', 'each id must be 64 lower-case hex digits');
+    const app = await findApp(this.deps.db, user.orgId, input.appName);
+    if (!app) throw notFound('app', input.appName);
+    const depot = this.opts.depot;
+    if (!depot || input.ids.length === 0) return [];
+    const builds = (await readyBuilds(this.deps.db, app.id)).filter((b) => b.dxf_name !== null);
+    return knownChunkIds(
+      { blobStore: depot.blobStore, depotPrefix: depot.prefix, orgName: user.orgName, appName: app.name, builds: builds.map((b) => ({ buildId: Number(b.build_id), dxfName: b.dxf_name! })) },
+      input.ids,
+    );
   }
 }

@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream';
 import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { BuildService } from '../../services/build.service.js';
+import { MAX_CHUNK_IDS, type BuildService } from '../../services/build.service.js';
+
+/** Body limit of POST /be/v1/builds/chunks. */
+const CHUNKS_BODY_LIMIT_BYTES = 1024 * 1024;
 import type { UploadService } from '../../services/upload.service.js';
 import { missingParam } from '../../domain/errors.js';
 import { principal } from '../plugins/auth.js';
@@ -39,6 +42,7 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
         sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'announced SHA-256, hex (checked)' })),
         buildName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
         live: Type.Optional(Type.Boolean({ description: 'false: publish the image and patches but keep release.json on the current build (staged push); default true' })),
+        delta: Type.Optional(Type.Boolean({ description: 'true: the upload is a delta (docs/FORMATS.md "Delta") against the app\'s kept builds instead of a tar; uploads only, no size or sha256' })),
       }, { additionalProperties: false }),
       response: {
         202: Ok({ task: TaskSchema, upload: Type.Optional(UploadSchema) }),
@@ -52,6 +56,23 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
     if (out.upload) body.upload = { url: `${publicUrl()}${out.upload.path}`, method: 'PUT', expires: out.upload.expires };
     return reply.code(202).send(body);
   });
+
+  app.post('/be/v1/builds/chunks', {
+    config: { auth: 'user' as const },
+    // 10 000 ids of 66 bytes each fit with room to spare; anything larger is refused before parsing.
+    bodyLimit: CHUNKS_BODY_LIMIT_BYTES,
+    schema: {
+      tags, summary: 'Which chunks (by SHA-256) the app\'s kept builds hold, for a delta push', security: Security.user,
+      body: Type.Object({
+        appName: AppName(),
+        ids: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'chunk id: lower-case hex SHA-256 of its raw bytes' }), { maxItems: MAX_CHUNK_IDS }),
+      }, { additionalProperties: false }),
+      response: {
+        200: Ok({ known: Type.Array(Type.String(), { description: 'the ids asked about that the server holds, in the order asked' }) }),
+        ...errorResponses(401, 403, 404, ...BODY_ERRORS),
+      },
+    },
+  }, async (req) => ({ status: 'success' as const, known: await services.builds.knownChunks(principal(req), req.body) }));
 
   const UploadStatus = Type.Object({
     taskName: Type.String(),

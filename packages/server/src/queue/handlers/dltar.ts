@@ -1,7 +1,11 @@
-import { claimFollowUp, findAppById, findImport, orgNameOf, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
-import { obtainTar } from '../../pipeline/index.js';
+import type { AppRow } from '../../db/app-tables.js';
+import type { ImportRow } from '../../db/import-tables.js';
+import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuilds, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
+import { assembleTarFromDelta, obtainTar } from '../../pipeline/index.js';
+import { importTarKey } from '../../publish/layout.js';
 import { s3ImportKey } from '../../pipeline/s3-import-scope.js';
 import { discardUpload } from '../../storage/part-writer.js';
+import { deleteQuietly } from '../../pipeline/store-io.js';
 import { enqueueTask } from '../tasks.queue.js';
 import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../worker.js';
 import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
@@ -14,8 +18,8 @@ import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
  * `toTaskError()`); on the final failure the app's `processing` flag is recomputed.
  */
 export function dltarHandler(deps: ImportDeps): TaskHandler {
-  return async ({ task, signal, progress }) => {
-    const { db, clock } = deps;
+  return async ({ task, payload, signal, progress }) => {
+    const { db } = deps;
     const imp = await findImport(db, task.name);
     const app = imp && (await findAppById(db, imp.app_id));
     const orgName = imp && (await orgNameOf(db, imp.org_id));
@@ -29,6 +33,8 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
         throw new TaskEndedError('expired', 'the build was not uploaded before the upload URL expired');
       }
     }
+
+    if ((payload as { delta?: unknown } | null)?.delta === true) return dltarDelta(deps, imp, app, orgName, { task, signal, progress });
 
     try {
       const got = await obtainTar({
@@ -47,20 +53,7 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
           if (p.fraction !== undefined) progress(p.fraction * 0.99);
         },
       });
-      let nextTask: string | null = null;
-      await db.transaction().execute(async (trx) => {
-        const now = clock.now();
-        const mkraw = await enqueueTask(trx, now, {
-          type: 'mkraw', payload: { importTask: imp.task_name }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-        });
-        // A second run finds the follow-up linked: the row it just inserted is rolled back.
-        if (!(await claimFollowUp(trx, imp.task_name, 'mkraw_task', mkraw.name))) throw new AlreadyLinked();
-        nextTask = mkraw.name;
-      }).catch((e) => {
-        if (!(e instanceof AlreadyLinked)) throw e;
-      });
-      nextTask ??= (await findImport(db, imp.task_name))?.mkraw_task ?? null;
-      deps.poke();
+      const nextTask = await enqueueMkraw(deps, imp, app, {});
       // nextTask names the follow-up so that clients (rockit push) can follow the pipeline exactly.
       return { sizeBytes: got.sizeBytes, sha256: got.sha256, compression: got.compression, nextTask };
     } catch (err) {
@@ -68,6 +61,61 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
       throw err;
     }
   };
+}
+
+/** Enqueues the import's mkraw once (a second run finds it linked and returns its name). */
+async function enqueueMkraw(deps: ImportDeps, imp: ImportRow, app: AppRow, extra: { tarKey?: string }): Promise<string | null> {
+  const { db, clock } = deps;
+  let nextTask: string | null = null;
+  await db.transaction().execute(async (trx) => {
+    const now = clock.now();
+    const mkraw = await enqueueTask(trx, now, {
+      type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
+    });
+    // A second run finds the follow-up linked: the row it just inserted is rolled back.
+    if (!(await claimFollowUp(trx, imp.task_name, 'mkraw_task', mkraw.name))) throw new AlreadyLinked();
+    nextTask = mkraw.name;
+  }).catch((e) => {
+    if (!(e instanceof AlreadyLinked)) throw e;
+  });
+  nextTask ??= (await findImport(db, imp.task_name))?.mkraw_task ?? null;
+  deps.poke();
+  return nextTask;
+}
+
+/**
+ * dltar of a delta import (issue 13 item 4): the upload at `tar_key` is a delta; the tar is assembled
+ * beside it from the delta and the app's kept builds (pipeline/delta.ts) and handed to mkraw by key.
+ * A run after mkraw was enqueued does nothing (the delta is gone by then). On the final failure the
+ * delta is deleted: the client pushes the whole tar instead.
+ */
+async function dltarDelta(
+  deps: ImportDeps, imp: ImportRow, app: AppRow, orgName: string,
+  ctx: { task: Parameters<TaskHandler>[0]['task']; signal: AbortSignal; progress: (f: number) => void },
+): Promise<Record<string, unknown>> {
+  if (imp.mkraw_task !== null) return { nextTask: imp.mkraw_task, delta: true, alreadyDone: true };
+  const tarKey = importTarKey(imp.org_id, imp.task_name);
+  try {
+    const builds = (await readyBuilds(deps.db, app.id)).filter((b) => b.dxf_name !== null);
+    const got = await assembleTarFromDelta({
+      blobStore: deps.blobStore, depotPrefix: deps.depotPrefix + '/', orgName, appName: app.name,
+      builds: builds.map((b) => ({ buildId: Number(b.build_id), dxfName: b.dxf_name! })),
+      deltaKey: imp.tar_key, tarKey, maxBytes: deps.maxUploadBytes,
+      ...(deps.buildLimits ? { limits: deps.buildLimits } : {}),
+      ...(deps.threads !== undefined ? { threads: deps.threads } : {}),
+      signal: ctx.signal,
+      onProgress: (f) => ctx.progress(f * 0.99),
+    });
+    const nextTask = await enqueueMkraw(deps, imp, app, { tarKey });
+    return { sizeBytes: got.sizeBytes, sha256: got.sha256, compression: 'none', delta: true, nextTask };
+  } catch (err) {
+    if (isFinalAttempt(ctx.task, err)) {
+      await deleteQuietly(deps.blobStore, imp.tar_key);
+      await deleteQuietly(deps.blobStore, tarKey);
+      await refreshProcessing(deps.db, imp.org_id, app.name, ctx.task.name);
+    }
+    throw err;
+  }
 }
 
 /** Rolls back a follow-up enqueue that an earlier run of the same task already made. */

@@ -40,6 +40,8 @@ async function patchSources(db: ImportDeps['db'], app: AppRow, buildId: number):
 interface MkrawPayload {
   /** The import (its dltar task). */
   importTask: string;
+  /** Where dltar put the tar when it is not the import's `tar_key` (a delta import assembles it beside its upload). */
+  tarKey?: string;
 }
 
 /**
@@ -54,6 +56,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
   const handler: TaskHandler = async ({ task, payload, signal, progress }) => {
     const { db, clock } = deps;
     const { importTask } = payload as MkrawPayload;
+    const tarKeyOf = (imp: { tar_key: string }): string => (payload as MkrawPayload).tarKey ?? imp.tar_key;
     const imp = await findImport(db, importTask);
     const app = imp && (await findAppById(db, imp.app_id));
     const orgName = imp && (await orgNameOf(db, imp.org_id));
@@ -79,7 +82,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         appName: app.name,
         buildId,
         buildName: imp.build_name ?? String(buildId),
-        tarKey: imp.tar_key,
+        tarKey: tarKeyOf(imp),
         previous: previous.filter((b) => b.dxf_name !== null).map((b) => ({ buildId: Number(b.build_id), dxfName: b.dxf_name! })),
         blobStore: deps.blobStore,
         depotPrefix: deps.depotPrefix + '/',
@@ -109,7 +112,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
       });
       nextTask ??= (await findImport(db, importTask))?.deploy_task ?? null;
       deps.poke();
-      await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
+      await deps.blobStore.delete(tarKeyOf(imp)).catch(() => undefined);
       return {
         buildId, dxfName: made.dxfName, sizeBytes: made.sizeBytes, files: made.files, chunks: made.chunks, nextTask,
         orderedByTraces: made.orderedByTraces,
@@ -122,7 +125,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
           await refreshProcessing(trx, imp.org_id, app.name, task.name);
         });
         await discardBuild(deps.blobStore, deps.depotPrefix + '/', orgName, app.name, buildId).catch(() => undefined);
-        await deps.blobStore.delete(imp.tar_key).catch(() => undefined);
+        await deps.blobStore.delete(tarKeyOf(imp)).catch(() => undefined);
       }
       throw err;
     }
