@@ -33,6 +33,8 @@ import {
  */
 export const DEFAULT_MEASURE_MS = 1000;
 const EVENT_EVERY_MS = 250;
+/** Bound on the manifest read before image.json gives its size (release.json's image size bounds it too). */
+const MANIFEST_HINT_MAX_BYTES = 256 * 1024 * 1024;
 
 export interface InstallOptions {
   /** rockit-edge server or depot URL. */
@@ -167,7 +169,9 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
       resumed = true;
     } else {
       const src = remote.source(release.image.path);
-      const img = await openImage(src).catch((err: unknown) => {
+      // release.json names the manifest: it is fetched together with image.json.
+      const manifestHint = { name: release.image.manifest, maxBytes: Math.min(release.image.sizeBytes, MANIFEST_HINT_MAX_BYTES) };
+      const img = await openImage(src, { manifestHint }).catch((err: unknown) => {
         throw mapHttpError(err);
       });
       manifest = img.manifest;
