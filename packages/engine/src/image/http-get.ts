@@ -49,7 +49,12 @@ export async function httpGet(url: URL, headers: Record<string, string>, timeout
   }
 }
 
-class StaleSocketError extends Error {}
+/** A kept-alive connection dropped before the answer: sent again at once, then retryable like any network error. */
+class StaleSocketError extends HttpGetError {
+  constructor(message: string) {
+    super(message, true);
+  }
+}
 
 function once(mod: typeof http | typeof https, agent: http.Agent, url: URL, headers: Record<string, string>, timeoutMs: number): Promise<HttpGetResponse> {
   return new Promise((resolve, reject) => {
@@ -57,7 +62,7 @@ function once(mod: typeof http | typeof https, agent: http.Agent, url: URL, head
     const req = mod.request(url, { method: 'GET', headers, agent });
     const timer = setTimeout(() => req.destroy(new HttpGetError(`timed out after ${timeoutMs} ms`, true)), timeoutMs);
     const fail = (err: Error): Error => {
-      failed ??= err instanceof HttpGetError || err instanceof StaleSocketError ? err : new HttpGetError((err as NodeJS.ErrnoException).code ?? err.message, true);
+      failed ??= err instanceof HttpGetError ? err : new HttpGetError((err as NodeJS.ErrnoException).code ?? err.message, true);
       return failed;
     };
     req.once('error', (err) => {

@@ -61,6 +61,17 @@ describe('HttpImageSource (node:http)', () => {
     expect(connections).toBe(2);
   });
 
+  it('a dropped kept-alive connection that fails again is retried like any network error', async () => {
+    // Three kept-alive connections, each dropping its second request: the resend meets another dropped one.
+    const src = new HttpImageSource(
+      await serve((req, res, n) => (n >= 2 ? req.socket.destroy() : setTimeout(() => ranges(req, res), 20))),
+      { attempts: 2, retryDelayMs: 1 },
+    );
+    await Promise.all([0, 1, 2].map((i) => src.readRange('packs/p.rkp', i * 10, 10)));
+    expect(connections).toBe(3);
+    expect(Buffer.from(await src.readRange('packs/p.rkp', 100, 10))).toEqual(FILE.subarray(100, 110));
+  });
+
   it('keeps the first bytes of a server that ignores Range, and drops the rest', async () => {
     const src = new HttpImageSource(await serve((_req, res) => res.writeHead(200, { 'content-length': FILE.length }).end(FILE)), quick);
     expect(Buffer.from(await src.readRange('packs/p.rkp', 10, 20))).toEqual(FILE.subarray(10, 30));
