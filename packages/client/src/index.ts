@@ -2,7 +2,7 @@
 // repair, status). Talks HTTP only; imports the engine only.
 export { ClientError, type ClientErrorCode } from './errors.js';
 export type { ClientEvent, ClientPhase, EventSink } from './events.js';
-export { install, openInstall, runInstall, Installation, DEFAULT_MEASURE_MS, type InstallOptions, type InstallResult } from './install.js';
+export { install, openInstall, runInstall, Installation, DEFAULT_MEASURE_MS, type InstallOptions, type InstallResult, type SetupTimeline } from './install.js';
 export { update, type UpdateOptions, type UpdateResult } from './update.js';
 export { verify, type VerifyOptions, type VerifyResult } from './verify.js';
 export { status, type InstallStatus } from './status.js';

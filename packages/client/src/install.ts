@@ -33,6 +33,8 @@ import {
  */
 export const DEFAULT_MEASURE_MS = 1000;
 const EVENT_EVERY_MS = 250;
+/** Bound on the manifest read before image.json gives its size (release.json's image size bounds it too). */
+const MANIFEST_HINT_MAX_BYTES = 256 * 1024 * 1024;
 
 export interface InstallOptions {
   /** rockit-edge server or depot URL. */
@@ -50,7 +52,21 @@ export interface InstallOptions {
   parallelReads?: number;
   measureMs?: number;
   http?: HttpImageSourceOptions;
+  /** Filled with the set-up steps' times, ms from the process start (see SetupTimeline). */
+  timeline?: SetupTimeline;
 }
+
+/**
+ * When each step of an install's start happened, ms from the process start (performance.timeOrigin): `locked`
+ * (the folder's lock taken), `release` (release.json read), `manifest` (image.json and the manifest read and
+ * checked), `firstRead` (the stream may start its first chunk read), `firstChunk` (the first chunks arrived,
+ * verified and written), `ready` (*ready to play*).
+ */
+export type SetupTimeline = Partial<Record<'locked' | 'release' | 'manifest' | 'firstRead' | 'firstChunk' | 'ready', number>>;
+
+const mark = (t: SetupTimeline | undefined, step: keyof SetupTimeline): void => {
+  if (t && t[step] === undefined) t[step] = Math.round(performance.now());
+};
 
 export interface InstallResult {
   build: BuildRef;
@@ -148,6 +164,7 @@ export class Installation {
  */
 export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<Installation> {
   const ownLock = lock ?? (await lockFolder(opts.dir));
+  mark(opts.timeline, 'locked');
   // The decode workers start now, while the release and the manifest are fetched and the files laid out.
   const pools = { stream: new CodecPool({ threads: decodeThreads() }), urgent: new CodecPool({ threads: 1 }) };
   try {
@@ -160,6 +177,7 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
     if (!state && !(await isEmptyOrMissing(opts.dir))) throw new ClientError('folder-not-empty', `${opts.dir} is not empty: install into a new or empty folder`);
     const remote = new Remote({ server: state?.server ?? opts.server, orgName: opts.orgName, appName: opts.appName, key: opts.key ?? state?.key, http: opts.http });
     const release = await remote.release();
+    mark(opts.timeline, 'release');
     let manifest: Manifest | undefined;
     let resumed = false;
     if (state) manifest = await readManifest(opts.dir, state.build.manifestId);
@@ -167,10 +185,13 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
       resumed = true;
     } else {
       const src = remote.source(release.image.path);
-      const img = await openImage(src).catch((err: unknown) => {
+      // release.json names the manifest: it is fetched together with image.json.
+      const manifestHint = { name: release.image.manifest, maxBytes: Math.min(release.image.sizeBytes, MANIFEST_HINT_MAX_BYTES) };
+      const img = await openImage(src, { manifestHint }).catch((err: unknown) => {
         throw mapHttpError(err);
       });
       manifest = img.manifest;
+      mark(opts.timeline, 'manifest');
       checkBuildPaths(manifest);
       const id = await writeManifest(opts.dir, manifest);
       state = {
@@ -219,6 +240,7 @@ export async function openInstall(opts: InstallOptions, lock?: Lock): Promise<In
       urgentPool: pools.urgent,
     });
     const laidOut = fresh ? layOutFiles(opts.dir, m, { growOnly: true }).then(() => undefined) : Promise.resolve();
+    mark(opts.timeline, 'firstRead');
     return new Installation({ dir: opts.dir, state: st, remote, manifest: m, stream, resumed, lock: ownLock, pools, laidOut });
   } catch (err) {
     await Promise.all([pools.stream.close(), pools.urgent.close()]);
@@ -244,7 +266,7 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
 }
 
 /** Drives an opened Installation to completion (or to *ready to play* with untilReady). */
-export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 'onEvent' | 'signal' | 'untilReady' | 'measureMs'>): Promise<InstallResult> {
+export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 'onEvent' | 'signal' | 'untilReady' | 'measureMs' | 'timeline'>): Promise<InstallResult> {
   const { stream, manifest: m } = inst;
   const started = performance.now();
   const total = stream.totalStoredBytes;
@@ -286,6 +308,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const checkReady = () => {
     if (readyAfterMs === undefined && isReady()) {
       readyAfterMs = Math.round(performance.now() - started);
+      mark(opts.timeline, 'ready');
       emit('stream', true, { readyNow: true });
       if (measured && measured > 0 && !inst.resumed) {
         inst.state.measuredBytesPerSecond = Math.round(measured);
@@ -308,6 +331,7 @@ export async function runInstall(inst: Installation, opts: Pick<InstallOptions, 
   const onAbort = () => stream.stop();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   stream.onChunk = () => {
+    if (!first) mark(opts.timeline, 'firstChunk');
     first ??= { at: performance.now(), bytes: stream.presentStoredBytes };
     decide();
     checkReady();

@@ -7,7 +7,7 @@ import type { HttpImageSourceOptions, Trace } from '@rockit/engine';
 import { ClientError, asClientError } from './errors.js';
 import type { EventSink } from './events.js';
 import { mountInstall, type Mount } from './fuse-mount.js';
-import { openInstall, runInstall, type Installation, type InstallResult } from './install.js';
+import { openInstall, runInstall, type Installation, type InstallResult, type SetupTimeline } from './install.js';
 import { lockFolder, readState } from './state.js';
 
 export interface PlayOptions {
@@ -35,8 +35,15 @@ export interface PlayOptions {
 export interface PlayResult {
   /** The game's exit code (null when killed by a signal or for a replay). */
   exitCode: number | null;
-  /** From the start of this run to *ready to play*. */
+  /** From the start of this run (the call of play) to *ready to play*. */
   timeToPlayMs: number;
+  /**
+   * From the process start (performance.timeOrigin) to the call of play: the program's own start-up (Node, module
+   * loading). startupMs + timeToPlayMs is the time to play from the launcher's start.
+   */
+  startupMs: number;
+  /** The steps of the start, ms from the process start (see SetupTimeline; empty when the install was complete). */
+  timeline: SetupTimeline;
   /**
    * Of timeToPlayMs, the start-up before the first chunk read: lock, release, image.json and manifest fetched,
    * folders made (a resumed install also checks its files; a fresh one lays them out while the first reads run).
@@ -61,20 +68,23 @@ export interface PlayResult {
  */
 export async function play(opts: PlayOptions): Promise<PlayResult> {
   if (!opts.command?.length && !opts.replay) throw new ClientError('invalid-argument', 'nothing to play: give a command (after --) or --replay <trace>');
+  const started = performance.now();
+  const startupMs = Math.round(started);
+  const timeline: SetupTimeline = {};
   const lock = await lockFolder(opts.dir);
   let inst: Installation | undefined;
   let mount: Mount | undefined;
-  const started = performance.now();
   try {
     const state = await readState(opts.dir);
     if (!state && !opts.from) throw new ClientError('not-installed', `${opts.dir} holds no install (give the server and app to install it)`);
     if (state?.phase === 'installed') {
-      if (opts.replay) return { exitCode: null, timeToPlayMs: 0, setupMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
+      const none = { timeToPlayMs: 0, startupMs, timeline, setupMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
+      if (opts.replay) return { exitCode: null, ...none };
       const exitCode = await runGame(opts.command!, opts.dir, opts.signal, opts.gameStdoutToStderr);
-      return { exitCode, timeToPlayMs: 0, setupMs: 0, stalls: 0, stallSeconds: 0, fetchedBytes: 0, complete: true };
+      return { exitCode, ...none };
     }
     const src = state ?? opts.from!;
-    inst = await openInstall({ server: src.server, orgName: src.orgName, appName: src.appName, dir: opts.dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http }, lock);
+    inst = await openInstall({ server: src.server, orgName: src.orgName, appName: src.appName, dir: opts.dir, key: opts.key, limitRateBytesPerSecond: opts.limitRateBytesPerSecond, http: opts.http, timeline }, lock);
     const installation = inst;
     const setupMs = performance.now() - started;
     let readyAt: number | undefined;
@@ -83,6 +93,7 @@ export async function play(opts: PlayOptions): Promise<PlayResult> {
     const download: Promise<InstallResult> = runInstall(installation, {
       measureMs: opts.measureMs,
       signal: opts.signal,
+      timeline,
       onEvent: (e) => {
         if (e.readyNow && readyAt === undefined) {
           readyAt = performance.now() - started;
@@ -120,6 +131,8 @@ export async function play(opts: PlayOptions): Promise<PlayResult> {
     return {
       exitCode,
       timeToPlayMs: Math.round(readyAt),
+      startupMs,
+      timeline,
       setupMs: Math.round(setupMs),
       stalls,
       stallSeconds: stallMs / 1000,

@@ -33,7 +33,7 @@ export {
   type ImageSource,
   type HttpImageSourceOptions,
 } from './image/image-source.js';
-export { openImage, readChunks, verifyChunk, coalesce, decodeOnPool, type OpenedImage, type ReadChunksOptions, type ReadChunk } from './image/reader.js';
+export { openImage, readChunks, verifyChunk, coalesce, decodeOnPool, type OpenedImage, type OpenImageOptions, type ReadChunksOptions, type ReadChunk } from './image/reader.js';
 export { extractImage, hashFile, type ExtractImageOptions, type ExtractResult, type ExtractProgress } from './image/extract.js';
 export { verifyImage, type VerifyReport, type DamagedChunk } from './image/verify.js';
 export { repackImage, type RepackImageOptions } from './image/repack.js';

@@ -144,11 +144,34 @@ describe('rockit trace convert / faststart train / image inspect / faststart sim
     expect(rep.bandwidthsMbit).toEqual([25, 100, 1000]);
     expect(rep.sessions).toHaveLength(1);
     const r25 = rep.sessions[0].results['25Mbit'];
-    expect(Object.keys(r25).sort()).toEqual(['fullDownload', 'noStallPreloadBytes', 'oracle', 'priorityFetch', 'stream']);
+    expect(Object.keys(r25).sort()).toEqual(['fullDownload', 'noStallPreloadBytes', 'oracle', 'priorityFetch', 'setupMs', 'stream']);
     expect(r25.stream.preloadBytes).toBe(tr.preloadBytes['25Mbit']);
-    expect(r25.fullDownload.timeToPlayMs).toBeCloseTo((layout.streamBytes / 3_125_000) * 1000, 6);
+    expect(r25.fullDownload.downloadMs).toBeCloseTo((layout.streamBytes / 3_125_000) * 1000, 6);
+    // Times from the launcher's start by default: 2 round trips of 50 ms + the manifest at b (no start-up).
+    expect(rep.setup).toEqual({ roundTrips: 2, manifestBytes: rep.image.manifestBytes, startupMs: 0 });
+    expect(r25.setupMs).toBeCloseTo(100 + (rep.image.manifestBytes / 3_125_000) * 1000, 6);
+    expect(r25.fullDownload.timeToPlayMs).toBeCloseTo(r25.setupMs + r25.fullDownload.downloadMs, 6);
+    expect(r25.priorityFetch.timeToPlayMs).toBeCloseTo(r25.setupMs + r25.priorityFetch.downloadMs, 6);
     expect(r25.oracle.timeToPlayMs).toBeLessThanOrEqual(r25.fullDownload.timeToPlayMs);
     expect(rep.summary['1000Mbit'].sessions).toBe(1);
+    expect(rep.summary['25Mbit'].setupMs).toBe(r25.setupMs);
+    // --startup and --setup-round-trips move every time to play; --no-setup times the download alone.
+    const st = JSON.parse((await rockit(['faststart', 'simulate', '--image', trained, '--sessions', held, '--bandwidth', '25', '--startup', '250', '--setup-round-trips', '3', '--json'])).stdout);
+    const s25 = st.sessions[0].results['25Mbit'];
+    expect(s25.setupMs).toBeCloseTo(r25.setupMs + 250 + 50, 6);
+    expect(s25.priorityFetch.waitMs - r25.priorityFetch.waitMs).toBeCloseTo(300, 6);
+    expect(s25.priorityFetch.stalls).toBe(r25.priorityFetch.stalls);
+    const bare = JSON.parse((await rockit(['faststart', 'simulate', '--image', trained, '--sessions', held, '--bandwidth', '25', '--no-setup', '--json'])).stdout);
+    expect(bare.setup).toBeNull();
+    expect(bare.sessions[0].results['25Mbit'].setupMs).toBe(0);
+    expect(bare.sessions[0].results['25Mbit'].priorityFetch.timeToPlayMs).toBe(r25.priorityFetch.downloadMs);
+    const text = await rockit(['faststart', 'simulate', '--image', trained, '--sessions', held, '--bandwidth', '25', '--startup', '250']);
+    expect(text.stdout).toMatch(/setup = start-up 0\.25 s \+ 2 round trips of 50 ms/);
+    for (const bad of [['--startup', '-1'], ['--startup', 'abc'], ['--startup', '1e9'], ['--setup-round-trips', '1.5'], ['--setup-round-trips', '-2'], ['--rtt', '']]) {
+      const r = await rockit(['faststart', 'simulate', '--image', trained, '--sessions', held, ...bad]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(bad[0]);
+    }
 
     const none = join(tmp, 'empty');
     await mkdir(none);

@@ -1,6 +1,6 @@
 // `rockit faststart train|simulate`: the engine's FastStart training and simulator, locally.
 import type { Command } from 'commander';
-import { preloadBytes, simulateSession, trainImage, type SessionSimulation } from '@rockit/engine';
+import { preloadBytes, SETUP_ROUND_TRIPS, simulateSession, trainImage, type SessionSimulation, type SetupModel } from '@rockit/engine';
 import { loadTraces } from '../faststart/trace-files.js';
 import { mbitKey, mbitToBytesPerSecond, parseBandwidths, readImageManifest, REPORT_BANDWIDTHS_MBIT } from '../faststart/image-manifest.js';
 import { formatBytes } from '../progress.js';
@@ -13,6 +13,25 @@ function median(values: number[]): number {
 }
 
 const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+interface SimulateFlags {
+  image: string;
+  sessions: string[];
+  bandwidth: string;
+  rtt: string;
+  startup: string;
+  setupRoundTrips: string;
+  setup: boolean;
+  preload?: string;
+  json?: boolean;
+}
+
+/** A number flag in [0, max] (integer when asked). */
+function numberFlag(text: string, flag: string, max: number, integer = false): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || v > max || (integer && !Number.isSafeInteger(v))) throw new Error(`${flag} must be ${integer ? 'an integer' : 'a number'} in [0, ${max}]`);
+  return v;
+}
 
 /** Registers `rockit faststart ...`. */
 export function register(program: Command): void {
@@ -46,16 +65,21 @@ export function register(program: Command): void {
     .requiredOption('--image <dir>', 'image folder or http(s) URL')
     .requiredOption('--sessions <items...>', 'trace files or folders of held-out sessions')
     .option('--bandwidth <list>', 'comma-separated Mbit/s', '25,100,1000')
-    .option('--rtt <ms>', 'round trip of a priority fetch, ms', '50')
+    .option('--rtt <ms>', 'round trip of a priority fetch (and of each setup request), ms', '50')
+    .option('--startup <ms>', "the launcher's start-up before its first request (process start, module loading), ms", '0')
+    .option('--setup-round-trips <n>', 'setup requests one after the other before the first chunk read (release.json, then image.json with the manifest)', String(SETUP_ROUND_TRIPS))
+    .option('--no-setup', 'time from the first chunk read (the download alone), not from the launcher start')
     .option('--preload <bytes>', "preload to play with (default: the image profile's P(b))")
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { image: string; sessions: string[]; bandwidth: string; rtt: string; preload?: string; json?: boolean }) => {
+    .action(async (opts: SimulateFlags) => {
       const bandwidths = parseBandwidths(opts.bandwidth);
-      const rtt = Number(opts.rtt);
-      if (!Number.isFinite(rtt) || rtt < 0 || rtt > 60_000) throw new Error('--rtt must be a number of ms in [0, 60000]');
+      const rtt = numberFlag(opts.rtt, '--rtt', 60_000);
+      const startupMs = numberFlag(opts.startup, '--startup', 600_000);
+      const roundTrips = numberFlag(opts.setupRoundTrips, '--setup-round-trips', 100, true);
       const fixed = opts.preload === undefined ? undefined : Number(opts.preload);
       if (fixed !== undefined && (!Number.isSafeInteger(fixed) || fixed < 0)) throw new Error('--preload must be an integer ≥ 0');
-      const { manifest, manifestName } = await readImageManifest(opts.image);
+      const { manifest, manifestName, manifestSizeBytes } = await readImageManifest(opts.image);
+      const setup: SetupModel | undefined = opts.setup ? { roundTrips, manifestBytes: manifestSizeBytes, startupMs } : undefined;
       const sessions = await loadTraces(opts.sessions);
       if (sessions.length === 0) throw new Error('no sessions to simulate');
       const rows = sessions.map(({ file, trace }) => {
@@ -65,6 +89,7 @@ export function register(program: Command): void {
           const { bytesPerSecond: _b, streamBytes: _s, unmappedRecords, ...rest } = simulateSession(manifest, trace, {
             bytesPerSecond: mbitToBytesPerSecond(mbit),
             roundTripMs: rtt,
+            setup,
             ...(fixed !== undefined ? { preloadBytes: fixed } : {}),
           });
           unmapped = unmappedRecords;
@@ -83,6 +108,7 @@ export function register(program: Command): void {
               sessions: rs.length,
               medianPreloadBytes: median(rs.map((r) => r.stream.preloadBytes)),
               medianNoStallPreloadBytes: median(rs.map((r) => r.noStallPreloadBytes)),
+              setupMs: rs[0]?.setupMs ?? 0,
               medianWaitMs: {
                 fullDownload: median(rs.map((r) => r.fullDownload.timeToPlayMs)),
                 oracle: median(rs.map((r) => r.oracle.timeToPlayMs)),
@@ -94,16 +120,20 @@ export function register(program: Command): void {
           ];
         }),
       );
-      const report = { image: { location: opts.image, manifestName, streamBytes, chunks: manifest.chunks.length, hasProfile: manifest.profile !== undefined }, roundTripMs: rtt, bandwidthsMbit: bandwidths, sessions: rows, summary };
+      const image = { location: opts.image, manifestName, manifestBytes: manifestSizeBytes, streamBytes, chunks: manifest.chunks.length, hasProfile: manifest.profile !== undefined };
+      const report = { image, roundTripMs: rtt, setup: setup ?? null, bandwidthsMbit: bandwidths, sessions: rows, summary };
       if (opts.json) {
         process.stdout.write(JSON.stringify(report) + '\n');
         return;
       }
-      const lines = [`image ${opts.image}: ${formatBytes(streamBytes)}, ${manifest.chunks.length} chunks, ${sessions.length} sessions (medians)`];
+      const lines = [
+        `image ${opts.image}: ${formatBytes(streamBytes)}, ${manifest.chunks.length} chunks, ${sessions.length} sessions (medians)`,
+        setup ? `times from the launcher's start: setup = start-up ${sec(startupMs)} + ${roundTrips} round trips of ${rtt} ms + the manifest (${formatBytes(manifestSizeBytes)}) at b` : 'times from the first chunk read (--no-setup)',
+      ];
       for (const mbit of bandwidths) {
         const s = summary[mbitKey(mbit)];
         lines.push(
-          `${String(mbit).padStart(5)} Mbit/s  preload ${formatBytes(s.medianPreloadBytes)} (no-stall ${formatBytes(s.medianNoStallPreloadBytes)})  wait: stream ${sec(s.medianWaitMs.stream)}, priority fetch ${sec(s.medianWaitMs.priorityFetch)}, oracle ${sec(s.medianWaitMs.oracle)}, full download ${sec(s.medianWaitMs.fullDownload)}; stalls ${s.totalStalls.stream} / ${s.totalStalls.priorityFetch}`,
+          `${String(mbit).padStart(5)} Mbit/s  preload ${formatBytes(s.medianPreloadBytes)} (no-stall ${formatBytes(s.medianNoStallPreloadBytes)})${setup ? `  setup ${sec(s.setupMs)}` : ''}  wait: stream ${sec(s.medianWaitMs.stream)}, priority fetch ${sec(s.medianWaitMs.priorityFetch)}, oracle ${sec(s.medianWaitMs.oracle)}, full download ${sec(s.medianWaitMs.fullDownload)}; stalls ${s.totalStalls.stream} / ${s.totalStalls.priorityFetch}`,
         );
       }
       process.stdout.write(lines.join('\n') + '\n');

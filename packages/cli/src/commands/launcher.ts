@@ -193,7 +193,7 @@ export function register(program: Command): void {
         });
         out.done();
         result(opts.json, { ...r }, [
-          `time to play   ${(r.timeToPlayMs / 1000).toFixed(2)} s`,
+          `time to play   ${(r.timeToPlayMs / 1000).toFixed(2)} s (${((r.startupMs + r.timeToPlayMs) / 1000).toFixed(2)} s from the process start)`,
           `stalls         ${r.stalls} (${r.stallSeconds.toFixed(2)} s)`,
           `downloaded     ${formatBytes(r.fetchedBytes)}${r.complete ? ' (install complete)' : ' (run update to finish the download)'}`,
           ...(r.exitCode !== null ? [`game exit code ${r.exitCode}`] : []),

@@ -1,11 +1,11 @@
 // Opens an image (folder or http(s) URL) just for its manifest.
 import { openImage, openImageSource, type Manifest } from '@rockit/engine';
 
-export async function readImageManifest(location: string): Promise<{ manifest: Manifest; manifestName: string }> {
+export async function readImageManifest(location: string): Promise<{ manifest: Manifest; manifestName: string; manifestSizeBytes: number }> {
   const source = openImageSource(location);
   try {
     const img = await openImage(source);
-    return { manifest: img.manifest, manifestName: img.imageJson.manifest.name };
+    return { manifest: img.manifest, manifestName: img.imageJson.manifest.name, manifestSizeBytes: img.imageJson.manifest.sizeBytes };
   } finally {
     await source.close();
   }

@@ -10,7 +10,7 @@ import { openImageSource } from '../image/image-source.js';
 import { verifyImage } from '../image/verify.js';
 import { makeTempDir, removeDir } from '../image/test-support/random-tree.js';
 import type { Trace, TraceRecord } from '../trace/trace-types.js';
-import { mapTracesToManifest, marginBytes, preloadBytes, simulateSession, trainImage, trainStreamOrder } from './index.js';
+import { mapTracesToManifest, marginBytes, preloadBytes, setupMs, simulateSession, trainImage, trainStreamOrder } from './index.js';
 
 /** A manifest (no payloads) with files of `sizes[i]` chunks each, every chunk `chunkBytes` raw and stored. */
 function layout(files: Record<string, number>, chunkBytes = 1000): Manifest {
@@ -178,13 +178,40 @@ describe('simulateSession (hand-computed)', () => {
 
   it('stream alone and with priority fetch, next to the full download and the oracle', () => {
     const r = simulateSession(m, s, { bytesPerSecond: 1000, preloadBytes: 1000, roundTripMs: 50 });
-    expect(r.fullDownload.timeToPlayMs).toBe(4000);
-    expect(r.oracle).toEqual({ preloadBytes: 1000, timeToPlayMs: 1000 }); // chunks 0, 3: need 1000 at 0, 2000 at 1 s
+    expect(r.setupMs).toBe(0);
+    expect(r.fullDownload).toEqual({ timeToPlayMs: 4000, downloadMs: 4000 });
+    expect(r.oracle).toEqual({ preloadBytes: 1000, timeToPlayMs: 1000, downloadMs: 1000 }); // chunks 0, 3: need 1000 at 0, 2000 at 1 s
     expect(r.noStallPreloadBytes).toBe(3000); // need 4000 at 1 s
     // Stream: play at 1 s; the read at t=1 s (wall 2 s) needs chunk 3, streamed by 4 s: one stall of 2 s.
-    expect(r.stream).toEqual({ preloadBytes: 1000, timeToPlayMs: 1000, stalls: 1, stallMs: 2000, waitMs: 3000 });
+    expect(r.stream).toEqual({ preloadBytes: 1000, timeToPlayMs: 1000, downloadMs: 1000, stalls: 1, stallMs: 2000, waitMs: 3000 });
     // Priority fetch: 50 ms + 1000 ms beats waiting 2 s for the stream.
-    expect(r.priorityFetch).toEqual({ preloadBytes: 1000, timeToPlayMs: 1000, stalls: 1, stallMs: 1050, waitMs: 2050, fetches: 1, fetchedBytes: 1000 });
+    expect(r.priorityFetch).toEqual({ preloadBytes: 1000, timeToPlayMs: 1000, downloadMs: 1000, stalls: 1, stallMs: 1050, waitMs: 2050, fetches: 1, fetchedBytes: 1000 });
+  });
+
+  it('with the setup modelled, every time to play and wait starts at the launcher; stalls stay the same', () => {
+    // Setup: 300 ms start-up + 2 round trips of 50 ms + a 500-byte manifest at 1000 B/s = 900 ms.
+    expect(setupMs({ startupMs: 300, manifestBytes: 500 }, 1000, 50)).toBe(900);
+    expect(setupMs({}, 1000, 50)).toBe(100); // default: 2 round trips, nothing else
+    expect(setupMs({ roundTrips: 3, manifestBytes: 2000, startupMs: 0 }, 4000, 10)).toBe(530);
+    const base = { bytesPerSecond: 1000, preloadBytes: 1000, roundTripMs: 50 };
+    const without = simulateSession(m, s, base);
+    const r = simulateSession(m, s, { ...base, setup: { startupMs: 300, manifestBytes: 500 } });
+    expect(r.setupMs).toBe(900);
+    expect(r.fullDownload).toEqual({ timeToPlayMs: 4900, downloadMs: 4000 });
+    expect(r.oracle).toEqual({ preloadBytes: 1000, timeToPlayMs: 1900, downloadMs: 1000 });
+    expect(r.stream).toEqual({ ...without.stream, timeToPlayMs: 1900, downloadMs: 1000, waitMs: 3900 });
+    expect(r.priorityFetch).toEqual({ ...without.priorityFetch, timeToPlayMs: 1900, downloadMs: 1000, waitMs: 2950 });
+    // roundTrips 0 and no start-up: the manifest's bytes alone.
+    expect(simulateSession(m, s, { ...base, setup: { roundTrips: 0, manifestBytes: 250 } }).priorityFetch.timeToPlayMs).toBe(1250);
+  });
+
+  it('refuses a setup that is not finite and ≥ 0', () => {
+    const base = { bytesPerSecond: 1000, preloadBytes: 1000 };
+    for (const setup of [{ roundTrips: -1 }, { roundTrips: 1.5 }, { manifestBytes: -1 }, { manifestBytes: Number.NaN }, { startupMs: Number.POSITIVE_INFINITY }, { startupMs: -5 }]) {
+      expect(() => simulateSession(m, s, { ...base, setup })).toThrow(RangeError);
+    }
+    expect(() => setupMs({}, 0, 50)).toThrow(RangeError);
+    expect(() => setupMs({}, 1000, -1)).toThrow(RangeError);
   });
 
   it('waits for the stream when it is sooner than a fetch, and never stalls at the no-stall preload', () => {

@@ -1,13 +1,47 @@
 // FastStart simulator (spec/engine.md §3 "Measure it"): replays one session against an image's stream order
-// at a bandwidth. Time model: the download runs at b from t = 0; play starts once the preload is present;
-// a read at session time t happens at wall time start + t + stalls so far and needs all its chunks.
+// at a bandwidth. Time model: the launcher is started at t = 0; its setup (start-up, the round trips for
+// release.json, image.json and the manifest, the manifest's bytes at b; 0 unless modelled) ends at S; the
+// download runs at b from S; play starts once the preload is present; a read at session time t happens at wall
+// time start + t + stalls so far and needs all its chunks.
 import type { Manifest } from '../format/types.js';
 import type { Trace } from '../trace/trace-types.js';
 import { ChunkMap, sessionAccess, type SessionAccess } from './chunk-map.js';
 import { curvePreloadBytes, preloadBytes as profilePreload, sessionNeedCurve } from './profile.js';
 
+/** What a launcher does before its first chunk read (see setupMs). */
+export interface SetupModel {
+  /** Round trips one after the other (default 2: release.json, then image.json together with the manifest). */
+  roundTrips?: number;
+  /** The manifest's stored size: it arrives at b before the download starts (default 0). */
+  manifestBytes?: number;
+  /** Fixed start-up before the first request (process start, module loading), ms (default 0). */
+  startupMs?: number;
+}
+
+/** Default setup round trips: release.json, then image.json and the manifest at once (the launcher's openInstall). */
+export const SETUP_ROUND_TRIPS = 2;
+
+/**
+ * The setup's duration in ms: startupMs + roundTrips × roundTripMs + manifestBytes at b. Throws RangeError for a
+ * field that is not a finite number ≥ 0 (roundTrips: an integer).
+ */
+export function setupMs(model: SetupModel, bytesPerSecond: number, roundTripMs: number): number {
+  const k = model.roundTrips ?? SETUP_ROUND_TRIPS;
+  const bytes = model.manifestBytes ?? 0;
+  const start = model.startupMs ?? 0;
+  if (!Number.isSafeInteger(k) || k < 0) throw new RangeError('setup.roundTrips must be an integer ≥ 0');
+  if (!(Number.isFinite(bytes) && bytes >= 0) || !(Number.isFinite(start) && start >= 0)) throw new RangeError('setup.manifestBytes and setup.startupMs must be ≥ 0');
+  if (!(Number.isFinite(bytesPerSecond) && bytesPerSecond > 0) || !(Number.isFinite(roundTripMs) && roundTripMs >= 0)) throw new RangeError('bytesPerSecond must be > 0 and roundTripMs ≥ 0');
+  return start + k * roundTripMs + (bytes / bytesPerSecond) * 1000;
+}
+
 export interface SimulateOptions {
   bytesPerSecond: number;
+  /**
+   * Model the launcher's setup before its first chunk read (see setupMs): every time to play and wait then counts
+   * from the launcher's start. Without it the download starts at t = 0 (setupMs 0).
+   */
+  setup?: SetupModel;
   /** Preload the launcher waits for (default: the image profile's P(b); 0 without a profile). */
   preloadBytes?: number;
   /** Round trip of one priority fetch, ms (default 50). */
@@ -27,8 +61,10 @@ export interface SimulateOptions {
 
 export interface LaunchOutcome {
   preloadBytes: number;
-  /** When play starts (preload present), ms. */
+  /** When play starts (preload present), ms from the launcher's start: setupMs + downloadMs. */
   timeToPlayMs: number;
+  /** When play starts counted from the first chunk read (the figure without the setup). */
+  downloadMs: number;
   stalls: number;
   stallMs: number;
   /** timeToPlayMs + stallMs: the player's total wait. */
@@ -40,10 +76,12 @@ export interface SessionSimulation {
   streamBytes: number;
   /** Records that matched no chunk (path not in the build, or past the file end). */
   unmappedRecords: number;
-  /** The plain full download: size / b. */
-  fullDownload: { timeToPlayMs: number };
+  /** The modelled setup before the first chunk read, ms (0 without SimulateOptions.setup); in every timeToPlayMs. */
+  setupMs: number;
+  /** The plain full download: setup + size / b. */
+  fullDownload: { timeToPlayMs: number; downloadMs: number };
   /** The best order for this very session: the chunks it reads, in the order it reads them, no stalls. */
-  oracle: { preloadBytes: number; timeToPlayMs: number };
+  oracle: { preloadBytes: number; timeToPlayMs: number; downloadMs: number };
   /** The preload that avoids every stall with this image's order (stream alone). */
   noStallPreloadBytes: number;
   /** Stream alone, with `preloadBytes`: a missing chunk waits for the stream. */
@@ -178,7 +216,7 @@ function priorityFetchLaunch(x: PriorityInput): SessionSimulation['priorityFetch
     fetches++;
     stall += Math.max(viaFetch, fetchedWait);
   }
-  return { preloadBytes: x.preload, timeToPlayMs: x.start, stalls, stallMs: stall, waitMs: x.start + stall, fetches, fetchedBytes };
+  return { preloadBytes: x.preload, timeToPlayMs: x.start, downloadMs: x.start, stalls, stallMs: stall, waitMs: x.start + stall, fetches, fetchedBytes };
 }
 
 /**
@@ -242,18 +280,23 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
       stalls++;
     }
   }
-  const stream: LaunchOutcome = { preloadBytes: preload, timeToPlayMs: start, stalls, stallMs: stall, waitMs: start + stall };
+  const stream: LaunchOutcome = { preloadBytes: preload, timeToPlayMs: start, downloadMs: start, stalls, stallMs: stall, waitMs: start + stall };
 
   const priorityFetch = priorityFetchLaunch({ acc, stored, total, preload, start, b, rtt, group, readAfter });
 
+  // The setup only moves the whole download later: stalls do not change, every time to play and wait grows by it.
+  const setup = opts.setup ? setupMs(opts.setup, b, rtt) : 0;
+  const later = <T extends { timeToPlayMs: number; waitMs: number }>(o: T): T => ({ ...o, timeToPlayMs: o.timeToPlayMs + setup, waitMs: o.waitMs + setup });
+  const oracleMs = ms(Math.ceil(oracleP));
   return {
     bytesPerSecond: b,
     streamBytes: total,
     unmappedRecords: acc.unknownPath + acc.beyondEnd,
-    fullDownload: { timeToPlayMs: ms(total) },
-    oracle: { preloadBytes: Math.ceil(oracleP), timeToPlayMs: ms(Math.ceil(oracleP)) },
+    setupMs: setup,
+    fullDownload: { timeToPlayMs: setup + ms(total), downloadMs: ms(total) },
+    oracle: { preloadBytes: Math.ceil(oracleP), timeToPlayMs: setup + oracleMs, downloadMs: oracleMs },
     noStallPreloadBytes: noStall,
-    stream,
-    priorityFetch,
+    stream: later(stream),
+    priorityFetch: later(priorityFetch),
   };
 }

@@ -6,6 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CorruptionError, EngineError, type CorruptionKind } from '../errors.js';
 import { IMAGE_JSON_NAME } from '../format/constants.js';
+import { HttpGetError, httpGet, type HttpGetResponse } from './http-get.js';
 
 export interface ImageSource {
   /** For messages: the folder or URL. */
@@ -129,7 +130,7 @@ export class HttpImageSource implements ImageSource {
       try {
         return await once();
       } catch (err) {
-        if (!(err instanceof RetryableError) && !(err instanceof TypeError) && (err as Error).name !== 'TimeoutError' && (err as Error).name !== 'AbortError') throw err;
+        if (!(err instanceof RetryableError) && !(err instanceof HttpGetError && err.retryable)) throw err;
         last = err;
       }
     }
@@ -145,15 +146,15 @@ export class HttpImageSource implements ImageSource {
 
   async readFile(name: string, maxBytes: number): Promise<Uint8Array> {
     return this.withRetries(name, async () => {
-      const res = await fetch(this.url(name), { signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await httpGet(this.url(name), {}, this.timeoutMs);
       this.checkStatus(res, name);
-      const len = Number(res.headers.get('content-length') ?? NaN);
+      const len = Number(res.header('content-length') ?? NaN);
+      const tooLarge = () => new CorruptionError(kindOf(name, 'short'), name, `${name} is larger than the expected ${maxBytes} bytes`);
       if (len > maxBytes) {
-        await res.body?.cancel();
+        res.discard();
         throw new CorruptionError(kindOf(name, 'short'), name, `${name} is ${len} bytes, more than the expected ${maxBytes}`);
       }
-      const body = new Uint8Array(await res.arrayBuffer());
-      if (body.length > maxBytes) throw new CorruptionError(kindOf(name, 'short'), name, `${name} is larger than the expected ${maxBytes} bytes`);
+      const body = await res.body(maxBytes, tooLarge);
       if (Number.isFinite(len) && body.length !== len) throw new RetryableError(`${name}: body cut off`);
       return body;
     });
@@ -161,29 +162,25 @@ export class HttpImageSource implements ImageSource {
 
   async readRange(name: string, offset: number, length: number): Promise<Uint8Array> {
     return this.withRetries(name, async () => {
-      const res = await fetch(this.url(name), { headers: { range: `bytes=${offset}-${offset + length - 1}` }, signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await httpGet(this.url(name), { range: `bytes=${offset}-${offset + length - 1}` }, this.timeoutMs);
       if (res.status === 416) {
-        await res.body?.cancel();
+        res.discard();
         throw new CorruptionError(kindOf(name, 'short'), name, `${name} is shorter than ${offset + length} bytes (truncated)`);
       }
       this.checkStatus(res, name);
       let total = NaN;
       if (res.status === 206) {
-        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+        const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.header('content-range') ?? '');
         if (!m || Number(m[1]) !== offset) {
-          await res.body?.cancel();
+          res.discard();
           throw new RetryableError(`${name}: unexpected Content-Range`);
         }
         total = m[3] === '*' ? NaN : Number(m[3]);
       }
-      let body: Uint8Array;
-      try {
-        body = new Uint8Array(await res.arrayBuffer());
-      } catch (err) {
-        throw new RetryableError(`${name}: ${(err as Error).message}`);
-      }
+      // A server that ignores Range sends the whole file: up to the end of the range is kept, the rest dropped.
+      const wanted = res.status === 200 ? offset + length : length;
+      const body = await this.rangeBody(res, name, wanted);
       if (res.status === 200) {
-        // Server ignored Range: the body is the whole file.
         if (body.length < offset + length) throw new CorruptionError(kindOf(name, 'short'), name, `${name} is ${body.length} bytes, expected at least ${offset + length} (truncated)`);
         return body.subarray(offset, offset + length);
       }
@@ -197,21 +194,31 @@ export class HttpImageSource implements ImageSource {
     });
   }
 
-  private checkStatus(res: Response, name: string): void {
+  /** The body of a range answer: a 206 of more than `wanted` bytes is retried; a 200 is cut at `wanted`. */
+  private async rangeBody(res: HttpGetResponse, name: string, wanted: number): Promise<Uint8Array> {
+    try {
+      return await res.body(wanted, res.status === 206 ? () => new RetryableError(`${name}: more bytes than asked for`) : undefined);
+    } catch (err) {
+      if (err instanceof HttpGetError) throw new RetryableError(`${name}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private checkStatus(res: HttpGetResponse, name: string): void {
     if (res.status === 404 || res.status === 410) {
-      void res.body?.cancel();
+      res.discard();
       throw new CorruptionError(kindOf(name, 'missing'), name, `${name} is missing from ${this.location} (HTTP ${res.status})`);
     }
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
-      void res.body?.cancel();
+      res.discard();
       throw new RetryableError(`${name}: HTTP ${res.status}`);
     }
     if (res.status === 401 || res.status === 403) {
-      void res.body?.cancel();
+      res.discard();
       throw new EngineError('source-forbidden', `cannot read ${name} from ${this.location}: HTTP ${res.status} (a download token is missing, wrong or expired)`);
     }
     if (res.status !== 200 && res.status !== 206) {
-      void res.body?.cancel();
+      res.discard();
       throw new EngineError('source-unavailable', `cannot read ${name} from ${this.location}: HTTP ${res.status}`);
     }
   }
