@@ -213,7 +213,7 @@ export const readyBuildsBefore = (db: Executor, appId: string, beforeBuildId: nu
 
 /** Every ready (kept) build of the app, newest first. */
 export const readyBuilds = (db: Executor, appId: string): Promise<BuildRow[]> =>
-  q(db).selectFrom('builds').selectAll().where('app_id', '=', appId).where('state', '=', 'ready').orderBy('build_id', 'desc').execute();
+  db.selectFrom('builds').selectAll().where('app_id', '=', appId).where('state', '=', 'ready').orderBy('build_id', 'desc').execute();
 
 /** The newest ready build of the app (the one a deploy publishes). */
 export const newestReadyBuild = (db: Executor, appId: string): Promise<BuildRow | undefined> =>
