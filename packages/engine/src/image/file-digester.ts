@@ -48,6 +48,10 @@ const { createHash } = require('node:crypto');
 const open = new Map();
 const digestBatch = ${digestBatch.toString()};
 parentPort.on('message', (b) => {
+  if (b === 'close') {
+    parentPort.close();
+    return;
+  }
   try {
     const r = digestBatch(open, b, createHash);
     parentPort.postMessage(r, [r.digests.buffer]);
@@ -66,6 +70,7 @@ export class FileDigester {
   /** One entry per batch in the worker, oldest first (answers come back in order). */
   private readonly waiting: Array<{ done: Promise<void>; resolve: () => void; reject: (e: Error) => void }> = [];
   private failed?: Error;
+  private exited = false;
   private readonly onDigest: (owner: number, digest: Uint8Array) => void;
 
   /** `onDigest` receives each file's digest once its end was passed to `add`. */
@@ -83,7 +88,10 @@ export class FileDigester {
       w?.resolve();
     });
     this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => this.fail(new Error(`file digest thread exited (code ${code})`)));
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      this.fail(new Error(`file digest thread exited (code ${code})`));
+    });
   }
 
   /**
@@ -116,9 +124,15 @@ export class FileDigester {
 
   /** Stops the thread; digests still owed are failed, and so is any later call. */
   async close(): Promise<void> {
-    if (this.worker) {
-      this.worker.removeAllListeners('exit');
-      await this.worker.terminate();
+    if (this.worker && !this.exited) {
+      // Let the thread leave by itself (no native hashing cut off); terminate only if it does not.
+      const w = this.worker;
+      w.removeAllListeners('exit');
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      w.postMessage('close');
+      const timer = setTimeout(() => void w.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
     }
     this.fail(new Error('file digester closed'));
   }
