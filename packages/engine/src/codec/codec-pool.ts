@@ -1,7 +1,8 @@
 // A pool of worker threads that hash and compress chunk batches on all cores (piscina).
-// The worker entry is the compiled `codec-worker.js` beside this module. When this module runs from TypeScript
-// sources (vitest) there is no such .js file; the pool then looks for the compiled twin under dist/, and if
-// that is missing too it runs batches on the calling thread (same code, same results, no parallelism).
+// The worker entry is the compiled `codec-worker-entry.cjs` beside this module (CommonJS on purpose: see that
+// file). When this module runs from TypeScript sources (vitest) there is no such file; the pool then looks for
+// the compiled twin under dist/, and if that is missing too it runs batches on the calling thread (same code,
+// same results, no parallelism).
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -18,10 +19,10 @@ export interface CodecPoolOptions {
 /** Finds the compiled worker module, or undefined when only TypeScript sources are present. */
 export function resolveCodecWorkerFile(): string | undefined {
   const here = fileURLToPath(import.meta.url);
-  const sibling = here.replace(/codec-pool\.(ts|js)$/, 'codec-worker.js');
+  const sibling = here.replace(/codec-pool\.(ts|js)$/, 'codec-worker-entry.cjs');
   if (here.endsWith('.js') && existsSync(sibling)) return sibling;
   // Running from src/ (tests): use the build output if it exists.
-  const inDist = sibling.replace(/([/\\])src([/\\])codec([/\\])codec-worker\.js$/, '$1dist$2codec$3codec-worker.js');
+  const inDist = sibling.replace(/([/\\])src([/\\])codec([/\\])codec-worker-entry\.cjs$/, '$1dist$2codec$3codec-worker-entry.cjs');
   if (inDist !== sibling && existsSync(inDist)) return inDist;
   return undefined;
 }
