@@ -2,7 +2,7 @@
 // token when the app has keys. A `server` URL is either a rockit-edge server (files under /cdn/, auth at
 // /client/v1/auth) or a plain depot / CDN origin (files at the origin prefix). Talks HTTP only, through the
 // engine's HttpImageSource (range reads, retries with capped backoff and jitter).
-import { CorruptionError, EngineError, HttpImageSource, type HttpImageSourceOptions } from '@rockit/engine';
+import { CorruptionError, EngineError, HttpImageSource, httpPost, type HttpGetResponse, type HttpImageSourceOptions } from '@rockit/engine';
 import { ClientError } from './errors.js';
 
 /** The release pointer (docs/FORMATS.md, release.json format version 1). */
@@ -24,6 +24,8 @@ const REL_PATH = /^(?:[0-9A-Za-z_][0-9A-Za-z._-]*\/)+$/;
 export const RELEASE_MAX_BYTES = 1024 * 1024;
 /** Renew the download token when it expires within this many seconds. */
 const TOKEN_RENEW_SECONDS = 60;
+/** The auth answer holds a token and the release pointer: a few kB; anything past this is not a real answer. */
+const AUTH_ANSWER_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Validates a release.json document (refuses other formats, higher versions, paths outside the app's layout). */
 export function parseRelease(bytes: Uint8Array, orgName: string, appName: string): Release {
@@ -107,20 +109,24 @@ export class Remote {
   }
 
   private async auth(): Promise<Release | undefined> {
-    let res: Response;
+    // node:http rather than fetch: the first fetch() loads undici, which costs a launcher 0.1–0.4 s before its
+    // first byte.
+    const payload = Buffer.from(JSON.stringify({ orgName: this.orgName, appName: this.appName, key: this.key }));
+    let res: HttpGetResponse;
+    let body: any;
     try {
-      res = await fetch(new URL('client/v1/auth', this.server), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ orgName: this.orgName, appName: this.appName, key: this.key }),
-        signal: AbortSignal.timeout(this.http.timeoutMs ?? 60_000),
-      });
+      res = await httpPost(new URL('client/v1/auth', this.server), { 'content-type': 'application/json' }, payload, this.http.timeoutMs ?? 60_000);
+      const text = Buffer.from(await res.body(AUTH_ANSWER_MAX_BYTES)).toString('utf8');
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
     } catch (err) {
       throw new ClientError('server-unavailable', `cannot reach ${this.server}: ${(err as Error).message}`, true);
     }
-    const body = (await res.json().catch(() => undefined)) as any;
     if (res.status === 401 || res.status === 403) throw new ClientError('key-rejected', `the server refused the download key for ${this.orgName}/${this.appName} (${body?.error ?? res.status})`);
-    if (!res.ok || typeof body?.auth?.token !== 'string' || !Number.isFinite(body.auth.expires)) {
+    if (res.status < 200 || res.status > 299 || typeof body?.auth?.token !== 'string' || !Number.isFinite(body.auth.expires)) {
       throw new ClientError('server-unavailable', `POST /client/v1/auth answered HTTP ${res.status}${body?.error ? ` (${body.error})` : ''}`, res.status >= 500);
     }
     this.token = { token: body.auth.token, expires: body.auth.expires };

@@ -33,6 +33,7 @@ export {
   type ImageSource,
   type HttpImageSourceOptions,
 } from './image/image-source.js';
+export { httpPost, HttpGetError, type HttpGetResponse } from './image/http-get.js';
 export { openImage, readChunks, verifyChunk, coalesce, decodeOnPool, type OpenedImage, type OpenImageOptions, type ReadChunksOptions, type ReadChunk } from './image/reader.js';
 export { extractImage, hashFile, type ExtractImageOptions, type ExtractResult, type ExtractProgress } from './image/extract.js';
 export { verifyImage, type VerifyReport, type DamagedChunk } from './image/verify.js';

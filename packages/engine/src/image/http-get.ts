@@ -1,4 +1,4 @@
-// GET over node:http(s) with keep-alive agents, for HttpImageSource. Not `fetch`: in Node 20 the first fetch()
+// GET (and one small POST) over node:http(s) with keep-alive agents, for HttpImageSource and the launcher's auth. Not `fetch`: in Node 20 the first fetch()
 // loads undici (~100 ms of CPU, several times that on a busy machine), which a launcher pays before its first
 // byte. Every failure is an HttpGetError: `retryable` for network errors, timeouts and cut-off bodies.
 import http from 'node:http';
@@ -39,12 +39,24 @@ function httpsTransport(): Promise<{ mod: typeof https; agent: https.Agent }> {
  * GET `url` with `headers`; resolves at the response head. The whole exchange (head and body) must finish
  * within `timeoutMs`. A request on a kept-alive connection the server closed meanwhile is sent again at once.
  */
-export async function httpGet(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<HttpGetResponse> {
+export function httpGet(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<HttpGetResponse> {
+  return send(url, 'GET', headers, undefined, timeoutMs);
+}
+
+/**
+ * POST `body` to `url`, like httpGet otherwise. Only for requests that are safe to send twice (the request is sent
+ * again when a kept-alive connection turns out closed), such as exchanging a download key for a token.
+ */
+export function httpPost(url: URL, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<HttpGetResponse> {
+  return send(url, 'POST', { ...headers, 'content-length': String(body.length) }, body, timeoutMs);
+}
+
+async function send(url: URL, method: 'GET' | 'POST', headers: Record<string, string>, body: Uint8Array | undefined, timeoutMs: number): Promise<HttpGetResponse> {
   const t = url.protocol === 'https:' ? await httpsTransport() : { mod: http, agent: httpAgent };
   try {
-    return await once(t.mod, t.agent, url, headers, timeoutMs);
+    return await once(t.mod, t.agent, method, url, headers, body, timeoutMs);
   } catch (err) {
-    if (err instanceof StaleSocketError) return once(t.mod, t.agent, url, headers, timeoutMs);
+    if (err instanceof StaleSocketError) return once(t.mod, t.agent, method, url, headers, body, timeoutMs);
     throw err;
   }
 }
@@ -56,10 +68,18 @@ class StaleSocketError extends HttpGetError {
   }
 }
 
-function once(mod: typeof http | typeof https, agent: http.Agent, url: URL, headers: Record<string, string>, timeoutMs: number): Promise<HttpGetResponse> {
+function once(
+  mod: typeof http | typeof https,
+  agent: http.Agent,
+  method: 'GET' | 'POST',
+  url: URL,
+  headers: Record<string, string>,
+  payload: Uint8Array | undefined,
+  timeoutMs: number,
+): Promise<HttpGetResponse> {
   return new Promise((resolve, reject) => {
     let failed: Error | undefined;
-    const req = mod.request(url, { method: 'GET', headers, agent });
+    const req = mod.request(url, { method, headers, agent });
     const timer = setTimeout(() => req.destroy(new HttpGetError(`timed out after ${timeoutMs} ms`, true)), timeoutMs);
     const fail = (err: Error): Error => {
       failed ??= err instanceof HttpGetError ? err : new HttpGetError((err as NodeJS.ErrnoException).code ?? err.message, true);
@@ -135,6 +155,6 @@ function once(mod: typeof http | typeof https, agent: http.Agent, url: URL, head
         },
       });
     });
-    req.end();
+    req.end(payload);
   });
 }
