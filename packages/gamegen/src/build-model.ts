@@ -223,15 +223,50 @@ function baseOf(p: string): string {
  * The input model is not modified.
  */
 export function nextVersion(prev: BuildModel, seed: number, version: number): { model: BuildModel; changes: SeriesChange[] } {
-  const r = new Rng(mixSeed(seed, version, 2));
   const model: BuildModel = structuredClone(prev);
-  const changes: SeriesChange[] = [];
-  const taken = new Set(model.files.map((f) => f.path));
-  const archives = model.files.filter((f) => f.content.type === 'archive');
-  const texts = () => model.files.filter((f) => f.content.type === 'text');
-  const assetsOf = (f: FileModel) => (f.content as Extract<FileContent, { type: 'archive' }>).assets;
+  const v: VersionStep = {
+    r: new Rng(mixSeed(seed, version, 2)),
+    version,
+    model,
+    changes: [],
+    taken: new Set(model.files.map((f) => f.path)),
+    archives: model.files.filter((f) => f.content.type === 'archive'),
+  };
+  // The order of the steps is part of the output: each draws from the same random stream.
+  editAssets(v);
+  insertAssets(v);
+  removeAsset(v);
+  appendAssets(v);
+  rebuildBinaries(v);
+  editTexts(v);
+  renameAndMoveFiles(v);
+  deleteAndAddFiles(v);
+  model.files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { model, changes: v.changes };
+}
 
-  // Edited bytes inside existing assets.
+/** The state nextVersion's steps share: one random stream, the model being changed and the changes so far. */
+interface VersionStep {
+  r: Rng;
+  version: number;
+  model: BuildModel;
+  changes: SeriesChange[];
+  /** Paths in use, so renames and new files never collide. */
+  taken: Set<string>;
+  /** The archives the version starts with (a DLC archive added by this version is not among them). */
+  archives: FileModel[];
+}
+
+function assetsOf(f: FileModel): Asset[] {
+  return (f.content as Extract<FileContent, { type: 'archive' }>).assets;
+}
+
+function textsOf(model: BuildModel): FileModel[] {
+  return model.files.filter((f) => f.content.type === 'text');
+}
+
+/** Edited bytes inside existing assets. */
+function editAssets({ r, archives, changes }: VersionStep): void {
   for (let k = 0, n = r.int(2, 4); k < n; k++) {
     const f = r.pick(archives);
     const assets = assetsOf(f);
@@ -248,8 +283,10 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
       changes.push({ type: 'archive-edit', path: f.path, asset: a.name, edits, bytes });
     }
   }
+}
 
-  // Assets inserted mid-archive: everything after them shifts.
+/** Assets inserted mid-archive: everything after them shifts. */
+function insertAssets({ r, archives, changes, version }: VersionStep): void {
   for (let k = 0, n = r.int(1, 2); k < n; k++) {
     const f = r.pick(archives);
     const assets = assetsOf(f);
@@ -260,34 +297,36 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
     assets.splice(index, 0, a);
     changes.push({ type: 'archive-insert', path: f.path, asset: a.name, index, sizeBytes: a.sizeBytes });
   }
+}
 
-  // An asset removed.
-  {
-    const f = r.pick(archives);
-    const assets = assetsOf(f);
-    if (assets.length > 3) {
-      const [gone] = assets.splice(r.int(1, assets.length - 2), 1);
-      changes.push({ type: 'archive-remove', path: f.path, asset: gone.name });
-    }
+/** An asset removed. */
+function removeAsset({ r, archives, changes }: VersionStep): void {
+  const f = r.pick(archives);
+  const assets = assetsOf(f);
+  if (assets.length > 3) {
+    const [gone] = assets.splice(r.int(1, assets.length - 2), 1);
+    changes.push({ type: 'archive-remove', path: f.path, asset: gone.name });
   }
+}
 
-  // Appended assets at the end of one archive.
-  {
-    const f = r.pick(archives);
-    const assets = assetsOf(f);
-    const added: string[] = [];
-    let bytes = 0;
-    for (let k = 0, n = r.int(1, 3); k < n; k++) {
-      const size = Math.max(64, r.logInt(4096, Math.max(8192, Math.floor(assets.reduce((s, a) => s + a.sizeBytes, 0) / 30))));
-      const a = newAsset(r, `${baseOf(f.path).replace('.pak', '')}/v${version}/app_${k}_${r.u32().toString(36)}`, size - (size % 64));
-      assets.push(a);
-      added.push(a.name);
-      bytes += a.sizeBytes;
-    }
-    changes.push({ type: 'archive-append', path: f.path, assets: added, sizeBytes: bytes });
+/** Appended assets at the end of one archive. */
+function appendAssets({ r, archives, changes, version }: VersionStep): void {
+  const f = r.pick(archives);
+  const assets = assetsOf(f);
+  const added: string[] = [];
+  let bytes = 0;
+  for (let k = 0, n = r.int(1, 3); k < n; k++) {
+    const size = Math.max(64, r.logInt(4096, Math.max(8192, Math.floor(assets.reduce((s, a) => s + a.sizeBytes, 0) / 30))));
+    const a = newAsset(r, `${baseOf(f.path).replace('.pak', '')}/v${version}/app_${k}_${r.u32().toString(36)}`, size - (size % 64));
+    assets.push(a);
+    added.push(a.name);
+    bytes += a.sizeBytes;
   }
+  changes.push({ type: 'archive-append', path: f.path, assets: added, sizeBytes: bytes });
+}
 
-  // Rebuilt executable (always) and one library (every other version).
+/** Rebuilt executable (always) and one library (every other version). */
+function rebuildBinaries({ r, model, changes, version }: VersionStep): void {
   const binaries = model.files.filter((f) => f.content.type === 'binary');
   const rebuild = [binaries.find((f) => f.path === 'Game.x86_64') ?? binaries[0]];
   if (version % 2 === 0) rebuild.push(r.pick(binaries.filter((f) => f !== rebuild[0])));
@@ -323,8 +362,11 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
     }
     changes.push({ type: 'binary-rebuild', path: f.path, functionsChanged: changed, functionsAdded: added, functionsRemoved: removed });
   }
+}
 
-  // Text edits.
+/** Text edits. */
+function editTexts({ r, model, changes }: VersionStep): void {
+  const texts = () => textsOf(model);
   for (let k = 0, n = r.int(2, 6); k < n; k++) {
     const f = r.pick(texts());
     const c = f.content as Extract<FileContent, { type: 'text' }>;
@@ -345,8 +387,11 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
     }
     changes.push({ type: 'text-edit', path: f.path, linesChanged, linesAdded });
   }
+}
 
-  // Renamed (same folder) and moved (other folder) files.
+/** Renamed (same folder) and moved (other folder) files. */
+function renameAndMoveFiles({ r, model, changes, taken, archives, version }: VersionStep): void {
+  const texts = () => textsOf(model);
   {
     const f = r.pick(texts());
     const from = f.path;
@@ -380,8 +425,11 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
     f.path = to;
     changes.push({ type: 'rename', from, to });
   }
+}
 
-  // Deleted and new files.
+/** Deleted and new files (and, every other version, a new DLC archive). */
+function deleteAndAddFiles({ r, model, changes, taken, archives, version }: VersionStep): void {
+  const texts = () => textsOf(model);
   for (let k = 0, n = r.int(1, 2); k < n; k++) {
     const t = texts();
     if (t.length <= 4) break;
@@ -407,7 +455,4 @@ export function nextVersion(prev: BuildModel, seed: number, version: number): { 
     model.files.push(f);
     changes.push({ type: 'add', path: f.path, sizeBytes: contentBytes(f.content) });
   }
-
-  model.files.sort((a, b) => (a.path < b.path ? -1 : 1));
-  return { model, changes };
 }

@@ -3,19 +3,12 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
 import { resolveInstallationKey } from './config/installation-key.js';
-import { createDb, pingDb, type Db } from './db/dialect.js';
-import { purgeExpiredSessions } from './db/repositories/credential.repository.js';
-import { purgeEndedFailures } from './db/repositories/login-throttle.repository.js';
-import { pendingUploadsOfOrg } from './db/repositories/import.repository.js';
-import { liveOrgsAndApps } from './db/repositories/app.repository.js';
-import { dropImageCache, sweepWorkFolder } from './pipeline/work-sweep.js';
-import { discardUpload } from './storage/part-writer.js';
+import { createDb, type Db } from './db/dialect.js';
 import { migrateToLatest } from './db/migrator.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { randomSecret, sha256Hex } from './domain/secrets.js';
 import { SecretBox } from './domain/secret-box.js';
 import { buildApp, loggerOptions, readChangelog } from './http/app.js';
-import type { HealthReport } from './http/routes/srv.routes.js';
 import { helloHandler, type SelfCheck } from './queue/handlers/hello.js';
 import { webhookHandler, type WebhookHandlerOptions } from './queue/handlers/webhook.js';
 import { Worker, type TaskHandler } from './queue/worker.js';
@@ -24,31 +17,30 @@ import { deployHandler } from './queue/handlers/deploy.js';
 import { dltarHandler } from './queue/handlers/dltar.js';
 import type { ImportDeps } from './queue/handlers/import-deps.js';
 import { mkrawHandler } from './queue/handlers/mkraw.js';
-import { orgIncomingPrefix, s3ImportScopeOf } from './pipeline/s3-import-scope.js';
+import { s3ImportScopeOf } from './pipeline/s3-import-scope.js';
 import { traceHandler } from './queue/handlers/trace.js';
 import { withPipelineEvents } from './queue/handlers/pipeline-events.js';
-import { createDepotOrigin, createOrigin, type Origin, type OriginTuning } from './publish/origin.js';
-import { allDeploymentsOfOrg, allDeploymentsWithOrg } from './db/repositories/deployment.repository.js';
-import { selfCheck } from './storage/self-check.js';
+import { createDepotOrigin, createOrigin, type OriginTuning } from './publish/origin.js';
 import { BuildService } from './services/build.service.js';
 import { UploadService } from './services/upload.service.js';
 import { DepotService } from './services/depot.service.js';
 import { DownloadKeyService } from './services/download-key.service.js';
-import { appTracesPrefix, orgTracesPrefix, TraceService } from './services/trace.service.js';
+import { appTracesPrefix, TraceService } from './services/trace.service.js';
 import { depotTokenKey } from './domain/download-token.js';
 import { AppService } from './services/app.service.js';
 import { ConsumptionService } from './services/consumption.service.js';
 import { DeploymentService, openDeploymentSettings } from './services/deployment.service.js';
-import { createOriginFileOps, type OriginFileOps } from './services/published-files.js';
+import { createOriginFileOps, withImageCacheDrop, type OriginFileOps } from './services/published-files.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 import { PrefixedBlobStore } from './storage/prefixed-blob-store.js';
-import { orgImportsPrefix, orgPrefixes } from './publish/layout.js';
 import { AdminService } from './services/admin.service.js';
 import { ApiKeyService } from './services/apikey.service.js';
 import { AuthService, configuredAdminToken, hashedAdminToken, type AdminTokenVerifier } from './services/auth.service.js';
 import type { ServiceDeps, ServiceHooks } from './services/context.js';
 import { OrgService } from './services/org.service.js';
+import { OrgPruneService } from './services/org-prune.service.js';
+import { MaintenanceService } from './services/maintenance.service.js';
 import { RoleService } from './services/role.service.js';
 import { SubscriptionService } from './services/subscription.service.js';
 import { TrainingService } from './services/training.service.js';
@@ -59,12 +51,10 @@ import { WEBHOOK_TASK_TYPE } from './webhooks/emit.js';
 import { isPublicAddress } from './net/address-policy.js';
 import pino, { type Logger } from 'pino';
 import { Metrics } from './metrics/metrics.js';
+import { blobStoreProbe, deploymentSelfChecks, healthReporter, type ReadinessCheck } from './probes.js';
+import { Scheduler } from './scheduler.js';
 
-/** A readiness probe reported by /srv/v1/health (e.g. the blob store). Throws when not ready. */
-export interface ReadinessCheck {
-  name: string;
-  check(): Promise<void>;
-}
+export type { ReadinessCheck } from './probes.js';
 
 export interface ServerOptions {
   config: Readonly<Config>;
@@ -102,9 +92,6 @@ export interface Server {
 const ADMIN_TOKEN_FILE = 'admin-token.sha256';
 /** Where the depot (the publication layout of api.md §7.3) lives inside the blob store. */
 const DEPOT_PREFIX = 'cdn';
-const SESSION_RETENTION_MS = 7 * 24 * 3600 * 1000;
-const HOUSEKEEPING_INTERVAL_MS = 10 * 60 * 1000;
-const ORPHAN_UPLOAD_MARGIN_SECONDS = 3600;
 
 /**
  * The admin-token verifier: ROCKIT_ADMIN_TOKEN when set; otherwise the SHA-256 kept in
@@ -153,56 +140,6 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const depotOrigin = createDepotOrigin(blobStore, DEPOT_PREFIX);
   // mkraw's local work folder: scratch folders of running conversions and the image cache (per node).
   const mkrawWorkDir = path.join(config.dataDir, 'work', 'mkraw');
-  const sweepWork = async (): Promise<void> => {
-    try {
-      const { removed } = await sweepWorkFolder(mkrawWorkDir, () => liveOrgsAndApps(db.db));
-      if (removed.length > 0) taskLog.info({ removed }, 'removed orphaned work folders');
-    } catch (err) {
-      taskLog.warn({ err }, 'sweeping the work folder failed');
-    }
-  };
-  const pruneImports = async (orgName: string): Promise<void> => {
-    await dropImageCache(mkrawWorkDir, orgName).catch(() => undefined);
-    // The org's published layout in the depot; deployments' copies are removed with the
-    // deployments (their records are gone once this hook runs).
-    for (const prefix of orgPrefixes(orgName)) await depotOrigin.store.deletePrefix(prefix);
-  };
-  // Deployments' settings (and uploads in progress) are read before the org's records go; their files are removed after.
-  const prepareOrgPrune = async (orgId: string, orgName: string): Promise<() => Promise<void>> => {
-    const deployments = (await allDeploymentsOfOrg(db.db, orgId)).flatMap((row) => {
-      try {
-        return [{ name: row.name, settings: openDeploymentSettings(row, secrets) }];
-      } catch {
-        return [];
-      }
-    });
-    const uploads = await pendingUploadsOfOrg(db.db, orgId);
-    return async () => {
-      await pruneImports(orgName);
-      for (const u of uploads) await discardUpload(blobStore, u.tar_key, u.upload_id);
-      await blobStore.deletePrefix(orgImportsPrefix(orgId));
-      // The org's s3:// import prefix: a later org of the same name must not find these builds.
-      if (s3ImportScope) await blobStore.deletePrefix(orgIncomingPrefix(orgName));
-      await blobStore.deletePrefix(orgTracesPrefix(orgId));
-      for (const d of deployments) {
-        let origin: Origin | undefined;
-        try {
-          origin = createOrigin(d.settings, originTuning);
-          for (const prefix of orgPrefixes(orgName)) await origin.store.deletePrefix(prefix);
-        } catch (err) {
-          taskLog.warn({ err, orgName, deployment: d.name }, 'pruning a deployment failed');
-        } finally {
-          await origin?.close().catch(() => undefined);
-        }
-      }
-    };
-  };
-  const hooks: ServiceHooks = {
-    pruneOrgFiles: pruneImports,
-    ...(opts.hooks?.pruneOrgFiles ? {} : { prepareOrgPrune }),
-    ...opts.hooks,
-  };
-  const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
 
   // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
@@ -220,6 +157,22 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   };
 
   const s3ImportScope = s3ImportScopeOf(config.blob.url);
+  const maintenance = new MaintenanceService({
+    db: db.db, clock, log: taskLog, mkrawWorkDir, uploadExpirySeconds: config.imports.uploadExpirySeconds,
+    sweepOrphanUploads: (startedBeforeMs) => services.uploads.sweepOrphans(startedBeforeMs),
+  });
+  const sweepWork = () => maintenance.sweepWorkFolder();
+  const orgPrune = new OrgPruneService({
+    db: db.db, blobStore, depot: depotOrigin, mkrawWorkDir, secrets, originTuning, log: taskLog, ...(s3ImportScope ? { s3ImportScope } : {}),
+  });
+  // Tests that replace pruneOrgFiles replace the whole prune (no prepare phase).
+  const hooks: ServiceHooks = {
+    pruneOrgFiles: (orgName) => orgPrune.pruneOrgFiles(orgName),
+    ...(opts.hooks?.pruneOrgFiles ? {} : { prepareOrgPrune: (orgId: string, orgName: string) => orgPrune.prepareOrgPrune(orgId, orgName) }),
+    ...opts.hooks,
+  };
+  const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
+
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'), sweepWork,
@@ -232,30 +185,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets), originTuning),
     poke: () => worker?.poke(),
   };
-  // The real probes (api.md §3): `hello` with maintenance writes, reads back and deletes a probe object
-  // in the blob store and in each deployment's origin; readiness probes the blob store the same way.
-  const blobStoreCheck = async (): Promise<void> => {
-    const r = await selfCheck(blobStore);
-    if (!r.ok) throw new Error(r.message);
-  };
-  const defaultSelfChecks = async (): Promise<SelfCheck[]> => {
-    const checks: SelfCheck[] = [{ name: 'blob-store', run: blobStoreCheck }];
-    for (const row of await allDeploymentsWithOrg(db.db)) {
-      checks.push({
-        name: `deployment ${row.org_name}/${row.name}`,
-        async run() {
-          const origin = createOrigin(openDeploymentSettings(row, secrets), originTuning);
-          try {
-            const r = await selfCheck(origin.store);
-            if (!r.ok) throw new Error(r.message);
-          } finally {
-            await origin.close().catch(() => undefined);
-          }
-        },
-      });
-    }
-    return checks;
-  };
+  // The real probes (api.md §3): the blob store and each deployment's origin (probes.ts).
+  const blobStoreCheck = blobStoreProbe(blobStore);
+  const defaultSelfChecks = deploymentSelfChecks(db.db, blobStoreCheck, (row) => createOrigin(openDeploymentSettings(row, secrets), originTuning));
   const readinessChecks: ReadinessCheck[] = opts.readinessChecks ?? [{ name: 'blob-store', check: blobStoreCheck }];
   // Metrics only when an operator asked for them (ROCKIT_METRICS_TOKEN): otherwise no hook, no cost.
   const metrics = config.metricsToken ? new Metrics(db.db, WEBHOOK_TASK_TYPE) : undefined;
@@ -281,16 +213,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   }
 
   const baseFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin, tuning: originTuning });
-  // Deleting an app drops its local image cache too (other nodes drop theirs at their next sweep).
-  const originFiles: OriginFileOps = {
-    removeAppFiles: async (orgName, appName, deployments) => {
-      const report = await baseFiles.removeAppFiles(orgName, appName, deployments);
-      await dropImageCache(mkrawWorkDir, orgName, appName).catch(() => undefined);
-      return report;
-    },
-    removeDeploymentFiles: (orgName, deployment, appNames) => baseFiles.removeDeploymentFiles(orgName, deployment, appNames),
-    checkOrigin: (settings) => baseFiles.checkOrigin(settings),
-  };
+  const originFiles = withImageCacheDrop(baseFiles, mkrawWorkDir);
   const trainings = new TrainingService(deps, { poke: () => worker?.poke() });
   const depotStore = new PrefixedBlobStore(blobStore, DEPOT_PREFIX);
   const keys = new DownloadKeyService(deps, { secrets, depot: depotStore, depotTokenKey: depotTokenKey(installationKey) });
@@ -324,27 +247,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     trainings,
   };
 
-  const health = async (): Promise<HealthReport> => {
-    let database: 'ok' | 'error' = 'ok';
-    try {
-      await pingDb(db.db);
-    } catch {
-      database = 'error';
-    }
-    const checks = await Promise.all(
-      readinessChecks.map(async (c) => {
-        try {
-          await c.check();
-          return { name: c.name, ok: true };
-        } catch (e) {
-          return { name: c.name, ok: false, message: e instanceof Error ? e.message : String(e) };
-        }
-      }),
-    );
-    const workers = { enabled: worker !== undefined, alive: worker?.alive ?? false, concurrency: worker ? config.worker.concurrency : 0 };
-    const ready = database === 'ok' && checks.every((c) => c.ok) && (!workers.enabled || workers.alive);
-    return { ready, database, workers, checks };
-  };
+  const health = healthReporter({ db: db.db, readinessChecks, worker: () => worker, concurrency: config.worker.concurrency });
 
   const app = await buildApp({
     config,
@@ -359,23 +262,14 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   if (worker) await sweepWork();
   worker?.start();
 
-  // Housekeeping: sessions (and their auth tokens) a week past expiry are deleted (until then an
-  // expired token still answers token-expired rather than token-invalid); ended login-throttle windows too.
-  const housekeeping = setInterval(() => {
-    purgeExpiredSessions(db.db, clock.now() - SESSION_RETENTION_MS).catch((err) => taskLog.warn({ err }, 'session purge failed'));
-    purgeEndedFailures(db.db, clock.now()).catch((err) => taskLog.warn({ err }, 'login throttle purge failed'));
-    // Multipart uploads nobody will finish: started longer ago than an upload URL lives (plus a margin).
-    services.uploads
-      .sweepOrphans(clock.now() - (config.imports.uploadExpirySeconds + ORPHAN_UPLOAD_MARGIN_SECONDS) * 1000)
-      .then((n) => n > 0 && taskLog.info({ aborted: n }, 'aborted orphaned multipart uploads'))
-      .catch((err) => taskLog.warn({ err }, 'orphaned upload sweep failed'));
-  }, HOUSEKEEPING_INTERVAL_MS);
-  housekeeping.unref();
+  // Housekeeping (purges and sweeps of what no request deletes): services/maintenance.service.ts.
+  const scheduler = new Scheduler(maintenance);
+  scheduler.start();
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      clearInterval(housekeeping);
+      scheduler.stop();
       await app.close();
       await worker?.stop({ drain: true });
       await db.close();

@@ -66,8 +66,16 @@ function rate(text: string | undefined): number | undefined {
   return text === undefined ? undefined : parseRate(text);
 }
 
-/** Registers the launcher commands. */
+/** Registers the launcher commands (in the order `rockit --help` lists them). */
 export function register(program: Command): void {
+  registerInstall(program);
+  registerUpdate(program);
+  registerVerify(program);
+  registerStatus(program);
+  registerPlay(program);
+}
+
+function registerInstall(program: Command): void {
   program
     .command('install')
     .description('install (or resume installing) a published game: FastStart preload first, then the rest in the background')
@@ -92,7 +100,9 @@ export function register(program: Command): void {
         ]);
       });
     });
+}
 
+function registerUpdate(program: Command): void {
   program
     .command('update')
     .description('update an install to the current release (the patch from the installed build when offered), or resume an unfinished install')
@@ -117,7 +127,9 @@ export function register(program: Command): void {
         result(opts.json, { ok: true, ...r }, [what, `downloaded     ${formatBytes(r.downloadedBytes)}`, ...(r.kept && r.kept.conflicts.length > 0 ? r.kept.conflicts.map((c) => `kept your ${c.path} as ${c.keptAs}`) : [])]);
       });
     });
+}
 
+function registerVerify(program: Command): void {
   program
     .command('verify')
     .description("check an install's files against the build; --repair re-fetches only damaged or missing files' chunks (exit 1 when damage remains)")
@@ -135,7 +147,9 @@ export function register(program: Command): void {
         if (!r.ok) process.exitCode = 1;
       });
     });
+}
 
+function registerStatus(program: Command): void {
   program
     .command('status')
     .description('build, image, bytes present and whether an update waits')
@@ -156,7 +170,9 @@ export function register(program: Command): void {
         ]);
       });
     });
+}
 
+function registerPlay(program: Command): void {
   program
     .command('play')
     .description('run the game while it streams: waits for ready to play, mounts the install read-only (FUSE) and runs the command in it; or --replay a recorded session')

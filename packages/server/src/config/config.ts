@@ -134,60 +134,16 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   // An empty variable counts as unset (`ROCKIT_X= cmd` is how shells unset for one command).
   const env: Env = Object.fromEntries(Object.entries(rawEnv).filter(([, v]) => v !== undefined && v !== ''));
 
-  const int = (name: string, raw: string | number | undefined, def: number, min: number, max: number): number => {
-    if (raw === undefined || raw === '') return def;
-    const s = String(raw).trim();
-    const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      problems.push(`${name} must be an integer in ${min}..${max} (got '${raw}')`);
-      return def;
-    }
-    return n;
-  };
-  const bool = (name: string, raw: string | undefined, def: boolean): boolean => {
-    if (raw === undefined || raw === '') return def;
-    if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
-    if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
-    problems.push(`${name} must be true or false (got '${raw}')`);
-    return def;
-  };
+  const parse = valueParsers(problems);
+  const { int, bool } = parse;
 
   const host = flags.host ?? env.ROCKIT_HOST ?? '127.0.0.1';
   const port = int(flags.port !== undefined ? '--port' : 'ROCKIT_PORT', flags.port ?? env.ROCKIT_PORT, 8080, 0, 65535);
   const dataDir = path.resolve(flags.data ?? env.ROCKIT_DATA ?? './data');
 
-  let database: DatabaseConfig = { kind: 'sqlite', file: path.join(dataDir, 'rockit-edge.sqlite') };
-  const dbUrl = env.ROCKIT_DATABASE_URL;
-  if (dbUrl) {
-    if (/^postgres(ql)?:\/\//.test(dbUrl)) {
-      const schema = env.ROCKIT_DATABASE_SCHEMA;
-      if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-        problems.push(`ROCKIT_DATABASE_SCHEMA must match ^[a-z_][a-z0-9_]{0,62}$ (got '${schema}')`);
-      }
-      database = { kind: 'pg', url: dbUrl, ...(schema ? { schema } : {}) };
-    } else if (dbUrl.startsWith('sqlite:')) {
-      database = { kind: 'sqlite', file: path.resolve(dbUrl.slice('sqlite:'.length)) };
-    } else {
-      problems.push('ROCKIT_DATABASE_URL must start with postgres:// (or sqlite:<file>)');
-    }
-  }
-
+  const database = databaseConfig(env, dataDir, problems);
   const publicUrl = env.ROCKIT_PUBLIC_URL === undefined ? undefined : parsePublicUrl(env.ROCKIT_PUBLIC_URL, problems);
-
-  const adminToken = env.ROCKIT_ADMIN_TOKEN;
-  // Guessing the admin token is throttled per address only, so its length is the defence: 32+.
-  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
-    problems.push(`ROCKIT_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
-  }
-  const metricsToken = env.ROCKIT_METRICS_TOKEN || undefined;
-  // Like the admin token: compared, never throttled per client, so its length is the defence.
-  if (metricsToken !== undefined && metricsToken.length < MIN_ADMIN_TOKEN_LENGTH) {
-    problems.push(`ROCKIT_METRICS_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
-  }
-  const operatorOrg = env.ROCKIT_OPERATOR_ORG || undefined;
-  if (operatorOrg !== undefined && !/^[A-Za-z0-9_]{2,50}$/.test(operatorOrg)) {
-    problems.push('ROCKIT_OPERATOR_ORG must be an organization name (^[A-Za-z0-9_]{2,50}$)');
-  }
+  const { adminToken, metricsToken, operatorOrg } = operatorSettings(env, problems);
 
   const scryptCost = int('ROCKIT_SCRYPT_COST', env.ROCKIT_SCRYPT_COST, 16384, 1024, 1 << 20);
   if ((scryptCost & (scryptCost - 1)) !== 0) problems.push('ROCKIT_SCRYPT_COST must be a power of two');
@@ -219,20 +175,8 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
     authSeconds: int('ROCKIT_AUTH_SECONDS', env.ROCKIT_AUTH_SECONDS, 300, 10, 24 * 3600),
     bodyLimitBytes: int('ROCKIT_BODY_LIMIT_BYTES', env.ROCKIT_BODY_LIMIT_BYTES, 1024 * 1024, 1024, 1024 * 1024 * 1024),
     scryptCost,
-    login: {
-      maxFailuresPerUserAddress: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
-      maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT, 100, 1, 100000),
-      maxFailuresPerAddress: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS, 50, 1, 100000),
-      maxCredentialFailuresPerAddress: int('ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS, 20, 1, 100000),
-      windowSeconds: int('ROCKIT_LOGIN_WINDOW_SECONDS', env.ROCKIT_LOGIN_WINDOW_SECONDS, 15 * 60, 1, 24 * 3600),
-    },
-    worker: {
-      enabled: flags.worker ?? !bool('ROCKIT_NO_WORKER', env.ROCKIT_NO_WORKER, false),
-      concurrency: int('ROCKIT_WORKER_CONCURRENCY', env.ROCKIT_WORKER_CONCURRENCY, 2, 1, 64),
-      pollMs: int('ROCKIT_WORKER_POLL_MS', env.ROCKIT_WORKER_POLL_MS, 500, 10, 60_000),
-      leaseSeconds: int('ROCKIT_LEASE_SECONDS', env.ROCKIT_LEASE_SECONDS, 60, 5, 3600),
-      maxAttempts: int('ROCKIT_TASK_MAX_ATTEMPTS', env.ROCKIT_TASK_MAX_ATTEMPTS, 5, 1, 100),
-    },
+    login: loginConfig(env, parse),
+    worker: workerConfig(flags, env, parse),
     logLevel,
     trustProxy: bool('ROCKIT_TRUST_PROXY', env.ROCKIT_TRUST_PROXY, false),
     blob: {
@@ -243,15 +187,7 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
       ...(env.ROCKIT_S3_SECRET_ACCESS_KEY ? { s3SecretAccessKey: env.ROCKIT_S3_SECRET_ACCESS_KEY } : {}),
       s3ForcePathStyle: bool('ROCKIT_S3_FORCE_PATH_STYLE', env.ROCKIT_S3_FORCE_PATH_STYLE, false),
     },
-    imports: {
-      uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
-      maxUploadBytes,
-      maxBuildBytes: int('ROCKIT_MAX_BUILD_BYTES', env.ROCKIT_MAX_BUILD_BYTES, maxUploadBytes, 1024, Number.MAX_SAFE_INTEGER),
-      maxBuildFiles: int('ROCKIT_MAX_BUILD_FILES', env.ROCKIT_MAX_BUILD_FILES, 2_000_000, 1, 100_000_000),
-      uploadIdleSeconds: int('ROCKIT_UPLOAD_IDLE_SECONDS', env.ROCKIT_UPLOAD_IDLE_SECONDS, 60, 1, 3600),
-      uploadStallSeconds: int('ROCKIT_UPLOAD_STALL_SECONDS', env.ROCKIT_UPLOAD_STALL_SECONDS, 10, 1, 3600),
-      gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
-    },
+    imports: importsConfig(env, parse, maxUploadBytes),
     allowPrivateAddresses:
       env.ROCKIT_ALLOW_PRIVATE_ADDRESSES !== undefined
         ? bool('ROCKIT_ALLOW_PRIVATE_ADDRESSES', env.ROCKIT_ALLOW_PRIVATE_ADDRESSES, false)
@@ -267,6 +203,103 @@ export function loadConfig(flags: ConfigFlags, rawEnv: Env): Readonly<Config> {
   if (!/^(file:\/\/\/|s3:\/\/)/.test(blobUrl)) problems.push('ROCKIT_BLOB_URL must be file:///absolute/folder or s3://bucket/prefix');
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** Integer and boolean readers that record a problem and fall back to the default on a bad value. */
+interface ValueParsers {
+  int(name: string, raw: string | number | undefined, def: number, min: number, max: number): number;
+  bool(name: string, raw: string | undefined, def: boolean): boolean;
+}
+
+function valueParsers(problems: string[]): ValueParsers {
+  return {
+    int(name, raw, def, min, max) {
+      if (raw === undefined || raw === '') return def;
+      const s = String(raw).trim();
+      const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+      if (!Number.isSafeInteger(n) || n < min || n > max) {
+        problems.push(`${name} must be an integer in ${min}..${max} (got '${raw}')`);
+        return def;
+      }
+      return n;
+    },
+    bool(name, raw, def) {
+      if (raw === undefined || raw === '') return def;
+      if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+      if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+      problems.push(`${name} must be true or false (got '${raw}')`);
+      return def;
+    },
+  };
+}
+
+/** ROCKIT_DATABASE_URL (postgres:// or sqlite:<file>) and ROCKIT_DATABASE_SCHEMA; SQLite in the data folder by default. */
+function databaseConfig(env: Env, dataDir: string, problems: string[]): DatabaseConfig {
+  const dbUrl = env.ROCKIT_DATABASE_URL;
+  if (!dbUrl) return { kind: 'sqlite', file: path.join(dataDir, 'rockit-edge.sqlite') };
+  if (/^postgres(ql)?:\/\//.test(dbUrl)) {
+    const schema = env.ROCKIT_DATABASE_SCHEMA;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      problems.push(`ROCKIT_DATABASE_SCHEMA must match ^[a-z_][a-z0-9_]{0,62}$ (got '${schema}')`);
+    }
+    return { kind: 'pg', url: dbUrl, ...(schema ? { schema } : {}) };
+  }
+  if (dbUrl.startsWith('sqlite:')) return { kind: 'sqlite', file: path.resolve(dbUrl.slice('sqlite:'.length)) };
+  problems.push('ROCKIT_DATABASE_URL must start with postgres:// (or sqlite:<file>)');
+  return { kind: 'sqlite', file: path.join(dataDir, 'rockit-edge.sqlite') };
+}
+
+/** The operator's credentials and org: ROCKIT_ADMIN_TOKEN, ROCKIT_METRICS_TOKEN, ROCKIT_OPERATOR_ORG. */
+function operatorSettings(env: Env, problems: string[]): { adminToken?: string; metricsToken?: string; operatorOrg?: string } {
+  const adminToken = env.ROCKIT_ADMIN_TOKEN;
+  // Guessing the admin token is throttled per address only, so its length is the defence: 32+.
+  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(`ROCKIT_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
+  const metricsToken = env.ROCKIT_METRICS_TOKEN || undefined;
+  // Like the admin token: compared, never throttled per client, so its length is the defence.
+  if (metricsToken !== undefined && metricsToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    problems.push(`ROCKIT_METRICS_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
+  const operatorOrg = env.ROCKIT_OPERATOR_ORG || undefined;
+  if (operatorOrg !== undefined && !/^[A-Za-z0-9_]{2,50}$/.test(operatorOrg)) {
+    problems.push('ROCKIT_OPERATOR_ORG must be an organization name (^[A-Za-z0-9_]{2,50}$)');
+  }
+  return { adminToken, metricsToken, operatorOrg };
+}
+
+function loginConfig(env: Env, { int }: ValueParsers): Config['login'] {
+  return {
+    maxFailuresPerUserAddress: int('ROCKIT_LOGIN_MAX_FAILURES', env.ROCKIT_LOGIN_MAX_FAILURES, 5, 1, 1000),
+    maxFailuresPerUser: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ACCOUNT, 100, 1, 100000),
+    maxFailuresPerAddress: int('ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_LOGIN_MAX_FAILURES_PER_ADDRESS, 50, 1, 100000),
+    maxCredentialFailuresPerAddress: int('ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS', env.ROCKIT_AUTH_MAX_FAILURES_PER_ADDRESS, 20, 1, 100000),
+    windowSeconds: int('ROCKIT_LOGIN_WINDOW_SECONDS', env.ROCKIT_LOGIN_WINDOW_SECONDS, 15 * 60, 1, 24 * 3600),
+  };
+}
+
+/** The --worker / --no-worker flag wins over ROCKIT_NO_WORKER. */
+function workerConfig(flags: ConfigFlags, env: Env, { int, bool }: ValueParsers): Config['worker'] {
+  return {
+    enabled: flags.worker ?? !bool('ROCKIT_NO_WORKER', env.ROCKIT_NO_WORKER, false),
+    concurrency: int('ROCKIT_WORKER_CONCURRENCY', env.ROCKIT_WORKER_CONCURRENCY, 2, 1, 64),
+    pollMs: int('ROCKIT_WORKER_POLL_MS', env.ROCKIT_WORKER_POLL_MS, 500, 10, 60_000),
+    leaseSeconds: int('ROCKIT_LEASE_SECONDS', env.ROCKIT_LEASE_SECONDS, 60, 5, 3600),
+    maxAttempts: int('ROCKIT_TASK_MAX_ATTEMPTS', env.ROCKIT_TASK_MAX_ATTEMPTS, 5, 1, 100),
+  };
+}
+
+/** ROCKIT_MAX_BUILD_BYTES defaults to maxUploadBytes (ROCKIT_MAX_UPLOAD_BYTES, read before). */
+function importsConfig(env: Env, { int }: ValueParsers, maxUploadBytes: number): ImportsConfig {
+  return {
+    uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
+    maxUploadBytes,
+    maxBuildBytes: int('ROCKIT_MAX_BUILD_BYTES', env.ROCKIT_MAX_BUILD_BYTES, maxUploadBytes, 1024, Number.MAX_SAFE_INTEGER),
+    maxBuildFiles: int('ROCKIT_MAX_BUILD_FILES', env.ROCKIT_MAX_BUILD_FILES, 2_000_000, 1, 100_000_000),
+    uploadIdleSeconds: int('ROCKIT_UPLOAD_IDLE_SECONDS', env.ROCKIT_UPLOAD_IDLE_SECONDS, 60, 1, 3600),
+    uploadStallSeconds: int('ROCKIT_UPLOAD_STALL_SECONDS', env.ROCKIT_UPLOAD_STALL_SECONDS, 10, 1, 3600),
+    gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
+  };
 }
 
 /** ROCKIT_PUBLIC_URL: an absolute http(s) URL without credentials, query or fragment; returned without a trailing slash. */

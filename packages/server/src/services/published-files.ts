@@ -5,6 +5,7 @@
  * the real one.
  */
 import { stat } from 'node:fs/promises';
+import { dropImageCache } from '../pipeline/work-sweep.js';
 import { appPrefixes } from '../publish/layout.js';
 import { createOrigin, type Origin, type OriginSettings, type OriginTuning } from '../publish/origin.js';
 import { removePrefix } from '../publish/publisher.js';
@@ -108,5 +109,21 @@ export function createOriginFileOps(options: OriginFileOpsOptions = {}): OriginF
         await origin.close().catch(() => undefined);
       }
     },
+  };
+}
+
+/**
+ * `files`, plus: deleting an app drops this node's image cache of it (other nodes drop theirs at
+ * their next work-folder sweep).
+ */
+export function withImageCacheDrop(files: OriginFileOps, mkrawWorkDir: string): OriginFileOps {
+  return {
+    removeAppFiles: async (orgName, appName, deployments) => {
+      const report = await files.removeAppFiles(orgName, appName, deployments);
+      await dropImageCache(mkrawWorkDir, orgName, appName).catch(() => undefined);
+      return report;
+    },
+    removeDeploymentFiles: (orgName, deployment, appNames) => files.removeDeploymentFiles(orgName, deployment, appNames),
+    checkOrigin: (settings) => files.checkOrigin(settings),
   };
 }
