@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppServices } from '../app.js';
 import { principal } from '../plugins/auth.js';
-import { ConsumptionSchema } from '../schemas/app-deployment.schemas.js';
+import { ConsumptionSchema } from '@rockit/contract';
 import { Ok, Security, errorResponses } from '../schemas/common.js';
 
 /** GET /be/v1/consumption (api.md §12; consumption.read). */
