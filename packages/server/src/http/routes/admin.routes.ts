@@ -1,5 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { AdminService } from '../../services/admin.service.js';
+import type { OrgService } from '../../services/org.service.js';
+import type { TaskService } from '../../services/task.service.js';
 import { principal } from '../plugins/auth.js';
 import { CreateOrgBody, CreateOrgResponse, OrgSchema, TaskSchema } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
@@ -9,7 +11,7 @@ export const PruneQuery = Type.Object({
 });
 
 /** /adm/v1: the installation operator's API (x-rockit-admin-token). */
-export const adminRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const adminRoutes: FastifyPluginAsyncTypebox<{ services: { admin: AdminService; orgs: OrgService; tasks: TaskService } }> = async (app, { services }) => {
   const common = { config: { auth: 'admin' as const } };
   const tags = ['admin'];
 

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { ApiKeyService } from '../../services/apikey.service.js';
 import { principal } from '../plugins/auth.js';
 import { CreateApiKeyResponse } from '@rockit/contract';
 import { BODY_ERRORS, Name, OkEmpty, Security, errorResponses } from '../schemas/common.js';
 
 /** API keys of machine users (spec §2.2; needs users.update). */
-export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ services: { apiKeys: ApiKeyService } }> = async (app, { services }) => {
   const tags = ['auth'];
   const common = { config: { auth: 'user' as const } };
 

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { AppService } from '../../services/app.service.js';
 import { principal } from '../plugins/auth.js';
 import { AppSchema, CleanupSchema, CreateAppBody, PatchAppBody, TaskSchema } from '@rockit/contract';
 import { AppName, BODY_ERRORS, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/apps (api.md §7.1; apps.*). */
-export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const appRoutes: FastifyPluginAsyncTypebox<{ services: { apps: AppService } }> = async (app, { services }) => {
   const tags = ['apps'];
   const common = { config: { auth: 'user' as const } };
 

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
-import type { ClientIdentity } from '../../services/download-key.service.js';
+import type { TraceService } from '../../services/trace.service.js';
+import type { ClientIdentity, DownloadKeyService } from '../../services/download-key.service.js';
 import { principal } from '../plugins/auth.js';
 import { ClientAuthBody, ClientAuthResponse, TraceReceiptResponse, TraceSchema } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
@@ -21,7 +21,7 @@ declare module 'fastify' {
 }
 
 /** POST /client/v1/auth, POST /client/v1/traces (game launchers) and GET /be/v1/traces. */
-export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; maxTraceBytes: number }> = async (app, { services, maxTraceBytes }) => {
+export const clientRoutes: FastifyPluginAsyncTypebox<{ services: { keys: DownloadKeyService; traces: TraceService }; maxTraceBytes: number }> = async (app, { services, maxTraceBytes }) => {
   app.post('/client/v1/auth', {
     config: { auth: 'none' },
     schema: {

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { DeploymentService } from '../../services/deployment.service.js';
 import { principal } from '../plugins/auth.js';
 import { CleanupSchema, CreateDeploymentBody, DeploymentSchema, PatchDeploymentBody } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/deployments (api.md §9.1; deployments.*). Secrets are accepted, stored encrypted and never answered. */
-export const deploymentRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const deploymentRoutes: FastifyPluginAsyncTypebox<{ services: { deployments: DeploymentService } }> = async (app, { services }) => {
   const tags = ['deployments'];
   const common = { config: { auth: 'user' as const } };
 

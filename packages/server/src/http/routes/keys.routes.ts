@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { DownloadKeyService } from '../../services/download-key.service.js';
 import { principal } from '../plugins/auth.js';
 import { CreateDownloadKeyBody, CreatedDownloadKeySchema, DownloadKeySchema } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
@@ -7,7 +7,7 @@ import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorRes
 const KeyId = Type.String({ pattern: '^dk_[0-9A-Z]{26}$', description: 'dk_…' });
 
 /** /be/v1/keys (api.md §9.2): download access keys of apps, permission resource `keys`. */
-export const keyRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const keyRoutes: FastifyPluginAsyncTypebox<{ services: { keys: DownloadKeyService } }> = async (app, { services }) => {
   const tags = ['keys'];
   const common = { config: { auth: 'user' as const } };
 

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { AuthService } from '../../services/auth.service.js';
 import { H } from '../plugins/auth.js';
 import { AuthResponse, LoginBody, LoginResponse } from '@rockit/contract';
 import { BODY_ERRORS, OkEmpty, Security, errorResponses } from '../schemas/common.js';
 
 /** POST /be/v1/login, /be/v1/auth, /be/v1/logout (spec §2.2). */
-export const loginRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const loginRoutes: FastifyPluginAsyncTypebox<{ services: { auth: AuthService } }> = async (app, { services }) => {
   const tags = ['auth'];
 
   app.post('/be/v1/login', {

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { RoleService } from '../../services/role.service.js';
 import { principal } from '../plugins/auth.js';
 import { CreateRoleBody, PatchRoleBody, RoleSchema } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/roles (spec §6). */
-export const roleRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const roleRoutes: FastifyPluginAsyncTypebox<{ services: { roles: RoleService } }> = async (app, { services }) => {
   const tags = ['roles'];
   const common = { config: { auth: 'user' as const } };
 

@@ -1,12 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ALL_EVENT_NAMES } from '../../webhooks/event.js';
-import type { AppServices } from '../app.js';
+import type { SubscriptionService } from '../../services/subscription.service.js';
 import { principal } from '../plugins/auth.js';
 import { SubscriptionSchema, SubscriptionType } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/subscriptions (spec §11). */
-export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ services: { subscriptions: SubscriptionService } }> = async (app, { services }) => {
   const tags = ['subscriptions'];
   const common = { config: { auth: 'user' as const } };
 

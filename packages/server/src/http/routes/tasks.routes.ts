@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { TaskService } from '../../services/task.service.js';
 import { principal } from '../plugins/auth.js';
 import { BODY_ERRORS, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 import { TASK_STATUSES, TaskSchema } from '@rockit/contract';
@@ -7,7 +7,7 @@ import { TASK_STATUSES, TaskSchema } from '@rockit/contract';
 const Status = Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)));
 
 /** /be/v1/tasks (spec §8; tasks.read). */
-export const taskRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const taskRoutes: FastifyPluginAsyncTypebox<{ services: { tasks: TaskService } }> = async (app, { services }) => {
   const tags = ['tasks'];
   const common = { config: { auth: 'user' as const } };
 

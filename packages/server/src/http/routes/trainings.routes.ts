@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { TrainingService } from '../../services/training.service.js';
 import { principal } from '../plugins/auth.js';
 import { PatchTrainingBody, TrainingSchema } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/trainings (spec §10); trace processing itself is triggered through POST /be/v1/trigger. */
-export const trainingRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const trainingRoutes: FastifyPluginAsyncTypebox<{ services: { trainings: TrainingService } }> = async (app, { services }) => {
   const tags = ['trainings'];
   const common = { config: { auth: 'user' as const } };
 

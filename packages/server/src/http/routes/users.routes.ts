@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { UserService } from '../../services/user.service.js';
 import { principal } from '../plugins/auth.js';
 import { CreateUserBody, CreateUserResponse, PatchUserBody, UserSchema } from '@rockit/contract';
 import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/users (spec §5; permission beUsers, named users.*). */
-export const userRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const userRoutes: FastifyPluginAsyncTypebox<{ services: { users: UserService } }> = async (app, { services }) => {
   const tags = ['users'];
   const common = { config: { auth: 'user' as const } };
 
