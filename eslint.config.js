@@ -1,5 +1,5 @@
 // Lint rules that keep the architecture visible: imports point one way
-// (http -> services -> (db, queue, storage, publish, webhooks) -> domain; engine imports nothing of ours).
+// (http -> services -> (db, queue, storage, publish, webhooks) -> domain; engine and contract import nothing of ours).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -47,6 +47,23 @@ export default tseslint.config(
       { group: ['@rockit/server', '@rockit/cli', '@rockit/gamegen', '**/server/**', '**/cli/**', '**/gamegen/**'], message: 'client imports the engine only and talks HTTP' },
       { group: ['kysely', 'fastify', 'pg', 'better-sqlite3', '@fastify/*'], message: 'client has no database or HTTP server' },
     ]),
+  },
+  {
+    // The wire contract: schemas and their types, shared by the server and the CLI.
+    files: ['packages/contract/src/**/*.ts'],
+    rules: restrict([
+      { group: ['@rockit/*', '**/server/**', '**/cli/**', '**/engine/**', '**/client/**', '**/gamegen/**', '**/console/**'], message: 'the contract imports nothing of ours' },
+      { group: ['node:*', 'kysely', 'fastify', '@fastify/*', 'pg', 'better-sqlite3'], message: 'the contract is TypeBox schemas only' },
+    ]),
+  },
+  {
+    // The CLI takes types from the contract, never values: it loads no schema at run time.
+    files: ['packages/cli/src/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        paths: [{ name: '@rockit/contract', message: 'import types only (import type) from the contract', allowTypeImports: true }],
+      }],
+    },
   },
   {
     files: ['packages/gamegen/src/**/*.ts', 'packages/cli/src/**/*.ts'],

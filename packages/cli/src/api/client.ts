@@ -7,7 +7,7 @@
 // shortly before it lapses (judged on the server's clock via the `Date` header) or when the server
 // answers `401 token-expired`; API-key credentials send the documented trio on every request.
 // Only GETs are retried (network failures, timeouts, 502/503/504): they are idempotent, the rest are not.
-import type { AuthResponse, SuccessEnvelope, ListEnvelope, TokenInfo } from './types.js';
+import type { AuthAnswer, ListBody, SuccessBody, TokenDto } from '@rockit/contract';
 
 export const USER_AGENT = 'rockit-cli/0.1.0';
 
@@ -107,7 +107,7 @@ export function parseServerUrl(server: string): URL {
 }
 
 /** Turns any answer into an `ApiError` unless it is a success envelope. */
-export function toEnvelope(status: number, statusText: string, text: string, requestIdHeader: string | null): SuccessEnvelope {
+export function toEnvelope(status: number, statusText: string, text: string, requestIdHeader: string | null): SuccessBody {
   let body: unknown;
   try {
     body = text.length > 0 ? JSON.parse(text) : undefined;
@@ -117,7 +117,7 @@ export function toEnvelope(status: number, statusText: string, text: string, req
   const requestIdOf = (b: Record<string, unknown>): string | undefined =>
     typeof b.requestId === 'string' ? b.requestId : (requestIdHeader ?? undefined);
   if (isObject(body) && body.status === 'success' && status >= 200 && status < 300) {
-    return body as SuccessEnvelope;
+    return body as SuccessBody;
   }
   if (isObject(body) && body.status === 'error' && typeof body.error === 'string') {
     const { status: _s, error, message, param, requestId: _r, ...details } = body;
@@ -180,19 +180,19 @@ export class ApiClient {
     return url;
   }
 
-  get<T extends SuccessEnvelope>(path: string, query?: Record<string, QueryValue>): Promise<T> {
+  get<T extends SuccessBody>(path: string, query?: Record<string, QueryValue>): Promise<T> {
     return this.request<T>('GET', path, { query });
   }
 
-  post<T extends SuccessEnvelope>(path: string, body?: unknown, opts: Omit<RequestOptions, 'body'> = {}): Promise<T> {
+  post<T extends SuccessBody>(path: string, body?: unknown, opts: Omit<RequestOptions, 'body'> = {}): Promise<T> {
     return this.request<T>('POST', path, { ...opts, body });
   }
 
-  patch<T extends SuccessEnvelope>(path: string, body: unknown): Promise<T> {
+  patch<T extends SuccessBody>(path: string, body: unknown): Promise<T> {
     return this.request<T>('PATCH', path, { body });
   }
 
-  delete<T extends SuccessEnvelope>(path: string, query?: Record<string, QueryValue>): Promise<T> {
+  delete<T extends SuccessBody>(path: string, query?: Record<string, QueryValue>): Promise<T> {
     return this.request<T>('DELETE', path, { query });
   }
 
@@ -203,7 +203,7 @@ export class ApiClient {
   async listAll<T>(path: string, key: string, query: Record<string, QueryValue> = {}): Promise<T[]> {
     const items: T[] = [];
     for (;;) {
-      const page = await this.get<ListEnvelope>(path, { ...query, offset: items.length, limit: 1000 });
+      const page = await this.get<ListBody & Record<string, unknown>>(path, { ...query, offset: items.length, limit: 1000 });
       const batch = page[key];
       if (!Array.isArray(batch)) {
         throw new ApiError({ status: 200, error: 'unexpected-response', message: `list answer without "${key}"` });
@@ -217,7 +217,7 @@ export class ApiClient {
    * Sends one request and returns its success envelope. Throws `ApiError` for error answers and
    * `NetworkError` when the server cannot be reached (after retries, for GETs).
    */
-  async request<T extends SuccessEnvelope>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  async request<T extends SuccessBody>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const useAuth = opts.auth !== false && this.credentials.kind !== 'none';
     let refreshed = false;
     for (;;) {
@@ -277,16 +277,16 @@ export class ApiClient {
 
   private async refreshAuth(sessionToken: string): Promise<string> {
     const res = await this.send('POST', this.url('/be/v1/auth'), { 'x-rockit-besession-token': sessionToken }, undefined);
-    let env: AuthResponse;
+    let env: AuthAnswer;
     try {
-      env = toEnvelope(res.status, res.statusText, res.text, res.requestId) as AuthResponse;
+      env = toEnvelope(res.status, res.statusText, res.text, res.requestId) as AuthAnswer;
     } catch (err) {
       if (err instanceof ApiError && (err.error === 'token-expired' || err.error === 'token-invalid')) {
         err.hint = 'the login session is no longer valid; run `rockit login` again';
       }
       throw err;
     }
-    const auth = env.auth as TokenInfo | undefined;
+    const auth = env.auth as TokenDto | undefined;
     if (!auth || typeof auth.token !== 'string' || typeof auth.expires !== 'number') {
       throw new ApiError({ status: res.status, error: 'unexpected-response', message: 'auth answer without auth.token/expires' });
     }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ClientCredentials } from './client.js';
-import type { TokenInfo } from './types.js';
+import type { TokenDto } from '@rockit/contract';
 
 export const CREDENTIALS_FILE_VERSION = 1;
 
@@ -20,7 +20,7 @@ export interface StoredCredentials {
   orgName: string;
   username: string;
   /** A user's session (24 h by default), exchanged for auth tokens on demand. */
-  session?: TokenInfo;
+  session?: TokenDto;
   /** A machine user's API key. */
   apiKey?: string;
   /** When this login was stored (UNIX seconds). */

@@ -8,7 +8,7 @@ import { planChunkIds, scanBuild, writeDelta, type DeltaPlan, type TarWriteEntry
 import { ApiError, type ApiClient } from './client.js';
 import { credentialsPath } from './credentials.js';
 import { TaskFailedError } from './follow-tasks.js';
-import type { App, SuccessEnvelope } from './types.js';
+import type { AppDto, SuccessBody } from '@rockit/contract';
 
 /** Ids per POST /be/v1/builds/chunks (the server's limit). */
 export const CHUNK_IDS_PER_REQUEST = 10_000;
@@ -36,7 +36,7 @@ export interface PlannedDelta {
 export async function planDelta(client: ApiClient, appName: string, entries: readonly TarWriteEntry[], onScan?: (bytes: number) => void): Promise<PlannedDelta | null> {
   // A first push has nothing to reference: skip the chunking. (A key without apps.read cannot tell: it chunks and asks.)
   // Any other refusal (no such app...) is left to the submission, which reports it.
-  const app = await client.get<SuccessEnvelope & { app: App }>(`/be/v1/apps/${encodeURIComponent(appName)}`).then(
+  const app = await client.get<SuccessBody & { app: AppDto }>(`/be/v1/apps/${encodeURIComponent(appName)}`).then(
     (r) => r.app,
     (err: unknown) => {
       if (err instanceof ApiError) return err.status === 403 ? null : undefined;
@@ -49,7 +49,7 @@ export async function planDelta(client: ApiClient, appName: string, entries: rea
   const known = new Set<string>();
   try {
     for (let i = 0; i < ids.length; i += CHUNK_IDS_PER_REQUEST) {
-      const res = await client.post<SuccessEnvelope & { known?: unknown }>('/be/v1/builds/chunks', { appName, ids: ids.slice(i, i + CHUNK_IDS_PER_REQUEST) });
+      const res = await client.post<SuccessBody & { known?: unknown }>('/be/v1/builds/chunks', { appName, ids: ids.slice(i, i + CHUNK_IDS_PER_REQUEST) });
       if (Array.isArray(res.known)) for (const id of res.known) if (typeof id === 'string') known.add(id);
     }
   } catch (err) {

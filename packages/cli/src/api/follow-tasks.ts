@@ -8,7 +8,8 @@
 // can fall in the window too, but only before ours: imports of one app run one at a time. Without
 // an `ended` time the window has no upper end and the oldest candidate is taken instead.
 import type { ApiClient } from './client.js';
-import { FINAL_TASK_STATUSES, type ListEnvelope, type SuccessEnvelope, type Task } from './types.js';
+import type { ListBody, SuccessBody, TaskDto } from '@rockit/contract';
+import { FINAL_TASK_STATUSES } from './task-states.js';
 
 /** A task of the import pipeline ended in failure (or expired or was canceled). */
 export class TaskFailedError extends Error {
@@ -31,7 +32,7 @@ export interface FollowOptions {
   client: ApiClient;
   appName: string;
   /** The task the submission answered with (the first stage). */
-  first: Task;
+  first: TaskDto;
   pollIntervalMs: number;
   sleep: (ms: number) => Promise<void>;
   /** Stage types in order, starting with `first.type`. */
@@ -39,7 +40,7 @@ export interface FollowOptions {
   /** Polls to wait for the next stage to appear before giving up. Default: 2 minutes' worth. */
   maxAppearPolls?: number;
   /** Called with every task state seen (the first one too). */
-  onUpdate?: (task: Task) => void;
+  onUpdate?: (task: TaskDto) => void;
 }
 
 /**
@@ -47,13 +48,13 @@ export interface FollowOptions {
  * `TaskFailedError` as soon as a stage ends in any state but `succeeded`, and an `Error` if a
  * next stage does not appear in time. API failures propagate as `ApiError`/`NetworkError`.
  */
-export async function followPipeline(opts: FollowOptions): Promise<Task[]> {
+export async function followPipeline(opts: FollowOptions): Promise<TaskDto[]> {
   const pipeline = opts.pipeline ?? IMPORT_PIPELINE;
   const start = pipeline.indexOf(opts.first.type);
   if (start === -1) throw new Error(`task ${opts.first.name} has type ${opts.first.type}, not one of ${pipeline.join(', ')}`);
   const maxAppearPolls = opts.maxAppearPolls ?? Math.max(1, Math.ceil(120_000 / Math.max(1, opts.pollIntervalMs)));
-  const done: Task[] = [];
-  let task: Task = opts.first;
+  const done: TaskDto[] = [];
+  let task: TaskDto = opts.first;
   for (let stage = start; ; stage++) {
     task = await waitForEnd(opts, task);
     done.push(task);
@@ -64,29 +65,29 @@ export async function followPipeline(opts: FollowOptions): Promise<Task[]> {
   }
 }
 
-async function waitForEnd(opts: FollowOptions, initial: Task): Promise<Task> {
+async function waitForEnd(opts: FollowOptions, initial: TaskDto): Promise<TaskDto> {
   let task = initial;
   opts.onUpdate?.(task);
   while (!FINAL_TASK_STATUSES.has(task.status)) {
     await opts.sleep(opts.pollIntervalMs);
-    const res = await opts.client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(task.name)}`);
+    const res = await opts.client.get<SuccessBody & { task: TaskDto }>(`/be/v1/tasks/${encodeURIComponent(task.name)}`);
     task = res.task;
     opts.onUpdate?.(task);
   }
   return task;
 }
 
-function buildIdOf(task: Task): number | null {
+function buildIdOf(task: TaskDto): number | null {
   if (typeof task.buildId === 'number') return task.buildId;
   const fromResult = task.result?.buildId;
   return typeof fromResult === 'number' ? fromResult : null;
 }
 
-async function findNext(opts: FollowOptions, prev: Task, type: string, seen: readonly Task[], maxPolls: number): Promise<Task> {
+async function findNext(opts: FollowOptions, prev: TaskDto, type: string, seen: readonly TaskDto[], maxPolls: number): Promise<TaskDto> {
   // Servers that name the follow-up in the stage's result are followed exactly; older ones by the window below.
   const named = prev.result?.nextTask;
   if (typeof named === 'string' && named.length > 0) {
-    const res = await opts.client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(named)}`);
+    const res = await opts.client.get<SuccessBody & { task: TaskDto }>(`/be/v1/tasks/${encodeURIComponent(named)}`);
     return res.task;
   }
   const seenNames = new Set(seen.map((t) => t.name));
@@ -95,7 +96,7 @@ async function findNext(opts: FollowOptions, prev: Task, type: string, seen: rea
   const to = typeof prev.ended === 'number' ? prev.ended : undefined;
   for (let poll = 0; poll < maxPolls; poll++) {
     if (poll > 0) await opts.sleep(opts.pollIntervalMs);
-    const res = await opts.client.get<ListEnvelope & { tasks: Task[] }>('/be/v1/tasks', {
+    const res = await opts.client.get<ListBody & { tasks: TaskDto[] }>('/be/v1/tasks', {
       appName: opts.appName,
       type,
       since: from,
@@ -120,7 +121,7 @@ async function findNext(opts: FollowOptions, prev: Task, type: string, seen: rea
   throw new Error(`no ${type} task appeared for app ${opts.appName} after ${prev.type} ${prev.name} succeeded`);
 }
 
-function byCreation(a: Task, b: Task): number {
+function byCreation(a: TaskDto, b: TaskDto): number {
   const ca = a.created ?? 0;
   const cb = b.created ?? 0;
   if (ca !== cb) return ca - cb;

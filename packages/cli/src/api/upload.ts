@@ -8,6 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { UploadStatusDto } from '@rockit/contract';
 import { ApiError, NetworkError, USER_AGENT, toEnvelope } from './client.js';
 
 export interface UploadOptions {
@@ -134,10 +135,7 @@ async function readText(res: http.IncomingMessage): Promise<string> {
 }
 
 /** Where the server stands on an upload (`GET` of the upload URL; the server's README, "Resumable uploads"). */
-export interface UploadStatus {
-  state: 'waiting' | 'received' | 'expired';
-  receivedBytes: number;
-}
+export type UploadStatus = Pick<UploadStatusDto, 'state' | 'receivedBytes'>;
 
 export interface ResumableUploadOptions {
   url: URL;

@@ -9,7 +9,8 @@ import {
   type ConnectionOptions,
 } from '../api/context.js';
 import { formatAge, formatTable, formatTaskError, writeList } from '../api/output.js';
-import { FINAL_TASK_STATUSES, type App, type SuccessEnvelope, type Task } from '../api/types.js';
+import type { AppDto, SuccessBody, TaskDto } from '@rockit/contract';
+import { FINAL_TASK_STATUSES } from '../api/task-states.js';
 import { formatBytes } from '../progress.js';
 
 interface CreateOptions extends ConnectionOptions {
@@ -39,7 +40,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       const body: Record<string, unknown> = { name, label: opts.label };
       if (opts.maxBuilds !== undefined) body.maxBuilds = opts.maxBuilds;
       if (opts.deployments !== undefined) body.deployments = opts.deployments;
-      const res = await client.post<SuccessEnvelope & { app: App }>('/be/v1/apps', body);
+      const res = await client.post<SuccessBody & { app: AppDto }>('/be/v1/apps', body);
       if (opts.json) ctx.stdout.write(JSON.stringify(res.app, null, 2) + '\n');
       else ctx.stdout.write(`created app ${res.app?.name ?? name}\n`);
     }),
@@ -53,7 +54,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((opts: ConnectionOptions) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      const list = await client.listAll<App>('/be/v1/apps', 'apps', { 'order[]': 'name' });
+      const list = await client.listAll<AppDto>('/be/v1/apps', 'apps', { 'order[]': 'name' });
       const now = ctx.now();
       writeList(ctx.stdout, opts.json, list, 'apps', (items) =>
         formatTable(
@@ -83,7 +84,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
     runAction(ctx, opts.json, async () => {
       const build = parsePositiveInt('<build>')(buildText);
       const { client } = await connect(ctx, opts);
-      const res = await client.patch<SuccessEnvelope & { app: App; task?: Task }>('/be/v1/apps', { name: appName, iCurBuild: build });
+      const res = await client.patch<SuccessBody & { app: AppDto; task?: TaskDto }>('/be/v1/apps', { name: appName, iCurBuild: build });
       let task = res.task;
       if (opts.wait && task) task = await waitForTask(ctx, client, task);
       if (opts.json) {
@@ -106,7 +107,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((appName: string, opts: ConnectionOptions) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      const res = await client.get<SuccessEnvelope & { app: App }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
+      const res = await client.get<SuccessBody & { app: AppDto }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
       const live = res.app.iCurBuild ?? null;
       const builds = [...(res.app.builds ?? [])].sort((a, b) => b.buildId - a.buildId).map((b) => ({ ...b, live: b.buildId === live }));
       const now = ctx.now();
@@ -128,17 +129,17 @@ export function register(program: Command, ctx: CliContext = processContext()): 
 }
 
 /** Polls a task until it reaches a final status. */
-async function waitForTask(ctx: CliContext, client: Awaited<ReturnType<typeof connect>>['client'], task: Task): Promise<Task> {
+async function waitForTask(ctx: CliContext, client: Awaited<ReturnType<typeof connect>>['client'], task: TaskDto): Promise<TaskDto> {
   let current = task;
   while (!FINAL_TASK_STATUSES.has(current.status)) {
     await ctx.sleep(ctx.pollIntervalMs);
-    current = (await client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(task.name)}`)).task;
+    current = (await client.get<SuccessBody & { task: TaskDto }>(`/be/v1/tasks/${encodeURIComponent(task.name)}`)).task;
   }
   return current;
 }
 
 /** One word for the app's condition; `error` wins because it blocks imports. */
-export function appState(a: App): string {
+export function appState(a: AppDto): string {
   if (a.error) return `error (${a.error.type ?? 'task'} ${a.error.task ?? ''})`.replace(' )', ')');
   if (a.locked) return 'locked';
   if (a.processing) return 'processing';

@@ -8,7 +8,7 @@ import {
   type ConnectionOptions,
 } from '../api/context.js';
 import { formatTable, writeList } from '../api/output.js';
-import type { Deployment, DeploymentCreate, SuccessEnvelope } from '../api/types.js';
+import type { CreateDeploymentInput, DeploymentDto, SuccessBody } from '@rockit/contract';
 
 export interface DeploymentCreateOptions extends ConnectionOptions {
   type: 'fs' | 's3';
@@ -50,7 +50,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
     runAction(ctx, opts.json, async () => {
       const body = deploymentBody(name, opts, ctx.env);
       const { client } = await connect(ctx, opts);
-      const res = await client.post<SuccessEnvelope & { deployment: Deployment }>('/be/v1/deployments', body);
+      const res = await client.post<SuccessBody & { deployment: DeploymentDto }>('/be/v1/deployments', body);
       if (opts.json) ctx.stdout.write(JSON.stringify(res.deployment, null, 2) + '\n');
       else ctx.stdout.write(`created deployment ${res.deployment?.name ?? name} (${body.type})\n`);
     }),
@@ -64,7 +64,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((opts: ConnectionOptions) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      const list = await client.listAll<Deployment>('/be/v1/deployments', 'deployments', { 'order[]': 'name' });
+      const list = await client.listAll<DeploymentDto>('/be/v1/deployments', 'deployments', { 'order[]': 'name' });
       writeList(ctx.stdout, opts.json, list, 'deployments', (items) =>
         formatTable(
           ['NAME', 'TYPE', 'LABEL', 'PREFIX', 'STATUS'],
@@ -79,8 +79,8 @@ export function register(program: Command, ctx: CliContext = processContext()): 
  * The request body for the options given. Throws naming every missing option of the chosen
  * type, and any option that belongs to the other type (a likely mistake, not something to drop).
  */
-export function deploymentBody(name: string, opts: DeploymentCreateOptions, env: NodeJS.ProcessEnv): DeploymentCreate {
-  const body: DeploymentCreate = { name, type: opts.type };
+export function deploymentBody(name: string, opts: DeploymentCreateOptions, env: NodeJS.ProcessEnv): CreateDeploymentInput {
+  const body: CreateDeploymentInput = { name, type: opts.type };
   if (opts.label !== undefined) body.label = opts.label;
   if (opts.originPrefix !== undefined) body.originPrefix = opts.originPrefix;
   const s3Flags: [keyof DeploymentCreateOptions, string][] = [

@@ -3,17 +3,7 @@ import type { Command } from 'commander';
 import { ApiClient, toEnvelope } from '../api/client.js';
 import { connect, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
 import { formatTable, writeList } from '../api/output.js';
-import type { SuccessEnvelope } from '../api/types.js';
-
-/** A download key as GET /be/v1/keys answers it (api.md §9.2); `key` only when created. */
-export interface DownloadKey {
-  id: string;
-  appName: string;
-  label: string;
-  created: number;
-  lastUsed: number | null;
-  key?: string;
-}
+import type { ClientAuthAnswer, CreatedDownloadKeyDto, DownloadKeyDto, SuccessBody, TraceReceiptAnswer } from '@rockit/contract';
 
 const iso = (s: number | null | undefined): string => (typeof s === 'number' ? new Date(s * 1000).toISOString().replace('.000Z', 'Z') : '-');
 
@@ -29,7 +19,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((app: string, opts: ConnectionOptions & { label?: string }) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      const res = await client.post<SuccessEnvelope & { key: DownloadKey }>('/be/v1/keys', { appName: app, ...(opts.label !== undefined ? { label: opts.label } : {}) });
+      const res = await client.post<SuccessBody & { key: CreatedDownloadKeyDto }>('/be/v1/keys', { appName: app, ...(opts.label !== undefined ? { label: opts.label } : {}) });
       if (opts.json) ctx.stdout.write(JSON.stringify(res.key, null, 2) + '\n');
       else ctx.stdout.write(`created download key ${res.key.id} of ${app}\nkey (shown once): ${res.key.key}\n`);
     }),
@@ -40,7 +30,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((app: string | undefined, opts: ConnectionOptions) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      const list = await client.listAll<DownloadKey>('/be/v1/keys', 'keys', { 'order[]': 'created', ...(app ? { appName: app } : {}) });
+      const list = await client.listAll<DownloadKeyDto>('/be/v1/keys', 'keys', { 'order[]': 'created', ...(app ? { appName: app } : {}) });
       writeList(ctx.stdout, opts.json, list, 'keys', (items) =>
         formatTable(['ID', 'APP', 'LABEL', 'CREATED', 'LAST USED'], items.map((k) => [k.id, k.appName, k.label, iso(k.created), iso(k.lastUsed)])),
       );
@@ -78,7 +68,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
         // --org and --app against the key before any trace is sent.
         let token = opts.token;
         if (key !== undefined) {
-          const auth = await client.post<SuccessEnvelope & { auth: { token: string } }>('/client/v1/auth', { orgName: opts.org, appName: opts.app, key });
+          const auth = await client.post<ClientAuthAnswer>('/client/v1/auth', { orgName: opts.org, appName: opts.app, key });
           token = auth.auth.token;
         }
         const results: unknown[] = [];
@@ -93,9 +83,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
             },
             body,
           });
-          const env = toEnvelope(res.status, res.statusText, await res.text(), res.headers.get('x-request-id')) as SuccessEnvelope & {
-            trace: { id: string; records: number; coverage: number };
-          };
+          const env = toEnvelope(res.status, res.statusText, await res.text(), res.headers.get('x-request-id')) as TraceReceiptAnswer;
           if (env.trace === undefined) throw new Error(`${file}: unexpected answer`);
           results.push({ file, ...env.trace });
           if (!opts.json) ctx.stdout.write(`${file}: trace ${env.trace.id}, ${env.trace.records} reads, coverage ${(env.trace.coverage * 100).toFixed(1)}%\n`);

@@ -3,7 +3,7 @@ import { ApiClient, ApiError } from '../api/client.js';
 import { processContext, runAction, type CliContext } from '../api/context.js';
 import { credentialsPath, deleteCredentials, readCredentials, writeCredentials, type StoredCredentials } from '../api/credentials.js';
 import { promptHidden, readAllStdin } from '../api/prompt.js';
-import type { LoginResponse } from '../api/types.js';
+import type { LoginAnswer } from '@rockit/contract';
 
 interface LoginOptions {
   server?: string;
@@ -73,7 +73,7 @@ async function login(ctx: CliContext, opts: LoginOptions): Promise<void> {
     : await promptHidden(ctx.stdin, ctx.stderr, `password for ${username} (${orgName}) at ${server}: `);
   if (!password) throw new Error('the password is empty');
   const client = new ApiClient({ server, credentials: { kind: 'none' }, fetch: ctx.fetch, retryDelayMs: ctx.retryDelayMs, sleep: ctx.sleep, now: ctx.now });
-  const res = await client.post<LoginResponse>('/be/v1/login', { orgName, username, password }, { auth: false });
+  const res = await client.post<LoginAnswer>('/be/v1/login', { orgName, username, password }, { auth: false });
   const session = res.session;
   if (!session || typeof session.token !== 'string' || typeof session.expires !== 'number') {
     throw new ApiError({ status: 200, error: 'unexpected-response', message: 'login answer without session.token/expires' });

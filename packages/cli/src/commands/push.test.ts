@@ -5,7 +5,7 @@ import path from 'node:path';
 import tarStream from 'tar-stream';
 import { register, parseTarget } from './push.js';
 import { fail, loggedInEnv, ok, runCli, startStandIn, withAuth, type RecordedRequest, type Reply, type StandIn } from '../api/test-support/stand-in-server.js';
-import type { Task } from '../api/types.js';
+import type { TaskDto } from '@rockit/contract';
 
 let dir: string;
 let game: string;
@@ -75,12 +75,12 @@ interface Scenario {
 function importServer(sc: Scenario) {
   const now = Math.floor(Date.now() / 1000);
   const polls = new Map<string, number>();
-  const task = (name: string, type: string, status: string, extra: Partial<Task> = {}): Task => ({
+  const task = (name: string, type: string, status: string, extra: Partial<TaskDto> = {}): TaskDto => ({
     name, type, status, appName: 'demo', buildId: 3, progress: status === 'succeeded' ? 1 : 0.5, created: now, error: null, ...extra,
   });
-  const states: Record<string, Task[]> = {
+  const states: Record<string, TaskDto[]> = {
     t_dl: [task('t_dl', 'dltar', 'running'), task('t_dl', 'dltar', 'succeeded')],
-    t_mk: [task('t_mk', 'mkraw', 'running'), task('t_mk', 'mkraw', sc.mkraw?.status ?? 'succeeded', { error: (sc.mkraw?.error ?? null) as Task['error'] })],
+    t_mk: [task('t_mk', 'mkraw', 'running'), task('t_mk', 'mkraw', sc.mkraw?.status ?? 'succeeded', { error: (sc.mkraw?.error ?? null) as TaskDto['error'] })],
     t_dp: [task('t_dp', 'deploy', 'succeeded')],
   };
   return (req: RecordedRequest): Reply => {
@@ -166,7 +166,7 @@ describe('rockit push', () => {
     expect(Object.keys(put.headers).filter((h) => h.startsWith('x-rockit'))).toEqual([]);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ status: 'success', appName: 'demo', uploadedBytes: tarBytes.length, release: { iCurBuild: 3, dxfName: 'b0003-t001', buildName: '1.0.2' } });
-    expect(out.tasks.map((t: Task) => `${t.type}:${t.status}`)).toEqual(['dltar:succeeded', 'mkraw:succeeded', 'deploy:succeeded']);
+    expect(out.tasks.map((t: TaskDto) => `${t.type}:${t.status}`)).toEqual(['dltar:succeeded', 'mkraw:succeeded', 'deploy:succeeded']);
     expect(out.release.patches).toHaveLength(2);
   });
 

@@ -11,7 +11,7 @@ import { listFolder, skipBytes } from '../api/tar-pack.js';
 import { findPendingUpload, fingerprint, forgetPendingUpload, savePendingUpload, type PendingUpload } from '../api/pending-uploads.js';
 import { applyIgnore, checkFolderEntries, checkTarFile, readIgnoreFile } from '../api/precheck.js';
 import { uploadResumable, uploadStatus } from '../api/upload.js';
-import type { App, BuildUploadResponse, SuccessEnvelope, Task } from '../api/types.js';
+import type { AppDto, SubmitBuildAnswer, SuccessBody, TaskDto } from '@rockit/contract';
 import { createProgress, formatBytes } from '../progress.js';
 
 interface PushOptions extends ConnectionOptions {
@@ -146,13 +146,13 @@ async function push(ctx: CliContext, source: string | undefined, target: string 
   if (opts.name !== undefined) body.buildName = opts.name;
   if (opts.live === false) body.live = false;
   const submit = (withDelta: boolean) =>
-    client.post<BuildUploadResponse>('/be/v1/builds', withDelta ? { ...body, delta: true } : body).catch((err: unknown) => {
+    client.post<SubmitBuildAnswer>('/be/v1/builds', withDelta ? { ...body, delta: true } : body).catch((err: unknown) => {
       if (err instanceof ApiError && err.error === 'app-locked') {
         err.hint = `${appName} is busy or in error state after a failed deploy; see \`rockit tasks --app ${appName}\``;
       }
       throw err;
     });
-  let submitted: BuildUploadResponse;
+  let submitted: SubmitBuildAnswer;
   try {
     submitted = await submit(delta !== null);
   } catch (err) {
@@ -207,7 +207,7 @@ function deltaSource(file: string, sizeBytes: number, build: BuildSource): Build
  * afterUpload, and when the server could not use a delta (a referenced chunk was rotated away
  * meanwhile, or it refused the file), a full push of the same source right after.
  */
-async function afterUploadOrFull(ctx: CliContext, client: ApiClient, pending: PendingUpload, first: Task, sent: BuildSource, opts: PushOptions): Promise<void> {
+async function afterUploadOrFull(ctx: CliContext, client: ApiClient, pending: PendingUpload, first: TaskDto, sent: BuildSource, opts: PushOptions): Promise<void> {
   try {
     await afterUpload(ctx, client, pending, first, sent, opts);
   } catch (err) {
@@ -242,7 +242,7 @@ async function resume(ctx: CliContext, taskName: string, source: string | undefi
     if (st?.size !== pending.sizeBytes) throw new Error(`the delta file of task ${taskName} is gone or changed (${pending.delta.file}); push again to start a new upload`);
     build = deltaSource(pending.delta.file, pending.sizeBytes, build);
   }
-  const task = (await client.get<SuccessEnvelope & { task: Task }>(`/be/v1/tasks/${encodeURIComponent(taskName)}`)).task;
+  const task = (await client.get<SuccessBody & { task: TaskDto }>(`/be/v1/tasks/${encodeURIComponent(taskName)}`)).task;
   const status = await uploadStatus(new URL(pending.url));
   if (status.state === 'expired') {
     await forgetPendingUpload(ctx.env, taskName, ctx.now());
@@ -327,7 +327,7 @@ async function upload(ctx: CliContext, client: ApiClient, pending: PendingUpload
 }
 
 /** Follows dltar → mkraw → deploy (unless --no-wait) and prints the result. */
-async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingUpload, first: Task, build: BuildSource, opts: PushOptions): Promise<void> {
+async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingUpload, first: TaskDto, build: BuildSource, opts: PushOptions): Promise<void> {
   const { orgName, appName } = pending;
   const log = logger(ctx, opts);
   const submitted = { task: first };
@@ -357,7 +357,7 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
     first: submitted.task,
     pollIntervalMs: ctx.pollIntervalMs,
     sleep: ctx.sleep,
-    onUpdate: (t: Task) => {
+    onUpdate: (t: TaskDto) => {
       const key = `${t.name} ${t.status}`;
       if (key !== lastKey) {
         taskBar?.done();
@@ -371,7 +371,7 @@ async function afterUpload(ctx: CliContext, client: ApiClient, pending: PendingU
       }
     },
   });
-  const res = await client.get<SuccessEnvelope & { app: App }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
+  const res = await client.get<SuccessBody & { app: AppDto }>(`/be/v1/apps/${encodeURIComponent(appName)}`);
   const app = res.app;
   const deployTask = tasks.find((t) => t.type === 'deploy');
   const deployResult = (deployTask?.result ?? {}) as { live?: unknown; buildId?: unknown };

@@ -10,7 +10,8 @@ import {
 } from '../api/context.js';
 import { formatAge, formatTable, writeList } from '../api/output.js';
 import { forgetPendingUpload } from '../api/pending-uploads.js';
-import { TASK_STATUSES, TASK_TYPES, type ListEnvelope, type SuccessEnvelope, type Task } from '../api/types.js';
+import type { ListBody, SuccessBody, TaskDto } from '@rockit/contract';
+import { TASK_STATUSES, TASK_TYPES } from '../api/task-states.js';
 
 interface TasksOptions extends ConnectionOptions {
   app?: string;
@@ -38,7 +39,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
     runAction(ctx, opts.json, async () => {
       if (opts.limit > 1000) throw new Error('--limit must be at most 1000');
       const { client } = await connect(ctx, opts);
-      const res = await client.get<ListEnvelope & { tasks: Task[] }>('/be/v1/tasks', {
+      const res = await client.get<ListBody & { tasks: TaskDto[] }>('/be/v1/tasks', {
         appName: opts.app,
         status: opts.status,
         type: opts.type,
@@ -63,7 +64,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((taskName: string, opts: ConnectionOptions & { json?: boolean }) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      const res = await client.patch<SuccessEnvelope & { task: Task }>('/be/v1/tasks', { name: taskName, expire: true });
+      const res = await client.patch<SuccessBody & { task: TaskDto }>('/be/v1/tasks', { name: taskName, expire: true });
       await forgetPendingUpload(ctx.env, taskName, ctx.now());
       if (opts.json) ctx.stdout.write(JSON.stringify(res.task, null, 2) + '\n');
       else ctx.stdout.write(`task ${taskName} cancelled (${res.task.status}); ${res.task.appName ?? 'its app'} takes builds again\n`);
@@ -72,7 +73,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
 }
 
 /** The task table: name, type, status, app, build, progress, age, error message. */
-export function formatTasks(tasks: readonly Task[], nowMs: number): string {
+export function formatTasks(tasks: readonly TaskDto[], nowMs: number): string {
   return formatTable(
     ['NAME', 'TYPE', 'STATUS', 'APP', 'BUILD', 'PROGRESS', 'AGE', 'ERROR'],
     tasks.map((t) => [

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { connect, processContext, runAction, withConnectionOptions, type CliContext, type ConnectionOptions } from '../api/context.js';
-import type { SuccessEnvelope } from '../api/types.js';
+import type { CreateApiKeyAnswer, CreateUserAnswer, SuccessBody } from '@rockit/contract';
 
 /** The documented publisher role (README "CI pipeline"): push builds and follow them, set the live build. */
 export const PUBLISHER_PERMISSIONS = { apps: 6, tasks: 2 } as const;
@@ -18,15 +18,6 @@ export function parsePermissions(text: string): Record<string, number> {
     out[m[1]] = Number(m[2]);
   }
   return out;
-}
-
-interface MachineUserAnswer extends SuccessEnvelope {
-  user: { username: string };
-  apiKey: { id: string; key: string };
-}
-
-interface ApiKeyAnswer extends SuccessEnvelope {
-  apiKey: { id: string; key: string; created?: number };
 }
 
 /** How a CI job uses a machine user's key: the variables `rockit` reads. */
@@ -60,7 +51,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
       if (!opts.permissions && !opts.publisher) throw new Error('give --permissions <list> or --publisher');
       const { client } = await connect(ctx, opts);
       const permissions = { ...(opts.publisher ? PUBLISHER_PERMISSIONS : {}), ...(opts.permissions ?? {}) };
-      const res = await client.post<SuccessEnvelope & { role: unknown }>('/be/v1/roles', { name, ...(opts.label ? { label: opts.label } : {}), permissions });
+      const res = await client.post<SuccessBody & { role: unknown }>('/be/v1/roles', { name, ...(opts.label ? { label: opts.label } : {}), permissions });
       if (opts.json) ctx.stdout.write(JSON.stringify(res.role, null, 2) + '\n');
       else ctx.stdout.write(`created role ${name} (${Object.entries(permissions).map(([k, v]) => `${k}=${v}`).join(',')})\n`);
     }),
@@ -78,7 +69,8 @@ export function register(program: Command, ctx: CliContext = processContext()): 
     runAction(ctx, opts.json, async () => {
       const { client, who } = await connect(ctx, opts);
       const roleNames = opts.roles.split(',').map((r) => r.trim()).filter(Boolean);
-      const res = await client.post<MachineUserAnswer>('/be/v1/users', { username, label: opts.label ?? username, roles: roleNames, type: 'machine' });
+      // A machine account's answer always carries its first API key.
+      const res = await client.post<CreateUserAnswer & Required<Pick<CreateUserAnswer, 'apiKey'>>>('/be/v1/users', { username, label: opts.label ?? username, roles: roleNames, type: 'machine' });
       if (opts.json) {
         ctx.stdout.write(JSON.stringify({ user: res.user, apiKey: res.apiKey }, null, 2) + '\n');
         return;
@@ -98,7 +90,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((username: string, opts: ConnectionOptions) =>
     runAction(ctx, opts.json, async () => {
       const { client, who } = await connect(ctx, opts);
-      const res = await client.post<ApiKeyAnswer>('/be/v1/apikeys', { username });
+      const res = await client.post<CreateApiKeyAnswer>('/be/v1/apikeys', { username });
       if (opts.json) {
         ctx.stdout.write(JSON.stringify(res.apiKey, null, 2) + '\n');
         return;
@@ -115,7 +107,7 @@ export function register(program: Command, ctx: CliContext = processContext()): 
   ).action((id: string, opts: ConnectionOptions) =>
     runAction(ctx, opts.json, async () => {
       const { client } = await connect(ctx, opts);
-      await client.delete<SuccessEnvelope>(`/be/v1/apikeys/${encodeURIComponent(id)}`);
+      await client.delete<SuccessBody>(`/be/v1/apikeys/${encodeURIComponent(id)}`);
       if (opts.json) ctx.stdout.write(JSON.stringify({ status: 'success', revoked: id }) + '\n');
       else ctx.stdout.write(`revoked API key ${id}\n`);
     }),

@@ -1,27 +1,12 @@
+import { RESOURCE_MAX, RESOURCES, type Resource } from '@rockit/contract';
 import { invalidParam } from './errors.js';
+
+// The resources and their maxima are part of the wire contract (the role schemas carry them).
+export { RESOURCE_MAX, RESOURCES, type Resource };
 
 /** Permission bits of spec/api.md §2.3. */
 export const Bit = { create: 1, read: 2, update: 4, delete: 8, execute: 16 } as const;
 export type Action = keyof typeof Bit;
-
-/** The 12 resources and the maximum (= every bit the resource has). */
-export const RESOURCE_MAX = {
-  apps: 15,
-  beUsers: 15,
-  bundles: 15,
-  consumption: 2,
-  dependencies: 15,
-  deployments: 15,
-  keys: 15,
-  roles: 15,
-  sources: 15,
-  subscriptions: 15,
-  tasks: 31,
-  trainings: 6,
-} as const;
-
-export type Resource = keyof typeof RESOURCE_MAX;
-export const RESOURCES = Object.keys(RESOURCE_MAX) as Resource[];
 
 /** A complete permission set: every resource present. */
 export type Permissions = Record<Resource, number>;

@@ -266,23 +266,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAuth(app, deps.services.auth);
   if (deps.metrics && deps.config.metricsToken) registerMetrics(app, deps.metrics, deps.config.metricsToken);
 
+  // Each route plugin gets only the services it calls.
+  const s = deps.services;
   await app.register(srvRoutes, { health: deps.health, versions: deps.versions });
-  await app.register(adminRoutes, { services: deps.services });
-  await app.register(loginRoutes, { services: deps.services });
-  await app.register(apiKeyRoutes, { services: deps.services });
-  await app.register(orgRoutes, { services: deps.services });
-  await app.register(userRoutes, { services: deps.services });
-  await app.register(roleRoutes, { services: deps.services });
-  await app.register(taskRoutes, { services: deps.services });
-  await app.register(appRoutes, { services: deps.services });
-  await app.register(deploymentRoutes, { services: deps.services });
-  await app.register(consumptionRoutes, { services: deps.services });
-  await app.register(buildRoutes, { services: deps.services, publicUrl: () => deps.config.publicUrl ?? listenUrl(app, deps.config) });
-  await app.register(cdnRoutes, { services: deps.services });
-  await app.register(subscriptionRoutes, { services: deps.services });
-  await app.register(keyRoutes, { services: deps.services });
-  await app.register(clientRoutes, { services: deps.services, maxTraceBytes: deps.config.faststart.maxTraceBytes });
-  await app.register(trainingRoutes, { services: deps.services });
+  await app.register(adminRoutes, { services: { admin: s.admin, orgs: s.orgs, tasks: s.tasks } });
+  await app.register(loginRoutes, { services: { auth: s.auth } });
+  await app.register(apiKeyRoutes, { services: { apiKeys: s.apiKeys } });
+  await app.register(orgRoutes, { services: { orgs: s.orgs } });
+  await app.register(userRoutes, { services: { users: s.users } });
+  await app.register(roleRoutes, { services: { roles: s.roles } });
+  await app.register(taskRoutes, { services: { tasks: s.tasks } });
+  await app.register(appRoutes, { services: { apps: s.apps } });
+  await app.register(deploymentRoutes, { services: { deployments: s.deployments } });
+  await app.register(consumptionRoutes, { services: { consumption: s.consumption } });
+  await app.register(buildRoutes, {
+    services: { builds: s.builds, uploads: s.uploads },
+    publicUrl: () => deps.config.publicUrl ?? listenUrl(app, deps.config),
+  });
+  await app.register(cdnRoutes, { services: { depot: s.depot, keys: s.keys } });
+  await app.register(subscriptionRoutes, { services: { subscriptions: s.subscriptions } });
+  await app.register(keyRoutes, { services: { keys: s.keys } });
+  await app.register(clientRoutes, { services: { keys: s.keys, traces: s.traces }, maxTraceBytes: deps.config.faststart.maxTraceBytes });
+  await app.register(trainingRoutes, { services: { trainings: s.trainings } });
   await app.register(consoleRoutes, { dir: deps.config.consoleDir, ...(deps.config.publicUrl ? { publicUrl: deps.config.publicUrl } : {}) });
   return app;
 }

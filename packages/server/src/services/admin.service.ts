@@ -1,7 +1,8 @@
 import { toUnixSeconds } from '../domain/clock.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { requireAdmin, type Principal, type ServiceDeps } from './context.js';
-import { toTaskDto, type TaskDto } from './mappers.js';
+import type { TaskDto } from '@rockit/contract';
+import { toTaskDto } from './mappers.js';
 
 /** Installation-level operations behind the admin token. */
 export class AdminService {

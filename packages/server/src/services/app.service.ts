@@ -27,67 +27,18 @@ import { setProcessing } from '../db/repositories/import.repository.js';
 import { appQueueKey } from '../queue/handlers/import-deps.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
-import { lockedMessage, toTaskDto, type TaskDto } from './mappers.js';
+import type { AppDto, AppErrorState, CreateAppInput, PatchAppInput, TaskDto } from '@rockit/contract';
+import { lockedMessage, toTaskDto } from './mappers.js';
 import type { CleanupReport, NamedOrigin, OriginFileOps } from './published-files.js';
 
 export const DEFAULT_MAX_BUILDS = 5;
 export const MIN_MAX_BUILDS = 1;
 export const MAX_MAX_BUILDS = 100;
 
-export interface CreateAppInput {
-  name: string;
-  label: string;
-  maxBuilds?: number;
-  /** Deployment names of the org; absent, null or [] = every deployment of the org. */
-  deployments?: string[] | null;
-}
-
-export interface PatchAppInput {
-  name: string;
-  label?: string;
-  maxBuilds?: number;
-  /** Replaces the list; null or [] = every deployment of the org. */
-  deployments?: string[] | null;
-  /** Release control: make this kept, ready build the live one (a deploy-like task republishes release.json). */
-  iCurBuild?: number;
-  /** true: refuse new imports and set-live (409 app-locked) until unlocked; false: unlock (not while in error state). */
-  locked?: boolean;
-}
-
 /** The answer of a patch: the app and, when `iCurBuild` was given, the `deploy` task that makes it live. */
 export interface PatchedApp {
   app: AppDto;
   task?: TaskDto;
-}
-
-export interface AppDto {
-  name: string;
-  label: string;
-  maxBuilds: number;
-  /** Newest published build; null before the first import is published. */
-  iCurBuild: number | null;
-  dxfName: string | null;
-  builds: Array<{ buildId: number; buildName: string | null; sizeBytes: number; files: number; created: number }>;
-  patches: Array<{ fromBuildId: number; toBuildId: number; sizeBytes: number }>;
-  /** The explicit list; [] = every deployment of the org. */
-  deployments: string[];
-  processing: boolean;
-  exporting: boolean;
-  locked: boolean;
-  /** Set while the app is in error state after a failed deploy (the pipeline stores this JSON in apps.error). */
-  error: AppErrorState | null;
-  sizeBytes: number;
-  created: number;
-  updated: number;
-}
-
-/** `since`: UNIX seconds. */
-export interface AppErrorState {
-  task: string;
-  type: string;
-  message: string;
-  since: number;
-  [detail: string]: unknown;
 }
 
 export interface DeleteAppResult {

@@ -14,23 +14,15 @@ import { grantsOfUser } from '../db/repositories/role.repository.js';
 import { findUser, roleNamesOfUsers, updateUser } from '../db/repositories/user.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
-import { unionPermissions, type Permissions } from '../domain/permissions.js';
+import { unionPermissions } from '../domain/permissions.js';
 import { constantTimeEqual, hashPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
 import { LoginThrottle, keyOf, waitSeconds, type ThrottleRule } from './login-throttle.js';
 import type { AdminPrincipal, ServiceDeps, UserPrincipal } from './context.js';
-import { parsePermissions, toUserDto, type UserDto } from './mappers.js';
+import type { LoginAnswer, LoginInput } from '@rockit/contract';
+import { parsePermissions, toUserDto } from './mappers.js';
 
-export interface LoginInput {
-  orgName: string;
-  username: string;
-  password: string;
-}
-
-export interface LoginResult {
-  session: { token: string; expires: number };
-  user: UserDto;
-  permissions: Permissions;
-}
+/** The login answer without its envelope. */
+export type LoginResult = Omit<LoginAnswer, 'status'>;
 
 /** Verifies the admin token: either the configured one, or the hash stored at first start. */
 export interface AdminTokenVerifier {

@@ -12,21 +12,8 @@ import type { BlobStore } from '../storage/blob-store.js';
 
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
-import { lockedMessage, toTaskDto, type TaskDto } from './mappers.js';
-
-export interface SubmitBuildInput {
-  appName: string;
-  /** http(s)://… or s3://bucket/key; absent = the client uploads (PUT). */
-  url?: string;
-  /** Announced size in bytes and SHA-256 (hex), checked by dltar. */
-  size?: number;
-  sha256?: string;
-  buildName?: string;
-  /** false: a staged push (published, but release.json stays on the live build). Default true. */
-  live?: boolean;
-  /** true: the upload is a delta (docs/FORMATS.md) against the app's kept builds, not a tar. Uploads only. */
-  delta?: boolean;
-}
+import { MAX_CHUNK_IDS, type KnownChunksInput, type SubmitBuildInput, type TaskDto } from '@rockit/contract';
+import { lockedMessage, toTaskDto } from './mappers.js';
 
 export interface SubmittedBuild {
   task: TaskDto;
@@ -43,15 +30,6 @@ export interface BuildServiceOptions {
   /** The depot inside the blob store, where `knownChunks` looks chunks up (delta pushes); absent = no chunk is known. */
   depot?: { blobStore: BlobStore; prefix: string };
 }
-
-export interface KnownChunksInput {
-  appName: string;
-  /** Chunk ids: lower-case hex SHA-256 of a chunk's raw bytes (at most MAX_CHUNK_IDS). */
-  ids: string[];
-}
-
-/** Most chunk ids one `POST /be/v1/builds/chunks` may ask about. */
-export const MAX_CHUNK_IDS = 10_000;
 
 const UPLOAD_TOKEN_PREFIX = 'rkup_';
 

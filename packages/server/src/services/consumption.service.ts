@@ -1,15 +1,7 @@
-import { monthlyConsumption, storedBytesOfApps, type AppStoredBytes, type MonthlyConsumption } from '../db/repositories/app.repository.js';
+import { monthlyConsumption, storedBytesOfApps } from '../db/repositories/app.repository.js';
 import { publishedBytesByDeployment } from '../db/repositories/deployment.repository.js';
+import type { ConsumptionDto } from '@rockit/contract';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
-
-export interface ConsumptionDto {
-  /** Bytes stored per app, by app name: native builds being imported, images, patches, traces. */
-  apps: AppStoredBytes[];
-  /** Bytes published per deployment (every deployment of the org), by name. */
-  deployments: Array<{ name: string; publishedBytes: number }>;
-  /** With `months`: the last N months (oldest first), what the records hold by creation month. */
-  months?: MonthlyConsumption[];
-}
 
 /**
  * Storage figures of the caller's org (`consumption.read`, api.md §12), read from the records the

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { CreateDeploymentInput, DeploymentDto, PatchDeploymentInput } from '@rockit/contract';
 import type { DeploymentRow, DeploymentType, DeploymentUpdate } from '../db/app-tables.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { appNamesOfOrg } from '../db/repositories/app.repository.js';
@@ -20,62 +21,6 @@ import { findFsPathProblem, findOriginSettingsProblem, normalizeOriginPrefix, ty
 import { normalizeS3Endpoint } from '../storage/s3-endpoint.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { CleanupReport, OriginFileOps } from './published-files.js';
-
-export interface S3Input {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  forcePathStyle?: boolean;
-}
-
-export interface DownloadAuthInput {
-  type: 'token';
-  key: string;
-}
-
-export interface CreateDeploymentInput {
-  name: string;
-  label?: string;
-  type: DeploymentType;
-  originPrefix?: string;
-  s3?: S3Input;
-  fs?: { path: string };
-  downloadAuth?: DownloadAuthInput;
-  /** Run a self-check against the origin first; a failing check refuses the request (400 invalid-param). */
-  verify?: boolean;
-}
-
-/** `null` removes an optional field; `s3` merges into the stored settings (so the secret need not be sent again). */
-export interface PatchDeploymentInput {
-  name: string;
-  label?: string | null;
-  type?: DeploymentType;
-  originPrefix?: string | null;
-  s3?: Partial<S3Input> | null;
-  fs?: { path: string } | null;
-  downloadAuth?: DownloadAuthInput | null;
-  verify?: boolean;
-}
-
-export interface DeploymentDto {
-  name: string;
-  label: string;
-  type: DeploymentType;
-  originPrefix: string | null;
-  /** Never the secret access key. */
-  s3: { endpoint: string; region: string; bucket: string; accessKeyId: string; forcePathStyle: boolean } | null;
-  fs: { path: string } | null;
-  /** Never the key. */
-  downloadAuth: { type: 'token' } | null;
-  status: 'ok' | 'error';
-  message: string;
-  /** When status was last observed (verify or publish); null = never. */
-  checked: number | null;
-  created: number;
-  updated: number;
-}
 
 export interface DeleteDeploymentResult {
   /** Removal of the org's published files from the origin; records are deleted either way. */

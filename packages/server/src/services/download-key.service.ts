@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { ClientAuthAnswer, ClientAuthInput, CreateDownloadKeyInput, CreatedDownloadKeyDto, DownloadKeyDto } from '@rockit/contract';
 import { findApp, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
 import {
   countDownloadKeysOfApp,
@@ -24,23 +25,8 @@ import { requirePermission, type Principal, type ServiceDeps } from './context.j
 import { openDownloadAuthKey } from './deployment.service.js';
 import { LoginThrottle, type ThrottleRule } from './login-throttle.js';
 
-/** A download key as the API shows it (api.md §9.2); `key` (the secret) only in the answer of the create. */
-export interface DownloadKeyDto {
-  id: string;
-  appName: string;
-  label: string;
-  created: number;
-  lastUsed: number | null;
-  key?: string;
-}
-
-export interface ClientAuthResult {
-  auth: { token: string; expires: number };
-  /** The depot's release.json of the app; null while nothing is published. */
-  release: Record<string, unknown> | null;
-  /** Tokens for the app's deployments that verify downloads (`downloadAuth`), by deployment name. */
-  origins?: Array<{ deployment: string; token: string }>;
-}
+/** `POST /client/v1/auth` without its envelope: the download token, the release (null while nothing is published), origin tokens. */
+export type ClientAuthResult = Omit<ClientAuthAnswer, 'status'>;
 
 /** Who a download token or access key lets in: one app of one org. */
 export interface ClientIdentity {
@@ -89,7 +75,7 @@ export class DownloadKeyService {
     this.perAddress = { kind: 'download-key-address', max: deps.config.login.maxFailuresPerAddress, windowSeconds: deps.config.login.windowSeconds };
   }
 
-  async create(auth: Principal, input: { appName: string; label?: string }): Promise<DownloadKeyDto & { key: string }> {
+  async create(auth: Principal, input: CreateDownloadKeyInput): Promise<CreatedDownloadKeyDto> {
     const user = requirePermission(auth, 'keys', 'create');
     const { db, clock } = this.deps;
     const key = randomSecret('rkdk_');
@@ -145,7 +131,7 @@ export class DownloadKeyService {
    * unknown org, app or key and for a key of another app (no oracle); failures are throttled per
    * client address like logins (429 rate-limited).
    */
-  async clientAuth(input: { orgName: string; appName: string; key: string }, clientAddress: string): Promise<ClientAuthResult> {
+  async clientAuth(input: ClientAuthInput, clientAddress: string): Promise<ClientAuthResult> {
     const wait = await this.throttle.retryAfterSeconds([[this.perAddress, clientAddress]]);
     if (wait > 0) throw new AppError('rate-limited', 'too many failed attempts; try again later', { retryAfterSeconds: wait });
     const who = await this.identifyKey(input.key, { touch: false });

@@ -1,15 +1,9 @@
+import type { OrgDto, RoleDto, TaskDto, UserDto } from '@rockit/contract';
 import type { OrgRow, RoleRow, TaskRow, UserRow } from '../db/database.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { noPermissions, RESOURCES, type Permissions } from '../domain/permissions.js';
 
-/** Explicit DTO mappers: the only way rows leave the service layer (never hashes, never ids of rows). */
-
-export interface OrgDto {
-  name: string;
-  label: string;
-  created: number;
-  updated: number;
-}
+/** Explicit DTO mappers: the only way rows leave the service layer (never hashes, never ids of rows). The DTO types come from the API's schemas (@rockit/contract). */
 
 export const toOrgDto = (r: OrgRow): OrgDto => ({
   name: r.name,
@@ -17,15 +11,6 @@ export const toOrgDto = (r: OrgRow): OrgDto => ({
   created: toUnixSeconds(r.created_ms),
   updated: toUnixSeconds(r.updated_ms),
 });
-
-export interface RoleDto {
-  name: string;
-  label: string;
-  permissions: Permissions;
-  users: number;
-  created: number;
-  updated: number;
-}
 
 export function parsePermissions(json: string): Permissions {
   const stored = JSON.parse(json) as Partial<Permissions>;
@@ -43,21 +28,6 @@ export const toRoleDto = (r: RoleRow & { users: number }): RoleDto => ({
   updated: toUnixSeconds(r.updated_ms),
 });
 
-export interface UserDto {
-  username: string;
-  type: 'user' | 'machine';
-  email?: string;
-  firstname?: string;
-  surname?: string;
-  title?: string;
-  label?: string;
-  roles: string[];
-  disabled: boolean;
-  created: number;
-  updated: number;
-  lastLogin?: number;
-}
-
 export function toUserDto(r: UserRow, roles: string[]): UserDto {
   const dto: UserDto = {
     username: r.username,
@@ -74,22 +44,6 @@ export function toUserDto(r: UserRow, roles: string[]): UserDto {
   if (r.label !== null) dto.label = r.label;
   if (r.last_login_ms !== null) dto.lastLogin = toUnixSeconds(r.last_login_ms);
   return dto;
-}
-
-export interface TaskDto {
-  name: string;
-  type: string;
-  status: TaskRow['status'];
-  appName: string | null;
-  buildId: number | null;
-  progress: number;
-  attempts: number;
-  warnings: Array<{ code: string; message: string; acknowledged: boolean }>;
-  error: Record<string, unknown> | null;
-  result: Record<string, unknown> | null;
-  created: number;
-  started: number | null;
-  ended: number | null;
 }
 
 export const toTaskDto = (r: TaskRow): TaskDto => ({

@@ -8,20 +8,11 @@ import { parseListQuery, project, type Page, type RawListQuery } from '../domain
 import { allPermissions } from '../domain/permissions.js';
 import { hashPassword, randomPassword } from '../domain/secrets.js';
 import type { Principal, ServiceDeps } from './context.js';
-import { toOrgDto, type OrgDto } from './mappers.js';
+import type { CreateOrgAnswer, CreateOrgInput, OrgDto } from '@rockit/contract';
+import { toOrgDto } from './mappers.js';
 
-export interface CreateOrgInput {
-  name: string;
-  label?: string;
-  adminUsername?: string;
-  adminEmail?: string;
-}
-
-export interface CreateOrgResult {
-  org: OrgDto;
-  /** The first administrator's initial password: returned once, stored only as a hash. */
-  admin: { username: string; password: string };
-}
+/** The create answer without its envelope; the first administrator's password is returned once, stored only as a hash. */
+export type CreateOrgResult = Omit<CreateOrgAnswer, 'status'>;
 
 export const ADMINISTRATORS_ROLE = 'Administrators';
 

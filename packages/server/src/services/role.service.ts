@@ -5,19 +5,8 @@ import { AppError, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import { noPermissions, unionPermissions, validatePermissions } from '../domain/permissions.js';
 import { requireCovers, requirePermission, type Principal, type ServiceDeps } from './context.js';
-import { parsePermissions, toRoleDto, type RoleDto } from './mappers.js';
-
-export interface CreateRoleInput {
-  name: string;
-  label?: string;
-  permissions: Record<string, unknown>;
-}
-
-export interface PatchRoleInput {
-  name: string;
-  label?: string;
-  permissions?: Record<string, unknown>;
-}
+import type { CreateRoleInput, PatchRoleInput, RoleDto } from '@rockit/contract';
+import { parsePermissions, toRoleDto } from './mappers.js';
 
 const ROLE_LIST = {
   orderable: ['name', 'label', 'created', 'updated', 'users'],

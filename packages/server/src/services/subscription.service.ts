@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { DeliveryDto, SubscriptionDto } from '@rockit/contract';
 import { isUniqueViolation } from '../db/errors.js';
 import {
   deleteSubscription,
@@ -24,35 +25,6 @@ export interface CreateSubscriptionInput {
   url: string;
   /** Event names (`dltar.submit`, ...); absent = every event. */
   events?: string[];
-}
-
-export interface DeliveryDto {
-  /** The delivery (webhook task); its retries share it and the `x-rockit-delivery` header. */
-  delivery: string;
-  event: string;
-  appName: string | null;
-  /** 1 for the first attempt. */
-  attempt: number;
-  ok: boolean;
-  httpStatus: number | null;
-  error: string | null;
-  /** Duration of the attempt, milliseconds. */
-  ms: number;
-  /** When the attempt started. */
-  created: number;
-}
-
-export interface SubscriptionDto {
-  name: string;
-  type: SubscriptionType;
-  /** Scheme, host and port of the target only: the full URL may be a credential. */
-  url: string;
-  /** The event names delivered (every one when created without a list). */
-  events: string[];
-  created: number;
-  updated: number;
-  /** GET of one subscription only: the newest attempts, newest first. */
-  deliveries?: DeliveryDto[];
 }
 
 /** Attempts shown by GET /be/v1/subscriptions/{name}. */

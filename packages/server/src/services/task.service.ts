@@ -5,7 +5,8 @@ import { IMPORT_TASK_TYPES, findImport, refreshProcessing, setProcessing, setUpl
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import { acknowledgeTaskWarnings, expireSubmittedTask, findTask, retryFailedTask } from '../queue/tasks.queue.js';
 import { requireAdmin, requirePermission, type Principal, type ServiceDeps } from './context.js';
-import { toTaskDto, type TaskDto } from './mappers.js';
+import type { TaskDto } from '@rockit/contract';
+import { toTaskDto } from './mappers.js';
 import type { ImportRow } from '../db/import-tables.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { discardUpload } from '../storage/part-writer.js';

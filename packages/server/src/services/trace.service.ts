@@ -1,4 +1,5 @@
 import { decodeManifest, encodeTrace, IMAGE_JSON_NAME, parseAnyTrace, parseImageJson, summarizeTrace, TraceFormatError, type Trace } from '@rockit/engine';
+import type { TraceDto } from '@rockit/contract';
 import { findApp } from '../db/repositories/app.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
 import { pageTraces, recordTrace } from '../db/repositories/trace.repository.js';
@@ -14,24 +15,6 @@ import { isStorageError } from '../storage/storage-error.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { ClientIdentity, DownloadKeyService } from './download-key.service.js';
 import { startAutoTraining } from './training.service.js';
-
-export interface TraceDto {
-  id: string;
-  appName: string;
-  buildId: number | null;
-  dxfName: string | null;
-  sessionId: string;
-  firstSession: boolean;
-  records: number;
-  /** Sum of the lengths of the reads. */
-  readBytes: number;
-  durationMs: number;
-  /** Fraction 0..1 of the read bytes that fall on files (and offsets) of the build. */
-  coverage: number;
-  /** Bytes stored (binary trace format, zstd). */
-  sizeBytes: number;
-  created: number;
-}
 
 export interface TraceCredentials {
   /** A download token of POST /client/v1/auth. */

@@ -1,3 +1,4 @@
+import { MAX_N_TRACES_RELIABLE, type TrainingDto } from '@rockit/contract';
 import type { AppRow } from '../db/app-tables.js';
 import type { TaskRow } from '../db/database.js';
 import { findApp } from '../db/repositories/app.repository.js';
@@ -11,7 +12,6 @@ import {
   parseQuality,
   updateTraining,
   DEFAULT_N_TRACES_RELIABLE,
-  type PreloadBytes,
 } from '../db/repositories/training.repository.js';
 import type { TrainingRow } from '../db/training-tables.js';
 import { toUnixSeconds } from '../domain/clock.js';
@@ -27,23 +27,6 @@ import { requirePermission, type Principal, type ServiceDeps } from './context.j
 export const TRACE_TASK_TYPE = 'trace';
 
 /** Largest accepted `nTracesReliable`. */
-export const MAX_N_TRACES_RELIABLE = 10_000;
-
-/** The training object of api.md §10. */
-export interface TrainingDto {
-  appName: string;
-  nTracesReliable: number;
-  auto: boolean;
-  /** Traces stored for the app. */
-  traces: number;
-  /** Traces that arrived since trace processing last ran (what auto processing counts). */
-  tracesSinceLastImage: number;
-  /** UNIX seconds of the last processing; null before the first. */
-  lastProcessed: number | null;
-  /** Of the published image, as predicted by the last processing; null before the first. */
-  quality: { coverage: number; preloadBytes: PreloadBytes } | null;
-}
-
 const TRAINING_LIST = {
   orderable: ['appName'],
   fields: ['appName', 'nTracesReliable', 'auto', 'traces', 'tracesSinceLastImage', 'lastProcessed', 'quality'],

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { ImportRow, UploadState } from '../db/import-tables.js';
+import type { ImportRow } from '../db/import-tables.js';
 import {
   claimUploadWriter,
   findImport,
@@ -19,20 +19,8 @@ import { findTask, releaseSubmittedTask, setSubmittedProgress } from '../queue/t
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
 import type { ServiceDeps } from './context.js';
-import { toTaskDto, type TaskDto } from './mappers.js';
-
-/** What `GET /be/v1/uploads/{taskName}` and every PUT answer under `upload` (decided; README "Resumable uploads"). */
-export interface UploadStatusDto {
-  taskName: string;
-  /** `waiting` for bytes, `received` (complete; the pipeline runs), `expired`. */
-  state: UploadState;
-  /** Bytes the server holds durably: the next PUT continues here (`Content-Range: bytes {receivedBytes}-…`). */
-  receivedBytes: number;
-  /** The tar's size as announced by the client, once known. */
-  sizeBytes: number | null;
-  /** Until when the upload URL works (UNIX seconds). */
-  expires: number;
-}
+import type { TaskDto, UploadStatusDto } from '@rockit/contract';
+import { toTaskDto } from './mappers.js';
 
 /** The headers of a PUT that matter here. */
 export interface UploadRequest {

@@ -22,40 +22,11 @@ import { hasPermission, isFull, unionPermissions, type Permissions } from '../do
 import { hashPassword, randomPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { requireCovers, requirePermission, requireUser, type Principal, type ServiceDeps, type UserPrincipal } from './context.js';
-import { parsePermissions, toUserDto, type UserDto } from './mappers.js';
+import type { CreateUserAnswer, CreateUserInput, PatchUserInput, UserDto } from '@rockit/contract';
+import { parsePermissions, toUserDto } from './mappers.js';
 
-export interface CreateUserInput {
-  username: string;
-  type?: 'user' | 'machine';
-  email?: string;
-  firstname?: string;
-  surname?: string;
-  title?: string;
-  label?: string;
-  roles: string[];
-}
-
-export interface CreateUserResult {
-  user: UserDto;
-  /** User accounts: the initial password, shown once. */
-  password?: string;
-  /** Machine accounts: the first API key, shown once. */
-  apiKey?: { id: string; key: string };
-}
-
-export interface PatchUserInput {
-  username?: string;
-  email?: string;
-  firstname?: string;
-  surname?: string;
-  title?: string | null;
-  label?: string;
-  roles?: string[];
-  disabled?: boolean;
-  oldPW?: string;
-  newPW?: string;
-  resetCreds?: string;
-}
+/** The create answer without its envelope: the user and, once, its initial password (users) or first API key (machines). */
+export type CreateUserResult = Omit<CreateUserAnswer, 'status'>;
 
 export interface UserFilterInput {
   username?: string;

@@ -1,30 +1,17 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { AdminService } from '../../services/admin.service.js';
+import type { OrgService } from '../../services/org.service.js';
+import type { TaskService } from '../../services/task.service.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
-import { OrgSchema, TaskSchema, UserEmail } from '../schemas/dto.js';
-
-export const CreateOrgBody = Type.Object(
-  {
-    name: Name('organization name, unique in the installation'),
-    label: Type.Optional(Label),
-    adminUsername: Type.Optional(Name('first administrator; default "admin"')),
-    adminEmail: Type.Optional(UserEmail),
-  },
-  { additionalProperties: false },
-);
-
-export const CreateOrgResponse = Ok(
-  { org: OrgSchema, admin: Type.Object({ username: Type.String(), password: Type.String({ description: 'initial password, shown once' }) }) },
-  'created: the org, its Administrators role and its first administrator',
-);
+import { CreateOrgBody, CreateOrgResponse, OrgSchema, TaskSchema } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 export const PruneQuery = Type.Object({
   prune: Type.Optional(Type.Boolean({ description: 'also delete every stored and published file of the org' })),
 });
 
 /** /adm/v1: the installation operator's API (x-rockit-admin-token). */
-export const adminRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const adminRoutes: FastifyPluginAsyncTypebox<{ services: { admin: AdminService; orgs: OrgService; tasks: TaskService } }> = async (app, { services }) => {
   const common = { config: { auth: 'admin' as const } };
   const tags = ['admin'];
 

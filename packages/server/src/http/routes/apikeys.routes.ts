@@ -1,10 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { ApiKeyService } from '../../services/apikey.service.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, Name, Ok, OkEmpty, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
+import { CreateApiKeyResponse } from '@rockit/contract';
+import { BODY_ERRORS, Name, OkEmpty, Security, errorResponses } from '../schemas/common.js';
 
 /** API keys of machine users (spec §2.2; needs users.update). */
-export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ services: { apiKeys: ApiKeyService } }> = async (app, { services }) => {
   const tags = ['auth'];
   const common = { config: { auth: 'user' as const } };
 
@@ -14,7 +15,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> 
       tags, summary: 'Creates another API key for a machine user (rotation)', security: Security.user,
       body: Type.Object({ username: Name('a machine user') }, { additionalProperties: false }),
       response: {
-        201: Ok({ apiKey: Type.Object({ id: Type.String(), key: Type.String({ description: 'shown once' }), created: UnixSeconds('created') }) }, 'created'),
+        201: CreateApiKeyResponse,
         ...errorResponses(401, 403, ...BODY_ERRORS),
       },
     },

@@ -1,12 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { AppService } from '../../services/app.service.js';
 import { principal } from '../plugins/auth.js';
-import { AppDeploymentsInput, AppSchema, CleanupSchema, MaxBuilds } from '../schemas/app-deployment.schemas.js';
-import { TaskSchema } from '../schemas/dto.js';
-import { AppName, BODY_ERRORS, Label, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { AppSchema, CleanupSchema, CreateAppBody, PatchAppBody, TaskSchema } from '@rockit/contract';
+import { AppName, BODY_ERRORS, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/apps (api.md §7.1; apps.*). */
-export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const appRoutes: FastifyPluginAsyncTypebox<{ services: { apps: AppService } }> = async (app, { services }) => {
   const tags = ['apps'];
   const common = { config: { auth: 'user' as const } };
 
@@ -30,10 +29,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
     ...common,
     schema: {
       tags, summary: 'Creates an app', security: Security.user,
-      body: Type.Object(
-        { name: AppName(), label: Label, maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
-        { additionalProperties: false },
-      ),
+      body: CreateAppBody,
       response: { 201: Ok({ app: AppSchema }, 'created'), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
   }, async (req, reply) => {
@@ -62,14 +58,7 @@ export const appRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
         'Changes an app; `deployments` replaces its list (null or [] = every deployment of the org); `iCurBuild` makes a kept build live ' +
         '(set-live / rollback: a `deploy` task republishes release.json on the depot and every origin; 409 app-locked while processing)',
       security: Security.user,
-      body: Type.Object(
-        {
-          name: AppName(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput),
-          iCurBuild: Type.Optional(Type.Integer({ minimum: 1, maximum: 999_999, description: 'a kept, ready build to make live' })),
-          locked: Type.Optional(Type.Boolean({ description: 'true: refuse imports and set-live (409 app-locked) until unlocked; false: unlock (409 app-locked while a failed deploy holds the app: retry it)' })),
-        },
-        { additionalProperties: false },
-      ),
+      body: PatchAppBody,
       response: { 200: Ok({ app: AppSchema, task: Type.Optional(TaskSchema) }), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
   }, async (req) => {

@@ -1,20 +1,14 @@
 import type { Readable } from 'node:stream';
 import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { MAX_CHUNK_IDS, type BuildService } from '../../services/build.service.js';
-
-/** Body limit of POST /be/v1/builds/chunks. */
-const CHUNKS_BODY_LIMIT_BYTES = 1024 * 1024;
+import { KnownChunksBody, KnownChunksResponse, SubmitBuildBody, SubmitBuildResponse, TaskSchema, UploadStatusSchema, type SubmitBuildAnswer } from '@rockit/contract';
+import type { BuildService } from '../../services/build.service.js';
 import type { UploadService } from '../../services/upload.service.js';
 import { missingParam } from '../../domain/errors.js';
 import { principal } from '../plugins/auth.js';
-import { AppName, BODY_ERRORS, Ok, Security, UnixSeconds, errorResponses } from '../schemas/common.js';
-import { TaskSchema } from '../schemas/dto.js';
+import { BODY_ERRORS, Ok, Security, errorResponses } from '../schemas/common.js';
 
-const UploadSchema = Type.Object({
-  url: Type.String({ description: 'absolute URL to PUT the tar to (carries a one-time token)' }),
-  method: Type.Literal('PUT'),
-  expires: UnixSeconds('upload deadline'),
-});
+/** Body limit of POST /be/v1/builds/chunks. */
+const CHUNKS_BODY_LIMIT_BYTES = 1024 * 1024;
 
 /**
  * POST /be/v1/builds (spec §7.2; apps.update), the upload target PUT /be/v1/uploads/{taskName}
@@ -35,23 +29,15 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
     config: { auth: 'user' as const },
     schema: {
       tags, summary: 'Imports a native build (a tar) by URL or by upload', security: Security.user,
-      body: Type.Object({
-        appName: AppName(),
-        url: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'http(s)://, or in cluster mode s3://<blob bucket>/<blob prefix>/incoming/<orgName>/<key> (nothing else of S3); absent = upload' })),
-        size: Type.Optional(Type.Integer({ minimum: 0, description: 'announced size in bytes (checked)' })),
-        sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'announced SHA-256, hex (checked)' })),
-        buildName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-        live: Type.Optional(Type.Boolean({ description: 'false: publish the image and patches but keep release.json on the current build (staged push); default true' })),
-        delta: Type.Optional(Type.Boolean({ description: 'true: the upload is a delta (docs/FORMATS.md "Delta") against the app\'s kept builds instead of a tar; uploads only, no size or sha256' })),
-      }, { additionalProperties: false }),
+      body: SubmitBuildBody,
       response: {
-        202: Ok({ task: TaskSchema, upload: Type.Optional(UploadSchema) }),
+        202: SubmitBuildResponse,
         ...errorResponses(401, 403, 409, ...BODY_ERRORS),
       },
     },
   }, async (req, reply) => {
     const out = await services.builds.submit(principal(req), req.body);
-    const body: { status: 'success'; task: typeof out.task; upload?: { url: string; method: 'PUT'; expires: number } } = { status: 'success', task: out.task };
+    const body: SubmitBuildAnswer = { status: 'success', task: out.task };
     // Never from the Host header: the URL carries a one-time token a forged Host would hand to another server.
     if (out.upload) body.upload = { url: `${publicUrl()}${out.upload.path}`, method: 'PUT', expires: out.upload.expires };
     return reply.code(202).send(body);
@@ -63,24 +49,14 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
     bodyLimit: CHUNKS_BODY_LIMIT_BYTES,
     schema: {
       tags, summary: 'Which chunks (by SHA-256) the app\'s kept builds hold, for a delta push', security: Security.user,
-      body: Type.Object({
-        appName: AppName(),
-        ids: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'chunk id: lower-case hex SHA-256 of its raw bytes' }), { maxItems: MAX_CHUNK_IDS }),
-      }, { additionalProperties: false }),
+      body: KnownChunksBody,
       response: {
-        200: Ok({ known: Type.Array(Type.String(), { description: 'the ids asked about that the server holds, in the order asked' }) }),
+        200: KnownChunksResponse,
         ...errorResponses(401, 403, 404, ...BODY_ERRORS),
       },
     },
   }, async (req) => ({ status: 'success' as const, known: await services.builds.knownChunks(principal(req), req.body) }));
 
-  const UploadStatus = Type.Object({
-    taskName: Type.String(),
-    state: Type.Union([Type.Literal('waiting'), Type.Literal('received'), Type.Literal('expired')]),
-    receivedBytes: Type.Integer({ description: 'bytes the server holds; a resumed PUT continues here' }),
-    sizeBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'the size announced by the client, once known' }),
-    expires: UnixSeconds('upload deadline'),
-  });
   const uploadParams = {
     params: Type.Object({ taskName: Type.String({ maxLength: 100 }) }),
     querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 200 })) }),
@@ -90,7 +66,7 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
     config: { auth: 'none' as const },
     schema: {
       tags, summary: 'How much of an upload the server holds (to resume a broken PUT)', ...uploadParams,
-      response: { 200: Ok({ upload: UploadStatus }), ...errorResponses(400, 404) },
+      response: { 200: Ok({ upload: UploadStatusSchema }), ...errorResponses(400, 404) },
     },
   }, async (req) => {
     if (!req.query.token) throw missingParam('token');
@@ -110,7 +86,7 @@ export const buildRoutes: FastifyPluginAsyncTypebox<{
         headers: Type.Object({
           'content-range': Type.Optional(Type.String({ maxLength: 100, description: 'bytes first-last/total to continue a broken upload at the server\'s receivedBytes' })),
         }),
-        response: { 200: Ok({ task: TaskSchema, upload: UploadStatus }), ...errorResponses(400, 401, 404, 409, 413) },
+        response: { 200: Ok({ task: TaskSchema, upload: UploadStatusSchema }), ...errorResponses(400, 401, 404, 409, 413) },
       },
     }, async (req) => {
       if (!req.query.token) throw missingParam('token');

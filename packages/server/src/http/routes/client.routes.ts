@@ -1,32 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
-import type { ClientIdentity } from '../../services/download-key.service.js';
+import type { TraceService } from '../../services/trace.service.js';
+import type { ClientIdentity, DownloadKeyService } from '../../services/download-key.service.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, UnixSeconds, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { ClientAuthBody, ClientAuthResponse, TraceReceiptResponse, TraceSchema } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** Headers of the client API (api.md §9.2, §9.3; README "Download keys and traces"). */
 export const CLIENT_H = { token: 'x-rockit-download-token', key: 'x-rockit-download-key' } as const;
 
 /** Content types POST /client/v1/traces takes; the form (binary, zstd, NDJSON) is recognised by content. */
 export const TRACE_CONTENT_TYPES = ['application/octet-stream', 'application/x-ndjson', 'application/zstd'];
-
-export const TraceSchema = Type.Object(
-  {
-    id: Type.String({ description: 'tr_…' }),
-    appName: Name(),
-    buildId: Type.Union([Type.Integer(), Type.Null()]),
-    dxfName: Type.Union([Type.String(), Type.Null()]),
-    sessionId: Type.String(),
-    firstSession: Type.Boolean(),
-    records: Type.Integer({ description: 'reads in the trace' }),
-    readBytes: Type.Integer({ description: 'sum of the lengths of the reads' }),
-    durationMs: Type.Integer({ description: 'time of the last read after the session start' }),
-    coverage: Type.Number({ minimum: 0, maximum: 1, description: 'fraction of the read bytes on files (and offsets) of the build' }),
-    sizeBytes: Type.Integer({ description: 'stored bytes' }),
-    created: UnixSeconds('received'),
-  },
-  { title: 'Trace' },
-);
 
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
@@ -38,7 +21,7 @@ declare module 'fastify' {
 }
 
 /** POST /client/v1/auth, POST /client/v1/traces (game launchers) and GET /be/v1/traces. */
-export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; maxTraceBytes: number }> = async (app, { services, maxTraceBytes }) => {
+export const clientRoutes: FastifyPluginAsyncTypebox<{ services: { keys: DownloadKeyService; traces: TraceService }; maxTraceBytes: number }> = async (app, { services, maxTraceBytes }) => {
   app.post('/client/v1/auth', {
     config: { auth: 'none' },
     schema: {
@@ -47,16 +30,9 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; ma
         'One identical 401 invalid-credentials for an unknown org, app or key (failures are throttled per client address: 429). ' +
         'The token (Akamai EdgeAuth 2.0 form) opens /cdn/dxf/{org}/{app}/* and /cdn/pat/{org}/{app}/*; `origins` lists tokens for ' +
         'the app\'s deployments that verify downloads (downloadAuth).',
-      body: Type.Object(
-        { orgName: Type.String({ maxLength: 50 }), appName: Type.String({ maxLength: 50 }), key: Type.String({ maxLength: 200 }) },
-        { additionalProperties: false },
-      ),
+      body: ClientAuthBody,
       response: {
-        200: Ok({
-          auth: Type.Object({ token: Type.String(), expires: UnixSeconds('token expiry') }),
-          release: Type.Union([Type.Object({}, { additionalProperties: true, description: 'the depot\'s release.json of the app' }), Type.Null()]),
-          origins: Type.Optional(Type.Array(Type.Object({ deployment: Name(), token: Type.String() }))),
-        }),
+        200: ClientAuthResponse,
         ...errorResponses(401, 429, ...BODY_ERRORS),
       },
     },
@@ -80,7 +56,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ services: AppServices; ma
           '`reason` the engine\'s trace error code); one with no read on the build 400 invalid-param (param records).',
         headers: Type.Object({ [CLIENT_H.token]: Type.Optional(Type.String()), [CLIENT_H.key]: Type.Optional(Type.String()) }),
         response: {
-          202: Ok({ trace: Type.Object({ id: Type.String(), records: Type.Integer(), coverage: Type.Number() }) }, 'accepted'),
+          202: TraceReceiptResponse,
           ...errorResponses(401, 403, 409, 429, ...BODY_ERRORS),
         },
       },

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { ConsumptionService } from '../../services/consumption.service.js';
 import { principal } from '../plugins/auth.js';
-import { ConsumptionSchema } from '../schemas/app-deployment.schemas.js';
+import { ConsumptionSchema } from '@rockit/contract';
 import { Ok, Security, errorResponses } from '../schemas/common.js';
 
 /** GET /be/v1/consumption (api.md §12; consumption.read). */
-export const consumptionRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const consumptionRoutes: FastifyPluginAsyncTypebox<{ services: { consumption: ConsumptionService } }> = async (app, { services }) => {
   app.get('/be/v1/consumption', {
     config: { auth: 'user' as const },
     schema: {

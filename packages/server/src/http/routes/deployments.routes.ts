@@ -1,15 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { DeploymentService } from '../../services/deployment.service.js';
 import { principal } from '../plugins/auth.js';
-import {
-  CleanupSchema, DeploymentSchema, DownloadAuthInput, FsInput, OriginPrefix, S3Input, S3Patch, Verify,
-} from '../schemas/app-deployment.schemas.js';
-import { BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
-
-const DeploymentType = Type.Union([Type.Literal('s3'), Type.Literal('fs')]);
+import { CleanupSchema, CreateDeploymentBody, DeploymentSchema, PatchDeploymentBody } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/deployments (api.md §9.1; deployments.*). Secrets are accepted, stored encrypted and never answered. */
-export const deploymentRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const deploymentRoutes: FastifyPluginAsyncTypebox<{ services: { deployments: DeploymentService } }> = async (app, { services }) => {
   const tags = ['deployments'];
   const common = { config: { auth: 'user' as const } };
 
@@ -33,19 +29,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ services: AppServices
     ...common,
     schema: {
       tags, summary: 'Creates a deployment (an S3-compatible bucket or a folder)', security: Security.user,
-      body: Type.Object(
-        {
-          name: Name(),
-          label: Type.Optional(Label),
-          type: DeploymentType,
-          originPrefix: Type.Optional(OriginPrefix),
-          s3: Type.Optional(S3Input),
-          fs: Type.Optional(FsInput),
-          downloadAuth: Type.Optional(DownloadAuthInput),
-          verify: Type.Optional(Verify),
-        },
-        { additionalProperties: false },
-      ),
+      body: CreateDeploymentBody,
       response: { 201: Ok({ deployment: DeploymentSchema }, 'created'), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
   }, async (req, reply) => {
@@ -68,19 +52,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ services: AppServices
       tags,
       summary: 'Changes a deployment (null removes an optional field; s3 is merged, so the secret need not be sent again)',
       security: Security.user,
-      body: Type.Object(
-        {
-          name: Name(),
-          label: Type.Optional(Type.Union([Label, Type.Null()])),
-          type: Type.Optional(DeploymentType),
-          originPrefix: Type.Optional(Type.Union([OriginPrefix, Type.Null()])),
-          s3: Type.Optional(Type.Union([S3Patch, Type.Null()])),
-          fs: Type.Optional(Type.Union([FsInput, Type.Null()])),
-          downloadAuth: Type.Optional(Type.Union([DownloadAuthInput, Type.Null()])),
-          verify: Type.Optional(Verify),
-        },
-        { additionalProperties: false },
-      ),
+      body: PatchDeploymentBody,
       response: { 200: Ok({ deployment: DeploymentSchema }), ...errorResponses(401, 403, ...BODY_ERRORS) },
     },
   }, async (req) => ({ status: 'success' as const, deployment: await services.deployments.patch(principal(req), req.body) }));

@@ -1,22 +1,13 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { DownloadKeyService } from '../../services/download-key.service.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, UnixSeconds, errorResponses, toRawListQuery } from '../schemas/common.js';
+import { CreateDownloadKeyBody, CreatedDownloadKeySchema, DownloadKeySchema } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
-export const DownloadKeySchema = Type.Object(
-  {
-    id: Type.String({ description: 'dk_…' }),
-    appName: Name(),
-    label: Type.String(),
-    created: UnixSeconds('created'),
-    lastUsed: Type.Union([UnixSeconds('last exchanged for a download token or used to upload a trace'), Type.Null()]),
-  },
-  { title: 'DownloadKey' },
-);
 const KeyId = Type.String({ pattern: '^dk_[0-9A-Z]{26}$', description: 'dk_…' });
 
 /** /be/v1/keys (api.md §9.2): download access keys of apps, permission resource `keys`. */
-export const keyRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const keyRoutes: FastifyPluginAsyncTypebox<{ services: { keys: DownloadKeyService } }> = async (app, { services }) => {
   const tags = ['keys'];
   const common = { config: { auth: 'user' as const } };
 
@@ -36,12 +27,9 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = a
     ...common,
     schema: {
       tags, summary: 'Creates a download key of an app; the secret `key` is returned once', security: Security.user,
-      body: Type.Object(
-        { appName: Name(), label: Type.Optional(Type.String({ maxLength: 200, description: 'for people (e.g. "launcher 2.x")' })) },
-        { additionalProperties: false },
-      ),
+      body: CreateDownloadKeyBody,
       response: {
-        201: Ok({ key: Type.Composite([DownloadKeySchema, Type.Object({ key: Type.String({ description: 'the secret; shown once' }) })]) }, 'created'),
+        201: Ok({ key: CreatedDownloadKeySchema }, 'created'),
         ...errorResponses(401, 403, 409, ...BODY_ERRORS),
       },
     },

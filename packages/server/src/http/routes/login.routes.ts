@@ -1,11 +1,11 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AuthService } from '../../services/auth.service.js';
 import { H } from '../plugins/auth.js';
-import { BODY_ERRORS, Ok, OkEmpty, PermissionsSchema, Security, errorResponses } from '../schemas/common.js';
-import { TokenSchema, UserSchema } from '../schemas/dto.js';
+import { AuthResponse, LoginBody, LoginResponse } from '@rockit/contract';
+import { BODY_ERRORS, OkEmpty, Security, errorResponses } from '../schemas/common.js';
 
 /** POST /be/v1/login, /be/v1/auth, /be/v1/logout (spec §2.2). */
-export const loginRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const loginRoutes: FastifyPluginAsyncTypebox<{ services: { auth: AuthService } }> = async (app, { services }) => {
   const tags = ['auth'];
 
   app.post('/be/v1/login', {
@@ -13,12 +13,9 @@ export const loginRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> =
     schema: {
       tags, summary: 'Logs a user in; answers a session token', security: Security.none,
       description: 'Failed attempts are throttled per (org, username) and per client address: 429 rate-limited with Retry-After.',
-      body: Type.Object(
-        { orgName: Type.String({ maxLength: 50 }), username: Type.String({ maxLength: 50 }), password: Type.String({ maxLength: 256 }) },
-        { additionalProperties: false },
-      ),
+      body: LoginBody,
       response: {
-        200: Ok({ session: TokenSchema, user: UserSchema, permissions: PermissionsSchema }),
+        200: LoginResponse,
         ...errorResponses(401, 403, 429, ...BODY_ERRORS),
       },
     },
@@ -30,7 +27,7 @@ export const loginRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> =
     config: { auth: 'session' },
     schema: {
       tags, summary: 'Exchanges the session token for a short-lived auth token', security: Security.session,
-      response: { 200: Ok({ auth: TokenSchema }), ...errorResponses(401, 403) },
+      response: { 200: AuthResponse, ...errorResponses(401, 403) },
     },
   }, async (req) => ({ status: 'success' as const, auth: await services.auth.issueAuthToken(sessionToken(req.headers)) }));
 

@@ -1,11 +1,12 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { OrgService } from '../../services/org.service.js';
 import { principal } from '../plugins/auth.js';
 import { BODY_ERRORS, Name, OkEmpty, Security, errorResponses } from '../schemas/common.js';
-import { CreateOrgBody, CreateOrgResponse, PruneQuery } from './admin.routes.js';
+import { CreateOrgBody, CreateOrgResponse } from '@rockit/contract';
+import { PruneQuery } from './admin.routes.js';
 
 /** /be/v1/orgs (spec §4): operator-org Administrators create; an org's Administrators delete it. */
-export const orgRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const orgRoutes: FastifyPluginAsyncTypebox<{ services: { orgs: OrgService } }> = async (app, { services }) => {
   const tags = ['orgs'];
   const common = { config: { auth: 'user' as const } };
 

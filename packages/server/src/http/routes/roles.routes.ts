@@ -1,13 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { RoleService } from '../../services/role.service.js';
 import { principal } from '../plugins/auth.js';
-import {
-  BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, OkEmpty, PermissionsInput, Security, errorResponses, toRawListQuery,
-} from '../schemas/common.js';
-import { RoleSchema } from '../schemas/dto.js';
+import { CreateRoleBody, PatchRoleBody, RoleSchema } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/roles (spec §6). */
-export const roleRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const roleRoutes: FastifyPluginAsyncTypebox<{ services: { roles: RoleService } }> = async (app, { services }) => {
   const tags = ['roles'];
   const common = { config: { auth: 'user' as const } };
 
@@ -27,7 +25,7 @@ export const roleRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     ...common,
     schema: {
       tags, summary: 'Creates a role (resources left out read 0)', security: Security.user,
-      body: Type.Object({ name: Name(), label: Type.Optional(Label), permissions: PermissionsInput }, { additionalProperties: false }),
+      body: CreateRoleBody,
       response: { 201: Ok({ role: RoleSchema }, 'created'), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
   }, async (req, reply) => {
@@ -48,7 +46,7 @@ export const roleRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     ...common,
     schema: {
       tags, summary: 'Changes a role (resources left out keep their value); Administrators cannot be changed (409 in-use)', security: Security.user,
-      body: Type.Object({ name: Name(), label: Type.Optional(Label), permissions: Type.Optional(PermissionsInput) }, { additionalProperties: false }),
+      body: PatchRoleBody,
       response: { 200: Ok({ role: RoleSchema }), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
   }, async (req) => ({ status: 'success' as const, role: await services.roles.patch(principal(req), req.body) }));

@@ -1,42 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ALL_EVENT_NAMES } from '../../webhooks/event.js';
-import type { AppServices } from '../app.js';
+import type { SubscriptionService } from '../../services/subscription.service.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, UnixSeconds, errorResponses, toRawListQuery } from '../schemas/common.js';
-
-const SubscriptionType = Type.Union([Type.Literal('webhook'), Type.Literal('slack')]);
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-
-export const DeliverySchema = Type.Object(
-  {
-    delivery: Type.String({ description: 'the delivery; its retries share it (header x-rockit-delivery)' }),
-    event: Type.String({ description: 'type.event, e.g. deploy.end' }),
-    appName: Nullable(Type.String()),
-    attempt: Type.Integer({ minimum: 1, description: '1 for the first attempt' }),
-    ok: Type.Boolean({ description: 'the receiver answered 2xx' }),
-    httpStatus: Nullable(Type.Integer({ description: 'the receiver\'s status; null when it did not answer' })),
-    error: Nullable(Type.String({ description: 'why the attempt failed' })),
-    ms: Type.Integer({ minimum: 0, description: 'duration (milliseconds)' }),
-    created: UnixSeconds('attempt started'),
-  },
-  { title: 'Delivery' },
-);
-
-export const SubscriptionSchema = Type.Object(
-  {
-    name: Name(),
-    type: SubscriptionType,
-    url: Type.String({ description: 'scheme, host and port of the target only (the full URL may be a credential)' }),
-    events: Type.Array(Type.String(), { description: 'event names delivered' }),
-    created: UnixSeconds('created'),
-    updated: UnixSeconds('updated'),
-    deliveries: Type.Optional(Type.Array(DeliverySchema, { description: 'GET of one subscription: the newest attempts, newest first' })),
-  },
-  { title: 'Subscription' },
-);
+import { SubscriptionSchema, SubscriptionType } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/subscriptions (spec §11). */
-export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const subscriptionRoutes: FastifyPluginAsyncTypebox<{ services: { subscriptions: SubscriptionService } }> = async (app, { services }) => {
   const tags = ['subscriptions'];
   const common = { config: { auth: 'user' as const } };
 

@@ -1,13 +1,13 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { TaskService } from '../../services/task.service.js';
 import { principal } from '../plugins/auth.js';
 import { BODY_ERRORS, ListMeta, ListQuery, Ok, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
-import { TaskSchema } from '../schemas/dto.js';
+import { TASK_STATUSES, TaskSchema } from '@rockit/contract';
 
-const Status = Type.Union(['submitted', 'running', 'succeeded', 'failed', 'expired', 'canceled'].map((s) => Type.Literal(s)));
+const Status = Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)));
 
 /** /be/v1/tasks (spec §8; tasks.read). */
-export const taskRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const taskRoutes: FastifyPluginAsyncTypebox<{ services: { tasks: TaskService } }> = async (app, { services }) => {
   const tags = ['tasks'];
   const common = { config: { auth: 'user' as const } };
 
@@ -27,7 +27,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     },
   }, async (req) => {
     const { appName, type, status, since, until } = req.query;
-    const page = await services.tasks.list(principal(req), { appName, type, status: status as any, since, until }, toRawListQuery(req.query));
+    const page = await services.tasks.list(principal(req), { appName, type, status, since, until }, toRawListQuery(req.query));
     return { status: 'success' as const, total: page.total, offset: page.offset, limit: page.limit, tasks: page.items };
   });
 

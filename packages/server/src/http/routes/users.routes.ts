@@ -1,14 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppServices } from '../app.js';
+import type { UserService } from '../../services/user.service.js';
 import { principal } from '../plugins/auth.js';
-import { BODY_ERRORS, Label, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
-import { PersonName, UserEmail, UserSchema } from '../schemas/dto.js';
-
-const Password = Type.String({ minLength: 1, maxLength: 256 });
-const Roles = Type.Array(Name('a role name'), { maxItems: 100 });
+import { CreateUserBody, CreateUserResponse, PatchUserBody, UserSchema } from '@rockit/contract';
+import { BODY_ERRORS, ListMeta, ListQuery, Name, Ok, OkEmpty, Security, errorResponses, toRawListQuery } from '../schemas/common.js';
 
 /** /be/v1/users (spec §5; permission beUsers, named users.*). */
-export const userRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = async (app, { services }) => {
+export const userRoutes: FastifyPluginAsyncTypebox<{ services: { users: UserService } }> = async (app, { services }) => {
   const tags = ['users'];
   const common = { config: { auth: 'user' as const } };
 
@@ -17,28 +14,9 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
     schema: {
       tags, summary: 'Creates a user (answers its initial password) or a machine user (answers its first API key)', security: Security.user,
       description: 'The kind: `type`, else `email` ⇒ user, `label` without `email` ⇒ machine. Users need email, firstname, surname; machines need label.',
-      body: Type.Object(
-        {
-          username: Name(),
-          type: Type.Optional(Type.Union([Type.Literal('user'), Type.Literal('machine')])),
-          email: Type.Optional(UserEmail),
-          firstname: Type.Optional(PersonName),
-          surname: Type.Optional(PersonName),
-          title: Type.Optional(PersonName),
-          label: Type.Optional(Label),
-          roles: Roles,
-        },
-        { additionalProperties: false },
-      ),
+      body: CreateUserBody,
       response: {
-        201: Ok(
-          {
-            user: UserSchema,
-            password: Type.Optional(Type.String({ description: 'user accounts: initial password, shown once' })),
-            apiKey: Type.Optional(Type.Object({ id: Type.String(), key: Type.String({ description: 'shown once' }) }, { description: 'machine accounts' })),
-          },
-          'created',
-        ),
+        201: CreateUserResponse,
         ...errorResponses(401, 403, 409, ...BODY_ERRORS),
       },
     },
@@ -81,22 +59,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ services: AppServices }> = 
       description:
         'Own password: oldPW + newPW. Another user\'s: resetCreds (needs users.update and every beUsers bit). `roles` needs roles.update. ' +
         '`title: null` removes the title. The last Administrators member cannot lose the role or be disabled (409 in-use).',
-      body: Type.Object(
-        {
-          username: Type.Optional(Name()),
-          email: Type.Optional(UserEmail),
-          firstname: Type.Optional(PersonName),
-          surname: Type.Optional(PersonName),
-          title: Type.Optional(Type.Union([PersonName, Type.Null()])),
-          label: Type.Optional(Label),
-          roles: Type.Optional(Roles),
-          disabled: Type.Optional(Type.Boolean()),
-          oldPW: Type.Optional(Password),
-          newPW: Type.Optional(Password),
-          resetCreds: Type.Optional(Password),
-        },
-        { additionalProperties: false },
-      ),
+      body: PatchUserBody,
       response: { 200: Ok({ user: UserSchema }), ...errorResponses(401, 403, 409, ...BODY_ERRORS) },
     },
   }, async (req) => ({ status: 'success' as const, user: await services.users.patch(principal(req), req.body) }));

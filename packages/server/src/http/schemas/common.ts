@@ -1,27 +1,12 @@
 import { Type, type TSchema } from '@sinclair/typebox';
+import { ErrorResponse } from '@rockit/contract';
 import { MAX_LIMIT, MAX_OFFSET, type RawListQuery } from '../../domain/list.js';
-import { APP_NAME_PATTERN, APP_NAME_RULE, NAME_PATTERN } from '../../domain/names.js';
-import { RESOURCE_MAX, RESOURCES } from '../../domain/permissions.js';
 
-/** Shared TypeBox schemas. Response schemas are the whitelist of what leaves the server. */
+/** Shared TypeBox schemas of the routes. Response schemas are the whitelist of what leaves the server. */
 
-/** An app name: NAME_PATTERN plus `-` after the first character (decided, issue 13). */
-export const AppName = (description = `an app name: ${APP_NAME_PATTERN} (${APP_NAME_RULE})`) => Type.String({ pattern: APP_NAME_PATTERN, description });
-export const Name = (description = 'a name: ^[A-Za-z0-9_]{2,50}$') => Type.String({ pattern: NAME_PATTERN, description });
-export const UnixSeconds = (description: string) => Type.Integer({ description: `${description} (UNIX seconds)` });
-export const Label = Type.String({ minLength: 1, maxLength: 200 });
-
-export const ErrorResponse = Type.Object(
-  {
-    status: Type.Literal('error'),
-    error: Type.String({ description: 'stable machine name (spec/api.md §1.2)' }),
-    message: Type.String({ description: 'for people' }),
-    param: Type.Optional(Type.String({ description: 'the parameter at fault' })),
-    permission: Type.Optional(Type.String({ description: 'the permission lacking, e.g. apps.create' })),
-    requestId: Type.Optional(Type.String({ description: 'with internal errors: the id under which the error was logged' })),
-  },
-  { additionalProperties: true, $id: 'ErrorResponse', title: 'Error' },
-);
+// The building blocks live in the contract package (the CLI reads the same types); the server-only
+// parts of a route schema (error responses, list queries, security) stay here.
+export { AppName, ErrorResponse, Label, ListMeta, Name, Ok, OkEmpty, PermissionsInput, PermissionsSchema, UnixSeconds } from '@rockit/contract';
 
 const ERROR_TEXT: Record<number, string> = {
   400: 'missing-param, invalid-param, invalid-json or conflicting-credentials',
@@ -46,22 +31,6 @@ export function errorResponses(...statuses: number[]): Record<number, TSchema> {
 /** Error statuses every body-carrying route can answer besides its own. */
 export const BODY_ERRORS = [413, 415] as const;
 
-export const Ok = <T extends Record<string, TSchema>>(props: T, description = 'success') =>
-  Type.Object({ status: Type.Literal('success'), ...props }, { description });
-
-export const OkEmpty = Ok({}, 'done');
-
-export const PermissionsSchema = Type.Object(
-  Object.fromEntries(RESOURCES.map((r) => [r, Type.Integer({ minimum: 0, maximum: RESOURCE_MAX[r], description: `bits; max ${RESOURCE_MAX[r]}` })])),
-  { description: 'bitmask per resource: Create 1, Read 2, Update 4, Delete 8, eXecute 16' },
-);
-
-/** Request form: partial, values validated against each resource's bits by the service (invalid-param). */
-export const PermissionsInput = Type.Partial(
-  Type.Object(Object.fromEntries(RESOURCES.map((r) => [r, Type.Integer({ minimum: 0, maximum: RESOURCE_MAX[r] })]))),
-  { additionalProperties: false },
-);
-
 export const ListQuery = {
   // Bounded so that the databases' 64-bit OFFSET never overflows (2^63 answered 500).
   offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET, description: 'default 0' })),
@@ -77,12 +46,6 @@ export function toRawListQuery(q: { offset?: number; limit?: number; 'order[]'?:
   const fields = [...(q['fields[]'] ?? []), ...(q.fields ?? [])];
   return { offset: q.offset, limit: q.limit, order, fields };
 }
-
-export const ListMeta = {
-  total: Type.Integer({ description: 'items matching the filters' }),
-  offset: Type.Integer(),
-  limit: Type.Integer(),
-};
 
 /** Security requirement objects for the OpenAPI document. */
 type SecurityRequirement = Array<Record<string, string[]>>;

@@ -1,10 +1,7 @@
-import { Type } from '@sinclair/typebox';
-import { AppName, Label, Name, UnixSeconds } from './common.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { AppName, Bytes, Label, Name, Nullable, UnixSeconds } from './common.js';
 
-/** Schemas of apps (api.md §7.1), deployments (§9.1) and consumption (§12). Response schemas are the whitelist. */
-
-const Bytes = (description: string) => Type.Integer({ minimum: 0, description: `${description} (bytes)` });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+/** Apps (api.md §7.1) and consumption (§12). */
 
 export const AppSchema = Type.Object(
   {
@@ -40,61 +37,30 @@ export const AppSchema = Type.Object(
   },
   { title: 'App' },
 );
+export type AppDto = Static<typeof AppSchema>;
+/** Set while an app is in error state after a failed deploy; `since` in UNIX seconds; more detail fields may follow. */
+export type AppErrorState = NonNullable<AppDto['error']> & { [detail: string]: unknown };
 
 export const MaxBuilds = Type.Integer({ minimum: 1, maximum: 100, description: 'builds kept (1–100, default 5)' });
 export const AppDeploymentsInput = Nullable(
   Type.Array(Name(), { maxItems: 1000, description: 'deployment names of the org; null or [] = every deployment of the org' }),
 );
 
-export const S3Input = Type.Object(
-  {
-    endpoint: Type.String({ minLength: 1, maxLength: 500, description: 'host (with region) or URL; names no bucket, e.g. s3.us-east-1.amazonaws.com; no private, loopback or link-local address (ROCKIT_ALLOW_PRIVATE_ADDRESSES)' }),
-    region: Type.String({ minLength: 1, maxLength: 100 }),
-    bucket: Type.String({ minLength: 3, maxLength: 63 }),
-    accessKeyId: Type.String({ minLength: 1, maxLength: 256 }),
-    secretAccessKey: Type.String({ minLength: 1, maxLength: 512, description: 'write-only: stored encrypted, never returned' }),
-    forcePathStyle: Type.Optional(Type.Boolean({ description: 'path-style addressing (most non-AWS stores)' })),
-  },
+export const CreateAppBody = Type.Object(
+  { name: AppName(), label: Label, maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput) },
   { additionalProperties: false },
 );
-export const S3Patch = Type.Partial(S3Input, { additionalProperties: false, description: 'merged into the stored settings; leave secretAccessKey out to keep it' });
-export const FsInput = Type.Object(
-  { path: Type.String({ minLength: 1, maxLength: 1024, description: 'absolute folder on the server' }) },
-  { additionalProperties: false },
-);
-export const DownloadAuthInput = Type.Object(
-  {
-    type: Type.Literal('token'),
-    key: Type.String({ minLength: 16, maxLength: 512, description: 'write-only: the key that signs download tokens; stored encrypted, never returned' }),
-  },
-  { additionalProperties: false },
-);
-export const OriginPrefix = Type.String({ maxLength: 500, description: 'relative path inside the origin; no "." or ".." segments' });
-export const Verify = Type.Boolean({
-  description: 'run a write/read/delete self-check against the origin first; when it fails nothing is stored (400 invalid-param, `param` s3 or fs)',
-});
+export type CreateAppInput = Static<typeof CreateAppBody>;
 
-export const DeploymentSchema = Type.Object(
+export const PatchAppBody = Type.Object(
   {
-    name: Name(),
-    label: Type.String(),
-    type: Type.Union([Type.Literal('s3'), Type.Literal('fs')]),
-    originPrefix: Nullable(Type.String()),
-    s3: Nullable(
-      Type.Object({
-        endpoint: Type.String(), region: Type.String(), bucket: Type.String(), accessKeyId: Type.String(), forcePathStyle: Type.Boolean(),
-      }),
-    ),
-    fs: Nullable(Type.Object({ path: Type.String() })),
-    downloadAuth: Nullable(Type.Object({ type: Type.Literal('token') })),
-    status: Type.Union([Type.Literal('ok'), Type.Literal('error')], { description: 'last observed health (verify or publish)' }),
-    message: Type.String(),
-    checked: Nullable(UnixSeconds('status last observed')),
-    created: UnixSeconds('created'),
-    updated: UnixSeconds('updated'),
+    name: AppName(), label: Type.Optional(Label), maxBuilds: Type.Optional(MaxBuilds), deployments: Type.Optional(AppDeploymentsInput),
+    iCurBuild: Type.Optional(Type.Integer({ minimum: 1, maximum: 999_999, description: 'a kept, ready build to make live' })),
+    locked: Type.Optional(Type.Boolean({ description: 'true: refuse imports and set-live (409 app-locked) until unlocked; false: unlock (409 app-locked while a failed deploy holds the app: retry it)' })),
   },
-  { title: 'Deployment', description: 'secrets (s3.secretAccessKey, downloadAuth.key) are write-only' },
+  { additionalProperties: false },
 );
+export type PatchAppInput = Static<typeof PatchAppBody>;
 
 export const CleanupSchema = Type.Object(
   {
@@ -103,6 +69,7 @@ export const CleanupSchema = Type.Object(
   },
   { description: 'removal of published files, done after the records are deleted' },
 );
+export type CleanupDto = Static<typeof CleanupSchema>;
 
 export const ConsumptionSchema = Type.Object(
   {
@@ -133,5 +100,4 @@ export const ConsumptionSchema = Type.Object(
   },
   { title: 'Consumption' },
 );
-
-export { Label };
+export type ConsumptionDto = Static<typeof ConsumptionSchema>;
