@@ -30,15 +30,7 @@ export class HashPool {
       const n = Math.max(1, threads);
       // Jobs go to the least busy thread, a few queued on each: a thread starts its next job without a round
       // trip to this one (measurably faster on many small files), and a long copy rarely holds up a short check.
-      this.piscina = new Piscina({
-        filename: pathToFileURL(file).href,
-        minThreads: n,
-        maxThreads: n,
-        idleTimeout: 1000,
-        concurrentTasksPerWorker: 4,
-        // Per-task run/wait histograms nobody reads: measurable on thousands of small files.
-        recordTiming: false,
-      });
+      this.piscina = new Piscina({ filename: pathToFileURL(file).href, minThreads: n, maxThreads: n, idleTimeout: 1000, concurrentTasksPerWorker: 4 });
     }
   }
 
