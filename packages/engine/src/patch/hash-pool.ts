@@ -28,9 +28,9 @@ export class HashPool {
     const file = resolveHashWorkerFile();
     if (file !== undefined) {
       const n = Math.max(1, threads);
-      // Jobs go to the least busy thread, a few queued on each: a thread starts its next job without a round
-      // trip to this one (measurably faster on many small files), and a long copy rarely holds up a short check.
-      this.piscina = new Piscina({ filename: pathToFileURL(file).href, minThreads: n, maxThreads: n, idleTimeout: 1000, concurrentTasksPerWorker: 4 });
+      // One job per thread at a time, the others queue: a long copy never holds up a short check that a free
+      // thread could take.
+      this.piscina = new Piscina({ filename: pathToFileURL(file).href, minThreads: n, maxThreads: n, idleTimeout: 1000 });
     }
   }
 
