@@ -3,11 +3,11 @@
 // file). When this module runs from TypeScript sources (vitest) there is no such file; the pool then looks for
 // the compiled twin under dist/, and if that is missing too it runs batches on the calling thread (same code,
 // same results, no parallelism).
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { decodeBatch, decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult, type DecodeBatch } from './codec-batch.js';
-import { resolveWorkerEntry } from './worker-file.js';
 
 export interface CodecPoolOptions {
   /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
@@ -18,7 +18,13 @@ export interface CodecPoolOptions {
 
 /** Finds the compiled worker module, or undefined when only TypeScript sources are present. */
 export function resolveCodecWorkerFile(): string | undefined {
-  return resolveWorkerEntry(import.meta.url, 'codec-worker-entry.cjs');
+  const here = fileURLToPath(import.meta.url);
+  const sibling = here.replace(/codec-pool\.(ts|js)$/, 'codec-worker-entry.cjs');
+  if (here.endsWith('.js') && existsSync(sibling)) return sibling;
+  // Running from src/ (tests): use the build output if it exists.
+  const inDist = sibling.replace(/([/\\])src([/\\])codec([/\\])codec-worker-entry\.cjs$/, '$1dist$2codec$3codec-worker-entry.cjs');
+  if (inDist !== sibling && existsSync(inDist)) return inDist;
+  return undefined;
 }
 
 /** Runs codec batches in parallel. Call `close()` when done (it is idempotent). */
