@@ -19,7 +19,7 @@ import {
   MANIFEST_ZSTD_LEVEL,
 } from './constants.js';
 import { isNormalEntryPath, parentOf } from './paths.js';
-import { Codec, type ChunkEntry, type EntryType, type FileEntry, type Manifest, type PackEntry } from './types.js';
+import { Codec, type ChunkEntry, type ChunkingParams, type EntryType, type FileEntry, type Manifest, type PackEntry } from './types.js';
 import { zstdCompress, zstdDecompressExact } from '../codec/chunk-codec.js';
 
 const TYPE_IDS: Record<EntryType, number> = { file: 0, dir: 1, symlink: 2, hardlink: 3 };
@@ -183,11 +183,24 @@ export function decodeManifest(bytes: Uint8Array, name = 'manifest'): Manifest {
   }
   return decodeBody(new ByteReader(raw, formatFailure(name)), name, (flags & MANIFEST_FLAG_PROFILE) !== 0, (flags & MANIFEST_FLAG_PROFILE_MARGIN) !== 0);
 }
+/** Throws the FormatError of a malformed body (never returns). */
+type Bad = (detail: string) => never;
 
 function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins = false): Manifest {
-  const bad = (detail: string): never => {
+  const bad: Bad = (detail) => {
     throw new FormatError(`${name}: ${detail}`, 'format-invalid');
   };
+  const chunking = decodeChunking(r, bad);
+  const packs = decodePacks(r, bad);
+  const chunks = decodeChunks(r, packs, bad);
+  const files = decodeFiles(r, chunks, bad);
+  const manifest: Manifest = { formatVersion: IMAGE_FORMAT_VERSION, chunking, files, chunks, packs };
+  if (hasProfile) manifest.profile = decodeProfile(r, hasMargins, bad);
+  if (r.remaining !== 0) bad(`${r.remaining} trailing bytes`);
+  return manifest;
+}
+
+function decodeChunking(r: ByteReader, bad: Bad): ChunkingParams {
   const algorithm = r.varint();
   if (algorithm !== CHUNKING_ALGORITHM_FASTCDC) bad(`unknown chunking algorithm ${algorithm}`);
   const minSizeBytes = r.varint();
@@ -196,7 +209,10 @@ function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins
   if (!(minSizeBytes > 0 && minSizeBytes <= avgSizeBytes && avgSizeBytes <= maxSizeBytes && maxSizeBytes <= CHUNK_MAX_BOUND_BYTES)) {
     bad('implausible chunking parameters');
   }
+  return { algorithm: 'fastcdc', minSizeBytes, avgSizeBytes, maxSizeBytes };
+}
 
+function decodePacks(r: ByteReader, bad: Bad): PackEntry[] {
   const packCount = r.count(2, 10_000_000);
   const packs: PackEntry[] = [];
   const packNames = new Set<string>();
@@ -207,7 +223,11 @@ function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins
     packNames.add(pname);
     packs.push({ name: pname, sizeBytes: r.varint() });
   }
+  return packs;
+}
 
+function decodeChunks(r: ByteReader, packs: PackEntry[], bad: Bad): ChunkEntry[] {
+  const packCount = packs.length;
   const chunkCount = r.count(36, 1 << 30);
   const chunks: ChunkEntry[] = new Array(chunkCount);
   let prevPack = 0;
@@ -228,7 +248,11 @@ function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins
     prevPack = pack;
     expectOffset = offset + storedSizeBytes;
   }
+  return chunks;
+}
 
+function decodeFiles(r: ByteReader, chunks: ChunkEntry[], bad: Bad): FileEntry[] {
+  const chunkCount = chunks.length;
   const fileCount = r.count(4, 1 << 30);
   const files: FileEntry[] = new Array(fileCount);
   const byPath = new Map<string, FileEntry>();
@@ -285,35 +309,34 @@ function decodeBody(r: ByteReader, name: string, hasProfile: boolean, hasMargins
       if (p && p.type !== 'dir') bad(`entry ${JSON.stringify(f.path)} lies beneath a ${p.type}`);
     }
   }
+  return files;
+}
 
-  const manifest: Manifest = { formatVersion: IMAGE_FORMAT_VERSION, chunking: { algorithm: 'fastcdc', minSizeBytes, avgSizeBytes, maxSizeBytes }, files, chunks, packs };
-  if (hasProfile) {
-    const n = r.count(2, 1 << 26);
-    const points: Array<{ tMs: number; needBytes: number }> = [];
-    let t = 0;
-    let need = 0;
-    for (let i = 0; i < n; i++) {
-      t += r.varint();
-      need += r.svarint();
-      if (need < 0 || !Number.isSafeInteger(t) || !Number.isSafeInteger(need)) bad(`profile point ${i} out of range`);
-      points.push({ tMs: t, needBytes: need });
-    }
-    manifest.profile = { points };
-    if (hasMargins) {
-      const k = r.count(2, 1 << 16);
-      const margins: Array<{ bytesPerSecond: number; marginBytes: number }> = [];
-      let b = 0;
-      for (let i = 0; i < k; i++) {
-        const db = r.varint();
-        if (db === 0) bad(`profile margin ${i}: bandwidths must be strictly ascending`);
-        b += db;
-        const marginBytes = r.varint();
-        if (!Number.isSafeInteger(b)) bad(`profile margin ${i} out of range`);
-        margins.push({ bytesPerSecond: b, marginBytes });
-      }
-      manifest.profile.margins = margins;
-    }
+function decodeProfile(r: ByteReader, hasMargins: boolean, bad: Bad): NonNullable<Manifest['profile']> {
+  const n = r.count(2, 1 << 26);
+  const points: Array<{ tMs: number; needBytes: number }> = [];
+  let t = 0;
+  let need = 0;
+  for (let i = 0; i < n; i++) {
+    t += r.varint();
+    need += r.svarint();
+    if (need < 0 || !Number.isSafeInteger(t) || !Number.isSafeInteger(need)) bad(`profile point ${i} out of range`);
+    points.push({ tMs: t, needBytes: need });
   }
-  if (r.remaining !== 0) bad(`${r.remaining} trailing bytes`);
-  return manifest;
+  const profile: NonNullable<Manifest['profile']> = { points };
+  if (hasMargins) {
+    const k = r.count(2, 1 << 16);
+    const margins: Array<{ bytesPerSecond: number; marginBytes: number }> = [];
+    let b = 0;
+    for (let i = 0; i < k; i++) {
+      const db = r.varint();
+      if (db === 0) bad(`profile margin ${i}: bandwidths must be strictly ascending`);
+      b += db;
+      const marginBytes = r.varint();
+      if (!Number.isSafeInteger(b)) bad(`profile margin ${i} out of range`);
+      margins.push({ bytesPerSecond: b, marginBytes });
+    }
+    profile.margins = margins;
+  }
+  return profile;
 }
