@@ -7,14 +7,14 @@
 // recorded with `rockit trace record`.
 //
 //   node bench/faststart/run.mjs [--size 1000000000] [--train 32] [--held 16] [--data .bench-data/faststart] [--out file.md] [--real | --real-only]
-//     [--read-ahead BYTES]   simulate a launcher that also fetches BYTES of the file after a missed read (default 0)
+//     [--read-ahead BYTES]   the launcher's read-ahead of the file after a missed read (default FILE_READ_AHEAD_BYTES = 2 MiB, as the launcher; 0 = none)
 //     [--variants]           also: median launcher wait for training-option variants at 12 and 32 traces
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { buildImage, openImage, openImageSource, parseAnyTrace, preloadBytes, simulateSession, trainStreamOrder } from '../../packages/engine/dist/index.js';
+import { buildImage, FILE_READ_AHEAD_BYTES, openImage, openImageSource, parseAnyTrace, preloadBytes, simulateSession, trainStreamOrder } from '../../packages/engine/dist/index.js';
 import { generateSeries, generateSessions } from '../../packages/gamegen/dist/index.js';
 
 const args = process.argv.slice(2);
@@ -29,7 +29,7 @@ const DATA = resolve(opt('data', '.bench-data/faststart'));
 const OUT = opt('out', '');
 const REAL = args.includes('--real') || args.includes('--real-only');
 const REAL_ONLY = args.includes('--real-only');
-const READ_AHEAD = Number(opt('read-ahead', '0'));
+const READ_AHEAD = Number(opt('read-ahead', String(FILE_READ_AHEAD_BYTES)));
 const VARIANTS = args.includes('--variants');
 const CURVE = [1, 2, 4, 8, 12, 16, 32].filter((n) => n <= TRAIN);
 const MBITS = [25, 100, 1000];

@@ -8,7 +8,7 @@
 import { closeSync, constants as fsConstants, fchmodSync, openSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { CodecPool, coalesce, CorruptionError, decodeOnPool, type ImageSource, type Manifest } from '@rockit/engine';
+import { CodecPool, coalesce, CorruptionError, decodeOnPool, FILE_READ_AHEAD_BYTES, URGENT_GROUP_BYTES, type ImageSource, type Manifest } from '@rockit/engine';
 import { ClientError, asClientError, diskFullError, isDiskFull } from './errors.js';
 import type { RateLimiter, Slot } from './rate-limiter.js';
 import { mapHttpError } from './remote.js';
@@ -18,8 +18,6 @@ const GROUP_BYTES = 1024 * 1024;
 /** With --limit-rate, a read is about this long on the link (1 MiB at 100 Mbit/s; smaller on slower links). */
 const GROUP_MS = 80;
 const MIN_GROUP_BYTES = 64 * 1024;
-/** A priority read fetches at most this much beyond what was asked. */
-const URGENT_GROUP_BYTES = 256 * 1024;
 const SAVE_EVERY_MS = 2000;
 const SAVE_EVERY_BYTES = 32 * 1024 * 1024;
 const MAX_OPEN_FILES = 64;
@@ -44,6 +42,11 @@ export interface ChunkStreamOptions {
   urgentPool?: CodecPool;
   /** Where a verified chunk goes (default: every place the build's files use it, see writeChunk). */
   sink?: (ci: number, raw: Buffer) => void;
+  /**
+   * After a priority read, also fetch this many stored bytes of the same file after the range asked for, right
+   * after the needed chunks (default FILE_READ_AHEAD_BYTES, as `rockit faststart simulate` models; 0 = none).
+   */
+  fileReadAheadBytes?: number;
 }
 
 /** Worker threads of a stream's own codec pool: one core is left to the main thread (FUSE, network). */
@@ -77,6 +80,8 @@ export class ChunkStream {
   private readonly o: ChunkStreamOptions;
   private readonly inflight: Uint8Array;
   private readonly urgent: number[] = [];
+  /** Read-ahead after a priority read: fetched by the priority reader once `urgent` is empty. */
+  private readonly soon: number[] = [];
   private readonly waiters = new Map<number, Array<() => void>>();
   private cursor = 0;
   /** Every chunk before this index is present. */
@@ -216,6 +221,7 @@ export class ChunkStream {
       this.unclaim(ci);
       if (!this.inflight[ci]) this.urgent.push(ci);
     }
+    this.queueReadAhead(path, offset + length);
     this.kickUrgent();
     this.wake?.();
     return Promise.race([Promise.all(waits).then(() => undefined), this.failed()]);
@@ -264,11 +270,29 @@ export class ChunkStream {
     return out;
   }
 
-  /** The next read: priority chunks first, else the next missing chunks in stream order. */
+  /**
+   * Queues the missing, unclaimed chunks of the file at `path` from byte `from` on, up to the read-ahead's stored
+   * bytes: a game reading a file in pieces then misses once instead of once per piece.
+   */
+  private queueReadAhead(path: string, from: number): void {
+    const cap = this.o.fileReadAheadBytes ?? FILE_READ_AHEAD_BYTES;
+    if (cap <= 0) return;
+    const chunks = this.chunksOf(path, from, Number.MAX_SAFE_INTEGER);
+    let bytes = 0;
+    for (const ci of chunks) {
+      bytes += this.manifest.chunks[ci].storedSizeBytes;
+      if (bytes > cap) break;
+      if (!hasBit(this.o.present, ci) && !this.inflight[ci]) this.soon.push(ci);
+    }
+  }
+
+  /** The next priority read: chunks a read waits for first, then read-ahead; undefined when there is none. */
   private nextUrgent(): { g: number[]; urgent: boolean } | undefined {
-    while (this.urgent.length > 0) {
-      const ci = this.urgent.shift()!;
-      if (!hasBit(this.o.present, ci) && !this.inflight[ci]) return { g: this.take(ci, URGENT_GROUP_BYTES), urgent: true };
+    for (const queue of [this.urgent, this.soon]) {
+      while (queue.length > 0) {
+        const ci = queue.shift()!;
+        if (!hasBit(this.o.present, ci) && !this.inflight[ci]) return { g: this.take(ci, URGENT_GROUP_BYTES), urgent: true };
+      }
     }
     return undefined;
   }
@@ -320,7 +344,8 @@ export class ChunkStream {
    */
   private kickUrgent(): void {
     if (!this.running || this.urgentReader || this.abort.signal.aborted) return;
-    if (!this.urgent.some((ci) => !hasBit(this.o.present, ci) && !this.inflight[ci])) return;
+    const wanted = (ci: number) => !hasBit(this.o.present, ci) && !this.inflight[ci];
+    if (!this.urgent.some(wanted) && !this.soon.some(wanted)) return;
     const self = { reader: undefined as Promise<void> | undefined };
     self.reader = (async () => {
       await Promise.resolve(); // so that `self.reader` is assigned before the finally below can run

@@ -237,8 +237,10 @@ describe('simulateSession (hand-computed)', () => {
     // read of chunk 3 at t = 1.5 s (wall 2.5 s) does not stall; without it, that read is a second fetch.
     const x = trace([[0, 'f', 2000, 10], [1500, 'f', 3000, 10]]);
     const base = { bytesPerSecond: 1000, preloadBytes: 0, roundTripMs: 0 };
-    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 2000 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 1, stallMs: 1000, fetchedBytes: 2000 });
-    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 0 }).priorityFetch).toMatchObject({ fetches: 2, stalls: 2, stallMs: 2000, fetchedBytes: 2000 });
+    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 2000, fileReadAheadBytes: 0 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 1, stallMs: 1000, fetchedBytes: 2000 });
+    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 0, fileReadAheadBytes: 0 }).priorityFetch).toMatchObject({ fetches: 2, stalls: 2, stallMs: 2000, fetchedBytes: 2000 });
+    // The launcher's default read-ahead (FILE_READ_AHEAD_BYTES) also takes chunk 3 along.
+    expect(simulateSession(m, x, { ...base, urgentGroupBytes: 0 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 1 });
     expect(simulateSession(m, x, { ...base, urgentGroupBytes: 0, fileReadAheadBytes: 1000 }).priorityFetch).toMatchObject({ fetches: 1, stalls: 1, stallMs: 1000 });
     // A read of a group chunk that has not arrived yet waits for its arrival (no second fetch).
     const y = trace([[0, 'f', 2000, 10], [0, 'f', 3000, 10]]);

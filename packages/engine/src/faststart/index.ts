@@ -11,5 +11,5 @@ export {
   type MappedTraces,
 } from './train.js';
 export { preloadBytes, marginBytes } from './profile.js';
-export { simulateSession, setupMs, SETUP_ROUND_TRIPS, type SimulateOptions, type SetupModel, type SessionSimulation, type LaunchOutcome } from './simulate.js';
+export { simulateSession, setupMs, URGENT_GROUP_BYTES, FILE_READ_AHEAD_BYTES, SETUP_ROUND_TRIPS, type SimulateOptions, type SetupModel, type SessionSimulation, type LaunchOutcome } from './simulate.js';
 export { ChunkMap, type UnmappedReason } from './chunk-map.js';

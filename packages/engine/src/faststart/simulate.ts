@@ -53,8 +53,9 @@ export interface SimulateOptions {
    */
   urgentGroupBytes?: number;
   /**
-   * Read-ahead in file order (evaluated, not what the launcher does today): a priority fetch also takes the
-   * chunks that follow the read in its file, up to this many stored bytes (default 0).
+   * Read-ahead in file order, as the launcher's ChunkStream does: a priority fetch also takes the chunks that
+   * follow the read in its file (not yet downloaded or fetched), up to this many stored bytes
+   * (default FILE_READ_AHEAD_BYTES; 0 = none).
    */
   fileReadAheadBytes?: number;
 }
@@ -97,6 +98,12 @@ export interface SessionSimulation {
 
 /** What the launcher's ChunkStream fetches at most per priority read (client URGENT_GROUP_BYTES). */
 export const URGENT_GROUP_BYTES = 256 * 1024;
+
+/**
+ * After a read that missed, the launcher also fetches this many stored bytes of the same file after the read
+ * (they arrive after the needed bytes): a game that reads a file in pieces misses once, not once per piece.
+ */
+export const FILE_READ_AHEAD_BYTES = 2 * 1024 * 1024;
 
 /** Fenwick tree over stream positions (remaining stream bytes; fetched chunks drop out). */
 class Fenwick {
@@ -230,7 +237,7 @@ export function simulateSession(manifest: Manifest, trace: Trace, opts: Simulate
   const rtt = opts.roundTripMs ?? 50;
   if (!Number.isFinite(rtt) || rtt < 0) throw new RangeError('roundTripMs must be ≥ 0');
   const group = opts.urgentGroupBytes ?? URGENT_GROUP_BYTES;
-  const fileAhead = opts.fileReadAheadBytes ?? 0;
+  const fileAhead = opts.fileReadAheadBytes ?? FILE_READ_AHEAD_BYTES;
   if (!(group >= 0 && Number.isFinite(group)) || !(fileAhead >= 0 && Number.isFinite(fileAhead))) throw new RangeError('urgentGroupBytes and fileReadAheadBytes must be ≥ 0');
   const map = new ChunkMap(manifest);
   const n = manifest.chunks.length;
