@@ -15,6 +15,7 @@ import {
   readPatchTarget,
   recoverInPlace,
   IMAGE_JSON_NAME,
+  PATCH_POINTER_NAME,
   type HttpImageSource,
   type InPlaceStep,
   type KeptUserEntries,
@@ -220,7 +221,7 @@ async function tryPatch(
 ): Promise<UpdateResult | string> {
   let pointer: any;
   try {
-    pointer = JSON.parse(Buffer.from(await src.readFile('patch.json', PATCH_POINTER_MAX_BYTES)).toString('utf8'));
+    pointer = JSON.parse(Buffer.from(await src.readFile(PATCH_POINTER_NAME, PATCH_POINTER_MAX_BYTES)).toString('utf8'));
   } catch (err) {
     if (err instanceof CorruptionError || err instanceof SyntaxError) return `the patch is not readable (${(err as Error).message})`;
     throw mapHttpError(err);
@@ -266,7 +267,7 @@ async function tryPatch(
     const secs = (performance.now() - started) / 1000;
     opts.onEvent?.({ phase: 'patch', bytes: done, total: patchBytes, rate: secs > 0 ? Math.round(downloaded / secs) : 0, eta: null, ready: true });
   }
-  await writeFile(join(pdir, 'patch.json'), JSON.stringify(pointer));
+  await writeFile(join(pdir, PATCH_POINTER_NAME), JSON.stringify(pointer));
   let b: Manifest;
   try {
     b = await readPatchTarget(pdir, base);
