@@ -95,4 +95,14 @@ export default tseslint.config(
     ignores: ['packages/server/src/config/**', 'packages/server/src/**/*.test.ts', 'packages/server/src/test-support/**', 'packages/server/src/bin.ts'],
     rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'configuration is read once in config/' }] },
   },
+  {
+    // Size limits (issue 11): no file over 600 lines, no function over 120 (blank lines and comments not counted),
+    // outside tests, test support and generated code.
+    files: ['packages/*/src/**/*.{ts,tsx}', 'packages/*/scripts/**/*.mjs'],
+    ignores: ['**/*.test.{ts,tsx}', '**/e2e/**', '**/hostile/**', '**/test-support/**', '**/test-support.ts', '**/*.gen.ts', '**/*.d.ts'],
+    rules: {
+      'max-lines': ['error', { max: 600 }],
+      'max-lines-per-function': ['error', { max: 120, skipBlankLines: true, skipComments: true }],
+    },
+  },
 );

@@ -115,19 +115,8 @@ export function resolveAdminToken(config: Readonly<Config>, print: (line: string
   return hashedAdminToken(sha256Hex(token));
 }
 
-/** config → database → migrations → services → worker → app. Does not listen. */
-export async function buildServer(opts: ServerOptions): Promise<Server> {
-  const { config } = opts;
-  const clock = opts.clock ?? systemClock;
-  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
-  const adminToken = resolveAdminToken(config, print);
-  const db = await createDb(config.database, opts.onQuery ? { onQuery: opts.onQuery } : {});
-  try {
-    await migrateToLatest(db.db, db.schema);
-  } catch (e) {
-    await db.close();
-    throw e;
-  }
+/** What buildServer wires services to: the blob store and depot, secrets, the SSRF guard and origin tuning, the task log. */
+function openInfrastructure(config: Readonly<Config>, opts: ServerOptions, print: (line: string) => void) {
   // The blob store: uploads under imports/, the depot (published layout, served at /cdn/*) under cdn/.
   const s3BlobOptions = {
     ...(config.blob.s3Endpoint ? { endpoint: config.blob.s3Endpoint } : {}),
@@ -141,11 +130,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   // mkraw's local work folder: scratch folders of running conversions and the image cache (per node).
   const mkrawWorkDir = path.join(config.dataDir, 'work', 'mkraw');
   const taskLog: Logger = opts.logger === false ? pino({ level: 'silent' }) : pino({ level: config.logLevel });
-
   // Seals deployment and subscription secrets at rest (ROCKIT_INSTALLATION_KEY or <dataDir>/installation.key).
   const installationKey = resolveInstallationKey(config, print);
   const secrets = new SecretBox(installationKey);
-
   // SSRF guard of import downloads, webhook targets and S3 deployment endpoints alike (ROCKIT_ALLOW_PRIVATE_ADDRESSES lifts it).
   const guard = config.allowPrivateAddresses ? {} : { addressPolicy: isPublicAddress };
   // Deployments' origins: S3 endpoints behind the same guard (errors say nothing of the target;
@@ -155,8 +142,25 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     fsPolicy: { dataDir: config.dataDir, ...(config.fsDeploymentRoots ? { roots: config.fsDeploymentRoots } : {}) },
     logS3Error: (detail) => taskLog.warn({ origin: detail }, 'S3 origin request failed'),
   };
-
   const s3ImportScope = s3ImportScopeOf(config.blob.url);
+  return { blobStore, depotOrigin, mkrawWorkDir, taskLog, installationKey, secrets, guard, originTuning, s3ImportScope };
+}
+
+/** config → database → migrations → services → worker → app. Does not listen. */
+export async function buildServer(opts: ServerOptions): Promise<Server> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  const adminToken = resolveAdminToken(config, print);
+  const db = await createDb(config.database, opts.onQuery ? { onQuery: opts.onQuery } : {});
+  try {
+    await migrateToLatest(db.db, db.schema);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  const { blobStore, depotOrigin, mkrawWorkDir, taskLog, installationKey, secrets, guard, originTuning, s3ImportScope } =
+    openInfrastructure(config, opts, print);
   const maintenance = new MaintenanceService({
     db: db.db, clock, log: taskLog, mkrawWorkDir, uploadExpirySeconds: config.imports.uploadExpirySeconds,
     sweepOrphanUploads: (startedBeforeMs) => services.uploads.sweepOrphans(startedBeforeMs),
@@ -266,16 +270,17 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const scheduler = new Scheduler(maintenance);
   scheduler.start();
 
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      scheduler.stop();
-      await app.close();
-      await worker?.stop({ drain: true });
-      await db.close();
-      await blobStore.close();
-    })());
+  const close = closeOnce([() => scheduler.stop(), () => app.close(), () => worker?.stop({ drain: true }), () => db.close(), () => blobStore.close()]);
   return { app, db, config, worker, blobStore, close };
+}
+
+/** One close for all callers: the steps run in order, once; later calls share the first call's promise. */
+function closeOnce(steps: Array<() => unknown>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () =>
+    (closing ??= (async () => {
+      for (const step of steps) await step();
+    })());
 }
 
 /** buildServer, then listen on config.host:config.port. Returns the server and the bound address. */
