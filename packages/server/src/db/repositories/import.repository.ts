@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { AppRow, BuildRow, PatchRow } from '../app-tables.js';
 import type { TaskRow } from '../database.js';
+import { IMPORT_TASK_TYPES } from '../../domain/task-types.js';
 import type { ImportRow } from '../import-tables.js';
 import type { Executor } from './common.js';
 
@@ -9,10 +10,6 @@ import type { Executor } from './common.js';
  * rotation, the app's processing / error state. Every function takes a connection or a
  * transaction: the queue handlers decide the transaction scope.
  */
-
-
-/** Task types of the import pipeline; an app is `processing` while one of them is pending. */
-export const IMPORT_TASK_TYPES = ['dltar', 'mkraw', 'deploy'] as const;
 
 export async function insertImport(db: Executor, row: ImportRow): Promise<void> {
   await db.insertInto('imports').values(row).execute();
