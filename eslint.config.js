@@ -1,5 +1,6 @@
 // Lint rules that keep the architecture visible: imports point one way
-// (http -> services -> (db, queue, storage, publish, webhooks) -> domain; engine and contract import nothing of ours).
+// (http -> services -> (db, queue, storage, publish, webhooks) -> domain; task-handlers sit above queue and webhooks,
+// beside services; engine and contract import nothing of ours).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -72,7 +73,7 @@ export default tseslint.config(
   {
     files: ['packages/server/src/domain/**/*.ts'],
     rules: restrict([
-      { group: ['**/http/**', '**/services/**', '**/db/**', '**/queue/**', '**/storage/**', '**/publish/**', '**/webhooks/**'], message: 'domain is pure' },
+      { group: ['**/http/**', '**/services/**', '**/db/**', '**/queue/**', '**/task-handlers/**', '**/storage/**', '**/publish/**', '**/webhooks/**'], message: 'domain is pure' },
       { group: ['kysely', 'fastify', '@fastify/*', 'pg', 'better-sqlite3'], message: 'domain is pure' },
     ]),
   },
@@ -80,6 +81,7 @@ export default tseslint.config(
     files: ['packages/server/src/{db,queue,storage,publish,webhooks}/**/*.ts'],
     rules: restrict([
       { group: ['**/http/**', '**/services/**'], message: 'imports point one way: http -> services -> (db, queue, storage) -> domain' },
+      { group: ['**/task-handlers/**'], message: 'task handlers sit above queue/ and webhooks/: the queue runs them, it never imports them' },
       { group: ['fastify', '@fastify/*'], message: 'Fastify only in http/' },
     ]),
   },

@@ -6,5 +6,5 @@ export { migrateToLatest, MIGRATIONS } from './db/migrator.js';
 export { AppError, ERROR_STATUS, type ErrorCode } from './domain/errors.js';
 export { ManualClock, systemClock, type Clock } from './domain/clock.js';
 export { RESOURCES, RESOURCE_MAX, type Permissions, type Resource } from './domain/permissions.js';
-export type { SelfCheck } from './queue/handlers/hello.js';
+export type { SelfCheck } from './task-handlers/hello.js';
 export { Worker, PermanentTaskError, type TaskHandler, type TaskContext } from './queue/worker.js';

@@ -10,7 +10,7 @@ import type { DeploymentRow } from './db/app-tables.js';
 import { allDeploymentsWithOrg } from './db/repositories/deployment.repository.js';
 import type { HealthReport } from './http/routes/srv.routes.js';
 import type { Origin } from './publish/origin.js';
-import type { SelfCheck } from './queue/handlers/hello.js';
+import type { SelfCheck } from './task-handlers/hello.js';
 import type { Worker } from './queue/worker.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { selfCheck } from './storage/self-check.js';

@@ -7,7 +7,7 @@ import { findOrgByName } from '../db/repositories/org.repository.js';
 import { insertTrace } from '../db/repositories/trace.repository.js';
 import { sortableId } from '../domain/ids.js';
 import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
-import { appQueueKey } from '../queue/handlers/import-deps.js';
+import { appQueueKey } from '../queue/task-types.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { createOrg, createRole, createUser, loginAdmin, uniqueName, type OrgFixture, type Session } from '../test-support/factories.js';
 import { startS3Server, type S3TestServer } from '../test-support/s3.js';

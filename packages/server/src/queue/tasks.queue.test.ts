@@ -8,7 +8,6 @@ import { createDb, type Db } from '../db/dialect.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { ManualClock } from '../domain/clock.js';
 import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
-import { helloHandler } from './handlers/hello.js';
 import { backoffMs, claimTask, completeTask, enqueueTask, failTask, findTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
 import { PermanentTaskError, Worker } from './worker.js';
 
@@ -124,7 +123,8 @@ describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
       db: db.db, capabilities: db.capabilities, clock: realClock, log: pino({ level: 'silent' }), concurrency: 2, pollMs: 10, leaseMs: 30_000,
       backoff: policy,
       handlers: {
-        hello: helloHandler(() => [{ name: 'probe', run: async () => {} }]),
+        // The queue knows no real handler (task-handlers/ sits above it): an echo and a failing check stand in.
+        hello: async ({ payload }) => ({ ...(payload as object), checks: [{ name: 'probe', ok: true }] }),
         slow: async () => {
           started++;
           await gate;
@@ -133,7 +133,9 @@ describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
         bad: async () => {
           throw new PermanentTaskError('never works', { code: 'x' });
         },
-        broken: helloHandler(() => [{ name: 'store', run: async () => { throw new Error('unreachable'); } }]),
+        broken: async () => {
+          throw new PermanentTaskError('self-check failed: store', { checks: [{ name: 'store', ok: false, message: 'unreachable' }] });
+        },
       },
     });
     const now = Date.now();

@@ -24,7 +24,7 @@ import { requirePermission, type Principal, type ServiceDeps } from './context.j
 import { openDeploymentSettings } from './deployment.service.js';
 import type { TaskRow } from '../db/repositories/import.repository.js';
 import { setProcessing } from '../db/repositories/import.repository.js';
-import { appQueueKey } from '../queue/handlers/import-deps.js';
+import { appQueueKey } from '../queue/task-types.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import type { AppDto, AppErrorState, CreateAppInput, PatchAppInput, TaskDto } from '@rockit/contract';

@@ -1,12 +1,12 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IMAGE_JSON_NAME, openImage, openImageSource, parseAnyTrace, preloadBytes as enginePreloadBytes, repackImage, trainStreamOrder, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
-import { findImportOfBuild, findAppById, newestReadyBuild, orgNameOf, setProcessing, updateImport } from '../../db/repositories/import.repository.js';
-import { countTraces, listTraces } from '../../db/repositories/trace.repository.js';
-import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../../db/repositories/training.repository.js';
-import type { TraceRow } from '../../db/faststart-tables.js';
-import { StepError, dxfNameFor } from '../../pipeline/index.js';
-import { storageStep, throwIfAborted } from '../../pipeline/errors.js';
+import { findImportOfBuild, findAppById, newestReadyBuild, orgNameOf, setProcessing, updateImport } from '../db/repositories/import.repository.js';
+import { countTraces, listTraces } from '../db/repositories/trace.repository.js';
+import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../db/repositories/training.repository.js';
+import type { TraceRow } from '../db/faststart-tables.js';
+import { StepError, dxfNameFor } from '../pipeline/index.js';
+import { storageStep, throwIfAborted } from '../pipeline/errors.js';
 import {
   indexManifest,
   mapTrace,
@@ -17,19 +17,14 @@ import {
   REFERENCE_BANDWIDTHS,
   type MappedTrace,
   type PreloadFigures,
-} from '../../pipeline/faststart.js';
-import { imagePrefix, joinKey } from '../../publish/layout.js';
-import { downloadPrefix, openRead, uploadFolderExact } from '../../pipeline/store-io.js';
-import { enqueueTask } from '../tasks.queue.js';
-import { PermanentTaskError, type TaskHandler } from '../worker.js';
-import { appQueueKey, type ImportDeps } from './import-deps.js';
+} from '../pipeline/faststart.js';
+import { imagePrefix, joinKey } from '../publish/layout.js';
+import { downloadPrefix, openRead, uploadFolderExact } from '../pipeline/store-io.js';
+import { enqueueTask } from '../queue/tasks.queue.js';
+import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
+import { appQueueKey, type TraceTaskPayload } from '../queue/task-types.js';
+import type { ImportDeps } from './import-deps.js';
 
-/** Payload of a `trace` task. */
-export interface TraceTaskPayload {
-  appId: string;
-  /** `trigger`: POST /be/v1/trigger; `auto`: nTracesReliable new traces arrived. */
-  reason: 'trigger' | 'auto';
-}
 
 /** Newest traces a training reads at most. */
 export const MAX_TRAINING_TRACES = 1000;

@@ -1,10 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { DeploymentRow } from '../../db/app-tables.js';
-import type { Database } from '../../db/database.js';
-import type { Clock } from '../../domain/clock.js';
-import type { S3ImportScope } from '../../pipeline/s3-import-scope.js';
-import type { Origin } from '../../publish/origin.js';
-import type { BlobStore } from '../../storage/blob-store.js';
+import type { DeploymentRow } from '../db/app-tables.js';
+import type { Database } from '../db/database.js';
+import type { Clock } from '../domain/clock.js';
+import type { S3ImportScope } from '../pipeline/s3-import-scope.js';
+import { StepError } from '../pipeline/errors.js';
+import type { Origin } from '../publish/origin.js';
+import { PermanentTaskError, type TaskFailure } from '../queue/worker.js';
+import type { BlobStore } from '../storage/blob-store.js';
 
 /** Everything the import handlers (dltar, mkraw, deploy, cleanup) need; built once in server.ts. */
 export interface ImportDeps {
@@ -41,15 +43,28 @@ export interface ImportDeps {
   poke(): void;
 }
 
-/** Tasks of one app's mkraw and deploy steps run one at a time, in order. */
-export const appQueueKey = (appId: string): string => `app:${appId}`;
+/**
+ * A deploy failure ends the task at once (api.md §7.2: the app goes to error state and is locked
+ * until someone fixes the deployment and retries); storage trouble of the depot keeps retrying.
+ */
+export class FinalDeployFailure extends Error implements TaskFailure {
+  readonly retryable = false;
+  constructor(readonly step: StepError) {
+    super(step.message);
+    this.name = 'FinalDeployFailure';
+  }
+  toTaskError(): object {
+    return { ...this.step.toTaskError(), retryable: false };
+  }
+}
 
-/** Where the tar of an import lives in the blob store (uploads and downloads alike). */
-
-/** Whether this failed attempt is the task's last one (the worker will not retry it). */
+/**
+ * Whether this failed attempt is the task's last one (the worker will not retry it): attempts are
+ * used up, or the error says no retry can help (a non-retryable StepError, a FinalDeployFailure, a
+ * PermanentTaskError). Decided on the error classes the worker decides on, never on names.
+ */
 export function isFinalAttempt(task: { attempts: number; max_attempts: number }, err: unknown): boolean {
   if (task.attempts >= task.max_attempts) return true;
-  const retryable = (err as { retryable?: unknown } | null)?.retryable;
-  if (typeof retryable === 'boolean' && typeof (err as { toTaskError?: unknown }).toTaskError === 'function') return !retryable;
-  return (err as Error | null)?.name === 'PermanentTaskError';
+  if (err instanceof StepError) return !err.retryable;
+  return err instanceof FinalDeployFailure || err instanceof PermanentTaskError;
 }

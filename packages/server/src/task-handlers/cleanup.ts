@@ -1,10 +1,10 @@
-import { findDeploymentsByNames } from '../../db/repositories/deployment.repository.js';
-import { findAppById } from '../../db/repositories/import.repository.js';
-import type { AppRow } from '../../db/app-tables.js';
-import { dxfBuildPrefix, patchTargetPrefix, removeExpired, type DeployTarget } from '../../pipeline/index.js';
-import { patchPrefix } from '../../publish/layout.js';
-import { createDepotOrigin } from '../../publish/origin.js';
-import type { TaskHandler } from '../worker.js';
+import { findDeploymentsByNames } from '../db/repositories/deployment.repository.js';
+import { findAppById } from '../db/repositories/import.repository.js';
+import type { AppRow } from '../db/app-tables.js';
+import { dxfBuildPrefix, patchTargetPrefix, removeExpired, type DeployTarget } from '../pipeline/index.js';
+import { patchPrefix } from '../publish/layout.js';
+import { createDepotOrigin } from '../publish/origin.js';
+import type { TaskHandler } from '../queue/worker.js';
 import type { CleanupPayload } from './deploy.js';
 import { DEPOT_TARGET } from './deploy.js';
 import type { ImportDeps } from './import-deps.js';

@@ -1,6 +1,6 @@
-import type { AppRow, BuildRow, DeploymentRow } from '../../db/app-tables.js';
-import { recordDeploymentStatus, recordPublication } from '../../db/repositories/deployment.repository.js';
-import { targetDeploymentsOfApp } from '../../db/repositories/app.repository.js';
+import type { AppRow, BuildRow, DeploymentRow } from '../db/app-tables.js';
+import { recordDeploymentStatus, recordPublication } from '../db/repositories/deployment.repository.js';
+import { targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
 import {
   findAppById,
   findImport,
@@ -11,13 +11,13 @@ import {
   patchesTo,
   readyBuild,
   refreshProcessing,
-} from '../../db/repositories/import.repository.js';
-import { toUnixSeconds } from '../../domain/clock.js';
-import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../../pipeline/index.js';
-import { createDepotOrigin, type Origin } from '../../publish/origin.js';
-import { enqueueTask } from '../tasks.queue.js';
-import { PermanentTaskError, type TaskFailure, type TaskHandler } from '../worker.js';
-import { isFinalAttempt, type ImportDeps } from './import-deps.js';
+} from '../db/repositories/import.repository.js';
+import { toUnixSeconds } from '../domain/clock.js';
+import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../pipeline/index.js';
+import { createDepotOrigin, type Origin } from '../publish/origin.js';
+import { enqueueTask } from '../queue/tasks.queue.js';
+import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
+import { FinalDeployFailure, isFinalAttempt, type ImportDeps } from './import-deps.js';
 
 /** Name of the depot as a deploy target (results, errors). */
 export const DEPOT_TARGET = 'depot';
@@ -92,21 +92,6 @@ async function importIsLive(db: ImportDeps['db'], importTask: string): Promise<b
     return (JSON.parse(row.payload) as { live?: unknown }).live !== false;
   } catch {
     return true;
-  }
-}
-
-/**
- * A deploy failure ends the task at once (api.md §7.2: the app goes to error state and is locked
- * until someone fixes the deployment and retries); storage trouble of the depot keeps retrying.
- */
-class FinalDeployFailure extends Error implements TaskFailure {
-  readonly retryable = false;
-  constructor(private readonly step: StepError) {
-    super(step.message);
-    this.name = 'FinalDeployFailure';
-  }
-  toTaskError(): object {
-    return { ...this.step.toTaskError(), retryable: false };
   }
 }
 

@@ -1,14 +1,15 @@
-import type { AppRow } from '../../db/app-tables.js';
-import type { ImportRow } from '../../db/import-tables.js';
-import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuilds, refreshProcessing, setUploadState } from '../../db/repositories/import.repository.js';
-import { assembleTarFromDelta, obtainTar } from '../../pipeline/index.js';
-import { importTarKey } from '../../publish/layout.js';
-import { s3ImportKey } from '../../pipeline/s3-import-scope.js';
-import { discardUpload } from '../../storage/part-writer.js';
-import { deleteQuietly } from '../../pipeline/store-io.js';
-import { enqueueTask } from '../tasks.queue.js';
-import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../worker.js';
-import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
+import type { AppRow } from '../db/app-tables.js';
+import type { ImportRow } from '../db/import-tables.js';
+import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuilds, refreshProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { assembleTarFromDelta, obtainTar } from '../pipeline/index.js';
+import { importTarKey } from '../publish/layout.js';
+import { s3ImportKey } from '../pipeline/s3-import-scope.js';
+import { discardUpload } from '../storage/part-writer.js';
+import { deleteQuietly } from '../pipeline/store-io.js';
+import { enqueueTask } from '../queue/tasks.queue.js';
+import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../queue/worker.js';
+import { appQueueKey } from '../queue/task-types.js';
+import { isFinalAttempt, type ImportDeps } from './import-deps.js';
 
 /**
  * The `dltar` task (api.md §7.2): obtains and verifies the import's tar (download, or the upload

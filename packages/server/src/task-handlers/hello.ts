@@ -1,4 +1,4 @@
-import { PermanentTaskError, type TaskHandler } from '../worker.js';
+import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
 
 /** A named probe of a dependency (blob store, an origin): write, read back, delete. Throws on failure. */
 export interface SelfCheck {

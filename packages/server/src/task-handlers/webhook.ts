@@ -1,18 +1,18 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../../db/database.js';
-import { findSubscriptionById, insertDelivery, pruneDeliveries } from '../../db/repositories/subscription.repository.js';
-import type { Clock } from '../../domain/clock.js';
-import { sortableId } from '../../domain/ids.js';
-import type { SecretBox } from '../../domain/secret-box.js';
-import type { AddressPolicy, HostLookup } from '../../net/address-policy.js';
-import { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from '../../webhooks/backoff.js';
-import { deliver } from '../../webhooks/deliver.js';
-import type { WebhookTaskPayload } from '../../webhooks/emit.js';
-import { eventName } from '../../webhooks/event.js';
-import { SIGNATURE_HEADER, signDelivery } from '../../webhooks/sign.js';
-import { toSlackMessage } from '../../webhooks/slack.js';
-import { subscriptionSecretContext } from '../../webhooks/subscription-secrets.js';
-import { PermanentTaskError, RetryTaskError, type TaskHandler } from '../worker.js';
+import type { Database } from '../db/database.js';
+import { findSubscriptionById, insertDelivery, pruneDeliveries } from '../db/repositories/subscription.repository.js';
+import type { Clock } from '../domain/clock.js';
+import { sortableId } from '../domain/ids.js';
+import type { SecretBox } from '../domain/secret-box.js';
+import type { AddressPolicy, HostLookup } from '../net/address-policy.js';
+import { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from '../webhooks/backoff.js';
+import { deliver } from '../webhooks/deliver.js';
+import type { WebhookTaskPayload } from '../webhooks/emit.js';
+import { eventName } from '../webhooks/event.js';
+import { SIGNATURE_HEADER, signDelivery } from '../webhooks/sign.js';
+import { toSlackMessage } from '../webhooks/slack.js';
+import { subscriptionSecretContext } from '../webhooks/subscription-secrets.js';
+import { PermanentTaskError, RetryTaskError, type TaskHandler } from '../queue/worker.js';
 
 /** The `iss` claim of every delivery token unless configured otherwise. */
 export const DEFAULT_WEBHOOK_ISSUER = 'rockit-edge';

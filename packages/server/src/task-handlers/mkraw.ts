@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { AppRow, BuildRow } from '../../db/app-tables.js';
+import type { AppRow, BuildRow } from '../db/app-tables.js';
 import {
   assignBuildId,
   claimFollowUp,
@@ -14,13 +14,14 @@ import {
   setTaskWarnings,
   setTasksBuildId,
   updateImport,
-} from '../../db/repositories/import.repository.js';
-import { discardBuild, makeRelease } from '../../pipeline/index.js';
-import { enqueueTask } from '../tasks.queue.js';
-import { PermanentTaskError, type TaskHandler } from '../worker.js';
+} from '../db/repositories/import.repository.js';
+import { discardBuild, makeRelease } from '../pipeline/index.js';
+import { enqueueTask } from '../queue/tasks.queue.js';
+import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
 import { AlreadyLinked } from './dltar.js';
 import { readAppTraces } from './trace.js';
-import { appQueueKey, isFinalAttempt, type ImportDeps } from './import-deps.js';
+import { appQueueKey } from '../queue/task-types.js';
+import { isFinalAttempt, type ImportDeps } from './import-deps.js';
 
 /**
  * The builds a new build gets a patch from: the newest maxBuilds-1 kept builds before it, and always

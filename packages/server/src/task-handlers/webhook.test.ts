@@ -2,14 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findTask } from '../tasks.queue.js';
-import { createOrg, loginAdmin, type OrgFixture, type Session } from '../../test-support/factories.js';
-import { createTestServer, TEST_DIALECTS, type TestServer } from '../../test-support/test-server.js';
-import type { HostLookup } from '../../net/address-policy.js';
-import type { BackoffPolicy } from '../../webhooks/backoff.js';
-import { emitEvent } from '../../webhooks/emit.js';
-import type { WebhookEvent } from '../../webhooks/event.js';
-import { SIGNATURE_HEADER, verifyDelivery } from '../../webhooks/sign.js';
+import { findTask } from '../queue/tasks.queue.js';
+import { createOrg, loginAdmin, type OrgFixture, type Session } from '../test-support/factories.js';
+import { createTestServer, TEST_DIALECTS, type TestServer } from '../test-support/test-server.js';
+import type { HostLookup } from '../net/address-policy.js';
+import type { BackoffPolicy } from '../webhooks/backoff.js';
+import { emitEvent } from '../webhooks/emit.js';
+import type { WebhookEvent } from '../webhooks/event.js';
+import { SIGNATURE_HEADER, verifyDelivery } from '../webhooks/sign.js';
 import { DEFAULT_WEBHOOK_ISSUER, DELIVERY_ID_HEADER } from './webhook.js';
 
 interface Received {

@@ -1,12 +1,13 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../../db/database.js';
-import { findImport } from '../../db/repositories/import.repository.js';
-import { findOrgById } from '../../db/repositories/org.repository.js';
-import type { Clock } from '../../domain/clock.js';
-import { emitEvent } from '../../webhooks/emit.js';
-import type { WebhookEvent } from '../../webhooks/event.js';
-import type { TaskHandler } from '../worker.js';
-import { isFinalAttempt } from './import-deps.js';
+import type { Database } from '../db/database.js';
+import { findImport } from '../db/repositories/import.repository.js';
+import { findOrgById } from '../db/repositories/org.repository.js';
+import type { Clock } from '../domain/clock.js';
+import { StepError } from '../pipeline/errors.js';
+import { emitEvent } from '../webhooks/emit.js';
+import type { WebhookEvent } from '../webhooks/event.js';
+import type { TaskHandler } from '../queue/worker.js';
+import { FinalDeployFailure, isFinalAttempt } from './import-deps.js';
 
 type PipelineType = 'dltar' | 'mkraw' | 'deploy' | 'trace';
 
@@ -74,10 +75,10 @@ async function eventBase(
 
 /** The documented detail fields of a failed pipeline step, from a StepError-like error. */
 function errorFields(type: PipelineType, err: unknown): Partial<WebhookEvent> {
-  const taskError =
-    typeof (err as { toTaskError?: unknown } | null)?.toTaskError === 'function'
-      ? ((err as { toTaskError(): Record<string, unknown> }).toTaskError() as Record<string, unknown>)
-      : { message: err instanceof Error ? err.message : String(err) };
+  const stepFailure = err instanceof StepError || err instanceof FinalDeployFailure;
+  const taskError: Record<string, unknown> = stepFailure
+    ? { ...err.toTaskError() }
+    : { message: err instanceof Error ? err.message : String(err) };
   const message = typeof taskError.message === 'string' ? taskError.message : 'failed';
   const out: Partial<WebhookEvent> = { error: { ...taskError, message } };
   if (type === 'dltar' && (taskError.httpStatus !== undefined || taskError.exitCode !== undefined)) {
@@ -90,6 +91,6 @@ function errorFields(type: PipelineType, err: unknown): Partial<WebhookEvent> {
   const frf = taskError.fileReadFailed as WebhookEvent['fileReadFailed'] | undefined;
   if (frf && typeof frf.filename === 'string') out.fileReadFailed = frf;
   if (typeof taskError.deployment === 'string') out.deployment = taskError.deployment;
-  if (!(typeof (err as { toTaskError?: unknown } | null)?.toTaskError === 'function')) out.exception = message;
+  if (!stepFailure) out.exception = message;
   return out;
 }
