@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { decodeBatch, decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult, type DecodeBatch } from './codec-batch.js';
+import { decodeAndWrite, type DecodeWriteJob } from './decode-write.js';
 
 export interface CodecPoolOptions {
   /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
@@ -62,6 +63,16 @@ export class CodecPool {
     const transferList = [batch.data.buffer as ArrayBuffer];
     if (batch.out !== undefined) transferList.push(batch.out);
     return (await this.piscina.run(batch, { transferList })) as Uint8Array;
+  }
+
+  /**
+   * Decodes, verifies and writes one read of a pack (see decodeAndWrite). Returns the job's buffer, its first u32
+   * DECODE_OK or the index of the first bad chunk; the buffer is transferred to the worker and back: reuse only
+   * the returned one. Errors: file system errors of the writes.
+   */
+  async decodeAndWrite(job: DecodeWriteJob): Promise<Uint8Array> {
+    if (!this.piscina) return decodeAndWrite(job);
+    return (await this.piscina.run(job, { transferList: [job.buffer] })) as Uint8Array;
   }
 
   async close(): Promise<void> {
