@@ -1,7 +1,8 @@
 import { findOrgTask, listOrgTasks } from '../db/repositories/task.repository.js';
 import type { TaskRow, TaskStatus } from '../db/database.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
-import { findImport, refreshProcessing, setProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { findImport, setUploadState } from '../db/repositories/import.repository.js';
+import { refreshProcessing, setProcessing } from '../db/repositories/app.repository.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import { isImportTaskType } from '../domain/task-types.js';
 import { acknowledgeTaskWarnings, expireSubmittedTask, findTask, retryFailedTask } from '../queue/tasks.queue.js';

@@ -1,6 +1,9 @@
 import type { AppRow } from '../db/app-tables.js';
 import type { ImportRow } from '../db/import-tables.js';
-import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuilds, refreshProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { claimFollowUp, findImport, setUploadState } from '../db/repositories/import.repository.js';
+import { findAppById, refreshProcessing } from '../db/repositories/app.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
+import { readyBuilds } from '../db/repositories/build.repository.js';
 import { assembleTarFromDelta, obtainTar } from '../pipeline/index.js';
 import { importTarKey } from '../publish/layout.js';
 import { s3ImportKey } from '../pipeline/s3-import-scope.js';

@@ -1,20 +1,10 @@
 import { join } from 'node:path';
 import type { AppRow, BuildRow } from '../db/app-tables.js';
-import {
-  assignBuildId,
-  claimFollowUp,
-  commitReadyBuild,
-  dropBuild,
-  findAppById,
-  findImport,
-  orgNameOf,
-  readyBuild,
-  readyBuildsBefore,
-  refreshProcessing,
-  setTaskWarnings,
-  setTasksBuildId,
-  updateImport,
-} from '../db/repositories/import.repository.js';
+import { assignBuildId, claimFollowUp, findImport, updateImport } from '../db/repositories/import.repository.js';
+import { commitReadyBuild, dropBuild, readyBuild, readyBuildsBefore } from '../db/repositories/build.repository.js';
+import { findAppById, refreshProcessing } from '../db/repositories/app.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
+import { setTasksBuildId, setTaskWarnings } from '../db/repositories/task.repository.js';
 import { discardBuild, makeRelease } from '../pipeline/index.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';

@@ -1,7 +1,10 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IMAGE_JSON_NAME, openImage, openImageSource, parseAnyTrace, preloadBytes as enginePreloadBytes, repackImage, trainStreamOrder, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
-import { findImportOfBuild, findAppById, newestReadyBuild, orgNameOf, setProcessing, updateImport } from '../db/repositories/import.repository.js';
+import { findImportOfBuild, updateImport } from '../db/repositories/import.repository.js';
+import { findAppById, setProcessing } from '../db/repositories/app.repository.js';
+import { newestReadyBuild, replaceBuildImage } from '../db/repositories/build.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
 import { countTraces, listTraces } from '../db/repositories/trace.repository.js';
 import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../db/repositories/training.repository.js';
 import type { TraceRow } from '../db/faststart-tables.js';
@@ -150,10 +153,8 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       // 5. One transaction: the build's image, the training, the deploy that publishes it.
       quality.dxfName = dxfName;
       const committed = await db.transaction().execute(async (trx) => {
-        const b = await trx.selectFrom('builds').select(['dxf_name', 'state']).where('app_id', '=', app.id).where('build_id', '=', buildId).executeTakeFirst();
-        if (!b || b.state !== 'ready' || b.dxf_name !== currentDxf) return undefined;
+        if (!(await replaceBuildImage(trx, app.id, buildId, currentDxf, dxfName, uploaded.sizeBytes))) return undefined;
         const t = now();
-        await trx.updateTable('builds').set({ dxf_name: dxfName, image_bytes: uploaded.sizeBytes }).where('app_id', '=', app.id).where('build_id', '=', buildId).execute();
         await updateImport(trx, source.task_name, { dxf_name: dxfName, manifest_file: repacked.manifestName });
         const deploy = await enqueueTask(trx, t, {
           type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId,
