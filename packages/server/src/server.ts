@@ -11,6 +11,7 @@ import { SecretBox } from './domain/secret-box.js';
 import { buildApp, loggerOptions, readChangelog } from './http/app.js';
 import { helloHandler, type SelfCheck } from './task-handlers/hello.js';
 import { webhookHandler, type WebhookHandlerOptions } from './task-handlers/webhook.js';
+import { WEBHOOK_RETRY_POLICY } from './queue/retry-policy.js';
 import { Worker, type TaskHandler } from './queue/worker.js';
 import { cleanupHandler } from './task-handlers/cleanup.js';
 import { deployHandler } from './task-handlers/deploy.js';
@@ -211,7 +212,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         ...opts.handlers,
       },
       concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
-      backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
+      // A failed delivery names its own wait (RetryTaskError); other failures of a webhook task wait as long.
+      retryPolicies: { [WEBHOOK_TASK_TYPE]: WEBHOOK_RETRY_POLICY },
       ...(metrics ? { onTaskEnd: (end) => metrics.taskEnded(end) } : {}),
     });
   }

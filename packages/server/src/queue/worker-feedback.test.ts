@@ -43,7 +43,7 @@ describe.each(TEST_DIALECTS)('worker feedback (%s)', (dialect) => {
       db: db.db, capabilities: db.capabilities, clock: { now: () => Date.now() }, log: pino({ level: 'info' }, sink), concurrency: 2, pollMs: 10,
       // Heartbeats every 100 s: any progress seen below was stored by the progress path.
       leaseMs: 300_000,
-      backoff: { baseMs: 1000, maxMs: 8000, random: () => 0.5 },
+      random: () => 0.5,
       handlers: {
         long: async ({ progress }) => {
           progress(0.1);

@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { DbCapabilities } from '../db/capabilities.js';
 import type { Database, TaskRow } from '../db/database.js';
 import type { Clock } from '../domain/clock.js';
-import { claimTask, completeTask, endTask, failTask, heartbeatTask, reclaimExpiredLeases, type BackoffPolicy } from './tasks.queue.js';
+import { backoffDelayMs } from '@rockit/engine';
+import { retryPolicyOf, type RetryPolicies } from './retry-policy.js';
+import { claimTask, completeTask, endTask, failTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
 
 /** What a handler gets for one attempt of one task. */
 export interface TaskContext {
@@ -71,7 +73,10 @@ export interface WorkerOptions {
   concurrency: number;
   pollMs: number;
   leaseMs: number;
-  backoff: BackoffPolicy;
+  /** Backoff of the task types with a policy of their own (the rest: DEFAULT_RETRY_POLICY). */
+  retryPolicies?: RetryPolicies;
+  /** Random source of the backoff jitter, in [0, 1); injectable for tests. */
+  random?: () => number;
   /** Told of every attempt's end (metrics): type, outcome, seconds, the result; `final` when a failure will not be retried. */
   onTaskEnd?: (end: { type: string; outcome: 'succeeded' | 'failed' | 'ended'; seconds: number; result?: unknown; final?: boolean }) => void;
 }
@@ -165,6 +170,11 @@ export class Worker {
     });
   }
 
+  /** The wait before the next attempt of `task` after its current one failed: its type's backoff. */
+  private retryDelayMs(task: TaskRow): number {
+    return backoffDelayMs(retryPolicyOf(this.o.retryPolicies ?? {}, task.type), Math.max(1, task.attempts), this.o.random);
+  }
+
   private async execute(task: TaskRow): Promise<void> {
     const { db, clock, leaseMs } = this.o;
     const log = this.o.log.child({ taskName: task.name, taskType: task.type, workerId: this.id });
@@ -224,7 +234,7 @@ export class Worker {
         return;
       }
       if (isTaskFailure(err)) {
-        const status = await failTask(db, task, this.id, clock.now(), { ...err.toTaskError() }, this.o.backoff, err.retryable).catch((e) => {
+        const status = await failTask(db, task, this.id, clock.now(), { ...err.toTaskError() }, this.retryDelayMs(task), err.retryable).catch((e) => {
           log.error({ err: e }, 'could not record task failure');
           return undefined;
         });
@@ -241,7 +251,7 @@ export class Worker {
         err instanceof PermanentTaskError || err instanceof RetryTaskError
           ? { message: err.message, ...err.detail }
           : { message: err instanceof Error ? err.message : String(err) };
-      const status = await failTask(db, task, this.id, clock.now(), detail, this.o.backoff, !permanent, later?.retryAfterMs).catch((e) => {
+      const status = await failTask(db, task, this.id, clock.now(), detail, later?.retryAfterMs ?? this.retryDelayMs(task), !permanent).catch((e) => {
         log.error({ err: e }, 'could not record task failure');
         return undefined;
       });
