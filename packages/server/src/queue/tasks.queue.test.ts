@@ -10,6 +10,7 @@ import { ManualClock } from '../domain/clock.js';
 import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
 import { backoffDelayMs } from '@rockit/engine';
 import { claimTask, completeTask, enqueueTask, failTask, findTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
+import { TaskQueue } from './task-queue.js';
 import { PermanentTaskError, Worker } from './worker.js';
 
 const LEASE = 10_000;
@@ -121,8 +122,8 @@ describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
     const gate = new Promise<void>((r) => (release = r));
     let started = 0;
     const worker = new Worker({
-      db: db.db, capabilities: db.capabilities, clock: realClock, log: pino({ level: 'silent' }), concurrency: 2, pollMs: 10, leaseMs: 30_000,
-      retryPolicies: {}, random: half,
+      queue: new TaskQueue({ db: db.db, capabilities: db.capabilities, clock: realClock, defaultMaxAttempts: 3 }),
+      log: pino({ level: 'silent' }), concurrency: 2, pollMs: 10, leaseMs: 30_000, random: half,
       handlers: {
         // The queue knows no real handler (task-handlers/ sits above it): an echo and a failing check stand in.
         hello: async ({ payload }) => ({ ...(payload as object), checks: [{ name: 'probe', ok: true }] }),
