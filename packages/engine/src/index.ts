@@ -40,3 +40,4 @@ export { verifyImage, type VerifyReport, type DamagedChunk } from './image/verif
 export { repackImage, type RepackImageOptions } from './image/repack.js';
 export * from './faststart/index.js';
 export * from './delta/index.js';
+export { backoffDelayMs, type BackoffPolicy } from './util/backoff.js';

@@ -8,3 +8,4 @@ export { ManualClock, systemClock, type Clock } from './domain/clock.js';
 export { RESOURCES, RESOURCE_MAX, type Permissions, type Resource } from './domain/permissions.js';
 export type { SelfCheck } from './task-handlers/hello.js';
 export { Worker, PermanentTaskError, type TaskHandler, type TaskContext } from './queue/worker.js';
+export { TaskQueue } from './queue/task-queue.js';

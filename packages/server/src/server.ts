@@ -11,6 +11,8 @@ import { SecretBox } from './domain/secret-box.js';
 import { buildApp, loggerOptions, readChangelog } from './http/app.js';
 import { helloHandler, type SelfCheck } from './task-handlers/hello.js';
 import { webhookHandler, type WebhookHandlerOptions } from './task-handlers/webhook.js';
+import { WEBHOOK_RETRY_POLICY } from './queue/retry-policy.js';
+import { TaskQueue } from './queue/task-queue.js';
 import { Worker, type TaskHandler } from './queue/worker.js';
 import { cleanupHandler } from './task-handlers/cleanup.js';
 import { deployHandler } from './task-handlers/deploy.js';
@@ -83,6 +85,8 @@ export interface Server {
   db: Db;
   config: Readonly<Config>;
   worker: Worker | undefined;
+  /** The task queue of this process (services, handlers and the worker share it). */
+  queue: TaskQueue;
   /** The installation's blob store (uploads and the depot); closed by `close`. */
   blobStore: BlobStore;
   /** Stops taking requests, drains in-flight requests and running tasks, closes the database. Idempotent. */
@@ -176,6 +180,11 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     ...opts.hooks,
   };
   const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
+  // One queue for the process: services and handlers enqueue through it, the worker registers its wake-up with it.
+  const queue = new TaskQueue({
+    db: db.db, capabilities: db.capabilities, clock, defaultMaxAttempts: config.worker.maxAttempts,
+    retryPolicies: { [WEBHOOK_TASK_TYPE]: WEBHOOK_RETRY_POLICY },
+  });
 
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
@@ -187,7 +196,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     // s3:// import URLs only in cluster mode, and only under each org's import prefix of the blob store.
     ...(s3ImportScope ? { s3ImportScope } : {}),
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets), originTuning),
-    poke: () => worker?.poke(),
+    queue,
   };
   // The real probes (api.md §3): the blob store and each deployment's origin (probes.ts).
   const blobStoreCheck = blobStoreProbe(blobStore);
@@ -199,7 +208,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     const injected = opts.selfChecks;
     const selfChecks = injected ? () => injected : defaultSelfChecks;
     worker = new Worker({
-      db: db.db, capabilities: db.capabilities, clock, log: taskLog.child({ component: 'worker' }),
+      queue, log: taskLog.child({ component: 'worker' }),
       handlers: {
         hello: helloHandler(selfChecks),
         dltar: withPipelineEvents('dltar', importDeps, dltarHandler(importDeps)),
@@ -211,39 +220,38 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
         ...opts.handlers,
       },
       concurrency: config.worker.concurrency, pollMs: config.worker.pollMs, leaseMs: config.worker.leaseSeconds * 1000,
-      backoff: { baseMs: 1000, maxMs: 5 * 60_000 },
       ...(metrics ? { onTaskEnd: (end) => metrics.taskEnded(end) } : {}),
     });
   }
 
   const baseFiles = opts.originFiles ?? createOriginFileOps({ depot: depotOrigin, tuning: originTuning });
   const originFiles = withImageCacheDrop(baseFiles, mkrawWorkDir);
-  const trainings = new TrainingService(deps, { poke: () => worker?.poke() });
+  const trainings = new TrainingService(deps, { queue });
   const depotStore = new PrefixedBlobStore(blobStore, DEPOT_PREFIX);
   const keys = new DownloadKeyService(deps, { secrets, depot: depotStore, depotTokenKey: depotTokenKey(installationKey) });
   const services = {
     auth: new AuthService(deps, adminToken),
-    admin: new AdminService(deps, () => worker?.poke()),
+    admin: new AdminService(deps, queue),
     orgs: new OrgService(deps),
     users: new UserService(deps),
     roles: new RoleService(deps),
     apiKeys: new ApiKeyService(deps),
-    tasks: new TaskService(deps, { blobStore, poke: () => worker?.poke(), traces: (orgId, appName) => trainings.trigger(orgId, appName) }),
+    tasks: new TaskService(deps, { blobStore, queue, traces: (orgId, appName) => trainings.trigger(orgId, appName) }),
     builds: new BuildService(deps, {
-      uploadExpirySeconds: config.imports.uploadExpirySeconds, poke: () => worker?.poke(), ...(s3ImportScope ? { s3ImportScope } : {}),
+      uploadExpirySeconds: config.imports.uploadExpirySeconds, queue, ...(s3ImportScope ? { s3ImportScope } : {}),
       depot: { blobStore, prefix: DEPOT_PREFIX + '/' },
     }),
     uploads: new UploadService(deps, {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
       idleMs: config.imports.uploadIdleSeconds * 1000, stallMs: config.imports.uploadStallSeconds * 1000,
-      poke: () => worker?.poke(),
+      queue,
     }),
     depot: new DepotService(depotStore),
     keys,
-    traces: new TraceService(deps, { blobStore, depot: depotStore, keys, poke: () => worker?.poke() }),
+    traces: new TraceService(deps, { blobStore, depot: depotStore, keys, queue }),
     subscriptions: new SubscriptionService(deps, { secrets, ...guard }),
     apps: new AppService(deps, {
-      secrets, files: originFiles, poke: () => worker?.poke(),
+      secrets, files: originFiles, queue,
       deleteTraceBlobs: async (orgId, appId) => void (await blobStore.deletePrefix(appTracesPrefix(orgId, appId))),
     }),
     deployments: new DeploymentService(deps, { secrets, files: originFiles, fsRoots: config.fsDeploymentRoots, ...guard }),
@@ -271,7 +279,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   scheduler.start();
 
   const close = closeOnce([() => scheduler.stop(), () => app.close(), () => worker?.stop({ drain: true }), () => db.close(), () => blobStore.close()]);
-  return { app, db, config, worker, blobStore, close };
+  return { app, db, config, worker, queue, blobStore, close };
 }
 
 /** One close for all callers: the steps run in order, once; later calls share the first call's promise. */

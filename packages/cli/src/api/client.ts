@@ -8,6 +8,7 @@
 // answers `401 token-expired`; API-key credentials send the documented trio on every request.
 // Only GETs are retried (network failures, timeouts, 502/503/504): they are idempotent, the rest are not.
 import type { AuthAnswer, ListBody, SuccessBody, TokenDto } from '@rockit/contract';
+import { backoffDelayMs } from '@rockit/engine';
 
 export const USER_AGENT = 'rockit-cli/0.1.0';
 
@@ -314,7 +315,7 @@ export class ApiClient {
     }
     let lastError: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0) await this.sleep(this.retryDelayMs * 2 ** (attempt - 1));
+      if (attempt > 0) await this.sleep(backoffDelayMs({ baseMs: this.retryDelayMs, factor: 2, maxMs: Infinity, jitter: 0 }, attempt));
       let res: Response;
       let text: string;
       try {

@@ -9,6 +9,7 @@ import https from 'node:https';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { UploadStatusDto } from '@rockit/contract';
+import { backoffDelayMs, type BackoffPolicy } from '@rockit/engine';
 import { ApiError, NetworkError, USER_AGENT, toEnvelope } from './client.js';
 
 export interface UploadOptions {
@@ -174,6 +175,9 @@ export class UploadStalledError extends Error {
   }
 }
 
+/** Waits between questions of a resumable upload: 1 s doubling, at most 30 s, no jitter (one client). */
+const RESUME_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 1000, factor: 2, maxMs: 30_000, jitter: 0 });
+
 /**
  * Uploads a build so that a broken connection costs only what the server had not stored: after a
  * network failure (or a server answer that it kept less than was sent) it asks the upload URL how
@@ -221,7 +225,7 @@ export async function uploadResumable(opts: ResumableUploadOptions): Promise<Upl
     while (status === null) {
       if (tries >= maxResumes) throw stalled(failure);
       tries += 1;
-      const waitMs = Math.min(30_000, 1000 * 2 ** (tries - 1));
+      const waitMs = backoffDelayMs(RESUME_BACKOFF, tries);
       await sleep(waitMs);
       try {
         status = await uploadStatus(opts.url);
@@ -229,7 +233,7 @@ export async function uploadResumable(opts: ResumableUploadOptions): Promise<Upl
         // A URL that does not answer the question at all (another host's pre-signed URL): no resume.
         if (!(err instanceof NetworkError) && !(err instanceof ApiError && err.status >= 500)) throw failure;
         failure = err;
-        opts.onRetry?.({ attempt: tries, reason: err.message, waitMs: Math.min(30_000, 1000 * 2 ** tries) });
+        opts.onRetry?.({ attempt: tries, reason: err.message, waitMs: backoffDelayMs(RESUME_BACKOFF, tries + 1) });
       }
     }
     known = status.receivedBytes;

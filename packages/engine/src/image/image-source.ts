@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { CorruptionError, EngineError, type CorruptionKind } from '../errors.js';
 import { IMAGE_JSON_NAME } from '../format/constants.js';
 import { HttpGetError, httpGet, type HttpGetResponse } from './http-get.js';
+import { backoffDelayMs } from '../util/backoff.js';
 
 export interface ImageSource {
   /** For messages: the folder or URL. */
@@ -93,7 +94,7 @@ export class FolderImageSource implements ImageSource {
 export interface HttpImageSourceOptions {
   /** Attempts per request on network errors, 5xx and cut-off bodies (default 5). */
   attempts?: number;
-  /** First retry delay; doubles per attempt with jitter (default 200 ms). */
+  /** First retry delay; doubles per attempt (at most 10 s) with ±50 % jitter (default 200 ms). */
   retryDelayMs?: number;
   /** Per-request timeout (default 60 s). */
   timeoutMs?: number;
@@ -131,8 +132,8 @@ export class HttpImageSource implements ImageSource {
     let last: unknown;
     for (let attempt = 0; attempt < this.attempts; attempt++) {
       if (attempt > 0) {
-        const delay = Math.min(10_000, this.retryDelayMs * 2 ** (attempt - 1));
-        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        const delay = backoffDelayMs({ baseMs: this.retryDelayMs, factor: 2, maxMs: 10_000, jitter: 0.5 }, attempt);
+        await new Promise((r) => setTimeout(r, delay));
       }
       try {
         return await once();

@@ -366,7 +366,7 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
 
     const uploads = new UploadService(
       { db: t.server.db.db, capabilities: t.server.db.capabilities, config: t.server.config, clock: t.clock, hooks: { pruneOrgFiles: async () => {} } },
-      { blobStore: t.server.blobStore, maxUploadBytes: 64 * MIB, writerLeaseMs: 30_000, poke: () => {} },
+      { blobStore: t.server.blobStore, maxUploadBytes: 64 * MIB, writerLeaseMs: 30_000, queue: t.server.queue },
     );
     expect(await uploads.sweepOrphans(Date.now() - 3600_000)).toBe(0); // nothing that old
     expect(await uploads.sweepOrphans(Date.now() + 1000)).toBe(1);

@@ -8,11 +8,15 @@ import { createDb, type Db } from '../db/dialect.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { ManualClock } from '../domain/clock.js';
 import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
-import { backoffMs, claimTask, completeTask, enqueueTask, failTask, findTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
+import { backoffDelayMs } from '@rockit/engine';
+import { claimTask, completeTask, enqueueTask, failTask, findTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
+import { TaskQueue } from './task-queue.js';
 import { PermanentTaskError, Worker } from './worker.js';
 
 const LEASE = 10_000;
-const policy = { baseMs: 1000, maxMs: 8000, random: () => 0.5 };
+const policy = { baseMs: 1000, factor: 2, maxMs: 8000, jitter: 0.5 };
+const half = () => 0.5;
+const backoffMs = (attempt: number) => backoffDelayMs(policy, attempt, half);
 
 describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
   let db: Db;
@@ -75,17 +79,15 @@ describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
   });
 
   it('fails with capped exponential backoff, then for good after max attempts', async () => {
-    expect([1, 2, 3, 4, 5].map((n) => backoffMs(n, policy))).toEqual([1000, 2000, 4000, 8000, 8000]);
-    expect(backoffMs(1, { ...policy, random: () => 0 })).toBe(500);
     const t = await enqueue('t_fail');
     for (let attempt = 1; attempt <= 3; attempt++) {
       const c = await claim('w', ['t_fail']);
       expect(c?.attempts).toBe(attempt);
-      const status = await failTask(db.db, c!, 'w', clock.now(), { message: `boom ${attempt}` }, policy);
+      const status = await failTask(db.db, c!, 'w', clock.now(), { message: `boom ${attempt}` }, backoffMs(attempt));
       expect(status).toBe(attempt < 3 ? 'submitted' : 'failed');
       if (attempt < 3) {
         expect(await claim('w', ['t_fail'])).toBeUndefined();
-        clock.advance(backoffMs(attempt, policy));
+        clock.advance(backoffMs(attempt));
       }
     }
     const row = await findTask(db.db, t.name);
@@ -93,7 +95,7 @@ describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
     expect(JSON.parse(row!.error!)).toEqual({ message: 'boom 3' });
     const p = await enqueue('t_fail');
     const cp = await claim('w', ['t_fail']);
-    expect(await failTask(db.db, cp!, 'w', clock.now(), { message: 'bad input' }, policy, false)).toBe('failed');
+    expect(await failTask(db.db, cp!, 'w', clock.now(), { message: 'bad input' }, backoffMs(1), false)).toBe('failed');
     expect((await findTask(db.db, p.name))?.status).toBe('failed');
   });
 
@@ -120,8 +122,8 @@ describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
     const gate = new Promise<void>((r) => (release = r));
     let started = 0;
     const worker = new Worker({
-      db: db.db, capabilities: db.capabilities, clock: realClock, log: pino({ level: 'silent' }), concurrency: 2, pollMs: 10, leaseMs: 30_000,
-      backoff: policy,
+      queue: new TaskQueue({ db: db.db, capabilities: db.capabilities, clock: realClock, defaultMaxAttempts: 3 }),
+      log: pino({ level: 'silent' }), concurrency: 2, pollMs: 10, leaseMs: 30_000, random: half,
       handlers: {
         // The queue knows no real handler (task-handlers/ sits above it): an echo and a failing check stand in.
         hello: async ({ payload }) => ({ ...(payload as object), checks: [{ name: 'probe', ok: true }] }),

@@ -12,8 +12,8 @@ import { sortableId } from '../domain/ids.js';
  *   heartbeat, complete or fail it, so a worker whose lease lapsed cannot overwrite the result of
  *   the worker that took over;
  * - tasks with the same `queue_key` run one at a time, in name (= submission) order;
- * - a failed attempt is retried after capped exponential backoff with jitter until
- *   `max_attempts`, then the task is `failed`.
+ * - a failed attempt is retried after capped exponential backoff with jitter (the task type's
+ *   retry policy, queue/retry-policy.ts) until `max_attempts`, then the task is `failed`.
  */
 
 type Db = Kysely<Database>;
@@ -123,25 +123,10 @@ export async function completeTask(db: Db, name: string, owner: string, nowMs: n
   return Number(r.numUpdatedRows) === 1;
 }
 
-export interface BackoffPolicy {
-  baseMs: number;
-  maxMs: number;
-  /** Random in [0, 1); injectable for tests. */
-  random?: () => number;
-}
-
-/** Delay before attempt `attempts + 1`: min(max, base * 2^(attempts-1)), with ±50 % jitter. */
-export function backoffMs(attempts: number, policy: BackoffPolicy): number {
-  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempts - 1));
-  const r = (policy.random ?? Math.random)();
-  return Math.round(exp * (0.5 + r));
-}
-
 /**
- * Records a failed attempt: back to `submitted` after a backoff while attempts remain (or when
- * `retryable` is false: straight to `failed`). `retryAfterMs`, when given, replaces the policy's
- * delay (a handler with its own schedule, e.g. webhook deliveries). Returns the new status, or
- * undefined when `owner` no longer holds the task.
+ * Records a failed attempt: back to `submitted`, runnable after `retryAfterMs` (the caller's backoff,
+ * queue/retry-policy.ts), while attempts remain (or when `retryable` is false: straight to
+ * `failed`). Returns the new status, or undefined when `owner` no longer holds the task.
  */
 export async function failTask(
   db: Db,
@@ -149,9 +134,8 @@ export async function failTask(
   owner: string,
   nowMs: number,
   error: Record<string, unknown>,
-  policy: BackoffPolicy,
+  retryAfterMs: number,
   retryable = true,
-  retryAfterMs?: number,
 ): Promise<'submitted' | 'failed' | undefined> {
   const final = !retryable || task.attempts >= task.max_attempts;
   const r = await db
@@ -161,7 +145,7 @@ export async function failTask(
       error: JSON.stringify(error),
       lease_owner: null,
       lease_expires_ms: null,
-      run_after_ms: final ? nowMs : nowMs + (retryAfterMs ?? backoffMs(task.attempts, policy)),
+      run_after_ms: final ? nowMs : nowMs + retryAfterMs,
       ended_ms: final ? nowMs : null,
       updated_ms: nowMs,
     })

@@ -12,6 +12,7 @@ import { migrateToLatest } from '../db/migrator.js';
 import { StepError } from '../pipeline/errors.js';
 import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
 import { enqueueTask, findTask } from './tasks.queue.js';
+import { TaskQueue } from './task-queue.js';
 import { Worker } from './worker.js';
 
 describe.each(TEST_DIALECTS)('worker feedback (%s)', (dialect) => {
@@ -40,10 +41,10 @@ describe.each(TEST_DIALECTS)('worker feedback (%s)', (dialect) => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const worker = new Worker({
-      db: db.db, capabilities: db.capabilities, clock: { now: () => Date.now() }, log: pino({ level: 'info' }, sink), concurrency: 2, pollMs: 10,
+      queue: new TaskQueue({ db: db.db, capabilities: db.capabilities, clock: { now: () => Date.now() }, defaultMaxAttempts: 3 }), log: pino({ level: 'info' }, sink), concurrency: 2, pollMs: 10,
       // Heartbeats every 100 s: any progress seen below was stored by the progress path.
       leaseMs: 300_000,
-      backoff: { baseMs: 1000, maxMs: 8000, random: () => 0.5 },
+      random: () => 0.5,
       handlers: {
         long: async ({ progress }) => {
           progress(0.1);

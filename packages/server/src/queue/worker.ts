@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { DbCapabilities } from '../db/capabilities.js';
 import type { Database, TaskRow } from '../db/database.js';
 import type { Clock } from '../domain/clock.js';
-import { claimTask, completeTask, endTask, failTask, heartbeatTask, reclaimExpiredLeases, type BackoffPolicy } from './tasks.queue.js';
+import { backoffDelayMs } from '@rockit/engine';
+import type { TaskQueue } from './task-queue.js';
+import { claimTask, completeTask, endTask, failTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
 
 /** What a handler gets for one attempt of one task. */
 export interface TaskContext {
@@ -63,15 +64,15 @@ export class TaskEndedError extends Error {
 }
 
 export interface WorkerOptions {
-  db: Kysely<Database>;
-  capabilities: DbCapabilities;
-  clock: Clock;
+  /** The queue it claims from: database, clock, retry policies; the worker registers its wake-up with it. */
+  queue: TaskQueue;
   log: Logger;
   handlers: Readonly<Record<string, TaskHandler>>;
   concurrency: number;
   pollMs: number;
   leaseMs: number;
-  backoff: BackoffPolicy;
+  /** Random source of the backoff jitter, in [0, 1); injectable for tests. */
+  random?: () => number;
   /** Told of every attempt's end (metrics): type, outcome, seconds, the result; `final` when a failure will not be retried. */
   onTaskEnd?: (end: { type: string; outcome: 'succeeded' | 'failed' | 'ended'; seconds: number; result?: unknown; final?: boolean }) => void;
 }
@@ -90,7 +91,15 @@ export class Worker {
   private readonly abort = new AbortController();
   private lastBeatMs = 0;
 
-  constructor(private readonly o: WorkerOptions) {}
+  private readonly db: Kysely<Database>;
+  private readonly clock: Clock;
+  private readonly unregister: () => void;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.db = o.queue.db;
+    this.clock = o.queue.clock;
+    this.unregister = o.queue.onWake(() => this.poke());
+  }
 
   /** True while the loop is alive (for /srv/v1/health). */
   get alive(): boolean {
@@ -107,13 +116,14 @@ export class Worker {
     this.loop = this.run();
   }
 
-  /** Wakes the loop now (e.g. right after a task was enqueued in this process). */
+  /** Wakes the loop now (the queue calls it after a commit that made a task runnable). */
   poke(): void {
     this.wake?.();
   }
 
   async stop(opts: { drain: boolean }): Promise<void> {
     this.stopping = true;
+    this.unregister();
     if (!opts.drain) this.abort.abort();
     this.wake?.();
     await this.loop;
@@ -124,17 +134,17 @@ export class Worker {
     const types = Object.keys(this.o.handlers);
     let lastReclaim = 0;
     while (!this.stopping) {
-      this.lastBeatMs = this.o.clock.now();
+      this.lastBeatMs = this.clock.now();
       let claimed = false;
       try {
-        const now = this.o.clock.now();
+        const now = this.clock.now();
         if (now - lastReclaim >= this.o.leaseMs / 2) {
           lastReclaim = now;
-          const n = await reclaimExpiredLeases(this.o.db, now);
+          const n = await reclaimExpiredLeases(this.db, now);
           if (n > 0) this.o.log.warn({ count: n }, 'reclaimed tasks with lapsed leases');
         }
         while (!this.stopping && this.running.size < this.o.concurrency) {
-          const task = await claimTask(this.o.db, this.o.capabilities, this.id, types, this.o.clock.now(), this.o.leaseMs);
+          const task = await claimTask(this.db, this.o.queue.capabilities, this.id, types, this.clock.now(), this.o.leaseMs);
           if (!task) break;
           claimed = true;
           const p = this.execute(task).finally(() => {
@@ -165,8 +175,14 @@ export class Worker {
     });
   }
 
+  /** The wait before the next attempt of `task` after its current one failed: its type's backoff. */
+  private retryDelayMs(task: TaskRow): number {
+    return backoffDelayMs(this.o.queue.policyOf(task.type), Math.max(1, task.attempts), this.o.random);
+  }
+
   private async execute(task: TaskRow): Promise<void> {
-    const { db, clock, leaseMs } = this.o;
+    const { db, clock } = this;
+    const { leaseMs } = this.o;
     const log = this.o.log.child({ taskName: task.name, taskType: task.type, workerId: this.id });
     // Which node held a task is what an operator needs after a crash: say it when the lease is taken.
     log.info({ attempt: task.attempts }, 'task claimed');
@@ -224,7 +240,7 @@ export class Worker {
         return;
       }
       if (isTaskFailure(err)) {
-        const status = await failTask(db, task, this.id, clock.now(), { ...err.toTaskError() }, this.o.backoff, err.retryable).catch((e) => {
+        const status = await failTask(db, task, this.id, clock.now(), { ...err.toTaskError() }, this.retryDelayMs(task), err.retryable).catch((e) => {
           log.error({ err: e }, 'could not record task failure');
           return undefined;
         });
@@ -241,7 +257,7 @@ export class Worker {
         err instanceof PermanentTaskError || err instanceof RetryTaskError
           ? { message: err.message, ...err.detail }
           : { message: err instanceof Error ? err.message : String(err) };
-      const status = await failTask(db, task, this.id, clock.now(), detail, this.o.backoff, !permanent, later?.retryAfterMs).catch((e) => {
+      const status = await failTask(db, task, this.id, clock.now(), detail, later?.retryAfterMs ?? this.retryDelayMs(task), !permanent).catch((e) => {
         log.error({ err: e }, 'could not record task failure');
         return undefined;
       });

@@ -29,6 +29,7 @@ import { emitEvent } from '../webhooks/emit.js';
 import type { AppDto, AppErrorState, CreateAppInput, PatchAppInput, TaskDto } from '@rockit/contract';
 import { lockedMessage, toTaskDto } from './mappers.js';
 import type { CleanupReport, NamedOrigin, OriginFileOps } from './published-files.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 
 export const DEFAULT_MAX_BUILDS = 5;
 export const MIN_MAX_BUILDS = 1;
@@ -50,8 +51,8 @@ export interface AppServiceOptions {
   files: OriginFileOps;
   /** Removes the stored traces (blobs) of a deleted app; their rows go with the app (cascade). */
   deleteTraceBlobs?: (orgId: string, appId: string) => Promise<void>;
-  /** Wakes the local worker after a set-live task is enqueued. */
-  poke?: () => void;
+  /** The task queue: woken after a set-live task is committed. */
+  queue: TaskQueue;
 }
 
 const APP_LIST = {
@@ -208,7 +209,8 @@ export class AppService {
       await updateApp(trx, row.id, changes);
       return row.id;
     });
-    if (task) this.opts.poke?.();
+    // After the commit, and only when a set-live task was enqueued (most updates enqueue nothing).
+    if (task) this.opts.queue.wake();
     const row = await findApp(db, user.orgId, input.name);
     if (!row || row.id !== id) throw notFound('app', input.name);
     const [dto] = await this.dtos(db, [row]);

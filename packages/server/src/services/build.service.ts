@@ -15,6 +15,7 @@ import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { MAX_CHUNK_IDS, type KnownChunksInput, type SubmitBuildInput, type TaskDto } from '@rockit/contract';
 import { lockedMessage, toTaskDto } from './mappers.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 
 export interface SubmittedBuild {
   task: TaskDto;
@@ -24,8 +25,8 @@ export interface SubmittedBuild {
 
 export interface BuildServiceOptions {
   uploadExpirySeconds: number;
-  /** Wakes the local worker after an enqueue. */
-  poke(): void;
+  /** The task queue: the import's task wakes the local worker once committed. */
+  queue: TaskQueue;
   /** Cluster mode: where s3:// import URLs may point (each org's `incoming/<orgName>/`); absent = s3:// refused. */
   s3ImportScope?: S3ImportScope;
   /** The depot inside the blob store, where `knownChunks` looks chunks up (delta pushes); absent = no chunk is known. */
@@ -62,11 +63,11 @@ export class BuildService {
     // A delta is uploaded, and its size and digest are not the tar's: announcing them makes no sense.
     if (input.delta === true && input.url !== undefined) throw invalidParam('delta', 'a delta is uploaded: leave out url');
     if (input.delta === true && (input.size !== undefined || input.sha256 !== undefined)) throw invalidParam('delta', 'a delta import takes no size or sha256');
-    const { db, clock, config } = this.deps;
+    const { clock, config } = this.deps;
     const now = clock.now();
     const token = input.url === undefined ? randomSecret(UPLOAD_TOKEN_PREFIX) : undefined;
     const expiresMs = now + this.opts.uploadExpirySeconds * 1000;
-    const task = await db.transaction().execute(async (trx) => {
+    const task = await this.opts.queue.transaction(async (trx) => {
       const app = await findApp(trx, user.orgId, input.appName);
       if (!app) throw notFound('app', input.appName);
       if (Number(app.locked) !== 0) {
@@ -94,7 +95,6 @@ export class BuildService {
       await emitEvent(trx, { type: 'dltar', event: 'submit', orgName: user.orgName, appName: app.name, taskName: row.name, ...(input.buildName ? { buildName: input.buildName } : {}) }, now);
       return row;
     });
-    this.opts.poke();
     const out: SubmittedBuild = { task: toTaskDto(task) };
     if (token !== undefined) {
       out.upload = { path: `/be/v1/uploads/${task.name}?token=${token}`, method: 'PUT', expires: toUnixSeconds(expiresMs) };

@@ -12,6 +12,7 @@ import { toTaskDto } from './mappers.js';
 import type { ImportRow } from '../db/import-tables.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { discardUpload } from '../storage/part-writer.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 
 export interface TaskFilterInput {
   appName?: string;
@@ -38,8 +39,8 @@ export class TaskService {
     private readonly opts: {
       /** Where uploads are received: an expired upload's stored parts are dropped there. */
       blobStore: BlobStore;
-      /** Wakes the local worker after a task was re-submitted. */
-      poke(): void;
+      /** The task queue: a re-submitted task wakes the local worker once committed. */
+      queue: TaskQueue;
       /** Submits trace processing of an app (`traces` trigger; TrainingService.trigger). */
       traces?: (orgId: string, appName: string) => Promise<TaskRow>;
     },
@@ -104,7 +105,7 @@ export class TaskService {
     if (!row) throw notFound('task', input.taskName);
     // The answer shows the task as resubmitted (read in the same transaction): a worker woken
     // below may claim it at once, which the next GET shows.
-    const retried = await db.transaction().execute(async (trx) => {
+    const retried = await this.opts.queue.transaction(async (trx) => {
       if (!(await retryFailedTask(trx, row.name, clock.now()))) return undefined;
       if (row.app_name !== null && isImportTaskType(row.type)) {
         const imp = await findImport(trx, row.type === 'dltar' ? row.name : ((JSON.parse(row.payload) as { importTask?: string }).importTask ?? ''));
@@ -113,7 +114,6 @@ export class TaskService {
       return findOrgTask(trx, user.orgId, row.name);
     });
     if (!retried) throw new AppError('invalid-state', `task ${row.name} is ${row.status}: only a failed task can be retried`, { task: row.name });
-    this.opts.poke();
     return toTaskDto(retried);
   }
 

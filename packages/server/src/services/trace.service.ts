@@ -16,6 +16,7 @@ import { isStorageError } from '../storage/storage-error.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { ClientIdentity, DownloadKeyService } from './download-key.service.js';
 import { startAutoTraining } from './training.service.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 
 export interface TraceCredentials {
   /** A download token of POST /client/v1/auth. */
@@ -44,8 +45,8 @@ export interface TraceServiceOptions {
   /** The depot (blob store under its prefix): image.json and manifests of builds. */
   depot: BlobStore;
   keys: DownloadKeyService;
-  /** Wakes the local worker after automatic trace processing was submitted (api.md §10). */
-  poke?: () => void;
+  /** The task queue: woken after automatic trace processing was submitted (api.md §10). */
+  queue: TaskQueue;
 }
 
 /**
@@ -123,7 +124,8 @@ export class TraceService {
       await this.opts.blobStore.delete(key).catch(() => undefined);
       throw e;
     }
-    if (training) this.opts.poke?.();
+    // After the commit, and only when trace processing was submitted (most traces start none).
+    if (training) this.opts.queue.wake();
     return { id, records: summary.records, coverage };
   }
 

@@ -22,6 +22,7 @@ import { appQueueKey, type TraceTaskPayload } from '../queue/task-types.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 
 /** Task type of trace processing (api.md §8). */
 export const TRACE_TASK_TYPE = 'trace';
@@ -39,7 +40,7 @@ const TRAINING_LIST = {
  * defaults until it is patched or processed).
  */
 export class TrainingService {
-  constructor(private readonly deps: ServiceDeps, private readonly opts: { poke(): void }) {}
+  constructor(private readonly deps: ServiceDeps, private readonly opts: { queue: TaskQueue }) {}
 
   async list(auth: Principal, f: { appName?: string }, raw: RawListQuery): Promise<Page<Partial<TrainingDto>>> {
     const user = requirePermission(auth, 'trainings', 'read');
@@ -86,7 +87,8 @@ export class TrainingService {
       started = (await startAutoTraining(trx, { orgId: user.orgId, appId: app.id, nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts })) !== undefined;
       return this.toDto(trx, app, (await findTraining(trx, app.id)) ?? null);
     });
-    if (started) this.opts.poke();
+    // After the commit (the worker must find the task): only when trace processing was submitted.
+    if (started) this.opts.queue.wake();
     return out;
   }
 
@@ -97,8 +99,8 @@ export class TrainingService {
    * per app; `task` names it); 409 app-locked while the app is in error state.
    */
   async trigger(orgId: string, appName: string): Promise<TaskRow> {
-    const { db, clock } = this.deps;
-    const task = await db.transaction().execute(async (trx) => {
+    const { clock } = this.deps;
+    const task = await this.opts.queue.transaction(async (trx) => {
       const app = await findApp(trx, orgId, appName);
       if (!app) throw notFound('app', appName);
       const now = clock.now();
@@ -110,7 +112,6 @@ export class TrainingService {
       if ((await countTraces(trx, app.id)) === 0) throw new AppError('invalid-state', `app ${app.name} has no traces to train on`);
       return submitTraceTask(trx, { orgId, app, reason: 'trigger', nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts });
     });
-    this.opts.poke();
     return task;
   }
 

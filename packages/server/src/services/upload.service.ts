@@ -21,6 +21,7 @@ import { PartWriter } from '../storage/part-writer.js';
 import type { ServiceDeps } from './context.js';
 import type { TaskDto, UploadStatusDto } from '@rockit/contract';
 import { toTaskDto } from './mappers.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 
 /** The headers of a PUT that matter here. */
 export interface UploadRequest {
@@ -47,8 +48,8 @@ export interface UploadServiceOptions {
    * this long (ROCKIT_UPLOAD_STALL_SECONDS): the client that gave up on a stalled connection resumes at once.
    */
   stallMs?: number;
-  /** Wakes the local worker once an upload is complete. */
-  poke(): void;
+  /** The task queue: the released dltar task wakes the local worker once committed. */
+  queue: TaskQueue;
 }
 
 const MIB = 1024 * 1024;
@@ -329,7 +330,7 @@ export class UploadService {
 
   /** Completes the multipart put and hands the upload to the pipeline (once, before the deadline). */
   private async complete(imp: ImportRow, writer: string, parts: StoredPart[], digest?: TarDigest): Promise<void> {
-    const { db, clock } = this.deps;
+    const { clock } = this.deps;
     const store = this.opts.blobStore;
     const taskName = imp.task_name;
     if (imp.upload_id !== null) {
@@ -343,7 +344,7 @@ export class UploadService {
       }
     }
     const now = clock.now();
-    const released = await db.transaction().execute(async (trx) => {
+    const released = await this.opts.queue.transaction(async (trx) => {
       if (!(await markUploadReceived(trx, taskName, writer, now, digest))) return false;
       return releaseSubmittedTask(trx, taskName, now);
     });
@@ -351,7 +352,6 @@ export class UploadService {
       await store.delete(imp.tar_key).catch(() => undefined);
       throw new AppError('invalid-state', `the upload of task ${taskName} is no longer open`, { task: taskName });
     }
-    this.opts.poke();
   }
 }
 

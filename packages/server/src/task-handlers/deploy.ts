@@ -7,7 +7,6 @@ import { findImport, findImportOfBuild } from '../db/repositories/import.reposit
 import { toUnixSeconds } from '../domain/clock.js';
 import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../pipeline/index.js';
 import { createDepotOrigin, type Origin } from '../publish/origin.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
 import { FinalDeployFailure, isFinalAttempt, type ImportDeps } from './import-deps.js';
 
@@ -168,7 +167,7 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
             orgId: orgId, appId: app.id, orgName, appName: app.name, origins: plan.origins, depot: plan.depot,
             deployments: opened.map((o) => o.row.name),
           };
-          await enqueueTask(trx, now, {
+          await deps.queue.enqueue(trx, {
             type: 'cleanup', payload: cleanup, orgId: orgId, appName: app.name, buildId, maxAttempts: deps.maxAttempts,
             runAfterMs: plan.notBefore * 1000,
           });

@@ -9,7 +9,6 @@ import { importTarKey } from '../publish/layout.js';
 import { s3ImportKey } from '../pipeline/s3-import-scope.js';
 import { discardUpload } from '../storage/part-writer.js';
 import { deleteQuietly } from '../pipeline/store-io.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../queue/worker.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { isFinalAttempt, type ImportDeps } from './import-deps.js';
@@ -69,11 +68,10 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
 
 /** Enqueues the import's mkraw once (a second run finds it linked and returns its name). */
 async function enqueueMkraw(deps: ImportDeps, imp: ImportRow, app: AppRow, extra: { tarKey?: string }): Promise<string | null> {
-  const { db, clock } = deps;
+  const { db } = deps;
   let nextTask: string | null = null;
-  await db.transaction().execute(async (trx) => {
-    const now = clock.now();
-    const mkraw = await enqueueTask(trx, now, {
+  await deps.queue.transaction(async (trx) => {
+    const mkraw = await deps.queue.enqueue(trx, {
       type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
     });
     // A second run finds the follow-up linked: the row it just inserted is rolled back.
@@ -83,7 +81,6 @@ async function enqueueMkraw(deps: ImportDeps, imp: ImportRow, app: AppRow, extra
     if (!(e instanceof AlreadyLinked)) throw e;
   });
   nextTask ??= (await findImport(db, imp.task_name))?.mkraw_task ?? null;
-  deps.poke();
   return nextTask;
 }
 

@@ -5,6 +5,7 @@ import type { Clock } from '../domain/clock.js';
 import type { S3ImportScope } from '../pipeline/s3-import-scope.js';
 import { StepError } from '../pipeline/errors.js';
 import type { Origin } from '../publish/origin.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 import { PermanentTaskError, type TaskFailure } from '../queue/worker.js';
 import type { BlobStore } from '../storage/blob-store.js';
 
@@ -39,8 +40,8 @@ export interface ImportDeps {
   s3ImportScope?: S3ImportScope;
   /** Engine codec threads for mkraw (default: all cores). */
   threads?: number;
-  /** Wakes the local worker after a follow-up task was enqueued. */
-  poke(): void;
+  /** The task queue: follow-up tasks go there, and wake the local worker once committed. */
+  queue: TaskQueue;
 }
 
 /**

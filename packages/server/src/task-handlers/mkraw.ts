@@ -6,7 +6,6 @@ import { findAppById, refreshProcessing } from '../db/repositories/app.repositor
 import { orgNameOf } from '../db/repositories/org.repository.js';
 import { setTasksBuildId, setTaskWarnings } from '../db/repositories/task.repository.js';
 import { discardBuild, makeRelease } from '../pipeline/index.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
 import { AlreadyLinked } from './dltar.js';
 import { readAppTraces } from './trace.js';
@@ -84,7 +83,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         ...(deps.buildLimits ? { limits: deps.buildLimits } : {}),
       });
       let nextTask: string | null = null;
-      await db.transaction().execute(async (trx) => {
+      await deps.queue.transaction(async (trx) => {
         const now = clock.now();
         await updateImport(trx, importTask, { dxf_name: made.dxfName, manifest_file: made.image.manifest });
         await commitReadyBuild(trx, app.id, Number(app.max_builds), {
@@ -92,7 +91,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
           patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, sizeBytes: p.sizeBytes })),
         }, now);
         await setTaskWarnings(trx, task.name, made.warnings);
-        const deploy = await enqueueTask(trx, now, {
+        const deploy = await deps.queue.enqueue(trx, {
           type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId,
           queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
         });
@@ -102,7 +101,6 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         if (!(e instanceof AlreadyLinked)) throw e;
       });
       nextTask ??= (await findImport(db, importTask))?.deploy_task ?? null;
-      deps.poke();
       await deps.blobStore.delete(tarKeyOf(imp)).catch(() => undefined);
       return {
         buildId, dxfName: made.dxfName, sizeBytes: made.sizeBytes, files: made.files, chunks: made.chunks, nextTask,

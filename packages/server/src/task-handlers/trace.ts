@@ -23,7 +23,6 @@ import {
 } from '../pipeline/faststart.js';
 import { imagePrefix, joinKey } from '../publish/layout.js';
 import { downloadPrefix, openRead, uploadFolderExact } from '../pipeline/store-io.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
 import { appQueueKey, type TraceTaskPayload } from '../queue/task-types.js';
 import type { ImportDeps } from './import-deps.js';
@@ -152,11 +151,11 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
 
       // 5. One transaction: the build's image, the training, the deploy that publishes it.
       quality.dxfName = dxfName;
-      const committed = await db.transaction().execute(async (trx) => {
+      const committed = await deps.queue.transaction(async (trx) => {
         if (!(await replaceBuildImage(trx, app.id, buildId, currentDxf, dxfName, uploaded.sizeBytes))) return undefined;
         const t = now();
         await updateImport(trx, source.task_name, { dxf_name: dxfName, manifest_file: repacked.manifestName });
-        const deploy = await enqueueTask(trx, t, {
+        const deploy = await deps.queue.enqueue(trx, {
           type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId,
           queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
         });
@@ -173,7 +172,6 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
         await blobStore.deletePrefix(joinKey(deps.depotPrefix + '/', imagePrefix(orgName, app.name, buildId, dxfName))).catch(() => undefined);
         throw new StepError('storage-failed', `build ${buildId} of ${app.name} changed during the training; it runs again`);
       }
-      deps.poke();
       return resultOf(quality, false, tracesStored);
     } finally {
       await rm(work, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { findTask } from '../queue/tasks.queue.js';
 import { createOrg, loginAdmin, type OrgFixture, type Session } from '../test-support/factories.js';
 import { createTestServer, TEST_DIALECTS, type TestServer } from '../test-support/test-server.js';
 import type { HostLookup } from '../net/address-policy.js';
-import type { BackoffPolicy } from '../webhooks/backoff.js';
+import type { WEBHOOK_RETRY_POLICY } from '../queue/retry-policy.js';
 import { emitEvent } from '../webhooks/emit.js';
 import type { WebhookEvent } from '../webhooks/event.js';
 import { SIGNATURE_HEADER, verifyDelivery } from '../webhooks/sign.js';
@@ -19,7 +19,7 @@ interface Received {
 }
 
 /** Fast, jitter-free schedule: 1 s, 2 s, 4 s (of the test's manual clock); 4 attempts. */
-const FAST: BackoffPolicy = { baseDelayMs: 1000, factor: 2, maxDelayMs: 60_000, jitter: 0, maxAttempts: 4 };
+const FAST: typeof WEBHOOK_RETRY_POLICY = { baseMs: 1000, factor: 2, maxMs: 60_000, jitter: 0, maxAttempts: 4 };
 const TIMEOUT_MS = 300;
 
 async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
@@ -142,7 +142,7 @@ describe.each(TEST_DIALECTS)('webhook deliveries (%s)', (dialect) => {
     for (let n = 1; n <= FAST.maxAttempts; n++) {
       await until(() => at('/dead').length === n, `attempt ${n}`);
       await until(async () => ['submitted', 'failed'].includes((await findTask(t.server.db.db, task))!.status), `attempt ${n} recorded`);
-      t.clock.advance(FAST.maxDelayMs);
+      t.clock.advance(FAST.maxMs);
     }
     const final = (await findTask(t.server.db.db, task))!;
     expect(final).toMatchObject({ status: 'failed', attempts: FAST.maxAttempts });
@@ -263,10 +263,10 @@ describe.each(TEST_DIALECTS)('webhook deliveries, SSRF guard on (%s)', (dialect)
     await until(async () => (await findTask(t.server.db.db, task))?.status === 'submitted' && (await deliveries()).length === 1, 'first attempt');
     expect((await deliveries())[0]).toMatchObject({ attempt: 1, ok: false, httpStatus: null, error: 'target resolves to a private address' });
     const retry = (await findTask(t.server.db.db, task))!;
-    expect(retry.run_after_ms).toBe(t.clock.now() + FAST.baseDelayMs);
+    expect(retry.run_after_ms).toBe(t.clock.now() + FAST.baseMs);
     expect(JSON.parse(retry.error!).message).toBe('target resolves to a private address');
 
-    t.clock.advance(FAST.baseDelayMs);
+    t.clock.advance(FAST.baseMs);
     await until(async () => (await deliveries()).length === 2, 'second attempt');
     expect((await deliveries())[0]).toMatchObject({ attempt: 2, ok: false, error: 'target resolves to a private address' });
     expect(hits).toBe(0);

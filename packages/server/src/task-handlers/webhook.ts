@@ -5,13 +5,14 @@ import type { Clock } from '../domain/clock.js';
 import { sortableId } from '../domain/ids.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { AddressPolicy, HostLookup } from '../net/address-policy.js';
-import { DEFAULT_BACKOFF, retryDelayMs, type BackoffPolicy } from '../webhooks/backoff.js';
 import { deliver } from '../webhooks/deliver.js';
 import type { WebhookTaskPayload } from '../webhooks/emit.js';
 import { eventName } from '../webhooks/event.js';
 import { SIGNATURE_HEADER, signDelivery } from '../webhooks/sign.js';
 import { toSlackMessage } from '../webhooks/slack.js';
 import { subscriptionSecretContext } from '../webhooks/subscription-secrets.js';
+import { backoffDelayMs } from '@rockit/engine';
+import { WEBHOOK_RETRY_POLICY, type RetryPolicy } from '../queue/retry-policy.js';
 import { PermanentTaskError, RetryTaskError, type TaskHandler } from '../queue/worker.js';
 
 /** The `iss` claim of every delivery token unless configured otherwise. */
@@ -30,7 +31,8 @@ export interface WebhookHandlerOptions {
   secrets: SecretBox;
   issuer?: string;
   timeoutMs?: number;
-  backoff?: BackoffPolicy;
+  /** The delivery schedule; default WEBHOOK_RETRY_POLICY. */
+  backoff?: Readonly<Required<RetryPolicy>>;
   /** Random source of the backoff jitter; injectable for tests. */
   random?: () => number;
   /** SSRF guard: the addresses a target may resolve to (server.ts: `isPublicAddress` unless private URLs are allowed); absent = any. */
@@ -58,7 +60,7 @@ export interface WebhookHandlerOptions {
  * is sent to it.
  */
 export function webhookHandler(o: WebhookHandlerOptions): TaskHandler {
-  const policy = o.backoff ?? DEFAULT_BACKOFF;
+  const policy = o.backoff ?? WEBHOOK_RETRY_POLICY;
   const issuer = o.issuer ?? DEFAULT_WEBHOOK_ISSUER;
   const timeoutMs = o.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS;
   return async ({ task, payload, signal, log }) => {
@@ -110,7 +112,8 @@ export function webhookHandler(o: WebhookHandlerOptions): TaskHandler {
     if (result.ok) return { delivered: true, ...outcome };
 
     const error = result.error ?? 'delivery failed';
-    const delayMs = retryDelayMs(Math.max(1, task.attempts), policy, o.random);
+    const failed = Math.max(1, task.attempts);
+    const delayMs = failed >= policy.maxAttempts ? null : backoffDelayMs(policy, failed, o.random);
     log.warn({ subscription: sub.name, httpStatus: result.httpStatus, errorCode: result.errorCode, attempt: task.attempts, retryInMs: delayMs }, 'webhook delivery failed');
     if (delayMs === null) throw new PermanentTaskError(`delivery failed after ${task.attempts} attempts: ${error}`, outcome);
     throw new RetryTaskError(error, delayMs, outcome);

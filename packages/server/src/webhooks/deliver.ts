@@ -1,6 +1,6 @@
 /**
  * One HTTP delivery attempt of a subscription event: `POST url` with a JSON body. The caller
- * (a queue task) decides about retries with `backoff.ts`; this module never retries.
+ * (a queue task) decides about retries with WEBHOOK_RETRY_POLICY (queue/retry-policy.ts); this module never retries.
  *
  * Invariants: never throws (every outcome is a `DeliveryResult`); only 2xx is success (redirects
  * are not followed and count as failures, so a receiver cannot bounce us elsewhere); results and

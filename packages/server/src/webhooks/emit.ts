@@ -1,7 +1,7 @@
 import type { Executor } from '../db/repositories/common.js';
 import { subscriptionsOfOrgName } from '../db/repositories/subscription.repository.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
-import { DEFAULT_BACKOFF } from './backoff.js';
+import { WEBHOOK_RETRY_POLICY } from '../queue/retry-policy.js';
 import { eventName, type WebhookEvent } from './event.js';
 
 /** Task type of one delivery of one event to one subscription. */
@@ -43,7 +43,7 @@ export function subscribesTo(events: string | null, name: string): boolean {
  * Call it with the transaction that makes the change the event reports (task state, app state):
  * the deliveries then exist exactly when the change was committed. Deliveries to one subscription
  * are queued under one key, so they are made in the order the events were emitted, each retried
- * (DEFAULT_BACKOFF, at least 8 attempts over more than an hour) before the next one is tried.
+ * (WEBHOOK_RETRY_POLICY, at least 8 attempts over more than an hour) before the next one is tried.
  * Webhook tasks carry no org id: they are internal plumbing, not tasks of api.md §8, and their
  * attempts are shown with the subscription instead.
  *
@@ -61,7 +61,7 @@ export async function emitEvent(db: Executor, event: WebhookEvent, nowMs: number
       payload,
       appName: body.appName,
       queueKey: webhookQueueKey(sub.id),
-      maxAttempts: DEFAULT_BACKOFF.maxAttempts,
+      maxAttempts: WEBHOOK_RETRY_POLICY.maxAttempts,
     });
     names.push(task.name);
   }

@@ -1,0 +1,36 @@
+import type { BackoffPolicy } from '@rockit/engine';
+
+/**
+ * How a task type is retried (pg-boss keeps the same on each job): the backoff between attempts
+ * (engine `backoffDelayMs`: exponential from `baseMs`, capped at `maxMs`, with jitter) and, for types
+ * with a schedule of their own, the number of attempts. A type without `maxAttempts` gets the
+ * installation's `ROCKIT_WORKER_MAX_ATTEMPTS` (config.worker.maxAttempts), chosen at enqueue and kept
+ * in the task's `max_attempts`. The backoff is looked up by type when an attempt fails.
+ */
+export interface RetryPolicy extends BackoffPolicy {
+  /** Attempts in all, the first one included; absent = the configured default. */
+  maxAttempts?: number;
+}
+
+/** Every task type without a policy of its own: 1 s doubling, at most 5 min, ±50 %. */
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({ baseMs: 1000, factor: 2, maxMs: 5 * 60_000, jitter: 0.5 });
+
+/**
+ * Webhook and Slack deliveries (api.md §11: exponential backoff, at least 8 attempts over an hour).
+ * 30 s doubling, capped at 1 h, ±20 %, 10 attempts: about 30 s, 1, 2, 4, 8, 16, 32 min, 1 h, 1 h —
+ * the 8th attempt comes after at least 50 min, the last after more than 2 h even with the shortest
+ * jitter.
+ */
+export const WEBHOOK_RETRY_POLICY: Readonly<Required<RetryPolicy>> = Object.freeze({
+  baseMs: 30_000,
+  factor: 2,
+  maxMs: 3_600_000,
+  jitter: 0.2,
+  maxAttempts: 10,
+});
+
+/** The retry policy of each task type that has its own; the rest use DEFAULT_RETRY_POLICY. */
+export type RetryPolicies = Readonly<Record<string, Readonly<RetryPolicy>>>;
+
+/** The policy of `type` in `policies`, else the default. */
+export const retryPolicyOf = (policies: RetryPolicies, type: string): Readonly<RetryPolicy> => policies[type] ?? DEFAULT_RETRY_POLICY;

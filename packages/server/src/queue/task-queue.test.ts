@@ -1,0 +1,89 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../db/dialect.js';
+import { migrateToLatest } from '../db/migrator.js';
+import { ManualClock } from '../domain/clock.js';
+import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
+import { WEBHOOK_RETRY_POLICY } from './retry-policy.js';
+import { TaskQueue } from './task-queue.js';
+import { findTask } from './tasks.queue.js';
+import { Worker } from './worker.js';
+
+describe.each(TEST_DIALECTS)('TaskQueue (%s)', (dialect) => {
+  let db: Db;
+  let dir: string;
+  const schema = `tq_${randomBytes(5).toString('hex')}`;
+  const clock = new ManualClock();
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rockit-tq-'));
+    db = await createDb(dialect === 'pg' ? { kind: 'pg', url: TEST_PG_URL, schema } : { kind: 'sqlite', file: path.join(dir, 'q.sqlite') });
+    await migrateToLatest(db.db, db.schema);
+  });
+  afterAll(async () => {
+    await db?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (dialect === 'pg') await dropSchema(schema);
+  });
+  const newQueue = () => new TaskQueue({ db: db.db, capabilities: db.capabilities, clock, defaultMaxAttempts: 3, retryPolicies: { webhook: WEBHOOK_RETRY_POLICY } });
+
+  it('wakes after the commit of a transaction, never before it and never on a rollback', async () => {
+    const queue = newQueue();
+    const seen: Array<string | undefined> = [];
+    let pending: string | undefined;
+    // At each wake: is the task visible outside the transaction (i.e. committed)?
+    queue.onWake(() => seen.push(pending));
+    const visible = async (name: string) => (await findTask(db.db, name))?.status;
+    const row = await queue.transaction(async (trx) => {
+      const r = await queue.enqueue(trx, { type: 't', payload: {} });
+      pending = r.name;
+      expect(seen).toEqual([]);
+      return r;
+    });
+    expect(seen).toEqual([row.name]);
+    expect(await visible(row.name)).toBe('submitted');
+
+    await expect(
+      queue.transaction(async (trx) => {
+        await queue.enqueue(trx, { type: 't', payload: {} });
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(seen).toHaveLength(1);
+  });
+
+  it('enqueue without a transaction commits and wakes; max attempts come from the type policy, else the default', async () => {
+    const queue = newQueue();
+    let wakes = 0;
+    const off = queue.onWake(() => wakes++);
+    const plain = await queue.enqueue(undefined, { type: 'hello', payload: {} });
+    const hook = await queue.enqueue(undefined, { type: 'webhook', payload: {} });
+    const own = await queue.enqueue(undefined, { type: 'hello', payload: {}, maxAttempts: 7 });
+    expect(wakes).toBe(3);
+    expect([plain.max_attempts, hook.max_attempts, own.max_attempts]).toEqual([3, WEBHOOK_RETRY_POLICY.maxAttempts, 7]);
+    expect((await findTask(db.db, plain.name))?.status).toBe('submitted');
+    off();
+    queue.wake();
+    expect(wakes).toBe(3);
+  });
+
+  it('a registered worker starts an enqueued task at once, not at its next poll', async () => {
+    const queue = new TaskQueue({ db: db.db, capabilities: db.capabilities, clock: { now: () => Date.now() }, defaultMaxAttempts: 3 });
+    let ran!: () => void;
+    const done = new Promise<void>((r) => (ran = r));
+    const worker = new Worker({
+      queue, log: pino({ level: 'silent' }), concurrency: 1, pollMs: 60_000, leaseMs: 30_000,
+      handlers: { woken: async () => ran() },
+    });
+    worker.start();
+    await new Promise((r) => setTimeout(r, 50)); // the loop found nothing and sleeps a whole minute
+    const started = Date.now();
+    await queue.transaction((trx) => queue.enqueue(trx, { type: 'woken', payload: {} }));
+    await done;
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await worker.stop({ drain: true });
+  });
+});
