@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CodecPool } from '../codec/codec-pool.js';
+import type { CodecPool } from '../codec/codec-pool.js';
 import { DECODE_OK } from '../codec/codec-batch.js';
 import { DECODE_WRITE_HEADER_BYTES, type DecodeWriteJob } from '../codec/decode-write.js';
 import { CorruptionError } from '../errors.js';
@@ -24,7 +24,6 @@ export interface ExtractProgress {
 
 export interface ExtractRunOptions {
   reads?: Omit<ReadChunksOptions, 'pool'>;
-  threads?: number;
   stateEveryBytes?: number;
   onProgress?: (p: ExtractProgress) => void;
   signal?: AbortSignal;
@@ -78,12 +77,13 @@ export class Extraction {
   private readonly left: Int32Array;
   /** Chunks below k0 to fetch again: their file was lost or altered since the interrupted run. */
   private readonly refetch = new Set<number>();
-  private pool!: CodecPool;
   private readonly spare: ArrayBuffer[] = [];
 
   constructor(
     private readonly img: OpenedImage,
     private readonly opts: ExtractRunOptions,
+    /** Decodes, verifies and writes; owned by the caller (closed after the run). */
+    private readonly pool: CodecPool,
     private readonly staging: string,
     private readonly statePath: string,
     state: ExtractState | undefined,
@@ -140,7 +140,6 @@ export class Extraction {
     let done = 0;
     let sinceState = 0;
     let position = 0; // chunks of `order` in reads that are complete
-    this.pool = new CodecPool({ threads: opts.threads });
     try {
       let next = 0;
       for (const g of groups) {
@@ -164,7 +163,6 @@ export class Extraction {
       }
     } finally {
       await Promise.allSettled(queue); // no worker may be left writing (or holding descriptors) past this run
-      await this.pool.close();
     }
     if (this.resumed) await this.checkTouchedFiles();
   }
