@@ -77,7 +77,7 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
   const started = process.hrtime.bigint();
   const source = typeof opts.source === 'string' || opts.source instanceof URL ? openImageSource(opts.source, opts.http) : opts.source;
   // Started first: the workers load while the manifest is read and the folders are made.
-  const pool = new CodecPool({ threads: opts.threads });
+  const pool = new CodecPool({ threads: opts.threads, tasksPerThread: 2 });
   try {
     const img = await openImage(source);
     const m = img.manifest;
