@@ -78,6 +78,14 @@ function summariseProfile(file, n = 12) {
   return { total, top };
 }
 
+/** The median row of one size (and the largest maxRSS of each tool). */
+function summaryRow(bytes, rows) {
+  const mo = median(rows.ours.map((r) => r.wall));
+  const mt = median(rows.tar.map((r) => r.wall));
+  const cm = opt.compare ? median(rows.cmp.map((r) => r.wall)) : 0;
+  say(`| ${fmtMB(bytes)} | median | ${mo.toFixed(2)} | ${mt.toFixed(2)} | **${(mt / mo).toFixed(2)}×** | ${fmtMB(Math.max(...rows.ours.map((r) => r.rss)))} (max) | ${fmtMB(Math.max(...rows.tar.map((r) => r.rss)))} (max) |` + (opt.compare ? ` ${cm.toFixed(2)} | ${fmtMB(Math.max(...rows.cmp.map((r) => r.rss)))} (max) | **${(cm / mo).toFixed(2)}×** |` : ''));
+}
+
 say(`Machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; ${new Date().toISOString()}`);
 say(`Command: node bench/engine/extract-bench.mjs ${argv.join(' ')}`);
 say();
@@ -117,10 +125,7 @@ for (const size of opt.sizes.split(',').map(Number)) {
     const c = rows.cmp[run - 1];
     say(`| ${fmtMB(bytes)} | ${run} | ${o.wall.toFixed(2)} (${o.seconds.toFixed(2)}) | ${t.wall.toFixed(2)} | ${(t.wall / o.wall).toFixed(2)}× | ${fmtMB(o.rss)} | ${fmtMB(t.rss)} |` + (c ? ` ${c.wall.toFixed(2)} | ${fmtMB(c.rss)} | ${(c.wall / o.wall).toFixed(2)}× |` : ''));
   }
-  const mo = median(rows.ours.map((r) => r.wall));
-  const mt = median(rows.tar.map((r) => r.wall));
-  const cm = opt.compare ? median(rows.cmp.map((r) => r.wall)) : 0;
-  say(`| ${fmtMB(bytes)} | median | ${mo.toFixed(2)} | ${mt.toFixed(2)} | **${(mt / mo).toFixed(2)}×** | ${fmtMB(Math.max(...rows.ours.map((r) => r.rss)))} (max) | ${fmtMB(Math.max(...rows.tar.map((r) => r.rss)))} (max) |` + (opt.compare ? ` ${cm.toFixed(2)} | ${fmtMB(Math.max(...rows.cmp.map((r) => r.rss)))} (max) | **${(cm / mo).toFixed(2)}×** |` : ''));
+  if (rows.ours.length > 0) summaryRow(bytes, rows);
   if (opt.cpuProf) {
     const profDir = join(dir, 'cpu-prof');
     rm(profDir);
