@@ -13,6 +13,11 @@ import { decodeAndWrite, type DecodeWriteJob } from './decode-write.js';
 export interface CodecPoolOptions {
   /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
   threads?: number;
+  /**
+   * Tasks handed to one thread at a time (default 1). With 2, a thread finds its next task already queued when it
+   * finishes one, instead of idling for a round trip through the calling thread's event loop.
+   */
+  tasksPerThread?: number;
   /** Explicit worker module (file path or URL), mainly for tests. */
   workerFile?: string | URL;
 }
@@ -38,7 +43,7 @@ export class CodecPool {
     const file = wanted > 0 ? (opts.workerFile ?? resolveCodecWorkerFile()) : undefined;
     if (file !== undefined && wanted > 0) {
       const url = file instanceof URL ? file.href : pathToFileURL(file).href;
-      this.piscina = new Piscina({ filename: url, minThreads: wanted, maxThreads: wanted, idleTimeout: 1000 });
+      this.piscina = new Piscina({ filename: url, minThreads: wanted, maxThreads: wanted, idleTimeout: 1000, concurrentTasksPerWorker: opts.tasksPerThread ?? 1 });
       this.threads = wanted;
     } else {
       this.threads = 0;

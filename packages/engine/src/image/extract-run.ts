@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CodecPool } from '../codec/codec-pool.js';
+import type { CodecPool } from '../codec/codec-pool.js';
 import { DECODE_OK } from '../codec/codec-batch.js';
 import { DECODE_WRITE_HEADER_BYTES, type DecodeWriteJob } from '../codec/decode-write.js';
 import { CorruptionError } from '../errors.js';
@@ -24,7 +24,6 @@ export interface ExtractProgress {
 
 export interface ExtractRunOptions {
   reads?: Omit<ReadChunksOptions, 'pool'>;
-  threads?: number;
   stateEveryBytes?: number;
   onProgress?: (p: ExtractProgress) => void;
   signal?: AbortSignal;
@@ -78,12 +77,13 @@ export class Extraction {
   private readonly left: Int32Array;
   /** Chunks below k0 to fetch again: their file was lost or altered since the interrupted run. */
   private readonly refetch = new Set<number>();
-  private pool!: CodecPool;
   private readonly spare: ArrayBuffer[] = [];
 
   constructor(
     private readonly img: OpenedImage,
     private readonly opts: ExtractRunOptions,
+    /** Decodes, verifies and writes; owned by the caller (closed after the run). */
+    private readonly pool: CodecPool,
     private readonly staging: string,
     private readonly statePath: string,
     state: ExtractState | undefined,
@@ -122,7 +122,7 @@ export class Extraction {
   /** Fetches the chunks this run needs, in stream order, and has them written to every place that uses them. */
   async writeChunks(): Promise<void> {
     await this.planFiles();
-    const { m, counts, locFile, opts } = this;
+    const { m, counts, locFile } = this;
     const order = [...[...this.refetch].sort((a, b) => a - b), ...Array.from({ length: m.chunks.length - this.k0 }, (_, i) => this.k0 + i)];
     let totalBytes = 0;
     for (const ci of order) {
@@ -133,40 +133,60 @@ export class Extraction {
       }
     }
     if (!this.resumed) await this.saveState(0);
-    const groups = coalesce(m, order, EXTRACT_READ_BYTES);
+    await this.runGroups(coalesce(m, order, EXTRACT_READ_BYTES), order, totalBytes);
+    if (this.resumed) await this.checkTouchedFiles();
+  }
+
+  /**
+   * Runs the reads, at most `parallelReads` at once, each started as soon as any other finishes (a read held up by a
+   * slow file creation does not hold up the rest). The state is saved for the prefix of reads that are all written.
+   * Throws the error of the first failed read in stream order (or the abort reason), once no read is running.
+   */
+  private async runGroups(groups: number[][], order: number[], totalBytes: number): Promise<void> {
+    const { opts } = this;
     const inFlight = Math.max(1, opts.reads?.parallelReads ?? EXTRACT_READS_IN_FLIGHT);
+    const everyBytes = opts.stateEveryBytes ?? EXTRACT_STATE_EVERY_BYTES;
     const refetchCount = this.refetch.size;
-    const queue: Array<Promise<number>> = [];
+    const finished = new Uint8Array(groups.length);
+    const running = new Set<Promise<void>>();
+    let failure: { gi: number; err: unknown } | undefined;
+    let saving = Promise.resolve();
+    let prefix = 0; // groups[0 .. prefix - 1] are all written ...
+    let position = 0; // ... and hold the first `position` chunks of `order`
     let done = 0;
     let sinceState = 0;
-    let position = 0; // chunks of `order` in reads that are complete
-    this.pool = new CodecPool({ threads: opts.threads });
-    try {
-      let next = 0;
-      for (const g of groups) {
-        opts.signal?.throwIfAborted();
-        while (next < groups.length && queue.length < inFlight) {
-          const p = this.writeGroup(groups[next++]);
-          p.catch(() => undefined);
-          queue.push(p);
-        }
-        const bytes = await queue.shift()!;
-        this.fetched += g.length;
-        position += g.length;
-        done += bytes;
-        sinceState += bytes;
-        if (position > refetchCount && sinceState >= (opts.stateEveryBytes ?? EXTRACT_STATE_EVERY_BYTES)) {
-          // Every read up to this one is written: every chunk before order[position - 1] + 1 is on disk.
-          sinceState = 0;
-          await this.saveState(order[position - 1] + 1);
-        }
-        opts.onProgress?.({ doneBytes: done, totalBytes });
+    const finish = (gi: number, bytes: number): void => {
+      finished[gi] = 1;
+      this.fetched += groups[gi].length;
+      done += bytes;
+      sinceState += bytes;
+      while (prefix < groups.length && finished[prefix]) position += groups[prefix++].length;
+      if (position > refetchCount && sinceState >= everyBytes) {
+        // Every chunk before order[position - 1] + 1 is on disk (past the refetched ones, `order` is consecutive).
+        sinceState = 0;
+        const chunksDone = order[position - 1] + 1;
+        saving = saving.then(() => this.saveState(chunksDone));
       }
-    } finally {
-      await Promise.allSettled(queue); // no worker may be left writing (or holding descriptors) past this run
-      await this.pool.close();
+      opts.onProgress?.({ doneBytes: done, totalBytes });
+    };
+    let next = 0;
+    for (;;) {
+      if (!failure && opts.signal?.aborted) failure = { gi: -1, err: opts.signal.reason };
+      while (!failure && next < groups.length && running.size < inFlight) {
+        const gi = next++;
+        const p: Promise<void> = this.writeGroup(groups[gi])
+          .then((bytes) => finish(gi, bytes))
+          .catch((err: unknown) => {
+            if (!failure || gi < failure.gi) failure = { gi, err };
+          })
+          .finally(() => running.delete(p));
+        running.add(p);
+      }
+      if (running.size === 0) break; // no worker may be left writing (or holding descriptors) past this run
+      await Promise.race(running);
     }
-    if (this.resumed) await this.checkTouchedFiles();
+    await saving;
+    if (failure) throw failure.err;
   }
 
   /** Reads one run of adjacent chunks and has a worker decode, verify and write it. Resolves to the raw bytes written. */

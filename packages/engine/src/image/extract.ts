@@ -14,6 +14,7 @@ import type { FileEntry, Manifest } from '../format/types.js';
 import { openImageSource, type HttpImageSourceOptions, type ImageSource } from './image-source.js';
 import { openImage, type ReadChunksOptions } from './reader.js';
 import { Extraction, type ExtractProgress, type ExtractState } from './extract-run.js';
+import { CodecPool } from '../codec/codec-pool.js';
 
 export { hashFile, type ExtractProgress } from './extract-run.js';
 
@@ -75,6 +76,8 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
 export async function extractImage(opts: ExtractImageOptions): Promise<ExtractResult> {
   const started = process.hrtime.bigint();
   const source = typeof opts.source === 'string' || opts.source instanceof URL ? openImageSource(opts.source, opts.http) : opts.source;
+  // Started first: the workers load while the manifest is read and the folders are made.
+  const pool = new CodecPool({ threads: opts.threads, tasksPerThread: 2 });
   try {
     const img = await openImage(source);
     const m = img.manifest;
@@ -88,7 +91,7 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
     const state = await readState(statePath, sha, m.chunks.length);
     if (!state) await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true });
-    const run = new Extraction(img, opts, staging, statePath, state);
+    const run = new Extraction(img, opts, pool, staging, statePath, state);
     await makeFolders(m, staging);
     await run.writeChunks();
     await writeEntries(m, staging, run.moded);
@@ -106,6 +109,7 @@ export async function extractImage(opts: ExtractImageOptions): Promise<ExtractRe
     }
     return { files, rawBytes, chunksFetched: run.fetched, resumed: run.resumed, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
   } finally {
+    await pool.close();
     await source.close();
   }
 }
