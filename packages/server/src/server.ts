@@ -5,6 +5,7 @@ import type { Config } from './config/config.js';
 import { resolveInstallationKey } from './config/installation-key.js';
 import { createDb, type Db } from './db/dialect.js';
 import { migrateToLatest } from './db/migrator.js';
+import { bindRepositories } from './db/repositories/index.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { randomSecret, sha256Hex } from './domain/secrets.js';
 import { SecretBox } from './domain/secret-box.js';
@@ -179,7 +180,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     ...(opts.hooks?.pruneOrgFiles ? {} : { prepareOrgPrune: (orgId: string, orgName: string) => orgPrune.prepareOrgPrune(orgId, orgName) }),
     ...opts.hooks,
   };
-  const deps: ServiceDeps = { db: db.db, capabilities: db.capabilities, config, clock, hooks };
+  const deps: ServiceDeps = { db: db.db, repos: bindRepositories(db.capabilities), config, clock, hooks };
   // One queue for the process: services and handlers enqueue through it, the worker registers its wake-up with it.
   const queue = new TaskQueue({
     db: db.db, capabilities: db.capabilities, clock, defaultMaxAttempts: config.worker.maxAttempts,

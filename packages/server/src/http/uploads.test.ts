@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findImport } from '../db/repositories/import.repository.js';
+import { bindRepositories } from '../db/repositories/index.js';
 import { UploadService } from '../services/upload.service.js';
 import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
 import { createOrg, loginAdmin, uniqueName } from '../test-support/factories.js';
@@ -365,7 +366,7 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     const foreign = await t.server.blobStore.createMultipart('cdn/other.bin');
 
     const uploads = new UploadService(
-      { db: t.server.db.db, capabilities: t.server.db.capabilities, config: t.server.config, clock: t.clock, hooks: { pruneOrgFiles: async () => {} } },
+      { db: t.server.db.db, repos: bindRepositories(t.server.db.capabilities), config: t.server.config, clock: t.clock, hooks: { pruneOrgFiles: async () => {} } },
       { blobStore: t.server.blobStore, maxUploadBytes: 64 * MIB, writerLeaseMs: 30_000, queue: t.server.queue },
     );
     expect(await uploads.sweepOrphans(Date.now() - 3600_000)).toBe(0); // nothing that old

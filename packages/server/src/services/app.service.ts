@@ -15,7 +15,7 @@ import {
 } from '../db/repositories/app.repository.js';
 import { buildsOfApps, patchesOfApps } from '../db/repositories/build.repository.js';
 import type { TaskRow } from '../db/database.js';
-import { allDeploymentsOfOrg, findDeploymentsByNames } from '../db/repositories/deployment.repository.js';
+import { allDeploymentsOfOrg } from '../db/repositories/deployment.repository.js';
 import type { Executor } from '../db/repositories/common.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
@@ -264,7 +264,7 @@ export class AppService {
   private async resolveDeployments(db: Executor, orgId: string, names: string[] | null): Promise<DeploymentRow[]> {
     if (names === null || names.length === 0) return [];
     const unique = [...new Set(names)];
-    const found = await findDeploymentsByNames(db, orgId, unique, this.deps.capabilities);
+    const found = await this.deps.repos.findDeploymentsByNamesLocked(db, orgId, unique);
     if (found.length !== unique.length) {
       const missing = unique.find((n) => !found.some((d) => d.name === n));
       throw invalidParam('deployments', `names an unknown deployment '${missing}'`);

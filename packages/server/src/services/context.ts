@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/config.js';
 import type { Database } from '../db/database.js';
-import type { DbCapabilities } from '../db/capabilities.js';
+import type { BoundRepositories } from '../db/repositories/index.js';
 import type { Clock } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
 import { firstUncovered, hasPermission, permissionName, type Action, type Permissions, type Resource } from '../domain/permissions.js';
@@ -41,7 +41,8 @@ export interface ServiceHooks {
 
 export interface ServiceDeps {
   db: Kysely<Database>;
-  capabilities: DbCapabilities;
+  /** Repository functions that depend on the dialect, with its capabilities bound (bindRepositories). */
+  repos: BoundRepositories;
   config: Readonly<Config>;
   clock: Clock;
   hooks: ServiceHooks;

@@ -7,7 +7,6 @@ import {
   appsNamingDeployment,
   deleteDeployment,
   findDeployment,
-  lockDeployment,
   insertDeployment,
   listDeployments,
   updateDeployment,
@@ -227,7 +226,7 @@ export class DeploymentService {
     const { row, appNames } = await this.deps.db.transaction().execute(async (trx) => {
       const found = await findDeployment(trx, user.orgId, name);
       if (!found) throw notFound('deployment', name);
-      await lockDeployment(trx, this.deps.capabilities, found.id);
+      await this.deps.repos.lockDeployment(trx, found.id);
       const users = await appsNamingDeployment(trx, found.id);
       if (users.length > 0) {
         throw new AppError('in-use', `deployment '${name}' is used by app(s) ${users.join(', ')}`, { apps: users });

@@ -1,5 +1,5 @@
 import type { ClientAuthAnswer, ClientAuthInput, CreateDownloadKeyInput, CreatedDownloadKeyDto, DownloadKeyDto } from '@rockit/contract';
-import { findApp, findAppById, findAppWithOrg, lockApp, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
+import { findApp, findAppById, findAppWithOrg, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
 import {
   countDownloadKeysOfApp,
   deleteDownloadKey,
@@ -83,7 +83,7 @@ export class DownloadKeyService {
       const app = await findApp(trx, user.orgId, input.appName);
       if (!app) throw notFound('app', input.appName);
       // Two creates at once must not both pass the count (no-op without row locks: SQLite serializes writers).
-      await lockApp(trx, this.deps.capabilities, app.id);
+      await this.deps.repos.lockApp(trx, app.id);
       if ((await countDownloadKeysOfApp(trx, app.id)) >= MAX_KEYS_PER_APP) {
         throw new AppError('invalid-state', `app '${input.appName}' already has ${MAX_KEYS_PER_APP} download keys; delete one first`);
       }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isUniqueViolation } from '../db/errors.js';
-import { deleteRole, findRole, insertRole, listRoles, lockRole, updateRole } from '../db/repositories/role.repository.js';
+import { deleteRole, findRole, insertRole, listRoles, updateRole } from '../db/repositories/role.repository.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import { noPermissions, unionPermissions, validatePermissions } from '../domain/permissions.js';
@@ -88,7 +88,7 @@ export class RoleService {
       const found = await findRole(trx, user.orgId, name);
       if (!found) throw notFound('role', name);
       if (Number(found.builtin) === 1) throw immutable();
-      await lockRole(trx, this.deps.capabilities, found.id);
+      await this.deps.repos.lockRole(trx, found.id);
       const role = (await findRole(trx, user.orgId, name))!;
       if (role.users > 0) throw new AppError('in-use', `role '${name}' is held by ${role.users} user(s)`);
       await deleteRole(trx, role.id);

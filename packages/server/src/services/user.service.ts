@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RoleRow, UserRow, UserUpdate } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { insertApiKey } from '../db/repositories/credential.repository.js';
-import { findBuiltinRole, findRolesByNames, grantsOfUser, lockRole } from '../db/repositories/role.repository.js';
+import { findBuiltinRole, findRolesByNames, grantsOfUser } from '../db/repositories/role.repository.js';
 import {
   countRoleHolders,
   deleteUser,
@@ -185,7 +185,7 @@ export class UserService {
 
     await db.transaction().execute(async (trx) => {
       const admins = await findBuiltinRole(trx, caller.orgId);
-      if (admins) await lockRole(trx, this.deps.capabilities, admins.id);
+      if (admins) await this.deps.repos.lockRole(trx, admins.id);
       const isAdmin = admins ? await userHasRole(trx, target.id, admins.id) : false;
       let roles: RoleRow[] | undefined;
       if (input.roles !== undefined) {
@@ -216,7 +216,7 @@ export class UserService {
       if (!target) throw notFound('user', username);
       if (target.id !== caller.userId) requireCovers(caller, await permissionsOfUser(trx, target.id), `deleting user '${username}'`);
       const admins = await findBuiltinRole(trx, caller.orgId);
-      if (admins) await lockRole(trx, this.deps.capabilities, admins.id);
+      if (admins) await this.deps.repos.lockRole(trx, admins.id);
       if (admins && (await userHasRole(trx, target.id, admins.id)) && (await countRoleHolders(trx, admins.id)) <= 1) {
         throw new AppError('in-use', 'the last Administrators member cannot be deleted');
       }
