@@ -65,20 +65,15 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
 
 /** Enqueues the import's mkraw once (a second run finds it linked and returns its name). */
 async function enqueueMkraw(deps: ImportDeps, imp: ImportRow, app: AppRow, extra: { tarKey?: string }): Promise<string | null> {
-  const { db } = deps;
-  let nextTask: string | null = null;
-  await deps.queue.transaction(async (trx) => {
-    const mkraw = await deps.queue.enqueue(trx, {
-      type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-    });
-    // A second run finds the follow-up linked: the row it just inserted is rolled back.
-    if (!(await claimFollowUp(trx, imp.task_name, 'mkraw_task', mkraw.name))) throw new AlreadyLinked();
-    nextTask = mkraw.name;
-  }).catch((e) => {
-    if (!(e instanceof AlreadyLinked)) throw e;
-  });
-  nextTask ??= (await findImport(db, imp.task_name))?.mkraw_task ?? null;
-  return nextTask;
+  // The import's `mkraw_task` link is the once-key: a second run finds it set and enqueues nothing.
+  const mkraw = await deps.queue.transaction((trx) =>
+    deps.queue.enqueueFollowUpOnce(
+      trx,
+      { type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+      (name) => claimFollowUp(trx, imp.task_name, 'mkraw_task', name),
+    ),
+  );
+  return mkraw?.name ?? (await findImport(deps.db, imp.task_name))?.mkraw_task ?? null;
 }
 
 /**
@@ -113,13 +108,5 @@ async function dltarDelta(
       await refreshProcessing(deps.db, imp.org_id, app.name, ctx.task.name);
     }
     throw err;
-  }
-}
-
-/** Rolls back a follow-up enqueue that an earlier run of the same task already made. */
-export class AlreadyLinked extends Error {
-  constructor() {
-    super('follow-up task already enqueued');
-    this.name = 'AlreadyLinked';
   }
 }

@@ -17,7 +17,6 @@ import {
 } from '../db/repositories/import.repository.js';
 import { discardBuild, makeRelease } from '../pipeline/index.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
-import { AlreadyLinked } from './dltar.js';
 import { readAppTraces } from './trace.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { isFinalAttempt, type ImportDeps } from './import-deps.js';
@@ -94,6 +93,15 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
       });
       let nextTask: string | null = null;
       await deps.queue.transaction(async (trx) => {
+        // The import's `deploy_task` link is the once-key; a run that finds it set (a lease
+        // take-over raced us) rolls back its whole commit: the other run's stands.
+        const deploy = await deps.queue.enqueueFollowUpOnce(
+          trx,
+          { type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+          (name) => claimFollowUp(trx, importTask, 'deploy_task', name),
+        );
+        if (!deploy) throw new AlreadyLinked();
+        nextTask = deploy.name;
         const now = clock.now();
         await updateImport(trx, importTask, { dxf_name: made.dxfName, manifest_file: made.image.manifest });
         await commitReadyBuild(trx, app.id, Number(app.max_builds), {
@@ -101,12 +109,6 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
           patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, sizeBytes: p.sizeBytes })),
         }, now);
         await setTaskWarnings(trx, task.name, made.warnings);
-        const deploy = await deps.queue.enqueue(trx, {
-          type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId,
-          queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-        });
-        if (!(await claimFollowUp(trx, importTask, 'deploy_task', deploy.name))) throw new AlreadyLinked();
-        nextTask = deploy.name;
       }).catch((e) => {
         if (!(e instanceof AlreadyLinked)) throw e;
       });
@@ -137,4 +139,12 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
       await deps.sweepWork?.();
     }
   };
+}
+
+/** Rolls back the commit of a run whose follow-up an earlier (or concurrent) run of the same task already enqueued. */
+class AlreadyLinked extends Error {
+  constructor() {
+    super('follow-up task already enqueued');
+    this.name = 'AlreadyLinked';
+  }
 }

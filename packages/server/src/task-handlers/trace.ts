@@ -149,15 +149,22 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       // 5. One transaction: the build's image, the training, the deploy that publishes it.
       quality.dxfName = dxfName;
       const committed = await deps.queue.transaction(async (trx) => {
-        const b = await trx.selectFrom('builds').select(['dxf_name', 'state']).where('app_id', '=', app.id).where('build_id', '=', buildId).executeTakeFirst();
-        if (!b || b.state !== 'ready' || b.dxf_name !== currentDxf) return undefined;
+        // The once-key of the deploy: the build's image moving from the variant trained on to the new
+        // one (compare-and-set). A build that changed under us (a newer import rotated it, or its
+        // variant moved) claims nothing.
+        const deploy = await deps.queue.enqueueFollowUpOnce(
+          trx,
+          { type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+          async () => {
+            const r = await trx.updateTable('builds').set({ dxf_name: dxfName, image_bytes: uploaded.sizeBytes })
+              .where('app_id', '=', app.id).where('build_id', '=', buildId).where('state', '=', 'ready').where('dxf_name', '=', currentDxf)
+              .executeTakeFirst();
+            return Number(r.numUpdatedRows) === 1;
+          },
+        );
+        if (!deploy) return undefined;
         const t = now();
-        await trx.updateTable('builds').set({ dxf_name: dxfName, image_bytes: uploaded.sizeBytes }).where('app_id', '=', app.id).where('build_id', '=', buildId).execute();
         await updateImport(trx, source.task_name, { dxf_name: dxfName, manifest_file: repacked.manifestName });
-        const deploy = await deps.queue.enqueue(trx, {
-          type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId,
-          queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-        });
         quality.deployTask = deploy.name;
         await updateTraining(trx, app.id, {
           next_training: training.next_training + 1, quality: JSON.stringify(quality), last_processed_ms: t,
