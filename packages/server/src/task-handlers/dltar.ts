@@ -1,12 +1,13 @@
 import type { AppRow } from '../db/app-tables.js';
 import type { ImportRow } from '../db/import-tables.js';
-import { claimFollowUp, findAppById, findImport, orgNameOf, readyBuilds, refreshProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { claimFollowUp, findImport, readyBuilds, refreshProcessing, setUploadState } from '../db/repositories/import.repository.js';
 import { assembleTarFromDelta, obtainTar } from '../pipeline/index.js';
 import { importTarKey } from '../publish/layout.js';
 import { s3ImportKey } from '../pipeline/s3-import-scope.js';
 import { discardUpload } from '../storage/part-writer.js';
 import { deleteQuietly } from '../pipeline/store-io.js';
-import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../queue/worker.js';
+import { TaskEndedError, type TaskHandler } from '../queue/worker.js';
+import { withImportContext } from './import-context.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { isFinalAttempt, type ImportDeps } from './import-deps.js';
 
@@ -18,12 +19,9 @@ import { isFinalAttempt, type ImportDeps } from './import-deps.js';
  * `toTaskError()`); on the final failure the app's `processing` flag is recomputed.
  */
 export function dltarHandler(deps: ImportDeps): TaskHandler {
-  return async ({ task, payload, signal, progress }) => {
+  // The import is the dltar task's own: named like it.
+  return withImportContext(deps.db, (ctx) => ctx.task.name, async ({ task, payload, signal, progress }, { imp, app, orgName }) => {
     const { db } = deps;
-    const imp = await findImport(db, task.name);
-    const app = imp && (await findAppById(db, imp.app_id));
-    const orgName = imp && (await orgNameOf(db, imp.org_id));
-    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
 
     if (imp.source === 'upload' && imp.upload_state !== 'received') {
       const expired = imp.upload_state === 'expired' || (await setUploadState(db, imp.task_name, 'waiting', 'expired'));
@@ -60,7 +58,7 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
       if (isFinalAttempt(task, err)) await refreshProcessing(db, imp.org_id, app.name, task.name);
       throw err;
     }
-  };
+  });
 }
 
 /** Enqueues the import's mkraw once (a second run finds it linked and returns its name). */

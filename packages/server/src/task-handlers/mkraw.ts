@@ -5,9 +5,7 @@ import {
   claimFollowUp,
   commitReadyBuild,
   dropBuild,
-  findAppById,
   findImport,
-  orgNameOf,
   readyBuild,
   readyBuildsBefore,
   refreshProcessing,
@@ -17,6 +15,7 @@ import {
 } from '../db/repositories/import.repository.js';
 import { discardBuild, makeRelease } from '../pipeline/index.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
+import { withImportContext, type ImportTaskHandler } from './import-context.js';
 import { readAppTraces } from './trace.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { isFinalAttempt, type ImportDeps } from './import-deps.js';
@@ -52,14 +51,10 @@ interface MkrawPayload {
  * dropped (rows and depot files) and the tar deleted.
  */
 export function mkrawHandler(deps: ImportDeps): TaskHandler {
-  const handler: TaskHandler = async ({ task, payload, signal, progress }) => {
+  const handler: ImportTaskHandler = async ({ task, payload, signal, progress }, { imp, app, orgName }) => {
     const { db, clock } = deps;
     const { importTask } = payload as MkrawPayload;
     const tarKeyOf = (imp: { tar_key: string }): string => (payload as MkrawPayload).tarKey ?? imp.tar_key;
-    const imp = await findImport(db, importTask);
-    const app = imp && (await findAppById(db, imp.app_id));
-    const orgName = imp && (await orgNameOf(db, imp.org_id));
-    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
 
     // An earlier run committed (and may have deleted the tar): nothing is left to do.
     if (imp.deploy_task !== null && imp.build_id !== null) return { buildId: Number(imp.build_id), dxfName: imp.dxf_name, alreadyDone: true };
@@ -132,9 +127,10 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
     }
   };
   // After each run, successful or not: scratch folders of crashed runs and caches of deleted apps go.
+  const loaded = withImportContext(deps.db, (ctx) => (ctx.payload as MkrawPayload).importTask, handler);
   return async (ctx) => {
     try {
-      return await handler(ctx);
+      return await loaded(ctx);
     } finally {
       await deps.sweepWork?.();
     }
