@@ -3,10 +3,13 @@
 // Usage: node run-op.mjs <op> '<json args>'   (ops: import, extract, make-patch, apply-patch, gamegen)
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const [op, argsJson] = process.argv.slice(2);
 const args = JSON.parse(argsJson ?? '{}');
-const engine = await import('@rockit/engine');
+// `engine`: another build of the engine (a folder holding its dist: index.js), e.g. a baseline to compare with.
+const engine = args.engine ? await import(pathToFileURL(join(args.engine, 'index.js')).href) : await import('@rockit/engine');
 const started = performance.now();
 let result;
 switch (op) {
@@ -16,7 +19,7 @@ switch (op) {
     break;
   }
   case 'extract': {
-    const r = await engine.extractImage({ source: args.image, outDir: args.outDir });
+    const r = await engine.extractImage({ source: args.image, outDir: args.outDir, threads: args.threads });
     result = { files: r.files, rawBytes: r.rawBytes };
     break;
   }

@@ -91,7 +91,7 @@ describe('retries', () => {
     });
     const delays: number[] = [];
     const client = new ApiClient({ server: `http://127.0.0.1:${port}`, credentials: { kind: 'none' }, retries: 2, sleep: async (ms) => void delays.push(ms) });
-    const err = await client.get('/be/v1/apps').catch((e: unknown) => e);
+    const err = await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetworkError);
     expect((err as Error).message).toContain(`127.0.0.1:${port}`);
     expect(delays).toHaveLength(2);
@@ -121,14 +121,14 @@ describe('credentials', () => {
     const s = await serve(authServer(state));
     let localNow = state.serverNow * 1000;
     const client = new ApiClient({ server: s.url, credentials: { kind: 'session', sessionToken: 'sess' }, now: () => localNow });
-    const [a, b] = await Promise.all([client.get('/be/v1/apps'), client.get('/be/v1/tasks')]);
+    const [a, b] = await Promise.all([client.get<{ status: 'success'; token: string | null }>('/be/v1/apps'), client.get<{ status: 'success'; token: string | null }>('/be/v1/tasks')]);
     expect([a.token, b.token]).toEqual(['t1', 't1']);
     expect(state.issued).toBe(1); // concurrent callers shared one POST /be/v1/auth
     localNow += 200_000;
-    expect((await client.get('/be/v1/apps')).token).toBe('t1');
+    expect((await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps')).token).toBe('t1');
     localNow += 80_000; // 20 s left: inside the 30 s margin
     state.serverNow += 280;
-    expect((await client.get('/be/v1/apps')).token).toBe('t2');
+    expect((await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps')).token).toBe('t2');
     expect(s.requests.filter((r) => r.path !== '/be/v1/auth').every((r) => r.headers['x-rockit-besession-token'] === undefined)).toBe(true);
   });
 
@@ -137,12 +137,12 @@ describe('credentials', () => {
     const s = await serve(authServer(state));
     let localNow = (state.serverNow - 3600) * 1000;
     const client = new ApiClient({ server: s.url, credentials: { kind: 'session', sessionToken: 'sess' }, now: () => localNow });
-    await client.get('/be/v1/apps');
+    await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps');
     localNow += 250_000;
-    await client.get('/be/v1/apps');
+    await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps');
     expect(state.issued).toBe(1);
     localNow += 30_000;
-    await client.get('/be/v1/apps');
+    await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps');
     expect(state.issued).toBe(2);
   });
 
@@ -150,9 +150,9 @@ describe('credentials', () => {
     const state = { serverNow: 1_800_000_000, issued: 0, expireNext: false };
     const s = await serve(authServer(state));
     const client = new ApiClient({ server: s.url, credentials: { kind: 'session', sessionToken: 'sess' }, now: () => state.serverNow * 1000 });
-    await client.get('/be/v1/apps');
+    await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps');
     state.expireNext = true;
-    const res = await client.post('/be/v1/apps', { name: 'demo', label: 'Demo' });
+    const res = await client.post<{ status: 'success'; token: string | null }>('/be/v1/apps', { name: 'demo', label: 'Demo' });
     expect(res.token).toBe('t2');
     const posts = s.requests.filter((r) => r.method === 'POST' && r.path === '/be/v1/apps');
     expect(posts.map((r) => r.json)).toEqual([{ name: 'demo', label: 'Demo' }, { name: 'demo', label: 'Demo' }]);
@@ -161,7 +161,7 @@ describe('credentials', () => {
   it('explains a dead session', async () => {
     const s = await serve(() => fail(401, 'token-expired', 'session expired'));
     const client = new ApiClient({ server: s.url, credentials: { kind: 'session', sessionToken: 'old' } });
-    const err = (await client.get('/be/v1/apps').catch((e: unknown) => e)) as ApiError;
+    const err = (await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps').catch((e: unknown) => e)) as ApiError;
     expect(err).toMatchObject({ status: 401, error: 'token-expired' });
     expect(err.hint).toContain('rockit login');
   });
@@ -169,7 +169,7 @@ describe('credentials', () => {
   it('sends the API-key trio and no token', async () => {
     const s = await serve(() => ok({}));
     const client = new ApiClient({ server: s.url, credentials: { kind: 'apiKey', orgName: 'acme', username: 'ci', apiKey: 'k' } });
-    await client.get('/be/v1/apps');
+    await client.get<{ status: 'success'; token: string | null }>('/be/v1/apps');
     expect(s.requests[0].headers).toMatchObject({ 'x-rockit-orgname': 'acme', 'x-rockit-username': 'ci', 'x-rockit-api-key': 'k' });
     expect(s.requests[0].headers['x-rockit-beauth-token']).toBeUndefined();
     expect(s.requests.some((r) => r.path === '/be/v1/auth')).toBe(false);

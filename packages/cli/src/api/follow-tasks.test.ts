@@ -13,7 +13,11 @@ async function client(handler: Handler): Promise<ApiClient> {
   standIn = await startStandIn(handler);
   return new ApiClient({ server: standIn.url, credentials: { kind: 'none' }, sleep: async () => {} });
 }
-const dltar = (status: string): TaskDto => ({ name: 't_dl', type: 'dltar', status, appName: 'demo', buildId: 4, created: 100 });
+/** A task as the API returns it: the given fields over neutral defaults. */
+const task = (t: Partial<TaskDto> & Pick<TaskDto, 'name' | 'type'>): TaskDto => ({
+  status: 'submitted', appName: null, buildId: null, progress: 0, attempts: 0, warnings: [], error: null, result: null, created: 0, started: null, ended: null, ...t,
+});
+const dltar = (status: TaskDto['status']): TaskDto => task({ name: 't_dl', type: 'dltar', status, appName: 'demo', buildId: 4, created: 100 });
 
 describe('followPipeline', () => {
   it('gives up when the next stage never appears, after the allowed polls', async () => {
@@ -29,14 +33,14 @@ describe('followPipeline', () => {
   });
 
   it('picks the newest follow-up created while the stage ran (an earlier import\'s comes before it)', async () => {
-    const mk = (name: string, created: number): TaskDto => ({ name, type: 'mkraw', status: 'succeeded', appName: 'demo', buildId: null, created, ended: created + 1 });
-    const dp: TaskDto = { name: 't_dp', type: 'deploy', status: 'succeeded', appName: 'demo', buildId: null, created: 111 };
+    const mk = (name: string, created: number): TaskDto => task({ name, type: 'mkraw', status: 'succeeded', appName: 'demo', buildId: null, created, ended: created + 1 });
+    const dp = task({ name: 't_dp', type: 'deploy', status: 'succeeded', appName: 'demo', buildId: null, created: 111 });
     const c = await client((req) =>
       req.path === '/be/v1/tasks'
         ? ok({ total: 3, offset: 0, limit: 100, tasks: req.query.get('type') === 'mkraw' ? [mk('t_A', 104), mk('t_B2', 110), mk('t_B1', 110), mk('t_C', 111)] : [dp] })
         : fail(404, 'not-found', ''),
     );
-    const first: TaskDto = { name: 't_dl', type: 'dltar', status: 'succeeded', appName: 'demo', buildId: null, created: 100, started: 105, ended: 110 };
+    const first = task({ name: 't_dl', type: 'dltar', status: 'succeeded', appName: 'demo', buildId: null, created: 100, started: 105, ended: 110 });
     const tasks = await followPipeline({ client: c, appName: 'demo', first, pollIntervalMs: 0, sleep: async () => {} });
     expect(tasks.map((t) => t.name)).toEqual(['t_dl', 't_B2', 't_dp']);
     const q = standIn!.requests.find((r) => r.query.get('type') === 'mkraw')!.query;
@@ -53,7 +57,7 @@ describe('followPipeline', () => {
   });
 
   it('ignores tasks of another app matched by the partial appName filter', async () => {
-    const mk = (name: string, appName: string): TaskDto => ({ name, type: 'mkraw', status: 'succeeded', appName, buildId: 4, created: 101 });
+    const mk = (name: string, appName: string): TaskDto => task({ name, type: 'mkraw', status: 'succeeded', appName, buildId: 4, created: 101 });
     const c = await client((req) =>
       req.path === '/be/v1/tasks'
         ? ok({ total: 2, offset: 0, limit: 100, tasks: req.query.get('type') === 'mkraw' ? [mk('t_x', 'demo2'), mk('t_mk', 'demo')] : [{ ...mk('t_dp', 'demo'), type: 'deploy' }] })

@@ -42,7 +42,9 @@ async function extract(archive: Buffer): Promise<ReadEntry[]> {
   const ex = tarStream.extract();
   ex.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     stream.on('end', () => {
       out.push({
         name: header.name,

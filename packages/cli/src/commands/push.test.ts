@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tarStream from 'tar-stream';
 import { register, parseTarget } from './push.js';
-import { fail, loggedInEnv, ok, runCli, startStandIn, withAuth, type RecordedRequest, type Reply, type StandIn } from '../api/test-support/stand-in-server.js';
+import { fail, loggedInEnv, ok, runCli, startStandIn, withAuth, type Handler, type RecordedRequest, type Reply, type StandIn } from '../api/test-support/stand-in-server.js';
 import type { TaskDto } from '@rockit/contract';
 
 let dir: string;
@@ -28,7 +28,9 @@ async function untar(archive: Buffer): Promise<Map<string, string>> {
   const ex = tarStream.extract();
   ex.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     stream.on('end', () => {
       if (header.type === 'file') files.set(header.name, Buffer.concat(chunks).toString('utf8'));
       next();
@@ -46,7 +48,9 @@ async function untar(archive: Buffer): Promise<Map<string, string>> {
 async function makeTar(entries: Array<{ name: string; content?: Buffer; linkname?: string }>): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
   const done = new Promise<void>((resolve, reject) => {
     pack.on('end', resolve);
     pack.on('error', reject);
@@ -62,7 +66,7 @@ async function makeTar(entries: Array<{ name: string; content?: Buffer; linkname
 
 interface Scenario {
   /** The status mkraw ends in, and its error. */
-  mkraw?: { status: string; error?: Record<string, unknown> };
+  mkraw?: { status: TaskDto['status']; error?: Record<string, unknown> };
   /** Where the upload goes: the API server itself (relative URL) or another origin. */
   uploadUrl?: string;
   uploadReply?: Reply;
@@ -75,8 +79,8 @@ interface Scenario {
 function importServer(sc: Scenario) {
   const now = Math.floor(Date.now() / 1000);
   const polls = new Map<string, number>();
-  const task = (name: string, type: string, status: string, extra: Partial<TaskDto> = {}): TaskDto => ({
-    name, type, status, appName: 'demo', buildId: 3, progress: status === 'succeeded' ? 1 : 0.5, created: now, error: null, ...extra,
+  const task = (name: string, type: string, status: TaskDto['status'], extra: Partial<TaskDto> = {}): TaskDto => ({
+    name, type, status, appName: 'demo', buildId: 3, progress: status === 'succeeded' ? 1 : 0.5, attempts: 1, warnings: [], result: null, created: now, started: null, ended: null, error: null, ...extra,
   });
   const states: Record<string, TaskDto[]> = {
     t_dl: [task('t_dl', 'dltar', 'running'), task('t_dl', 'dltar', 'succeeded')],
@@ -118,7 +122,7 @@ function importServer(sc: Scenario) {
   };
 }
 
-async function setup(sc: Scenario = {}, wrap: (inner: (req: RecordedRequest) => Reply) => (req: RecordedRequest) => Reply = (inner) => inner) {
+async function setup(sc: Scenario = {}, wrap: (inner: Handler) => Handler = (inner) => inner) {
   // `wrap` sees every request first (the upload URL's GET and PUT carry no credentials on the real server).
   const api = await startStandIn(wrap(withAuth(importServer(sc))));
   servers.push(api);
@@ -220,7 +224,7 @@ describe('rockit push', () => {
   it('when the server stays away, gives up without expiring the upload; push --resume goes on where the server is', async () => {
     // The server answers 503 to every PUT and every "how much arrived?" until it is "back".
     let back = false;
-    let received = Buffer.alloc(0);
+    let received: Buffer = Buffer.alloc(0);
     const { api, run } = await setup({}, (inner) => (req) => {
       if (req.path === '/be/v1/uploads/t_dl' && !back) return fail(503, 'unavailable', 'restarting');
       if (req.method === 'GET' && req.path === '/be/v1/uploads/t_dl') {

@@ -48,7 +48,7 @@ describe('release control through rockit-edge serve and the rockit command', () 
   it('stages, promotes and rolls back; release.json changes on the depot and the fs deployment', async () => {
     const created = await fetch(`${base}/adm/v1/orgs`, {
       method: 'POST', headers: { 'x-rockit-admin-token': ADMIN_TOKEN, 'content-type': 'application/json' }, body: JSON.stringify({ name: ORG }),
-    }).then((r) => r.json());
+    }).then((r) => r.json() as Promise<{ admin: { password: string } }>);
     const login = await rockit(['login', '--server', base, '--org', ORG, '--user', 'admin', '--password-stdin'], created.admin.password + '\n');
     expect(login.exitCode, login.stderr).toBe(0);
     expect((await rockit(['deployments', 'create', 'cdn_fs', '--type', 'fs', '--path', origin()])).exitCode).toBe(0);

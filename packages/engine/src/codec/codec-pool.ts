@@ -8,10 +8,16 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { decodeBatch, decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult, type DecodeBatch } from './codec-batch.js';
+import { decodeAndWrite, type DecodeWriteJob } from './decode-write.js';
 
 export interface CodecPoolOptions {
   /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
   threads?: number;
+  /**
+   * Tasks handed to one thread at a time (default 1). With 2, a thread finds its next task already queued when it
+   * finishes one, instead of idling for a round trip through the calling thread's event loop.
+   */
+  tasksPerThread?: number;
   /** Explicit worker module (file path or URL), mainly for tests. */
   workerFile?: string | URL;
 }
@@ -37,7 +43,7 @@ export class CodecPool {
     const file = wanted > 0 ? (opts.workerFile ?? resolveCodecWorkerFile()) : undefined;
     if (file !== undefined && wanted > 0) {
       const url = file instanceof URL ? file.href : pathToFileURL(file).href;
-      this.piscina = new Piscina({ filename: url, minThreads: wanted, maxThreads: wanted, idleTimeout: 1000 });
+      this.piscina = new Piscina({ filename: url, minThreads: wanted, maxThreads: wanted, idleTimeout: 1000, concurrentTasksPerWorker: opts.tasksPerThread ?? 1 });
       this.threads = wanted;
     } else {
       this.threads = 0;
@@ -62,6 +68,16 @@ export class CodecPool {
     const transferList = [batch.data.buffer as ArrayBuffer];
     if (batch.out !== undefined) transferList.push(batch.out);
     return (await this.piscina.run(batch, { transferList })) as Uint8Array;
+  }
+
+  /**
+   * Decodes, verifies and writes one read of a pack (see decodeAndWrite). Returns the job's buffer, its first u32
+   * DECODE_OK or the index of the first bad chunk; the buffer is transferred to the worker and back: reuse only
+   * the returned one. Errors: file system errors of the writes.
+   */
+  async decodeAndWrite(job: DecodeWriteJob): Promise<Uint8Array> {
+    if (!this.piscina) return decodeAndWrite(job);
+    return (await this.piscina.run(job, { transferList: [job.buffer] })) as Uint8Array;
   }
 
   async close(): Promise<void> {

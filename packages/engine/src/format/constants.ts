@@ -81,6 +81,10 @@ export const MAX_COALESCED_READ_BYTES = 8 * 1024 * 1024;
 /** Extraction: staging folder and state file live beside the target folder. */
 export const EXTRACT_STAGING_SUFFIX = '.rockit-staging';
 export const EXTRACT_STATE_SUFFIX = '.rockit-state.json';
+/** Extraction reads adjacent chunks of a pack in runs of at most this many stored bytes, into reused buffers. */
+export const EXTRACT_READ_BYTES = 4 * 1024 * 1024;
+/** Extraction: reads (each then decoded, verified and written by a codec worker) in flight at once; bounds memory. */
+export const EXTRACT_READS_IN_FLIGHT = 6;
 /** Save extraction progress after at least this many written bytes. */
 export const EXTRACT_STATE_EVERY_BYTES = 64 * 1024 * 1024;
 

@@ -16,6 +16,8 @@ export interface ImageSource {
   readFile(name: string, maxBytes: number): Promise<Uint8Array>;
   /** Reads exactly `length` bytes at `offset` of the named file (e.g. 'packs/<name>.rkp'). */
   readRange(name: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Optional: like readRange, into `into` (exactly into.length bytes), so the caller can reuse its buffers. */
+  readRangeInto?(name: string, offset: number, into: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,8 +67,14 @@ export class FolderImageSource implements ImageSource {
   }
 
   async readRange(name: string, offset: number, length: number): Promise<Uint8Array> {
-    const fh = await this.fh(name);
     const buf = Buffer.allocUnsafe(length);
+    await this.readRangeInto(name, offset, buf);
+    return buf;
+  }
+
+  async readRangeInto(name: string, offset: number, buf: Uint8Array): Promise<void> {
+    const fh = await this.fh(name);
+    const length = buf.length;
     let got = 0;
     while (got < length) {
       const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
@@ -74,7 +82,6 @@ export class FolderImageSource implements ImageSource {
       got += bytesRead;
     }
     if (got < length) throw new CorruptionError(kindOf(name, 'short'), name, `${name} ends at ${offset + got}, expected at least ${offset + length} bytes (truncated)`);
-    return buf;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -12,6 +13,7 @@ import { ImageWriter } from './image-writer.js';
 import { buildImage, type BuildResult } from './build.js';
 import { extractImage } from './extract.js';
 import { hex } from './reader.js';
+import { Codec } from '../format/types.js';
 import { describeTree, makeTempDir, removeDir, Rng, writeRandomTree } from './test-support/random-tree.js';
 import { verifyImage } from './verify.js';
 
@@ -327,6 +329,22 @@ describe('hostile images', () => {
     return dir;
   }
   const entry = { mode: 0o777, sizeBytes: 0, sha256: new Uint8Array(0), chunks: [] as number[] };
+
+  it('refuses a chunk whose payload decodes to another length than the manifest says, on either thread', async () => {
+    const dir = join(tmp, 'hostile-length');
+    const data = new Rng(5).bytes(1000);
+    const w = await ImageWriter.create(dir, SMALL_PACKS);
+    const hash = createHash('sha256').update(data).digest();
+    await w.append(hash, Codec.Zstd, 1010, zstdCompress(Buffer.concat([data, data]), 3)); // the frame says 2000
+    await w.finish({ chunking: base.manifest.chunking, files: [{ ...entry, path: 'f', type: 'file', mode: 0o644, sizeBytes: 1010, sha256: hash, linkTarget: '', chunks: [0] }] });
+    for (const threads of [0, 2]) {
+      const err = (await extractImage({ source: dir, outDir: join(tmp, 'hostile-length-out'), threads }).catch((e: unknown) => e)) as CorruptionError;
+      expect(err).toBeInstanceOf(CorruptionError);
+      expect(err.kind).toBe('chunk');
+      expect(err.itemName).toBe(hex(hash));
+      expect(existsSync(join(tmp, 'hostile-length-out'))).toBe(false);
+    }
+  });
 
   it('refuses manifests whose symlinks or paths lead outside the target, writing nothing', async () => {
     const parent = join(tmp, 'hostile-parent');

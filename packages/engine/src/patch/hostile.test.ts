@@ -62,12 +62,14 @@ describe('patch over HTTP', () => {
   });
 
   it('applies a patch served from a base URL', async () => {
+    const aBig = new Rng(3).bytes(400_000);
+    const aIni = Buffer.from('a=1\n');
     const A = [
-      { path: 'big.bin', type: 'file' as const, data: new Rng(3).bytes(400_000) },
+      { path: 'big.bin', type: 'file' as const, data: aBig },
       { path: 'cfg', type: 'dir' as const },
-      { path: 'cfg/x.ini', type: 'file' as const, data: Buffer.from('a=1\n') },
+      { path: 'cfg/x.ini', type: 'file' as const, data: aIni },
     ];
-    const bBig = Buffer.from(A[0].data);
+    const bBig = Buffer.from(aBig);
     bBig.write('patched!', 200_000);
     const B = [{ ...A[0], data: bBig }, A[1], { ...A[2], data: Buffer.from('a=2\n'), mode: 0o755 }, { path: 'cfg/l', type: 'symlink' as const, linkTarget: 'x.ini' }];
     const p = join(work, 'p');
@@ -83,8 +85,8 @@ describe('patch over HTTP', () => {
     const port = (server.address() as { port: number }).port;
     const fromDir = join(work, 'A');
     await mkdir(join(fromDir, 'cfg'), { recursive: true });
-    await writeFile(join(fromDir, 'big.bin'), A[0].data);
-    await writeFile(join(fromDir, 'cfg/x.ini'), A[2].data);
+    await writeFile(join(fromDir, 'big.bin'), aBig);
+    await writeFile(join(fromDir, 'cfg/x.ini'), aIni);
     const out = join(work, 'out');
     await applyPatch({ patch: `http://127.0.0.1:${port}/patches/`, fromDir, outDir: out });
     const expected = join(work, 'expected');

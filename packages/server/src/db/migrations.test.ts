@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
+import { DATABASE_COLUMNS } from './database-columns.js';
 import { createDb } from './dialect.js';
 import { MIGRATIONS, migrateToLatest } from './migrator.js';
 
@@ -53,6 +54,20 @@ describe.each(TEST_DIALECTS)('migrations (%s)', (dialect) => {
       await db.db.insertInto('roles').values({ id: 'r2', org_id: 'o2', name: 'x', label: 'x', permissions: '{}', builtin: 0, created_ms: now, updated_ms: now }).execute();
       await db.db.deleteFrom('orgs').where('id', '=', 'o2').execute();
       expect(await db.db.selectFrom('roles').selectAll().where('id', '=', 'r2').execute()).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('leaves exactly the tables and columns of the Database type (DATABASE_COLUMNS)', async () => {
+    const db = await createDb(config);
+    try {
+      await migrateToLatest(db.db, db.schema);
+      // The migrator's own tables (kysely_migration…) are not part of the schema the app uses.
+      const tables = (await db.db.introspection.getTables()).filter((t) => !t.name.startsWith('kysely_'));
+      const actual = Object.fromEntries(tables.map((t) => [t.name, t.columns.map((c) => c.name).sort()]));
+      const expected = Object.fromEntries(Object.entries(DATABASE_COLUMNS).map(([t, cols]) => [t, [...cols].sort()]));
+      expect(actual).toEqual(expected);
     } finally {
       await db.close();
     }

@@ -4,6 +4,7 @@ import { parseListQuery, project } from './list.js';
 import { isValidName } from './names.js';
 import { allPermissions, firstUncovered, hasPermission, noPermissions, permissionName, unionPermissions, validatePermissions, RESOURCES } from './permissions.js';
 import { constantTimeEqual, hashPassword, sha256Hex, verifyPassword } from './secrets.js';
+import { IMPORT_TASK_TYPES, isImportTaskType } from './task-types.js';
 
 describe('permissions', () => {
   it('has the 12 documented resources and names refusals as the pages do', () => {
@@ -92,3 +93,10 @@ describe('secrets', () => {
   });
 });
 
+
+describe('task types', () => {
+  it('knows the import pipeline steps, in order, and nothing else', () => {
+    expect(IMPORT_TASK_TYPES).toEqual(['dltar', 'mkraw', 'deploy']);
+    expect(['dltar', 'mkraw', 'deploy', 'trace', 'webhook', 'cleanup', ''].filter(isImportTaskType)).toEqual(['dltar', 'mkraw', 'deploy']);
+  });
+});

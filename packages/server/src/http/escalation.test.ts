@@ -14,7 +14,7 @@ describe.each(TEST_DIALECTS)('no escalation (%s)', (dialect) => {
   const A = () => admin.headers;
   const req = (method: string, url: string, headers: Record<string, string>, body?: unknown) => t.req(method, url, { headers, body });
   const person = (roles: string[], username = uniqueName('p')) => ({ username, email: `${username}@example.com`, firstname: 'F', surname: 'S', roles });
-  const forbidden = (r: { statusCode: number; json(): any }, permission: string) => {
+  const forbidden = (r: { statusCode: number; body: string; json(): any }, permission: string) => {
     expect(r.statusCode, r.body).toBe(403);
     expect(r.json()).toMatchObject({ status: 'error', error: 'forbidden', permission });
   };

@@ -14,7 +14,8 @@ describe.each(TEST_DIALECTS)('upload URL from ROCKIT_PUBLIC_URL (%s)', (dialect)
   afterAll(() => t?.close());
 
   it('ignores Host, X-Forwarded-Host and X-Forwarded-Proto', async () => {
-    for (const forged of [{ host: 'attacker.example' }, { 'x-forwarded-host': 'attacker.example', 'x-forwarded-proto': 'http' }]) {
+    const forgeries: Record<string, string>[] = [{ host: 'attacker.example' }, { 'x-forwarded-host': 'attacker.example', 'x-forwarded-proto': 'http' }];
+    for (const forged of forgeries) {
       const r = await t.req('POST', '/be/v1/builds', { headers: { ...h, ...forged }, body: { appName: 'game' } });
       expect(r.statusCode, r.body).toBe(202);
       expect(r.json().upload.url).toMatch(/^https:\/\/edge\.example\.com\/base\/be\/v1\/uploads\/[^/?]+\?token=rkup_/);

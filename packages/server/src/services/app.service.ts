@@ -2,18 +2,19 @@ import { randomUUID } from 'node:crypto';
 import type { AppRow, AppUpdate, BuildRow, DeploymentRow, PatchRow } from '../db/app-tables.js';
 import { isUniqueViolation } from '../db/errors.js';
 import {
-  buildsOfApps,
   deleteApp,
   deploymentIdsPublishingApp,
   deploymentNamesOfApps,
   findApp,
   insertApp,
   listApps,
-  patchesOfApps,
   setAppDeployments,
+  setProcessing,
   targetDeploymentsOfApp,
   updateApp,
 } from '../db/repositories/app.repository.js';
+import { buildsOfApps, patchesOfApps } from '../db/repositories/build.repository.js';
+import type { TaskRow } from '../db/database.js';
 import { allDeploymentsOfOrg, findDeploymentsByNames } from '../db/repositories/deployment.repository.js';
 import type { Executor } from '../db/repositories/common.js';
 import { toUnixSeconds } from '../domain/clock.js';
@@ -22,8 +23,6 @@ import { parseListQuery, project, type Page, type RawListQuery } from '../domain
 import type { SecretBox } from '../domain/secret-box.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { openDeploymentSettings } from './deployment.service.js';
-import type { TaskRow } from '../db/repositories/import.repository.js';
-import { setProcessing } from '../db/repositories/import.repository.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';

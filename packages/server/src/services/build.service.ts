@@ -1,6 +1,7 @@
 import type { ImportRow } from '../db/import-tables.js';
-import { findApp } from '../db/repositories/app.repository.js';
-import { insertImport, readyBuilds, setProcessing } from '../db/repositories/import.repository.js';
+import { findApp, setProcessing } from '../db/repositories/app.repository.js';
+import { readyBuilds } from '../db/repositories/build.repository.js';
+import { insertImport } from '../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { randomSecret, sha256Hex } from '../domain/secrets.js';

@@ -1,11 +1,11 @@
-import { sql } from 'kysely';
 import type { ClientAuthAnswer, ClientAuthInput, CreateDownloadKeyInput, CreatedDownloadKeyDto, DownloadKeyDto } from '@rockit/contract';
-import { findApp, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
+import { findApp, findAppById, findAppWithOrg, lockApp, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
 import {
   countDownloadKeysOfApp,
   deleteDownloadKey,
   findDownloadKey,
   findDownloadKeyByHash,
+  hasDownloadKeysIgnoringCase,
   insertDownloadKey,
   pageDownloadKeys,
   touchDownloadKey,
@@ -83,7 +83,7 @@ export class DownloadKeyService {
       const app = await findApp(trx, user.orgId, input.appName);
       if (!app) throw notFound('app', input.appName);
       // Two creates at once must not both pass the count (no-op without row locks: SQLite serializes writers).
-      if (this.deps.capabilities.rowLocks) await trx.selectFrom('apps').select('id').where('id', '=', app.id).forUpdate().execute();
+      await lockApp(trx, this.deps.capabilities, app.id);
       if ((await countDownloadKeysOfApp(trx, app.id)) >= MAX_KEYS_PER_APP) {
         throw new AppError('invalid-state', `app '${input.appName}' already has ${MAX_KEYS_PER_APP} download keys; delete one first`);
       }
@@ -117,7 +117,7 @@ export class DownloadKeyService {
     const user = requirePermission(auth, 'keys', 'read');
     const row = await findDownloadKey(this.deps.db, user.orgId, id);
     if (!row) throw notFound('key', id);
-    const app = await this.deps.db.selectFrom('apps').select('name').where('id', '=', row.app_id).executeTakeFirst();
+    const app = await findAppById(this.deps.db, row.app_id);
     return toDto(row, app?.name ?? '');
   }
 
@@ -177,12 +177,7 @@ export class DownloadKeyService {
     const { db, clock } = this.deps;
     const row = await findDownloadKeyByHash(db, sha256Hex(key));
     if (!row) return undefined;
-    const app = await db
-      .selectFrom('apps')
-      .innerJoin('orgs', 'orgs.id', 'apps.org_id')
-      .select(['apps.id as appId', 'apps.name as appName', 'orgs.id as orgId', 'orgs.name as orgName'])
-      .where('apps.id', '=', row.app_id)
-      .executeTakeFirst();
+    const app = await findAppWithOrg(db, row.app_id);
     if (!app) return undefined;
     if (o.touch !== false) await touchDownloadKey(db, row.id, clock.now());
     return { ...app, keyId: row.id };
@@ -215,16 +210,7 @@ export class DownloadKeyService {
    * `dxf/ACME/…` from `dxf/acme/…`) has download keys. The token's ACL is then compared exactly.
    */
   private async appHasKeys(orgName: string, appName: string): Promise<boolean> {
-    const row = await this.deps.db
-      .selectFrom('download_keys')
-      .innerJoin('apps', 'apps.id', 'download_keys.app_id')
-      .innerJoin('orgs', 'orgs.id', 'apps.org_id')
-      .select('download_keys.id')
-      .where(sql<boolean>`lower(orgs.name) = ${orgName.toLowerCase()}`)
-      .where(sql<boolean>`lower(apps.name) = ${appName.toLowerCase()}`)
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+    return hasDownloadKeysIgnoringCase(this.deps.db, orgName, appName);
   }
 
   private async readRelease(orgName: string, appName: string): Promise<Record<string, unknown> | null> {

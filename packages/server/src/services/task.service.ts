@@ -1,8 +1,10 @@
 import { findOrgTask, listOrgTasks } from '../db/repositories/task.repository.js';
 import type { TaskRow, TaskStatus } from '../db/database.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
-import { IMPORT_TASK_TYPES, findImport, refreshProcessing, setProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { findImport, setUploadState } from '../db/repositories/import.repository.js';
+import { refreshProcessing, setProcessing } from '../db/repositories/app.repository.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
+import { isImportTaskType } from '../domain/task-types.js';
 import { acknowledgeTaskWarnings, expireSubmittedTask, findTask, retryFailedTask } from '../queue/tasks.queue.js';
 import { requireAdmin, requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { TaskDto } from '@rockit/contract';
@@ -105,7 +107,7 @@ export class TaskService {
     // below may claim it at once, which the next GET shows.
     const retried = await this.opts.queue.transaction(async (trx) => {
       if (!(await retryFailedTask(trx, row.name, clock.now()))) return undefined;
-      if (row.app_name !== null && (IMPORT_TASK_TYPES as readonly string[]).includes(row.type)) {
+      if (row.app_name !== null && isImportTaskType(row.type)) {
         const imp = await findImport(trx, row.type === 'dltar' ? row.name : ((JSON.parse(row.payload) as { importTask?: string }).importTask ?? ''));
         if (imp) await setProcessing(trx, imp.app_id, clock.now());
       }

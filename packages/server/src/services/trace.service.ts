@@ -1,6 +1,7 @@
 import { decodeManifest, encodeTrace, IMAGE_JSON_NAME, parseAnyTrace, parseImageJson, summarizeTrace, TraceFormatError, type Trace } from '@rockit/engine';
 import type { TraceDto } from '@rockit/contract';
-import { findApp } from '../db/repositories/app.repository.js';
+import { findApp, findAppById } from '../db/repositories/app.repository.js';
+import { findBuild } from '../db/repositories/build.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
 import { pageTraces, recordTrace } from '../db/repositories/trace.repository.js';
 import type { TraceRow } from '../db/faststart-tables.js';
@@ -86,7 +87,7 @@ export class TraceService {
     if (!app || app.id !== who.appId) throw new AppError('token-invalid', 'the app of this credential no longer exists');
     const buildId = h.buildId === 0 ? app.i_cur_build : h.buildId;
     if (buildId === null) throw new AppError('invalid-state', `app '${app.name}' has no published build to measure the trace against`);
-    const build = await db.selectFrom('builds').selectAll().where('app_id', '=', app.id).where('build_id', '=', buildId).executeTakeFirst();
+    const build = await findBuild(db, app.id, buildId);
     if (!build || build.state !== 'ready') throw invalidParam('build', `${buildId} is not a build of app '${app.name}' (deleted or never imported)`);
     const dxfName = h.dxfName !== '' ? h.dxfName : (buildId === app.i_cur_build ? app.dxf_name : build.dxf_name) ?? '';
     const files = await this.filesOf(who.orgName, who.appName, buildId, dxfName);
@@ -109,7 +110,7 @@ export class TraceService {
     let training: TaskRow | undefined;
     try {
       await db.transaction().execute(async (trx) => {
-        const still = await trx.selectFrom('apps').select('id').where('id', '=', who.appId).executeTakeFirst();
+        const still = await findAppById(trx, who.appId);
         if (!still) throw notFound('app', who.appName);
         await recordTrace(trx, {
           id, org_id: who.orgId, app_id: who.appId, build_id: buildId, dxf_name: dxfName, session_id: h.sessionId,

@@ -1,9 +1,10 @@
 import { MAX_N_TRACES_RELIABLE, type TrainingDto } from '@rockit/contract';
 import type { AppRow } from '../db/app-tables.js';
 import type { TaskRow } from '../db/database.js';
-import { findApp } from '../db/repositories/app.repository.js';
+import { findApp, findAppById } from '../db/repositories/app.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
 import type { Executor } from '../db/repositories/common.js';
-import { orgNameOf } from '../db/repositories/import.repository.js';
+import { activeTaskOfApp } from '../db/repositories/task.repository.js';
 import { countTraces } from '../db/repositories/trace.repository.js';
 import {
   findTraining,
@@ -133,16 +134,8 @@ export class TrainingService {
 }
 
 /** The app's trace task that is submitted or running, if any. */
-export async function activeTraceTask(db: Executor, orgId: string, appName: string): Promise<TaskRow | undefined> {
-  return db
-    .selectFrom('tasks')
-    .selectAll()
-    .where('type', '=', TRACE_TASK_TYPE)
-    .where('org_id', '=', orgId)
-    .where('app_name', '=', appName)
-    .where('status', 'in', ['submitted', 'running'])
-    .executeTakeFirst();
-}
+export const activeTraceTask = (db: Executor, orgId: string, appName: string): Promise<TaskRow | undefined> =>
+  activeTaskOfApp(db, orgId, appName, TRACE_TASK_TYPE);
 
 /** Enqueues a trace task for the app (in the caller's transaction) and announces `trace.submit`. */
 async function submitTraceTask(
@@ -177,7 +170,7 @@ export async function startAutoTraining(
   if (t.auto !== 1) return undefined;
   const traces = await countTraces(trx, o.appId);
   if (traces - t.traces_at_last_run < t.n_traces_reliable) return undefined;
-  const app = await trx.selectFrom('apps').selectAll().where('id', '=', o.appId).executeTakeFirst();
+  const app = await findAppById(trx, o.appId);
   if (!app || app.i_cur_build === null || app.locked === 1 || app.error !== null) return undefined;
   if (await activeTraceTask(trx, o.orgId, app.name)) return undefined;
   return submitTraceTask(trx, { orgId: o.orgId, app, reason: 'auto', nowMs: o.nowMs, maxAttempts: o.maxAttempts });

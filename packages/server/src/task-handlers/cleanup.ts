@@ -1,5 +1,6 @@
 import { findDeploymentsByNames } from '../db/repositories/deployment.repository.js';
-import { findAppById } from '../db/repositories/import.repository.js';
+import { findAppById } from '../db/repositories/app.repository.js';
+import { buildsAndPatchesOfApp } from '../db/repositories/build.repository.js';
 import type { AppRow } from '../db/app-tables.js';
 import { dxfBuildPrefix, patchTargetPrefix, removeExpired, type DeployTarget } from '../pipeline/index.js';
 import { patchPrefix } from '../publish/layout.js';
@@ -47,11 +48,10 @@ export function cleanupHandler(deps: ImportDeps): TaskHandler {
 
 /** What must stay, from the database as it is now (kept builds, recorded patches, the live build). */
 async function protectedPrefixes(deps: ImportDeps, app: AppRow, p: CleanupPayload): Promise<{ depot: string[]; origins: string[] }> {
-  const builds = await deps.db.selectFrom('builds').select('build_id').where('app_id', '=', app.id).execute();
-  const patches = await deps.db.selectFrom('patches').select(['from_build_id', 'to_build_id']).where('app_id', '=', app.id).execute();
+  const { buildIds, patches } = await buildsAndPatchesOfApp(deps.db, app.id);
   const depot = [
-    ...builds.map((b) => dxfBuildPrefix(p.orgName, p.appName, Number(b.build_id))),
-    ...patches.map((x) => patchPrefix(p.orgName, p.appName, Number(x.to_build_id), Number(x.from_build_id))),
+    ...buildIds.map((id) => dxfBuildPrefix(p.orgName, p.appName, id)),
+    ...patches.map((x) => patchPrefix(p.orgName, p.appName, x.toBuildId, x.fromBuildId)),
   ];
   const live = app.i_cur_build === null ? null : Number(app.i_cur_build);
   const origins = live === null ? [] : [dxfBuildPrefix(p.orgName, p.appName, live), patchTargetPrefix(p.orgName, p.appName, live)];

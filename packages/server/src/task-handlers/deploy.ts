@@ -1,17 +1,9 @@
 import type { AppRow, BuildRow, DeploymentRow } from '../db/app-tables.js';
 import { recordDeploymentStatus, recordPublication } from '../db/repositories/deployment.repository.js';
-import { targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
-import {
-  findAppById,
-  findImport,
-  findImportOfBuild,
-  markAppError,
-  markPublished,
-  orgNameOf,
-  patchesTo,
-  readyBuild,
-  refreshProcessing,
-} from '../db/repositories/import.repository.js';
+import { findAppById, markAppError, refreshProcessing, targetDeploymentsOfApp } from '../db/repositories/app.repository.js';
+import { markPublished, patchesTo, patchTargetsOtherThan, readyBuild } from '../db/repositories/build.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
+import { findImport, findImportOfBuild } from '../db/repositories/import.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../pipeline/index.js';
 import { createDepotOrigin, type Origin } from '../publish/origin.js';
@@ -158,9 +150,8 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
       const plan = planCleanup(previous, release, toUnixSeconds(now), deps.gracePeriodSeconds);
       // Patches to other builds (a staged build's, a replaced build's) are dropped with markPublished
       // below: their files go too, after the grace period (the cleanup re-checks what is kept then).
-      const stale = await db.selectFrom('patches').select('to_build_id').distinct().where('app_id', '=', app.id).where('to_build_id', '<>', buildId).execute();
-      for (const row of stale) {
-        const prefix = patchTargetPrefix(orgName, app.name, Number(row.to_build_id));
+      for (const staleBuildId of await patchTargetsOtherThan(db, app.id, buildId)) {
+        const prefix = patchTargetPrefix(orgName, app.name, staleBuildId);
         if (!plan.origins.includes(prefix)) plan.origins.push(prefix);
         if (!plan.depot.includes(prefix)) plan.depot.push(prefix);
       }

@@ -1,6 +1,8 @@
 import type { AppRow } from '../db/app-tables.js';
 import type { ImportRow } from '../db/import-tables.js';
-import { claimFollowUp, findImport, readyBuilds, refreshProcessing, setUploadState } from '../db/repositories/import.repository.js';
+import { claimFollowUp, findImport, setUploadState } from '../db/repositories/import.repository.js';
+import { refreshProcessing } from '../db/repositories/app.repository.js';
+import { readyBuilds } from '../db/repositories/build.repository.js';
 import { assembleTarFromDelta, obtainTar } from '../pipeline/index.js';
 import { importTarKey } from '../publish/layout.js';
 import { s3ImportKey } from '../pipeline/s3-import-scope.js';

@@ -2,7 +2,9 @@ import type { Kysely } from 'kysely';
 import type { AppRow } from '../db/app-tables.js';
 import type { Database } from '../db/database.js';
 import type { ImportRow } from '../db/import-tables.js';
-import { findAppById, findImport, orgNameOf } from '../db/repositories/import.repository.js';
+import { findAppById } from '../db/repositories/app.repository.js';
+import { findImport } from '../db/repositories/import.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
 import { PermanentTaskError, type TaskContext, type TaskHandler } from '../queue/worker.js';
 
 /** The import an import task works on, with its app and org name, read once at the start of each attempt. */

@@ -1,18 +1,9 @@
 import { join } from 'node:path';
 import type { AppRow, BuildRow } from '../db/app-tables.js';
-import {
-  assignBuildId,
-  claimFollowUp,
-  commitReadyBuild,
-  dropBuild,
-  findImport,
-  readyBuild,
-  readyBuildsBefore,
-  refreshProcessing,
-  setTaskWarnings,
-  setTasksBuildId,
-  updateImport,
-} from '../db/repositories/import.repository.js';
+import { assignBuildId, claimFollowUp, findImport, updateImport } from '../db/repositories/import.repository.js';
+import { commitReadyBuild, dropBuild, readyBuild, readyBuildsBefore } from '../db/repositories/build.repository.js';
+import { refreshProcessing } from '../db/repositories/app.repository.js';
+import { setTasksBuildId, setTaskWarnings } from '../db/repositories/task.repository.js';
 import { discardBuild, makeRelease } from '../pipeline/index.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
 import { withImportContext, type ImportTaskHandler } from './import-context.js';

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/database.js';
+import { findBuild } from '../db/repositories/build.repository.js';
 import { findImport } from '../db/repositories/import.repository.js';
 import { findOrgById } from '../db/repositories/org.repository.js';
 import type { Clock } from '../domain/clock.js';
@@ -49,12 +50,7 @@ async function eventBase(
   const payload = task.payload ? (JSON.parse(task.payload) as { importTask?: unknown; setLive?: { appId?: unknown; buildId?: unknown } }) : {};
   // A set-live (release control) has no import: the build it makes live names the event.
   if (payload.setLive && typeof payload.setLive.appId === 'string' && typeof payload.setLive.buildId === 'number') {
-    const build = await db
-      .selectFrom('builds')
-      .select(['build_name', 'dxf_name'])
-      .where('app_id', '=', payload.setLive.appId)
-      .where('build_id', '=', payload.setLive.buildId)
-      .executeTakeFirst();
+    const build = await findBuild(db, payload.setLive.appId, payload.setLive.buildId);
     return {
       type, orgName: org.name, appName: task.app_name, taskName: task.name,
       ...(build?.build_name ? { buildName: build.build_name } : {}),

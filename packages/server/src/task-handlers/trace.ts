@@ -1,7 +1,10 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IMAGE_JSON_NAME, openImage, openImageSource, parseAnyTrace, preloadBytes as enginePreloadBytes, repackImage, trainStreamOrder, type LoadProfile, type Manifest, type Trace } from '@rockit/engine';
-import { findImportOfBuild, findAppById, newestReadyBuild, orgNameOf, setProcessing, updateImport } from '../db/repositories/import.repository.js';
+import { findImportOfBuild, updateImport } from '../db/repositories/import.repository.js';
+import { findAppById, setProcessing } from '../db/repositories/app.repository.js';
+import { newestReadyBuild, replaceBuildImage } from '../db/repositories/build.repository.js';
+import { orgNameOf } from '../db/repositories/org.repository.js';
 import { countTraces, listTraces } from '../db/repositories/trace.repository.js';
 import { ensureTraining, parseQuality, updateTraining, type TrainingQuality } from '../db/repositories/training.repository.js';
 import type { TraceRow } from '../db/faststart-tables.js';
@@ -155,12 +158,7 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
         const deploy = await deps.queue.enqueueFollowUpOnce(
           trx,
           { type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
-          async () => {
-            const r = await trx.updateTable('builds').set({ dxf_name: dxfName, image_bytes: uploaded.sizeBytes })
-              .where('app_id', '=', app.id).where('build_id', '=', buildId).where('state', '=', 'ready').where('dxf_name', '=', currentDxf)
-              .executeTakeFirst();
-            return Number(r.numUpdatedRows) === 1;
-          },
+          () => replaceBuildImage(trx, app.id, buildId, currentDxf, dxfName, uploaded.sizeBytes),
         );
         if (!deploy) return undefined;
         const t = now();

@@ -4,13 +4,14 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import type { AppRow, DeploymentRow } from '../db/app-tables.js';
+import { IMPORT_TASK_TYPES } from '../domain/task-types.js';
 import { insertApp } from '../db/repositories/app.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
 import { makeTar, pseudoRandomBytes } from '../pipeline/test-support/fixtures.js';
 import { uniqueName, type OrgFixture } from './factories.js';
 import type { TestServer } from './test-server.js';
 
-export const PIPELINE = ['dltar', 'mkraw', 'deploy'];
+export const PIPELINE: string[] = [...IMPORT_TASK_TYPES];
 export const env = {
   ROCKIT_ALLOW_PRIVATE_ADDRESSES: 'true',
   ROCKIT_UPLOAD_EXPIRY_SECONDS: '600',

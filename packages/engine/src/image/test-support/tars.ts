@@ -13,7 +13,9 @@ export async function makeTar(items: TarItem[]): Promise<Buffer> {
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     pack.on('end', () => resolve());
     pack.on('error', reject);
   });
@@ -21,11 +23,10 @@ export async function makeTar(items: TarItem[]): Promise<Buffer> {
     const type = it.type ?? 'file';
     const content = it.content === undefined ? undefined : Buffer.from(it.content);
     await new Promise<void>((resolve, reject) => {
-      pack.entry(
-        { name: it.name, type, linkname: it.linkname, mode: it.mode ?? (type === 'directory' ? 0o755 : 0o644), size: type === 'file' ? (content?.length ?? 0) : 0 },
-        type === 'file' ? (content ?? Buffer.alloc(0)) : undefined,
-        (err?: Error | null) => (err ? reject(err) : resolve()),
-      );
+      const header = { name: it.name, type, linkname: it.linkname, mode: it.mode ?? (type === 'directory' ? 0o755 : 0o644), size: type === 'file' ? (content?.length ?? 0) : 0 };
+      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (type === 'file') pack.entry(header, content ?? Buffer.alloc(0), done);
+      else pack.entry(header, done);
     });
   }
   pack.finalize();

@@ -1,10 +1,100 @@
-import type { AppRow, AppUpdate, BuildRow, DeploymentRow, PatchRow } from '../app-tables.js';
+import { sql } from 'kysely';
+import { IMPORT_TASK_TYPES } from '../../domain/task-types.js';
+import type { AppRow, AppUpdate, DeploymentRow } from '../app-tables.js';
+import type { DbCapabilities } from '../capabilities.js';
 import { applyWindow, contains, type Executor, type ListWindow } from './common.js';
 
-/** Org-scoped access to apps (api.md §7.1) and the rows that hang off them. */
+/**
+ * The apps table (api.md §7.1) and its deployment list (app_deployments): the one module that writes
+ * them, org-scoped lookups, and the figures the import pipeline keeps on the app (build ids, size,
+ * processing and error state, the live build).
+ */
 
 export const findApp = (db: Executor, orgId: string, name: string): Promise<AppRow | undefined> =>
   db.selectFrom('apps').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+
+export const findAppById = (db: Executor, appId: string): Promise<AppRow | undefined> =>
+  db.selectFrom('apps').selectAll().where('id', '=', appId).executeTakeFirst();
+
+/** apps.size_bytes = images of the kept builds + patches (bytes in the depot). */
+export async function refreshAppSize(db: Executor, appId: string, nowMs: number): Promise<void> {
+  const images = await db
+    .selectFrom('builds')
+    .select((e) => e.fn.coalesce(e.fn.sum<number>('image_bytes'), e.lit(0)).as('s'))
+    .where('app_id', '=', appId)
+    .executeTakeFirstOrThrow();
+  const patches = await db
+    .selectFrom('patches')
+    .select((e) => e.fn.coalesce(e.fn.sum<number>('size_bytes'), e.lit(0)).as('s'))
+    .where('app_id', '=', appId)
+    .executeTakeFirstOrThrow();
+  await db.updateTable('apps').set({ size_bytes: Number(images.s) + Number(patches.s), updated_ms: nowMs }).where('id', '=', appId).execute();
+}
+
+
+/** The app points at its newly published build: error state cleared, unlocked (markPublished of build.repository). */
+export async function setLiveBuild(db: Executor, appId: string, buildId: number, dxfName: string, nowMs: number): Promise<void> {
+  await db.updateTable('apps').set({ i_cur_build: buildId, dxf_name: dxfName, error: null, locked: 0, updated_ms: nowMs }).where('id', '=', appId).execute();
+}
+
+/** Puts the app in error state (api.md §7.1 `error`) and locks it against new imports. */
+export async function markAppError(db: Executor, appId: string, error: Record<string, unknown>, nowMs: number): Promise<void> {
+  await db.updateTable('apps').set({ error: JSON.stringify(error), locked: 1, updated_ms: nowMs }).where('id', '=', appId).execute();
+}
+
+/**
+ * Recomputes `apps.processing`: 1 while a pipeline task of the app (other than `exceptTask`, the
+ * one ending now) is submitted or running.
+ */
+export async function refreshProcessing(db: Executor, orgId: string, appName: string, exceptTask?: string): Promise<void> {
+  const except = exceptTask ?? '';
+  await sql`
+    update apps set processing = case when exists (
+      select 1 from tasks t where t.org_id = ${orgId} and t.app_name = ${appName}
+        and t.type in (${sql.join([...IMPORT_TASK_TYPES])}) and t.status in ('submitted', 'running') and t.name <> ${except}
+    ) then 1 else 0 end
+    where org_id = ${orgId} and name = ${appName}`.execute(db);
+}
+
+export async function setProcessing(db: Executor, appId: string, nowMs: number): Promise<void> {
+  await db.updateTable('apps').set({ processing: 1, updated_ms: nowMs }).where('id', '=', appId).execute();
+}
+
+/** The app with its org's id and name (what a download key identifies). */
+export const findAppWithOrg = (db: Executor, appId: string): Promise<{ appId: string; appName: string; orgId: string; orgName: string } | undefined> =>
+  db
+    .selectFrom('apps')
+    .innerJoin('orgs', 'orgs.id', 'apps.org_id')
+    .select(['apps.id as appId', 'apps.name as appName', 'orgs.id as orgId', 'orgs.name as orgName'])
+    .where('apps.id', '=', appId)
+    .executeTakeFirst();
+
+/**
+ * Locks the app row until the transaction ends (no-op without row locks: SQLite serializes writers),
+ * so checks over rows that hang off the app (its download keys' count) cannot interleave.
+ */
+export async function lockApp(trx: Executor, caps: DbCapabilities, appId: string): Promise<void> {
+  if (!caps.rowLocks) return;
+  await trx.selectFrom('apps').select('id').where('id', '=', appId).forUpdate().execute();
+}
+
+/**
+ * Takes the app's next build id, which must still be `buildId` (compare-and-set): throws when a
+ * concurrent assignment took it first.
+ */
+export async function takeNextBuildId(db: Executor, appId: string, buildId: number): Promise<void> {
+  const r = await db.updateTable('apps').set({ next_build_id: buildId + 1 }).where('id', '=', appId).where('next_build_id', '=', buildId).executeTakeFirst();
+  if (Number(r.numUpdatedRows) !== 1) throw new Error('concurrent build id assignment');
+}
+
+/** Adds a stored trace's bytes to the app's consumption (apps.traces_bytes). */
+export async function addTracesBytes(db: Executor, appId: string, bytes: number): Promise<void> {
+  await db
+    .updateTable('apps')
+    .set((eb) => ({ traces_bytes: eb('traces_bytes', '+', bytes) }))
+    .where('id', '=', appId)
+    .execute();
+}
 
 export interface AppFilter {
   /** Partial, case-insensitive match on the name. */
@@ -68,31 +158,6 @@ export async function deploymentNamesOfApps(db: Executor, appIds: string[]): Pro
     .orderBy('deployments.name')
     .execute();
   for (const r of rows) out.get(r.app_id)?.push(r.name);
-  return out;
-}
-
-/** Builds per app id, oldest first. */
-export async function buildsOfApps(db: Executor, appIds: string[]): Promise<Map<string, BuildRow[]>> {
-  const out = new Map<string, BuildRow[]>(appIds.map((id) => [id, []]));
-  if (appIds.length === 0) return out;
-  const rows = await db.selectFrom('builds').selectAll().where('app_id', 'in', appIds).orderBy('app_id').orderBy('build_id').execute();
-  for (const r of rows) out.get(r.app_id)?.push(r);
-  return out;
-}
-
-/** Patches per app id, by target then source build. */
-export async function patchesOfApps(db: Executor, appIds: string[]): Promise<Map<string, PatchRow[]>> {
-  const out = new Map<string, PatchRow[]>(appIds.map((id) => [id, []]));
-  if (appIds.length === 0) return out;
-  const rows = await db
-    .selectFrom('patches')
-    .selectAll()
-    .where('app_id', 'in', appIds)
-    .orderBy('app_id')
-    .orderBy('to_build_id')
-    .orderBy('from_build_id')
-    .execute();
-  for (const r of rows) out.get(r.app_id)?.push(r);
   return out;
 }
 

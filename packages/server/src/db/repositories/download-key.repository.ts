@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { DownloadKeyRow, NewDownloadKey } from '../faststart-tables.js';
 import { applyWindow, type Executor, type ListWindow } from './common.js';
 
@@ -43,4 +44,18 @@ export async function deleteDownloadKey(db: Executor, orgId: string, id: string)
 
 export async function touchDownloadKey(db: Executor, id: string, nowMs: number): Promise<void> {
   await db.updateTable('download_keys').set({ last_used_ms: nowMs }).where('id', '=', id).execute();
+}
+
+/** Whether an app whose org and app names equal these ignoring ASCII case has a download key. */
+export async function hasDownloadKeysIgnoringCase(db: Executor, orgName: string, appName: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('download_keys')
+    .innerJoin('apps', 'apps.id', 'download_keys.app_id')
+    .innerJoin('orgs', 'orgs.id', 'apps.org_id')
+    .select('download_keys.id')
+    .where(sql<boolean>`lower(orgs.name) = ${orgName.toLowerCase()}`)
+    .where(sql<boolean>`lower(apps.name) = ${appName.toLowerCase()}`)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }

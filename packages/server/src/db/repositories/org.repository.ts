@@ -24,3 +24,8 @@ export async function listOrgs(db: Executor, w: ListWindow): Promise<{ total: nu
 export async function deleteOrg(db: Executor, id: string): Promise<void> {
   await db.deleteFrom('orgs').where('id', '=', id).execute();
 }
+
+export async function orgNameOf(db: Executor, orgId: string): Promise<string | undefined> {
+  const r = await db.selectFrom('orgs').select('name').where('id', '=', orgId).executeTakeFirst();
+  return r?.name;
+}

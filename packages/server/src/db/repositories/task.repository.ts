@@ -25,3 +25,25 @@ export async function listOrgTasks(db: Executor, orgId: string, f: TaskFilter, w
 
 export const findOrgTask = (db: Executor, orgId: string, name: string): Promise<TaskRow | undefined> =>
   db.selectFrom('tasks').selectAll().where('org_id', '=', orgId).where('name', '=', name).executeTakeFirst();
+/** Tasks of this import carry its build id (api.md §8 `buildId`). */
+export async function setTasksBuildId(db: Executor, names: string[], buildId: number): Promise<void> {
+  if (names.length === 0) return;
+  await db.updateTable('tasks').set({ build_id: buildId }).where('name', 'in', names).execute();
+}
+
+/** Stores a task's warnings (api.md §8), unacknowledged. */
+export async function setTaskWarnings(db: Executor, taskName: string, warnings: Array<{ code: string; message: string }>): Promise<void> {
+  const stored = warnings.map((w) => ({ code: w.code, message: w.message, acknowledged: false }));
+  await db.updateTable('tasks').set({ warnings: JSON.stringify(stored) }).where('name', '=', taskName).execute();
+}
+
+/** The app's task of this type that is submitted or running, if any. */
+export const activeTaskOfApp = (db: Executor, orgId: string, appName: string, type: string): Promise<TaskRow | undefined> =>
+  db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('type', '=', type)
+    .where('org_id', '=', orgId)
+    .where('app_name', '=', appName)
+    .where('status', 'in', ['submitted', 'running'])
+    .executeTakeFirst();

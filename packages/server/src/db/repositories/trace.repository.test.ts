@@ -25,7 +25,7 @@ describe.each(TEST_DIALECTS)('trace and download-key repositories (%s)', (dialec
       await migrateToLatest(db.db, db.schema);
       const t = 1_700_000_000_000;
       for (const o of ['o1', 'o2']) await db.db.insertInto('orgs').values({ id: o, name: `org_${o}`, label: o, created_ms: t, updated_ms: t }).execute();
-      const app = (id: string, org: string) => ({ id, org_id: org, name: id, label: id, max_builds: 3, created_ms: t, updated_ms: t });
+      const app = (id: string, org: string) => ({ id, org_id: org, name: id, label: id, max_builds: 3, i_cur_build: null, dxf_name: null, next_build_id: 1, processing: 0, exporting: 0, locked: 0, error: null, size_bytes: 0, uploads_bytes: 0, traces_bytes: 0, created_ms: t, updated_ms: t });
       await db.db.insertInto('apps').values([app('a1', 'o1'), app('a2', 'o1'), app('b1', 'o2')]).execute();
       const row = (id: string, org: string, appId: string, created: number): NewTrace => ({
         id, org_id: org, app_id: appId, build_id: 1, dxf_name: 'game', session_id: 's', first_session: 1, records: 3, bytes_read: 300,

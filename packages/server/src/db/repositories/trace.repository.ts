@@ -1,4 +1,5 @@
 import type { NewTrace, TraceRow } from '../faststart-tables.js';
+import { addTracesBytes } from './app.repository.js';
 import { applyWindow, type Executor, type ListWindow } from './common.js';
 
 /** Play traces (issue 14): rows of `traces`; the bodies are blobs the callers store and delete. */
@@ -84,9 +85,5 @@ export async function pageTraces(db: Executor, orgId: string, appId: string, w: 
 /** Records a stored trace: the row, and its bytes in the app's consumption (apps.traces_bytes). */
 export async function recordTrace(db: Executor, row: NewTrace): Promise<void> {
   await insertTrace(db, row);
-  await db
-    .updateTable('apps')
-    .set((eb) => ({ traces_bytes: eb('traces_bytes', '+', row.size_bytes) }))
-    .where('id', '=', row.app_id)
-    .execute();
+  await addTracesBytes(db, row.app_id, row.size_bytes);
 }
