@@ -70,6 +70,29 @@ describe.each(TEST_DIALECTS)('TaskQueue (%s)', (dialect) => {
     expect(wakes).toBe(3);
   });
 
+  it('enqueueFollowUpOnce inserts the follow-up only when its claim succeeds, under the claimed name', async () => {
+    const queue = newQueue();
+    const claimed: string[] = [];
+    const first = await queue.transaction((trx) =>
+      queue.enqueueFollowUpOnce(trx, { type: 'next', payload: { n: 1 } }, async (name) => {
+        claimed.push(name);
+        return claimed.length === 1;
+      }),
+    );
+    expect(first?.name).toBe(claimed[0]);
+    expect((await findTask(db.db, claimed[0]))?.status).toBe('submitted');
+    const second = await queue.transaction((trx) =>
+      queue.enqueueFollowUpOnce(trx, { type: 'next', payload: { n: 1 } }, async (name) => {
+        claimed.push(name);
+        return false;
+      }),
+    );
+    expect(second).toBeUndefined();
+    expect(await findTask(db.db, claimed[1])).toBeUndefined();
+    const next = await db.db.selectFrom('tasks').select('name').where('type', '=', 'next').execute();
+    expect(next.map((r) => r.name)).toEqual([claimed[0]]);
+  });
+
   it('a registered worker starts an enqueued task at once, not at its next poll', async () => {
     const queue = new TaskQueue({ db: db.db, capabilities: db.capabilities, clock: { now: () => Date.now() }, defaultMaxAttempts: 3 });
     let ran!: () => void;

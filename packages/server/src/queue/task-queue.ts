@@ -3,7 +3,7 @@ import type { DbCapabilities } from '../db/capabilities.js';
 import type { Database, TaskRow } from '../db/database.js';
 import type { Clock } from '../domain/clock.js';
 import { retryPolicyOf, type RetryPolicies, type RetryPolicy } from './retry-policy.js';
-import { enqueueTask, type EnqueueInput } from './tasks.queue.js';
+import { enqueueTask, newTaskName, type EnqueueInput } from './tasks.queue.js';
 
 type Db = Kysely<Database>;
 
@@ -60,6 +60,25 @@ export class TaskQueue {
     const row = await enqueueTask(trx ?? this.db, this.clock.now(), { ...input, maxAttempts });
     if (!trx) this.wake();
     return row;
+  }
+
+  /**
+   * Enqueues a follow-up task (a step that a handler's success leads to) at most once, however often
+   * the handler runs (retries, lease take-over): in `trx`, `claim(name)` first records the new task's
+   * name where the handler's own state keeps it — a compare-and-set on the parent row, e.g. the
+   * import's `mkraw_task` while it is null — and only when that claim succeeds is the task inserted.
+   * That claim is the task's once-key: no second row, no rollback. Returns the new row, or undefined
+   * when the follow-up was already claimed (the caller reads the one that was).
+   * Wake the worker by running this in `transaction`.
+   */
+  async enqueueFollowUpOnce(
+    trx: Transaction<Database>,
+    input: TaskInput,
+    claim: (name: string) => Promise<boolean>,
+  ): Promise<TaskRow | undefined> {
+    const name = newTaskName(this.clock.now());
+    if (!(await claim(name))) return undefined;
+    return this.enqueue(trx, { ...input, name });
   }
 
   /**

@@ -19,6 +19,8 @@ import { sortableId } from '../domain/ids.js';
 type Db = Kysely<Database>;
 
 export interface EnqueueInput {
+  /** The task's name when chosen beforehand (newTaskName), e.g. to link it before it is inserted; default a new one. */
+  name?: string;
   type: string;
   payload: unknown;
   orgId?: string | null;
@@ -30,10 +32,13 @@ export interface EnqueueInput {
   runAfterMs?: number;
 }
 
+/** A new task name (`t_` + a sortable id: names order by submission). */
+export const newTaskName = (nowMs: number): string => 't_' + sortableId(nowMs);
+
 /** Inserts a submitted task (inside the caller's transaction when given one) and returns its row. */
 export async function enqueueTask(db: Db, nowMs: number, input: EnqueueInput): Promise<TaskRow> {
   const row: TaskRow = {
-    name: 't_' + sortableId(nowMs),
+    name: input.name ?? newTaskName(nowMs),
     type: input.type,
     status: 'submitted',
     org_id: input.orgId ?? null,

@@ -1,15 +1,15 @@
 import type { AppRow } from '../db/app-tables.js';
 import type { ImportRow } from '../db/import-tables.js';
 import { claimFollowUp, findImport, setUploadState } from '../db/repositories/import.repository.js';
-import { findAppById, refreshProcessing } from '../db/repositories/app.repository.js';
-import { orgNameOf } from '../db/repositories/org.repository.js';
+import { refreshProcessing } from '../db/repositories/app.repository.js';
 import { readyBuilds } from '../db/repositories/build.repository.js';
 import { assembleTarFromDelta, obtainTar } from '../pipeline/index.js';
 import { importTarKey } from '../publish/layout.js';
 import { s3ImportKey } from '../pipeline/s3-import-scope.js';
 import { discardUpload } from '../storage/part-writer.js';
 import { deleteQuietly } from '../pipeline/store-io.js';
-import { PermanentTaskError, TaskEndedError, type TaskHandler } from '../queue/worker.js';
+import { TaskEndedError, type TaskHandler } from '../queue/worker.js';
+import { withImportContext } from './import-context.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { isFinalAttempt, type ImportDeps } from './import-deps.js';
 
@@ -21,12 +21,9 @@ import { isFinalAttempt, type ImportDeps } from './import-deps.js';
  * `toTaskError()`); on the final failure the app's `processing` flag is recomputed.
  */
 export function dltarHandler(deps: ImportDeps): TaskHandler {
-  return async ({ task, payload, signal, progress }) => {
+  // The import is the dltar task's own: named like it.
+  return withImportContext(deps.db, (ctx) => ctx.task.name, async ({ task, payload, signal, progress }, { imp, app, orgName }) => {
     const { db } = deps;
-    const imp = await findImport(db, task.name);
-    const app = imp && (await findAppById(db, imp.app_id));
-    const orgName = imp && (await orgNameOf(db, imp.org_id));
-    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
 
     if (imp.source === 'upload' && imp.upload_state !== 'received') {
       const expired = imp.upload_state === 'expired' || (await setUploadState(db, imp.task_name, 'waiting', 'expired'));
@@ -63,25 +60,20 @@ export function dltarHandler(deps: ImportDeps): TaskHandler {
       if (isFinalAttempt(task, err)) await refreshProcessing(db, imp.org_id, app.name, task.name);
       throw err;
     }
-  };
+  });
 }
 
 /** Enqueues the import's mkraw once (a second run finds it linked and returns its name). */
 async function enqueueMkraw(deps: ImportDeps, imp: ImportRow, app: AppRow, extra: { tarKey?: string }): Promise<string | null> {
-  const { db } = deps;
-  let nextTask: string | null = null;
-  await deps.queue.transaction(async (trx) => {
-    const mkraw = await deps.queue.enqueue(trx, {
-      type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-    });
-    // A second run finds the follow-up linked: the row it just inserted is rolled back.
-    if (!(await claimFollowUp(trx, imp.task_name, 'mkraw_task', mkraw.name))) throw new AlreadyLinked();
-    nextTask = mkraw.name;
-  }).catch((e) => {
-    if (!(e instanceof AlreadyLinked)) throw e;
-  });
-  nextTask ??= (await findImport(db, imp.task_name))?.mkraw_task ?? null;
-  return nextTask;
+  // The import's `mkraw_task` link is the once-key: a second run finds it set and enqueues nothing.
+  const mkraw = await deps.queue.transaction((trx) =>
+    deps.queue.enqueueFollowUpOnce(
+      trx,
+      { type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+      (name) => claimFollowUp(trx, imp.task_name, 'mkraw_task', name),
+    ),
+  );
+  return mkraw?.name ?? (await findImport(deps.db, imp.task_name))?.mkraw_task ?? null;
 }
 
 /**
@@ -116,13 +108,5 @@ async function dltarDelta(
       await refreshProcessing(deps.db, imp.org_id, app.name, ctx.task.name);
     }
     throw err;
-  }
-}
-
-/** Rolls back a follow-up enqueue that an earlier run of the same task already made. */
-export class AlreadyLinked extends Error {
-  constructor() {
-    super('follow-up task already enqueued');
-    this.name = 'AlreadyLinked';
   }
 }

@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import type { AppRow, BuildRow } from '../db/app-tables.js';
 import { assignBuildId, claimFollowUp, findImport, updateImport } from '../db/repositories/import.repository.js';
 import { commitReadyBuild, dropBuild, readyBuild, readyBuildsBefore } from '../db/repositories/build.repository.js';
-import { findAppById, refreshProcessing } from '../db/repositories/app.repository.js';
-import { orgNameOf } from '../db/repositories/org.repository.js';
+import { refreshProcessing } from '../db/repositories/app.repository.js';
 import { setTasksBuildId, setTaskWarnings } from '../db/repositories/task.repository.js';
 import { discardBuild, makeRelease } from '../pipeline/index.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
-import { AlreadyLinked } from './dltar.js';
+import { withImportContext, type ImportTaskHandler } from './import-context.js';
 import { readAppTraces } from './trace.js';
 import { appQueueKey } from '../queue/task-types.js';
 import { isFinalAttempt, type ImportDeps } from './import-deps.js';
@@ -43,14 +42,10 @@ interface MkrawPayload {
  * dropped (rows and depot files) and the tar deleted.
  */
 export function mkrawHandler(deps: ImportDeps): TaskHandler {
-  const handler: TaskHandler = async ({ task, payload, signal, progress }) => {
+  const handler: ImportTaskHandler = async ({ task, payload, signal, progress }, { imp, app, orgName }) => {
     const { db, clock } = deps;
     const { importTask } = payload as MkrawPayload;
     const tarKeyOf = (imp: { tar_key: string }): string => (payload as MkrawPayload).tarKey ?? imp.tar_key;
-    const imp = await findImport(db, importTask);
-    const app = imp && (await findAppById(db, imp.app_id));
-    const orgName = imp && (await orgNameOf(db, imp.org_id));
-    if (!imp || !app || orgName === undefined) throw new PermanentTaskError('the app of this import was deleted');
 
     // An earlier run committed (and may have deleted the tar): nothing is left to do.
     if (imp.deploy_task !== null && imp.build_id !== null) return { buildId: Number(imp.build_id), dxfName: imp.dxf_name, alreadyDone: true };
@@ -84,6 +79,15 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
       });
       let nextTask: string | null = null;
       await deps.queue.transaction(async (trx) => {
+        // The import's `deploy_task` link is the once-key; a run that finds it set (a lease
+        // take-over raced us) rolls back its whole commit: the other run's stands.
+        const deploy = await deps.queue.enqueueFollowUpOnce(
+          trx,
+          { type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+          (name) => claimFollowUp(trx, importTask, 'deploy_task', name),
+        );
+        if (!deploy) throw new AlreadyLinked();
+        nextTask = deploy.name;
         const now = clock.now();
         await updateImport(trx, importTask, { dxf_name: made.dxfName, manifest_file: made.image.manifest });
         await commitReadyBuild(trx, app.id, Number(app.max_builds), {
@@ -91,12 +95,6 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
           patches: made.patches.map((p) => ({ fromBuildId: p.fromBuildId, sizeBytes: p.sizeBytes })),
         }, now);
         await setTaskWarnings(trx, task.name, made.warnings);
-        const deploy = await deps.queue.enqueue(trx, {
-          type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId,
-          queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-        });
-        if (!(await claimFollowUp(trx, importTask, 'deploy_task', deploy.name))) throw new AlreadyLinked();
-        nextTask = deploy.name;
       }).catch((e) => {
         if (!(e instanceof AlreadyLinked)) throw e;
       });
@@ -120,11 +118,20 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
     }
   };
   // After each run, successful or not: scratch folders of crashed runs and caches of deleted apps go.
+  const loaded = withImportContext(deps.db, (ctx) => (ctx.payload as MkrawPayload).importTask, handler);
   return async (ctx) => {
     try {
-      return await handler(ctx);
+      return await loaded(ctx);
     } finally {
       await deps.sweepWork?.();
     }
   };
+}
+
+/** Rolls back the commit of a run whose follow-up an earlier (or concurrent) run of the same task already enqueued. */
+class AlreadyLinked extends Error {
+  constructor() {
+    super('follow-up task already enqueued');
+    this.name = 'AlreadyLinked';
+  }
 }

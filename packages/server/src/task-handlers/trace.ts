@@ -152,13 +152,17 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
       // 5. One transaction: the build's image, the training, the deploy that publishes it.
       quality.dxfName = dxfName;
       const committed = await deps.queue.transaction(async (trx) => {
-        if (!(await replaceBuildImage(trx, app.id, buildId, currentDxf, dxfName, uploaded.sizeBytes))) return undefined;
+        // The once-key of the deploy: the build's image moving from the variant trained on to the new
+        // one (compare-and-set). A build that changed under us (a newer import rotated it, or its
+        // variant moved) claims nothing.
+        const deploy = await deps.queue.enqueueFollowUpOnce(
+          trx,
+          { type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+          () => replaceBuildImage(trx, app.id, buildId, currentDxf, dxfName, uploaded.sizeBytes),
+        );
+        if (!deploy) return undefined;
         const t = now();
         await updateImport(trx, source.task_name, { dxf_name: dxfName, manifest_file: repacked.manifestName });
-        const deploy = await deps.queue.enqueue(trx, {
-          type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId,
-          queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts,
-        });
         quality.deployTask = deploy.name;
         await updateTraining(trx, app.id, {
           next_training: training.next_training + 1, quality: JSON.stringify(quality), last_processed_ms: t,
