@@ -11,13 +11,28 @@ import type { PatchProgress } from './make.js';
 import type { Run, RunPlan } from './make-plan.js';
 import { chooseReference, type RefContext } from './make-reference.js';
 import type { BuildSide } from './side.js';
-import { zstdCompress, zstdCompressLong } from './zstd.js';
+import { EncodePool, type EncodedRun } from './encode-pool.js';
+import { levelPolicy } from './level-policy.js';
+import { zstdCompressLong } from './zstd.js';
 
 /** zstd settings of the runs (the data part's header records them). */
 export interface RunCoding {
   level: number;
   windowLog: number;
   runCap: number;
+  /** zstd threads for the runs (0: on the calling thread). */
+  threads: number;
+}
+
+/** Runs read and referenced ahead of the one being written (bounds memory: each holds a run and its reference). */
+const RUNS_IN_FLIGHT = 6;
+
+/** A run whose frame is being coded: written, in order, once its frame is back. */
+interface PendingRun {
+  run: Run;
+  raw: Buffer;
+  refs: RefSegment[];
+  coded: Promise<EncodedRun>;
 }
 
 export interface DataPartResult {
@@ -44,7 +59,8 @@ export async function writeDataPart(
   progress: (p: PatchProgress) => void,
 ): Promise<DataPartResult> {
   const dataTmp = join(outDir, `${DATA_PART_NAME}.tmp`);
-  const encoder = new DataPartEncoder(a, b, ctx, coding, await open(dataTmp, 'w'));
+  const pool = new EncodePool(coding.threads);
+  const encoder = new DataPartEncoder(a, b, ctx, coding, await open(dataTmp, 'w'), pool);
   try {
     const version = streamRef.size > 0 ? DATA_PART_VERSION_STREAMS : DATA_PART_VERSION;
     await encoder.put(encodeDataPartHeader({ version, level: coding.level, windowLog: coding.windowLog, runCapBytes: coding.runCap, targetId }));
@@ -55,18 +71,23 @@ export async function writeDataPart(
       if (af !== undefined) {
         if (streamFile !== run.bFile) {
           streamFile = run.bFile;
+          await encoder.drain(0);
           await encoder.writeStream(plan.runs, run.bFile, af);
         }
+        await encoder.drain(0);
         await encoder.put(encodeRunHeader({ bFile: run.bFile, ordinal: run.ordinal, count: run.count, rawSize: run.rawSize, codec: RunCodec.Stream, refs: [], payloadSize: 0 }));
       } else {
-        await encoder.writeRun(run);
+        await encoder.submitRun(run);
+        await encoder.drain(RUNS_IN_FLIGHT);
       }
       done += run.rawSize;
       progress({ phase: 'encode', doneBytes: done, totalBytes: plan.newRawBytes });
     }
+    await encoder.drain(0);
     await encoder.put(encodeEndRecord(plan.runs.length));
   } finally {
     await encoder.close();
+    await pool.close();
   }
   await rename(dataTmp, join(outDir, DATA_PART_NAME));
   return { sizeBytes: encoder.bytes, sha256: encoder.digest(), deltaRuns: encoder.deltaRuns, streams: encoder.streams };
@@ -80,6 +101,7 @@ class DataPartEncoder {
   private readonly hash = createHash('sha256');
   private readonly am: Manifest;
   private readonly aCache: ChunkCache;
+  private readonly pending: PendingRun[] = [];
 
   constructor(
     private readonly a: BuildSide,
@@ -87,6 +109,7 @@ class DataPartEncoder {
     private readonly ctx: RefContext,
     private readonly coding: RunCoding,
     private readonly fh: FileHandle,
+    private readonly pool: EncodePool,
   ) {
     this.am = a.manifest;
     this.aCache = new ChunkCache(a, 32 << 20);
@@ -119,24 +142,31 @@ class DataPartEncoder {
     this.streams++;
   }
 
-  /** A run coded on its own: zstd against reference bytes of A when some were found, raw when zstd does not help. */
-  async writeRun(run: Run): Promise<void> {
+  /** Reads a run and its reference of A, and hands them to the zstd threads (written later by drain()). */
+  async submitRun(run: Run): Promise<void> {
     const f = this.b.manifest.files[run.bFile];
-    const { level, windowLog } = this.coding;
     const pieces: Buffer[] = [];
     for (let k = run.ordinal; k < run.ordinal + run.count; k++) pieces.push(await this.b.readChunk(f.chunks[k]));
     const raw = Buffer.concat(pieces);
     const refs = chooseReference(run, f, pieces, this.ctx);
-    let codec = RunCodec.Zstd;
-    let payload: Buffer;
-    if (refs.length > 0) {
-      const ref: Buffer[] = [];
-      for (const s of refs) for (let k = s.ordinal; k < s.ordinal + s.count; k++) ref.push(await this.aCache.get(this.am.files[s.aFile].chunks[k]));
-      payload = zstdCompress(raw, { level, windowLog }, Buffer.concat(ref));
-      codec = RunCodec.ZstdDelta;
-    } else {
-      payload = zstdCompress(raw, { level, windowLog });
-    }
+    const ref: Buffer[] = [];
+    for (const s of refs) for (let k = s.ordinal; k < s.ordinal + s.count; k++) ref.push(await this.aCache.get(this.am.files[s.aFile].chunks[k]));
+    const dict = refs.length > 0 ? Buffer.concat(ref) : new Uint8Array(0);
+    const coded = this.pool.encode({ raw, dict, windowLog: this.coding.windowLog, policy: levelPolicy(this.coding.level) });
+    // Observed here so a failure while earlier runs are still being written is not reported as unhandled.
+    coded.catch(() => undefined);
+    this.pending.push({ run, raw, refs, coded });
+  }
+
+  /** Writes coded runs, oldest first, until at most `keep` are left in flight. */
+  async drain(keep: number): Promise<void> {
+    while (this.pending.length > keep) await this.writeCoded(this.pending.shift()!);
+  }
+
+  /** A run coded on its own: zstd against reference bytes of A when some were found, raw when zstd does not help. */
+  private async writeCoded({ run, raw, refs, coded }: PendingRun): Promise<void> {
+    let payload: Uint8Array = (await coded).payload;
+    let codec = refs.length > 0 ? RunCodec.ZstdDelta : RunCodec.Zstd;
     if (payload.length >= raw.length) {
       payload = raw;
       codec = RunCodec.Raw;

@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
   BASE_PART_NAME,
@@ -56,7 +57,12 @@ export interface MakePatchOptions {
   streamMinNewBytes?: number;
   /** Largest A file used whole as a stream reference, and largest stream of new bytes (default 128 MiB each). */
   streamCapBytes?: number;
+  /** zstd threads coding the runs (default: the available cores, at most 8; 0 codes on the calling thread). */
+  threads?: number;
 }
+
+/** Each zstd thread holds its own contexts (tens of MiB at high levels): more threads than this do not pay. */
+const MAX_DEFAULT_THREADS = 8;
 
 export interface MakePatchResult {
   pointer: PatchPointer;
@@ -105,7 +111,8 @@ export async function makePatchFromSides(a: BuildSide, b: BuildSide, opts: Omit<
   const encA = encodeManifestCanonical(am);
   const bId = canonicalManifestId(encB);
   const aId = canonicalManifestId(encA);
-  const data = await writeDataPart(a, b, plan, streamRef, ctx, { level, windowLog, runCap }, bId, opts.outDir, progress);
+  const threads = opts.threads ?? Math.min(MAX_DEFAULT_THREADS, availableParallelism());
+  const data = await writeDataPart(a, b, plan, streamRef, ctx, { level, windowLog, runCap, threads }, bId, opts.outDir, progress);
   const { manifestPart, basePart } = await writeManifestParts(opts.outDir, encA, encB, aId, bId, level);
   const stats: PatchStats = {
     patchBytes: manifestPart.length + data.sizeBytes,

@@ -1,0 +1,157 @@
+// zstd coding of makePatch's runs on worker threads, so both cores compress while the main thread reads B's
+// new chunks and picks their references. Each job is coded at a fast probe level first; only runs where a
+// high level can still pay (compressible, and not already almost entirely matched by the reference) are
+// coded again at the high level, and the smaller frame is kept. Results come back in submission order.
+// The worker is evaluated from source (like hash-pool.ts), so it runs the same way from dist/ and from the
+// TypeScript sources under test.
+
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { zstdCompress } from './zstd.js';
+
+/** Levels of one job (compressor-side choices: any level decodes the same way). */
+export interface LevelPolicy {
+  /** Level every run is coded at first. */
+  probeLevel: number;
+  /** Level a run is coded at again when the probe says it may pay (≤ probeLevel: never). */
+  highLevel: number;
+  /**
+   * Re-code only when probe frame / (raw + reference) is at least this: the high level's cost grows with raw +
+   * reference, its gain with the probe frame, so this is the expected gain per unit of time...
+   */
+  highMinGain: number;
+  /** ...and probe frame / raw is at most this (above: incompressible, a high level gains nothing). */
+  highMaxRatio: number;
+}
+
+export interface EncodeJob {
+  raw: Uint8Array;
+  /** Raw-content dictionary (reference bytes of A), empty for none. */
+  dict: Uint8Array;
+  windowLog: number;
+  policy: LevelPolicy;
+}
+
+export interface EncodedRun {
+  payload: Uint8Array;
+  level: number;
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { Compressor } = require(workerData.zstdPath);
+const contexts = new Map();
+function compress(data, level, windowLog, dict) {
+  const key = level + '/' + windowLog;
+  let c = contexts.get(key);
+  if (!c) {
+    if (contexts.size >= 4) contexts.clear();
+    c = new Compressor();
+    c.setParameters({ compressionLevel: level, windowLog, checksumFlag: false, contentSizeFlag: false });
+    contexts.set(key, c);
+  }
+  c.loadDictionary(dict);
+  return c.compress(data);
+}
+parentPort.on('message', ({ id, raw, dict, windowLog, policy }) => {
+  try {
+    let payload = compress(raw, policy.probeLevel, windowLog, dict);
+    let level = policy.probeLevel;
+    const gain = payload.length / Math.max(1, raw.length + dict.length);
+    const ratio = payload.length / Math.max(1, raw.length);
+    if (policy.highLevel > policy.probeLevel && gain >= policy.highMinGain && ratio <= policy.highMaxRatio) {
+      const hi = compress(raw, policy.highLevel, windowLog, dict);
+      if (hi.length < payload.length) { payload = hi; level = policy.highLevel; }
+    }
+    parentPort.postMessage({ id, payload, level });
+  } catch (err) {
+    parentPort.postMessage({ id, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+/** The same policy on the calling thread (the pool's fallback with no threads). */
+export function encodeInline(job: EncodeJob): EncodedRun {
+  const { policy, windowLog } = job;
+  let payload: Uint8Array = zstdCompress(job.raw, { level: policy.probeLevel, windowLog }, job.dict);
+  let level = policy.probeLevel;
+  const gain = payload.length / Math.max(1, job.raw.length + job.dict.length);
+  const ratio = payload.length / Math.max(1, job.raw.length);
+  if (policy.highLevel > policy.probeLevel && gain >= policy.highMinGain && ratio <= policy.highMaxRatio) {
+    const hi = zstdCompress(job.raw, { level: policy.highLevel, windowLog }, job.dict);
+    if (hi.length < payload.length) {
+      payload = hi;
+      level = policy.highLevel;
+    }
+  }
+  return { payload, level };
+}
+
+interface Pending {
+  resolve: (r: EncodedRun) => void;
+  reject: (e: Error) => void;
+}
+
+/** A fixed set of zstd threads; `close()` must be called (threads keep the process alive). */
+export class EncodePool {
+  private readonly workers: Worker[] = [];
+  private readonly busy: number[] = [];
+  private readonly waiting = new Map<number, Pending & { slot: number }>();
+  private nextId = 0;
+  private dead: Error | undefined;
+
+  constructor(threads: number) {
+    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath } });
+      w.on('message', (m: { id: number; payload?: Uint8Array; level?: number; error?: string }) => {
+        const p = this.waiting.get(m.id);
+        if (!p) return;
+        this.waiting.delete(m.id);
+        this.busy[p.slot]--;
+        if (m.error !== undefined) p.reject(new Error(m.error));
+        else p.resolve({ payload: m.payload!, level: m.level! });
+      });
+      const fail = (err: Error) => {
+        this.dead ??= err;
+        for (const [id, p] of this.waiting) {
+          this.waiting.delete(id);
+          p.reject(this.dead);
+        }
+      };
+      w.on('error', fail);
+      w.on('exit', (code) => fail(new Error(`zstd thread exited (code ${code})`)));
+      this.workers.push(w);
+      this.busy.push(0);
+    }
+  }
+
+  get threads(): number {
+    return this.workers.length;
+  }
+
+  /** Codes one run (on the least busy thread, or inline without threads). */
+  encode(job: EncodeJob): Promise<EncodedRun> {
+    if (this.workers.length === 0) {
+      try {
+        return Promise.resolve(encodeInline(job));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    if (this.dead) return Promise.reject(this.dead);
+    let slot = 0;
+    for (let i = 1; i < this.busy.length; i++) if (this.busy[i] < this.busy[slot]) slot = i;
+    this.busy[slot]++;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, slot });
+      // Copied, not transferred: the buffers may be views of Node's shared small-buffer pool.
+      this.workers[slot].postMessage({ id, raw: job.raw, dict: job.dict, windowLog: job.windowLog, policy: job.policy });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,21 @@
+// Which zstd levels makePatch spends on a run ("levels chosen by gain"). Level 19 costs about 20 times the time
+// of level 9 and gains a few percent of the frame, spread over all runs, so every run is coded at a probe level
+// first and again at the requested level only where the gain per unit of time is expected to be high: the
+// probe frame is large next to the bytes the high level must index (run + reference) and the run is not
+// incompressible. Measured on a Debian kernel pair (4,400 delta runs): within 1.5% of level 19 everywhere, at
+// about 1/15 of its time. Compressor-side only: any level decodes the same way, so nothing here is format.
+
+import type { LevelPolicy } from './encode-pool.js';
+
+/** Level every run is coded at first (or the requested level when lower). */
+export const PROBE_LEVEL = 9;
+/** Re-code at the requested level when probe frame / (run + reference) is at least this. */
+export const HIGH_MIN_GAIN = 0.05;
+/** Probe frame / raw above this: new, incompressible bytes (compressed media, packed executables). */
+export const HIGH_MAX_RATIO = 0.9;
+
+/** The policy for a requested level: at or below the probe level, one pass at that level. */
+export function levelPolicy(level: number): LevelPolicy {
+  if (level <= PROBE_LEVEL) return { probeLevel: level, highLevel: level, highMinGain: 2, highMaxRatio: 0 };
+  return { probeLevel: PROBE_LEVEL, highLevel: level, highMinGain: HIGH_MIN_GAIN, highMaxRatio: HIGH_MAX_RATIO };
+}
