@@ -1,33 +1,21 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../db/dialect.js';
-import { migrateToLatest } from '../db/migrator.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../db/dialect.js';
 import { ManualClock } from '../domain/clock.js';
-import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
+import { useMigratedDb } from '../test-support/migrated-db.js';
+import { TEST_DIALECTS } from '../test-support/test-server.js';
 import { WEBHOOK_RETRY_POLICY } from './retry-policy.js';
 import { TaskQueue } from './task-queue.js';
 import { findTask } from './tasks.queue.js';
 import { Worker } from './worker.js';
 
 describe.each(TEST_DIALECTS)('TaskQueue (%s)', (dialect) => {
+  const openDb = useMigratedDb(dialect, 'tq');
   let db: Db;
-  let dir: string;
-  const schema = `tq_${randomBytes(5).toString('hex')}`;
+  beforeAll(() => {
+    db = openDb();
+  });
   const clock = new ManualClock();
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rockit-tq-'));
-    db = await createDb(dialect === 'pg' ? { kind: 'pg', url: TEST_PG_URL, schema } : { kind: 'sqlite', file: path.join(dir, 'q.sqlite') });
-    await migrateToLatest(db.db, db.schema);
-  });
-  afterAll(async () => {
-    await db?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-    if (dialect === 'pg') await dropSchema(schema);
-  });
   const newQueue = () => new TaskQueue({ db: db.db, capabilities: db.capabilities, clock, defaultMaxAttempts: 3, retryPolicies: { webhook: WEBHOOK_RETRY_POLICY } });
 
   it('wakes after the commit of a transaction, never before it and never on a rollback', async () => {

@@ -1,13 +1,9 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../db/dialect.js';
-import { migrateToLatest } from '../db/migrator.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../db/dialect.js';
 import { ManualClock } from '../domain/clock.js';
-import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
+import { useMigratedDb } from '../test-support/migrated-db.js';
+import { TEST_DIALECTS } from '../test-support/test-server.js';
 import { backoffDelayMs } from '@rockit/engine';
 import { claimTask, completeTask, enqueueTask, failTask, findTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
 import { TaskQueue } from './task-queue.js';
@@ -19,20 +15,12 @@ const half = () => 0.5;
 const backoffMs = (attempt: number) => backoffDelayMs(policy, attempt, half);
 
 describe.each(TEST_DIALECTS)('task queue (%s)', (dialect) => {
+  const openDb = useMigratedDb(dialect, 'q');
   let db: Db;
-  let dir: string;
-  const schema = `q_${randomBytes(5).toString('hex')}`;
+  beforeAll(() => {
+    db = openDb();
+  });
   const clock = new ManualClock();
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rockit-queue-'));
-    db = await createDb(dialect === 'pg' ? { kind: 'pg', url: TEST_PG_URL, schema } : { kind: 'sqlite', file: path.join(dir, 'q.sqlite') });
-    await migrateToLatest(db.db, db.schema);
-  });
-  afterAll(async () => {
-    await db?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-    if (dialect === 'pg') await dropSchema(schema);
-  });
   const enqueue = (type: string, extra: Partial<Parameters<typeof enqueueTask>[2]> = {}) =>
     enqueueTask(db.db, clock.now(), { type, payload: { n: 1 }, maxAttempts: 3, ...extra });
   const claim = (owner: string, types = ['t1']) => claimTask(db.db, db.capabilities, owner, types, clock.now(), LEASE);

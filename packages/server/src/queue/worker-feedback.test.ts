@@ -1,33 +1,21 @@
 // Issue 13 item 7 on the worker: progress is stored while it moves (not only with the heartbeat), and
 // a failure of the user's input is logged once, without a stack trace.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../db/dialect.js';
-import { migrateToLatest } from '../db/migrator.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../db/dialect.js';
 import { StepError } from '../pipeline/errors.js';
-import { dropSchema, TEST_DIALECTS, TEST_PG_URL } from '../test-support/test-server.js';
+import { useMigratedDb } from '../test-support/migrated-db.js';
+import { TEST_DIALECTS } from '../test-support/test-server.js';
 import { enqueueTask, findTask } from './tasks.queue.js';
 import { TaskQueue } from './task-queue.js';
 import { Worker } from './worker.js';
 
 describe.each(TEST_DIALECTS)('worker feedback (%s)', (dialect) => {
+  const openDb = useMigratedDb(dialect, 'qf');
   let db: Db;
-  let dir: string;
-  const schema = `qf_${randomBytes(5).toString('hex')}`;
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rockit-queue-fb-'));
-    db = await createDb(dialect === 'pg' ? { kind: 'pg', url: TEST_PG_URL, schema } : { kind: 'sqlite', file: path.join(dir, 'q.sqlite') });
-    await migrateToLatest(db.db, db.schema);
-  });
-  afterAll(async () => {
-    await db?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-    if (dialect === 'pg') await dropSchema(schema);
+  beforeAll(() => {
+    db = openDb();
   });
 
   it('stores progress while the task runs, and logs a bad input once without a stack', async () => {
