@@ -24,7 +24,6 @@ import type { SecretBox } from '../domain/secret-box.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import { openDeploymentSettings } from './deployment.service.js';
 import { appQueueKey } from '../queue/task-types.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import type { AppDto, AppErrorState, CreateAppInput, PatchAppInput, TaskDto } from '@rockit/contract';
 import { lockedMessage, toTaskDto } from './mappers.js';
@@ -186,7 +185,7 @@ export class AppService {
           throw invalidParam('iCurBuild', `build ${input.iCurBuild} is not a kept, ready build of app '${row.name}' (kept: ${ids.join(', ') || 'none'})`);
         }
         const now = clock.now();
-        task = await enqueueTask(trx, now, {
+        task = await this.opts.queue.enqueue(trx, {
           type: 'deploy', payload: { setLive: { appId: row.id, buildId: input.iCurBuild } }, orgId: user.orgId, appName: row.name,
           buildId: input.iCurBuild, queueKey: appQueueKey(row.id), maxAttempts: config.worker.maxAttempts,
         });

@@ -7,7 +7,6 @@ import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { randomSecret, sha256Hex } from '../domain/secrets.js';
 import { s3ImportKey, s3ImportRefusal, type S3ImportScope } from '../pipeline/s3-import-scope.js';
 import { importDeltaKey, importTarKey } from '../publish/layout.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { knownChunkIds } from '../pipeline/delta.js';
 import type { BlobStore } from '../storage/blob-store.js';
 
@@ -76,7 +75,7 @@ export class BuildService {
           ...(since.task ? { task: since.task } : {}),
         });
       }
-      const row = await enqueueTask(trx, now, {
+      const row = await this.opts.queue.enqueue(trx, {
         type: 'dltar', payload: { ...(input.live === false ? { live: false } : {}), ...(input.delta === true ? { delta: true } : {}) }, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
         // An upload waits for its PUT; claimed at the deadline, it ends `expired`.
         runAfterMs: token === undefined ? now : expiresMs,

@@ -19,7 +19,6 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, missingParam, notFound } from '../domain/errors.js';
 import { parseListQuery, project, type Page, type RawListQuery } from '../domain/list.js';
 import { appQueueKey, type TraceTaskPayload } from '../queue/task-types.js';
-import { enqueueTask } from '../queue/tasks.queue.js';
 import { emitEvent } from '../webhooks/emit.js';
 import { requirePermission, type Principal, type ServiceDeps } from './context.js';
 import type { TaskQueue } from '../queue/task-queue.js';
@@ -84,7 +83,7 @@ export class TrainingService {
         ...(input.auto !== undefined ? { auto: input.auto ? 1 : 0 } : {}),
         updated_ms: now,
       });
-      started = (await startAutoTraining(trx, { orgId: user.orgId, appId: app.id, nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts })) !== undefined;
+      started = (await startAutoTraining(this.opts.queue, trx, { orgId: user.orgId, appId: app.id, nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts })) !== undefined;
       return this.toDto(trx, app, (await findTraining(trx, app.id)) ?? null);
     });
     // After the commit (the worker must find the task): only when trace processing was submitted.
@@ -110,7 +109,7 @@ export class TrainingService {
       if (app.locked === 1 || app.error !== null) throw new AppError('app-locked', `app ${app.name} is in error state: fix it (retry its failed deploy) first`);
       if (app.i_cur_build === null) throw new AppError('invalid-state', `app ${app.name} has no published build to train`);
       if ((await countTraces(trx, app.id)) === 0) throw new AppError('invalid-state', `app ${app.name} has no traces to train on`);
-      return submitTraceTask(trx, { orgId, app, reason: 'trigger', nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts });
+      return submitTraceTask(this.opts.queue, trx, { orgId, app, reason: 'trigger', nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts });
     });
     return task;
   }
@@ -139,11 +138,12 @@ export const activeTraceTask = (db: Executor, orgId: string, appName: string): P
 
 /** Enqueues a trace task for the app (in the caller's transaction) and announces `trace.submit`. */
 async function submitTraceTask(
+  queue: TaskQueue,
   trx: Executor,
   o: { orgId: string; app: AppRow; reason: TraceTaskPayload['reason']; nowMs: number; maxAttempts: number },
 ): Promise<TaskRow> {
   const payload: TraceTaskPayload = { appId: o.app.id, reason: o.reason };
-  const task = await enqueueTask(trx, o.nowMs, {
+  const task = await queue.enqueue(trx, {
     type: TRACE_TASK_TYPE, payload, orgId: o.orgId, appName: o.app.name,
     buildId: o.app.i_cur_build === null ? null : Number(o.app.i_cur_build),
     // With the app's mkraw and deploy steps: never at the same time as an import of the app.
@@ -163,6 +163,7 @@ async function submitTraceTask(
  * Call inside the transaction that stored a trace (or changed the training). Returns the task.
  */
 export async function startAutoTraining(
+  queue: TaskQueue,
   trx: Executor,
   o: { orgId: string; appId: string; nowMs: number; maxAttempts: number },
 ): Promise<TaskRow | undefined> {
@@ -173,6 +174,6 @@ export async function startAutoTraining(
   const app = await findAppById(trx, o.appId);
   if (!app || app.i_cur_build === null || app.locked === 1 || app.error !== null) return undefined;
   if (await activeTraceTask(trx, o.orgId, app.name)) return undefined;
-  return submitTraceTask(trx, { orgId: o.orgId, app, reason: 'auto', nowMs: o.nowMs, maxAttempts: o.maxAttempts });
+  return submitTraceTask(queue, trx, { orgId: o.orgId, app, reason: 'auto', nowMs: o.nowMs, maxAttempts: o.maxAttempts });
 }
 

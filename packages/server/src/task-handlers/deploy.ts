@@ -8,6 +8,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { DeployError, StepError, buildRelease, deployRelease, patchTargetPrefix, planCleanup, readPublishedRelease, type DeployTarget } from '../pipeline/index.js';
 import { createDepotOrigin, type Origin } from '../publish/origin.js';
 import { PermanentTaskError, type TaskHandler } from '../queue/worker.js';
+import { findTask } from '../queue/tasks.queue.js';
 import { FinalDeployFailure, isFinalAttempt, type ImportDeps } from './import-deps.js';
 
 /** Name of the depot as a deploy target (results, errors). */
@@ -77,7 +78,7 @@ async function resolveDeploy(deps: ImportDeps, p: DeployPayload): Promise<Resolv
 
 /** Whether the import (its dltar task's payload) asked to go live; absent = true. */
 async function importIsLive(db: ImportDeps['db'], importTask: string): Promise<boolean> {
-  const row = await db.selectFrom('tasks').select('payload').where('name', '=', importTask).executeTakeFirst();
+  const row = await findTask(db, importTask);
   if (!row?.payload) return true;
   try {
     return (JSON.parse(row.payload) as { live?: unknown }).live !== false;
