@@ -24,7 +24,7 @@ export const DATABASE_COLUMNS = {
   api_keys: ['id', 'user_id', 'key_hash', 'created_ms', 'revoked_ms'],
   tasks: [
     'name', 'type', 'status', 'org_id', 'app_name', 'build_id', 'queue_key', 'payload', 'result', 'error', 'warnings', 'progress',
-    'attempts', 'max_attempts', 'run_after_ms', 'lease_owner', 'lease_expires_ms', 'created_ms', 'started_ms', 'ended_ms',
+    'attempts', 'max_attempts', 'retry_policy', 'run_after_ms', 'lease_owner', 'lease_expires_ms', 'created_ms', 'started_ms', 'ended_ms',
     'updated_ms',
   ],
   login_failures: ['key', 'failures', 'window_ends_ms'],

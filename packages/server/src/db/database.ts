@@ -97,6 +97,8 @@ export interface TasksTable {
   progress: number;
   attempts: number;
   max_attempts: number;
+  /** JSON `{baseMs, factor, maxMs, jitter}`: the backoff the task was enqueued with (migration 0012); null = its type's policy. */
+  retry_policy: string | null;
   run_after_ms: number;
   lease_owner: string | null;
   lease_expires_ms: number | null;

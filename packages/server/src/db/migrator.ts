@@ -8,6 +8,7 @@ import * as m0006 from './migrations/0006-resumable-uploads.js';
 import * as m0007 from './migrations/0007-login-throttle.js';
 import * as m0010 from './migrations/0010-faststart-keys-traces.js';
 import * as m0011 from './migrations/0011-trainings.js';
+import * as m0012 from './migrations/0012-task-retry-policy.js';
 
 /** Every migration, in order. Names are frozen; append only. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
@@ -20,6 +21,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0007-login-throttle': m0007,
   '0010-faststart-keys-traces': m0010,
   '0011-trainings': m0011,
+  '0012-task-retry-policy': m0012,
 });
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -5,7 +5,7 @@ import type { BackoffPolicy } from '@rockit/engine';
  * (engine `backoffDelayMs`: exponential from `baseMs`, capped at `maxMs`, with jitter) and, for types
  * with a schedule of their own, the number of attempts. A type without `maxAttempts` gets the
  * installation's `ROCKIT_WORKER_MAX_ATTEMPTS` (config.worker.maxAttempts), chosen at enqueue and kept
- * in the task's `max_attempts`. The backoff is looked up by type when an attempt fails.
+ * in the task's `max_attempts`; the backoff is kept in the task's `retry_policy` (backoffOfTask).
  */
 export interface RetryPolicy extends BackoffPolicy {
   /** Attempts in all, the first one included; absent = the configured default. */
@@ -34,3 +34,26 @@ export type RetryPolicies = Readonly<Record<string, Readonly<RetryPolicy>>>;
 
 /** The policy of `type` in `policies`, else the default. */
 export const retryPolicyOf = (policies: RetryPolicies, type: string): Readonly<RetryPolicy> => policies[type] ?? DEFAULT_RETRY_POLICY;
+
+/** The backoff part of a policy, as a task keeps it (`tasks.retry_policy`, JSON). */
+export const storedBackoff = (p: BackoffPolicy): string => JSON.stringify({ baseMs: p.baseMs, factor: p.factor, maxMs: p.maxMs, jitter: p.jitter });
+
+const finiteAtLeast = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isFinite(v) && v >= min;
+
+/**
+ * The backoff a task was enqueued with (its `retry_policy`), else — a task from before migration 0012,
+ * or a value that does not parse — its type's policy in `policies`.
+ */
+export function backoffOfTask(policies: RetryPolicies, task: { type: string; retry_policy: string | null }): Readonly<BackoffPolicy> {
+  if (task.retry_policy !== null) {
+    try {
+      const p = JSON.parse(task.retry_policy) as Partial<BackoffPolicy>;
+      if (finiteAtLeast(p.baseMs, 0) && finiteAtLeast(p.factor, 1) && finiteAtLeast(p.maxMs, 0) && finiteAtLeast(p.jitter, 0) && p.jitter <= 1) {
+        return { baseMs: p.baseMs, factor: p.factor, maxMs: p.maxMs, jitter: p.jitter };
+      }
+    } catch {
+      // Not JSON: the type's policy.
+    }
+  }
+  return retryPolicyOf(policies, task.type);
+}

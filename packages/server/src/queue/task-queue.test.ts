@@ -4,7 +4,7 @@ import type { Db } from '../db/dialect.js';
 import { ManualClock } from '../domain/clock.js';
 import { useMigratedDb } from '../test-support/migrated-db.js';
 import { TEST_DIALECTS } from '../test-support/test-server.js';
-import { WEBHOOK_RETRY_POLICY } from './retry-policy.js';
+import { WEBHOOK_RETRY_POLICY, backoffOfTask } from './retry-policy.js';
 import { TaskQueue } from './task-queue.js';
 import { findTask } from './tasks.queue.js';
 import { Worker } from './worker.js';
@@ -56,6 +56,20 @@ describe.each(TEST_DIALECTS)('TaskQueue (%s)', (dialect) => {
     off();
     queue.wake();
     expect(wakes).toBe(3);
+  });
+
+  it('keeps the backoff a task was enqueued with: a later change of the type policy does not touch it', async () => {
+    const queue = newQueue();
+    const hook = await queue.enqueue(undefined, { type: 'webhook', payload: {} });
+    const stored = (await findTask(db.db, hook.name))!;
+    expect(JSON.parse(stored.retry_policy!)).toEqual({ baseMs: 30_000, factor: 2, maxMs: 3_600_000, jitter: 0.2 });
+    const changed = { webhook: { ...WEBHOOK_RETRY_POLICY, baseMs: 1 } };
+    expect(backoffOfTask(changed, stored)).toEqual({ baseMs: 30_000, factor: 2, maxMs: 3_600_000, jitter: 0.2 });
+    // A task from before migration 0012 (no stored policy) or with a broken value: its type's policy now.
+    expect(backoffOfTask(changed, { ...stored, retry_policy: null }).baseMs).toBe(1);
+    for (const bad of ['{', '{"baseMs":-1,"factor":2,"maxMs":1,"jitter":0}', '{"baseMs":1,"factor":2,"maxMs":1,"jitter":2}', '[]']) {
+      expect(backoffOfTask(changed, { ...stored, retry_policy: bad }).baseMs).toBe(1);
+    }
   });
 
   it('enqueueFollowUpOnce inserts the follow-up only when its claim succeeds, under the claimed name', async () => {

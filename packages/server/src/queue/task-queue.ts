@@ -57,7 +57,7 @@ export class TaskQueue {
    */
   async enqueue(trx: Db | Transaction<Database> | undefined, input: TaskInput): Promise<TaskRow> {
     const maxAttempts = input.maxAttempts ?? this.policyOf(input.type).maxAttempts ?? this.defaultMaxAttempts;
-    const row = await enqueueTask(trx ?? this.db, this.clock.now(), { ...input, maxAttempts });
+    const row = await enqueueTask(trx ?? this.db, this.clock.now(), { retryPolicy: this.policyOf(input.type), ...input, maxAttempts });
     if (!trx) this.wake();
     return row;
   }

@@ -2,6 +2,8 @@ import { sql, type Kysely } from 'kysely';
 import type { DbCapabilities } from '../db/capabilities.js';
 import type { Database, TaskRow } from '../db/database.js';
 import { sortableId } from '../domain/ids.js';
+import { storedBackoff } from './retry-policy.js';
+import type { BackoffPolicy } from '@rockit/engine';
 
 /**
  * ALL task-queue SQL lives here. Invariants:
@@ -28,6 +30,8 @@ export interface EnqueueInput {
   buildId?: number | null;
   queueKey?: string | null;
   maxAttempts: number;
+  /** The backoff between attempts, kept with the task (retry_policy); absent = its type's policy when an attempt fails. */
+  retryPolicy?: BackoffPolicy;
   /** Earliest start, ms; default now. */
   runAfterMs?: number;
 }
@@ -52,6 +56,7 @@ export async function enqueueTask(db: Db, nowMs: number, input: EnqueueInput): P
     progress: 0,
     attempts: 0,
     max_attempts: input.maxAttempts,
+    retry_policy: input.retryPolicy ? storedBackoff(input.retryPolicy) : null,
     run_after_ms: input.runAfterMs ?? nowMs,
     lease_owner: null,
     lease_expires_ms: null,

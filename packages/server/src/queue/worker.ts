@@ -5,6 +5,7 @@ import type { Database, TaskRow } from '../db/database.js';
 import type { Clock } from '../domain/clock.js';
 import { backoffDelayMs } from '@rockit/engine';
 import type { TaskQueue } from './task-queue.js';
+import { backoffOfTask } from './retry-policy.js';
 import { claimTask, completeTask, endTask, failTask, heartbeatTask, reclaimExpiredLeases } from './tasks.queue.js';
 
 /** What a handler gets for one attempt of one task. */
@@ -175,9 +176,9 @@ export class Worker {
     });
   }
 
-  /** The wait before the next attempt of `task` after its current one failed: its type's backoff. */
+  /** The wait before the next attempt of `task` after its current one failed: the backoff it was enqueued with. */
   private retryDelayMs(task: TaskRow): number {
-    return backoffDelayMs(this.o.queue.policyOf(task.type), Math.max(1, task.attempts), this.o.random);
+    return backoffDelayMs(backoffOfTask(this.o.queue.retryPolicies, task), Math.max(1, task.attempts), this.o.random);
   }
 
   private async execute(task: TaskRow): Promise<void> {

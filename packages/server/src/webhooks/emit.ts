@@ -62,6 +62,7 @@ export async function emitEvent(db: Executor, event: WebhookEvent, nowMs: number
       appName: body.appName,
       queueKey: webhookQueueKey(sub.id),
       maxAttempts: WEBHOOK_RETRY_POLICY.maxAttempts,
+      retryPolicy: WEBHOOK_RETRY_POLICY,
     });
     names.push(task.name);
   }
