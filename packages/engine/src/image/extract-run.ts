@@ -13,7 +13,7 @@ import { DECODE_WRITE_HEADER_BYTES, type DecodeWriteJob } from '../codec/decode-
 import { CorruptionError } from '../errors.js';
 import { EXTRACT_READ_BYTES, EXTRACT_READS_IN_FLIGHT, EXTRACT_STATE_EVERY_BYTES } from '../format/constants.js';
 import type { Manifest } from '../format/types.js';
-import { coalesce, hex, packPath, readChunks, type OpenedImage, type ReadChunksOptions } from './reader.js';
+import { chunkDescriptors, coalesce, hex, packPath, readChunks, type OpenedImage, type ReadChunksOptions } from './reader.js';
 
 export interface ExtractProgress {
   /** Raw bytes written so far (this run). */
@@ -219,10 +219,7 @@ export class Extraction {
   private makeJob(g: number[], buffer: ArrayBuffer, dataBytes: number): { job: DecodeWriteJob; bytes: number } {
     const { m, counts, locFile, locOffset, todo, left } = this;
     const n = g.length;
-    const codecs = new Uint8Array(n);
-    const storedLengths = new Uint32Array(n);
-    const rawLengths = new Uint32Array(n);
-    const hashes = new Uint8Array(32 * n);
+    const { codecs, storedLengths, rawLengths, hashes } = chunkDescriptors(m, g);
     const placeStart = new Uint32Array(n + 1);
     const files: number[] = [];
     const fileOffsets: number[] = [];
@@ -232,10 +229,6 @@ export class Extraction {
     let bytes = 0;
     g.forEach((ci, k) => {
       const c = m.chunks[ci];
-      codecs[k] = c.codec;
-      storedLengths[k] = c.storedSizeBytes;
-      rawLengths[k] = c.rawSizeBytes;
-      hashes.set(c.hash, 32 * k);
       for (let s = counts[ci]; s < counts[ci + 1]; s++) {
         const fi = locFile[s];
         if (!todo[fi]) continue;

@@ -176,11 +176,8 @@ export async function* readChunks(img: OpenedImage, indexes: readonly number[], 
   }
 }
 
-/**
- * Decodes and verifies one coalesced read (chunks `g`, adjacent in one pack) on the pool's worker threads.
- * Returns the raw chunks back to back. Errors: CorruptionError 'chunk' naming the first bad chunk.
- */
-export async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array, reuse?: ArrayBuffer): Promise<Uint8Array> {
+/** What a codec worker needs to decode and verify chunks `g` of `m`, in transferable arrays. */
+export function chunkDescriptors(m: Manifest, g: number[]): { codecs: Uint8Array; storedLengths: Uint32Array; rawLengths: Uint32Array; hashes: Uint8Array } {
   const n = g.length;
   const codecs = new Uint8Array(n);
   const storedLengths = new Uint32Array(n);
@@ -193,6 +190,15 @@ export async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], st
     rawLengths[k] = c.rawSizeBytes;
     hashes.set(c.hash, 32 * k);
   });
+  return { codecs, storedLengths, rawLengths, hashes };
+}
+
+/**
+ * Decodes and verifies one coalesced read (chunks `g`, adjacent in one pack) on the pool's worker threads.
+ * Returns the raw chunks back to back. Errors: CorruptionError 'chunk' naming the first bad chunk.
+ */
+export async function decodeOnPool(pool: CodecPool, m: Manifest, g: number[], stored: Uint8Array, reuse?: ArrayBuffer): Promise<Uint8Array> {
+  const { codecs, storedLengths, rawLengths, hashes } = chunkDescriptors(m, g);
   // Transfer needs a buffer of our own (a source may hand out views of a shared pool).
   const data = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : stored.slice();
   const out = await pool.decode({ kind: 'decode', data, codecs, storedLengths, rawLengths, hashes, out: reuse });
