@@ -1,7 +1,7 @@
 // zstd coding of makePatch's runs on worker threads, so both cores compress while the main thread reads B's
 // new chunks and picks their references. Each job is coded at a fast probe level first; only runs where a
 // high level can still pay (compressible, and not already almost entirely matched by the reference) are
-// coded again at the high level, and the smaller frame is kept. Results come back in submission order.
+// coded again at the high level, and the smaller frame is kept.
 // The worker is evaluated from source (like hash-pool.ts), so it runs the same way from dist/ and from the
 // TypeScript sources under test.
 
@@ -53,42 +53,34 @@ function compress(data, level, windowLog, dict) {
   c.loadDictionary(dict);
   return c.compress(data);
 }
-parentPort.on('message', ({ id, raw, dict, windowLog, policy }) => {
+parentPort.on('message', ({ id, raw, dict, windowLog, level }) => {
   try {
-    let payload = compress(raw, policy.probeLevel, windowLog, dict);
-    let level = policy.probeLevel;
-    const gain = payload.length / Math.max(1, raw.length + dict.length);
-    const ratio = payload.length / Math.max(1, raw.length);
-    if (policy.highLevel > policy.probeLevel && gain >= policy.highMinGain && ratio <= policy.highMaxRatio) {
-      const hi = compress(raw, policy.highLevel, windowLog, dict);
-      if (hi.length < payload.length) { payload = hi; level = policy.highLevel; }
-    }
-    parentPort.postMessage({ id, payload, level });
+    parentPort.postMessage({ id, payload: compress(raw, level, windowLog, dict) });
   } catch (err) {
     parentPort.postMessage({ id, error: String((err && err.message) || err) });
   }
 });
 `;
 
+/** Whether a run whose probe frame has `probeBytes` is worth coding again at the high level. */
+function wantsHigh(job: EncodeJob, probeBytes: number): boolean {
+  const { policy } = job;
+  const gain = probeBytes / Math.max(1, job.raw.length + job.dict.length);
+  const ratio = probeBytes / Math.max(1, job.raw.length);
+  return policy.highLevel > policy.probeLevel && gain >= policy.highMinGain && ratio <= policy.highMaxRatio;
+}
+
 /** The same policy on the calling thread (the pool's fallback with no threads). */
 export function encodeInline(job: EncodeJob): EncodedRun {
   const { policy, windowLog } = job;
-  let payload: Uint8Array = zstdCompress(job.raw, { level: policy.probeLevel, windowLog }, job.dict);
-  let level = policy.probeLevel;
-  const gain = payload.length / Math.max(1, job.raw.length + job.dict.length);
-  const ratio = payload.length / Math.max(1, job.raw.length);
-  if (policy.highLevel > policy.probeLevel && gain >= policy.highMinGain && ratio <= policy.highMaxRatio) {
-    const hi = zstdCompress(job.raw, { level: policy.highLevel, windowLog }, job.dict);
-    if (hi.length < payload.length) {
-      payload = hi;
-      level = policy.highLevel;
-    }
-  }
-  return { payload, level };
+  const probe = zstdCompress(job.raw, { level: policy.probeLevel, windowLog }, job.dict);
+  if (!wantsHigh(job, probe.length)) return { payload: probe, level: policy.probeLevel };
+  const hi = zstdCompress(job.raw, { level: policy.highLevel, windowLog }, job.dict);
+  return hi.length < probe.length ? { payload: hi, level: policy.highLevel } : { payload: probe, level: policy.probeLevel };
 }
 
 interface Pending {
-  resolve: (r: EncodedRun) => void;
+  resolve: (payload: Uint8Array) => void;
   reject: (e: Error) => void;
 }
 
@@ -104,13 +96,13 @@ export class EncodePool {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
     for (let i = 0; i < threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath } });
-      w.on('message', (m: { id: number; payload?: Uint8Array; level?: number; error?: string }) => {
+      w.on('message', (m: { id: number; payload?: Uint8Array; error?: string }) => {
         const p = this.waiting.get(m.id);
         if (!p) return;
         this.waiting.delete(m.id);
         this.busy[p.slot]--;
         if (m.error !== undefined) p.reject(new Error(m.error));
-        else p.resolve({ payload: m.payload!, level: m.level! });
+        else p.resolve(m.payload!);
       });
       const fail = (err: Error) => {
         this.dead ??= err;
@@ -130,24 +122,33 @@ export class EncodePool {
     return this.workers.length;
   }
 
-  /** Codes one run (on the least busy thread, or inline without threads). */
-  encode(job: EncodeJob): Promise<EncodedRun> {
-    if (this.workers.length === 0) {
-      try {
-        return Promise.resolve(encodeInline(job));
-      } catch (err) {
-        return Promise.reject(err as Error);
-      }
-    }
-    if (this.dead) return Promise.reject(this.dead);
+  /**
+   * Codes one run: the probe, then a high-level pass when the probe says it pays, each on the least busy thread
+   * (the high-level passes are most of the work: pinning them to one thread measured 2x slower, no less memory).
+   */
+  async encode(job: EncodeJob): Promise<EncodedRun> {
+    if (this.workers.length === 0) return encodeInline(job);
+    const { probeLevel, highLevel } = job.policy;
+    const probe = await this.compress(this.leastBusy(), job, probeLevel);
+    if (!wantsHigh(job, probe.length)) return { payload: probe, level: probeLevel };
+    const hi = await this.compress(this.leastBusy(), job, highLevel);
+    return hi.length < probe.length ? { payload: hi, level: highLevel } : { payload: probe, level: probeLevel };
+  }
+
+  private leastBusy(): number {
     let slot = 0;
     for (let i = 1; i < this.busy.length; i++) if (this.busy[i] < this.busy[slot]) slot = i;
+    return slot;
+  }
+
+  private compress(slot: number, job: EncodeJob, level: number): Promise<Uint8Array> {
+    if (this.dead) return Promise.reject(this.dead);
     this.busy[slot]++;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, slot });
       // Copied, not transferred: the buffers may be views of Node's shared small-buffer pool.
-      this.workers[slot].postMessage({ id, raw: job.raw, dict: job.dict, windowLog: job.windowLog, policy: job.policy });
+      this.workers[slot].postMessage({ id, raw: job.raw, dict: job.dict, windowLog: job.windowLog, level });
     });
   }
 

@@ -25,7 +25,7 @@ export interface RunCoding {
 }
 
 /** Runs read and referenced ahead of the one being written (bounds memory: each holds a run and its reference). */
-const RUNS_IN_FLIGHT = 6;
+const RUNS_IN_FLIGHT = 3;
 
 /** A run whose frame is being coded: written, in order, once its frame is back. */
 interface PendingRun {
