@@ -24,7 +24,7 @@ switch (op) {
     break;
   }
   case 'make-patch': {
-    const r = await engine.makePatch({ from: args.from, to: args.to, outDir: args.outDir });
+    const r = await engine.makePatch({ from: args.from, to: args.to, outDir: args.outDir, ...(args.threads !== undefined ? { threads: args.threads } : {}) });
     result = { stats: r.stats };
     break;
   }
