@@ -41,6 +41,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { Compressor } = require(workerData.zstdPath);
 const contexts = new Map();
+const NO_DICT = new Uint8Array(0);
 function compress(data, level, windowLog, dict) {
   const key = level + '/' + windowLog;
   let c = contexts.get(key);
@@ -51,7 +52,11 @@ function compress(data, level, windowLog, dict) {
     contexts.set(key, c);
   }
   c.loadDictionary(dict);
-  return c.compress(data);
+  try {
+    return c.compress(data);
+  } finally {
+    c.loadDictionary(NO_DICT);
+  }
 }
 parentPort.on('message', ({ id, raw, dict, windowLog, level }) => {
   try {
