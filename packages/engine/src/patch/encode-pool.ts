@@ -75,13 +75,13 @@ function wantsHigh(job: EncodeJob, probeBytes: number): boolean {
   return policy.highLevel > policy.probeLevel && gain >= policy.highMinGain && ratio <= policy.highMaxRatio;
 }
 
-/** The same policy on the calling thread (the pool's fallback with no threads). */
-export function encodeInline(job: EncodeJob): EncodedRun {
-  const { policy, windowLog } = job;
-  const probe = zstdCompress(job.raw, { level: policy.probeLevel, windowLog }, job.dict);
-  if (!wantsHigh(job, probe.length)) return { payload: probe, level: policy.probeLevel };
-  const hi = zstdCompress(job.raw, { level: policy.highLevel, windowLog }, job.dict);
-  return hi.length < probe.length ? { payload: hi, level: policy.highLevel } : { payload: probe, level: policy.probeLevel };
+/** Codes a run by the job's policy with `compress(level)`: the probe, then the high level where it may pay; the smaller frame wins. */
+async function encodeWith(job: EncodeJob, compress: (level: number) => Uint8Array | Promise<Uint8Array>): Promise<EncodedRun> {
+  const { probeLevel, highLevel } = job.policy;
+  const probe = await compress(probeLevel);
+  if (!wantsHigh(job, probe.length)) return { payload: probe, level: probeLevel };
+  const hi = await compress(highLevel);
+  return hi.length < probe.length ? { payload: hi, level: highLevel } : { payload: probe, level: probeLevel };
 }
 
 interface Pending {
@@ -131,13 +131,10 @@ export class EncodePool {
    * Codes one run: the probe, then a high-level pass when the probe says it pays, each on the least busy thread
    * (the high-level passes are most of the work: pinning them to one thread measured 2x slower, no less memory).
    */
-  async encode(job: EncodeJob): Promise<EncodedRun> {
-    if (this.workers.length === 0) return encodeInline(job);
-    const { probeLevel, highLevel } = job.policy;
-    const probe = await this.compress(this.leastBusy(), job, probeLevel);
-    if (!wantsHigh(job, probe.length)) return { payload: probe, level: probeLevel };
-    const hi = await this.compress(this.leastBusy(), job, highLevel);
-    return hi.length < probe.length ? { payload: hi, level: highLevel } : { payload: probe, level: probeLevel };
+  encode(job: EncodeJob): Promise<EncodedRun> {
+    // No threads: on the calling thread.
+    if (this.workers.length === 0) return encodeWith(job, (level) => zstdCompress(job.raw, { level, windowLog: job.windowLog }, job.dict));
+    return encodeWith(job, (level) => this.compress(this.leastBusy(), job, level));
   }
 
   private leastBusy(): number {
