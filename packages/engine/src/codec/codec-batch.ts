@@ -1,6 +1,5 @@
 // Hash + compress a batch of chunks. Runs inside codec workers and, as a fallback, on the calling thread.
 // The result is packed into one ArrayBuffer so it crosses the thread boundary without a copy.
-import { createHash } from 'node:crypto';
 import { ChunkCompressor, compressBound, decodeChunkInto, sha256 } from './chunk-codec.js';
 import type { Codec } from '../format/types.js';
 
@@ -116,8 +115,7 @@ export function decodeBatch(batch: DecodeBatch): Uint8Array {
     const raw = out.subarray(dst, dst + batch.rawLengths[i]);
     try {
       decodeChunkInto(batch.codecs[i] as Codec, stored, raw);
-      const h = createHash('sha256').update(raw).digest();
-      if (!h.equals(batch.hashes.subarray(32 * i, 32 * i + 32))) throw new Error('hash mismatch');
+      if (!sha256(raw).equals(batch.hashes.subarray(32 * i, 32 * i + 32))) throw new Error('hash mismatch');
     } catch {
       view.setUint32(0, i, true);
       return out.subarray(0, 4);

@@ -2,9 +2,8 @@
 // on the calling thread. The worker does the file I/O itself, so the thread that reads packs never waits on
 // writes: each chunk is decoded (zstd into a per-thread scratch buffer; raw chunks stay where they were read),
 // its SHA-256 checked against its id, and written with positional writes to every place listed for it.
-import * as crypto from 'node:crypto';
 import { closeSync, constants, fchmodSync, openSync, writeSync } from 'node:fs';
-import { decodeChunkInto } from './chunk-codec.js';
+import { decodeChunkInto, sha256 } from './chunk-codec.js';
 import { DECODE_OK } from './codec-batch.js';
 import { Codec } from '../format/types.js';
 
@@ -42,10 +41,6 @@ export interface DecodeWriteJob {
 }
 
 let scratch = Buffer.allocUnsafe(0);
-
-/** SHA-256 of one chunk. The one-shot crypto.hash (Node ≥ 20.12) spares a Hash object per chunk. */
-const sha256Of: (b: Uint8Array) => Buffer =
-  typeof crypto.hash === 'function' ? (b) => crypto.hash('sha256', b, 'buffer') : (b) => crypto.createHash('sha256').update(b).digest();
 
 /** One pending positional write: consecutive places of one file whose bytes lie back to back in one buffer. */
 interface Pending {
@@ -106,7 +101,7 @@ export function decodeAndWrite(job: DecodeWriteJob): Uint8Array {
         pos += len;
       }
       const bytes = buf.subarray(start, start + len);
-      if (!sha256Of(bytes).equals(job.hashes.subarray(32 * k, 32 * k + 32))) {
+      if (!sha256(bytes).equals(job.hashes.subarray(32 * k, 32 * k + 32))) {
         status.setUint32(0, k, true);
         return all;
       }
