@@ -14,9 +14,19 @@ import { describeTree, makeTempDir, removeDir, writeRandomTree } from './test-su
 const distIndex = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
 
 // The child kills itself (SIGKILL) from its progress callback once `killAtBytes` are written: a deterministic point
-// of the stream, with the reads after it still being decoded and written by the codec workers.
+// of the stream, with the reads after it still being decoded and written by the codec workers. With `needState`,
+// it also waits until a saved state names some chunks (state files are written asynchronously, so under load the
+// first one past chunk 0 can land after the byte count is reached).
 const CHILD = `
-const [engine, image, out, killAtBytes] = process.argv.slice(2);
+import { readFileSync } from 'node:fs';
+const [engine, image, out, killAtBytes, needState] = process.argv.slice(2);
+const saved = () => {
+  try {
+    return JSON.parse(readFileSync(out + '.rockit-state.json', 'utf8')).chunksDone;
+  } catch {
+    return 0;
+  }
+};
 const { extractImage } = await import(engine);
 await extractImage({
   source: image,
@@ -24,7 +34,7 @@ await extractImage({
   threads: 2,
   stateEveryBytes: 1,
   onProgress: (p) => {
-    if (p.doneBytes >= Number(killAtBytes)) process.kill(process.pid, 'SIGKILL');
+    if (p.doneBytes >= Number(killAtBytes) && (needState !== '1' || saved() > 0)) process.kill(process.pid, 'SIGKILL');
   },
 });
 `;
@@ -55,8 +65,9 @@ async function chunksDone(statePath: string): Promise<number> {
 }
 
 /** Runs the child until it kills itself; returns how it ended and the chunks its saved state says are done. */
-async function killAt(out: string, killAtBytes: number): Promise<{ seen: number; signal: NodeJS.Signals | null }> {
-  const p = spawn(process.execPath, [child, pathToFileURL(distIndex).href, join(tmp, 'img'), out, String(killAtBytes)], { stdio: 'ignore' });
+async function killAt(out: string, killAtBytes: number, needState: boolean): Promise<{ seen: number; signal: NodeJS.Signals | null }> {
+  const args = [child, pathToFileURL(distIndex).href, join(tmp, 'img'), out, String(killAtBytes), needState ? '1' : '0'];
+  const p = spawn(process.execPath, args, { stdio: 'ignore' });
   const signal = await new Promise<NodeJS.Signals | null>((r) => p.on('exit', (_code, sig) => r(sig)));
   return { seen: await chunksDone(out + '.rockit-state.json'), signal };
 }
@@ -70,7 +81,7 @@ describe.skipIf(!existsSync(distIndex))('extraction killed mid-stream', () => {
     // First read, a third, two thirds, and after the last chunk (before the staging folder is renamed).
     for (const [i, at] of [1, Math.floor(total / 3), Math.floor((2 * total) / 3), total].entries()) {
       const out = join(tmp, `out-${i}`);
-      const { seen, signal } = await killAt(out, at);
+      const { seen, signal } = await killAt(out, at, i >= 2);
       expect(signal).toBe('SIGKILL');
       expect(seen).toBeGreaterThanOrEqual(0); // the state file was written, and names a prefix of the stream
       expect(seen).toBeLessThanOrEqual(n);
