@@ -190,7 +190,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   let worker: Worker | undefined;
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'), sweepWork,
-    maxUploadBytes: config.imports.maxUploadBytes, maxAttempts: config.worker.maxAttempts,
+    maxUploadBytes: config.imports.maxUploadBytes,
     buildLimits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles },
     gracePeriodSeconds: config.imports.gracePeriodSeconds,
     ...guard,

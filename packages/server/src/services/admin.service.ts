@@ -23,7 +23,6 @@ export class AdminService {
     const row = await this.queue.enqueue(undefined, {
       type: 'hello',
       payload: { message: input.message, maintenance: input.maintenance ?? false },
-      maxAttempts: this.deps.config.worker.maxAttempts,
     });
     return toTaskDto(row);
   }

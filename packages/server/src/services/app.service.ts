@@ -163,7 +163,7 @@ export class AppService {
     if (input.iCurBuild !== undefined && (!Number.isSafeInteger(input.iCurBuild) || input.iCurBuild < 1)) {
       throw invalidParam('iCurBuild', 'must be the id of a kept build (an integer from 1)');
     }
-    const { db, clock, config } = this.deps;
+    const { db, clock } = this.deps;
     let task: TaskRow | undefined;
     const id = await db.transaction().execute(async (trx) => {
       const row = await findApp(trx, user.orgId, input.name);
@@ -187,7 +187,7 @@ export class AppService {
         const now = clock.now();
         task = await this.opts.queue.enqueue(trx, {
           type: 'deploy', payload: { setLive: { appId: row.id, buildId: input.iCurBuild } }, orgId: user.orgId, appName: row.name,
-          buildId: input.iCurBuild, queueKey: appQueueKey(row.id), maxAttempts: config.worker.maxAttempts,
+          buildId: input.iCurBuild, queueKey: appQueueKey(row.id),
         });
         await setProcessing(trx, row.id, now);
         await emitEvent(trx, { type: 'deploy', event: 'submit', orgName: user.orgName, appName: row.name, taskName: task.name, ...(build.build_name ? { buildName: build.build_name } : {}) }, now);

@@ -62,7 +62,7 @@ export class BuildService {
     // A delta is uploaded, and its size and digest are not the tar's: announcing them makes no sense.
     if (input.delta === true && input.url !== undefined) throw invalidParam('delta', 'a delta is uploaded: leave out url');
     if (input.delta === true && (input.size !== undefined || input.sha256 !== undefined)) throw invalidParam('delta', 'a delta import takes no size or sha256');
-    const { clock, config } = this.deps;
+    const { clock } = this.deps;
     const now = clock.now();
     const token = input.url === undefined ? randomSecret(UPLOAD_TOKEN_PREFIX) : undefined;
     const expiresMs = now + this.opts.uploadExpirySeconds * 1000;
@@ -76,7 +76,7 @@ export class BuildService {
         });
       }
       const row = await this.opts.queue.enqueue(trx, {
-        type: 'dltar', payload: { ...(input.live === false ? { live: false } : {}), ...(input.delta === true ? { delta: true } : {}) }, orgId: user.orgId, appName: app.name, maxAttempts: config.worker.maxAttempts,
+        type: 'dltar', payload: { ...(input.live === false ? { live: false } : {}), ...(input.delta === true ? { delta: true } : {}) }, orgId: user.orgId, appName: app.name,
         // An upload waits for its PUT; claimed at the deadline, it ends `expired`.
         runAfterMs: token === undefined ? now : expiresMs,
       });

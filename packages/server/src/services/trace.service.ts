@@ -118,7 +118,7 @@ export class TraceService {
           coverage, blob_key: key, size_bytes: stored.length, created_ms: now,
         });
         // nTracesReliable new traces of an `auto` training start trace processing (in this transaction).
-        training = await startAutoTraining(this.opts.queue, trx, { orgId: who.orgId, appId: who.appId, nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts });
+        training = await startAutoTraining(this.opts.queue, trx, { orgId: who.orgId, appId: who.appId, nowMs: now });
       });
     } catch (e) {
       await this.opts.blobStore.delete(key).catch(() => undefined);

@@ -83,7 +83,7 @@ export class TrainingService {
         ...(input.auto !== undefined ? { auto: input.auto ? 1 : 0 } : {}),
         updated_ms: now,
       });
-      started = (await startAutoTraining(this.opts.queue, trx, { orgId: user.orgId, appId: app.id, nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts })) !== undefined;
+      started = (await startAutoTraining(this.opts.queue, trx, { orgId: user.orgId, appId: app.id, nowMs: now })) !== undefined;
       return this.toDto(trx, app, (await findTraining(trx, app.id)) ?? null);
     });
     // After the commit (the worker must find the task): only when trace processing was submitted.
@@ -109,7 +109,7 @@ export class TrainingService {
       if (app.locked === 1 || app.error !== null) throw new AppError('app-locked', `app ${app.name} is in error state: fix it (retry its failed deploy) first`);
       if (app.i_cur_build === null) throw new AppError('invalid-state', `app ${app.name} has no published build to train`);
       if ((await countTraces(trx, app.id)) === 0) throw new AppError('invalid-state', `app ${app.name} has no traces to train on`);
-      return submitTraceTask(this.opts.queue, trx, { orgId, app, reason: 'trigger', nowMs: now, maxAttempts: this.deps.config.worker.maxAttempts });
+      return submitTraceTask(this.opts.queue, trx, { orgId, app, reason: 'trigger', nowMs: now });
     });
     return task;
   }
@@ -140,14 +140,14 @@ export const activeTraceTask = (db: Executor, orgId: string, appName: string): P
 async function submitTraceTask(
   queue: TaskQueue,
   trx: Executor,
-  o: { orgId: string; app: AppRow; reason: TraceTaskPayload['reason']; nowMs: number; maxAttempts: number },
+  o: { orgId: string; app: AppRow; reason: TraceTaskPayload['reason']; nowMs: number },
 ): Promise<TaskRow> {
   const payload: TraceTaskPayload = { appId: o.app.id, reason: o.reason };
   const task = await queue.enqueue(trx, {
     type: TRACE_TASK_TYPE, payload, orgId: o.orgId, appName: o.app.name,
     buildId: o.app.i_cur_build === null ? null : Number(o.app.i_cur_build),
     // With the app's mkraw and deploy steps: never at the same time as an import of the app.
-    queueKey: appQueueKey(o.app.id), maxAttempts: o.maxAttempts,
+    queueKey: appQueueKey(o.app.id),
   });
   const orgName = await orgNameOf(trx, o.orgId);
   if (orgName !== undefined) {
@@ -165,7 +165,7 @@ async function submitTraceTask(
 export async function startAutoTraining(
   queue: TaskQueue,
   trx: Executor,
-  o: { orgId: string; appId: string; nowMs: number; maxAttempts: number },
+  o: { orgId: string; appId: string; nowMs: number },
 ): Promise<TaskRow | undefined> {
   const t = await lockTraining(trx, o.orgId, o.appId, o.nowMs);
   if (t.auto !== 1) return undefined;
@@ -174,6 +174,6 @@ export async function startAutoTraining(
   const app = await findAppById(trx, o.appId);
   if (!app || app.i_cur_build === null || app.locked === 1 || app.error !== null) return undefined;
   if (await activeTraceTask(trx, o.orgId, app.name)) return undefined;
-  return submitTraceTask(queue, trx, { orgId: o.orgId, app, reason: 'auto', nowMs: o.nowMs, maxAttempts: o.maxAttempts });
+  return submitTraceTask(queue, trx, { orgId: o.orgId, app, reason: 'auto', nowMs: o.nowMs });
 }
 

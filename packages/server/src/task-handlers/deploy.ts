@@ -169,7 +169,7 @@ export function deployHandler(deps: ImportDeps): TaskHandler {
             deployments: opened.map((o) => o.row.name),
           };
           await deps.queue.enqueue(trx, {
-            type: 'cleanup', payload: cleanup, orgId: orgId, appName: app.name, buildId, maxAttempts: deps.maxAttempts,
+            type: 'cleanup', payload: cleanup, orgId: orgId, appName: app.name, buildId,
             runAfterMs: plan.notBefore * 1000,
           });
         }

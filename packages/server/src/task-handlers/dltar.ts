@@ -69,7 +69,7 @@ async function enqueueMkraw(deps: ImportDeps, imp: ImportRow, app: AppRow, extra
   const mkraw = await deps.queue.transaction((trx) =>
     deps.queue.enqueueFollowUpOnce(
       trx,
-      { type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+      { type: 'mkraw', payload: { importTask: imp.task_name, ...extra }, orgId: imp.org_id, appName: app.name, queueKey: appQueueKey(app.id) },
       (name) => claimFollowUp(trx, imp.task_name, 'mkraw_task', name),
     ),
   );

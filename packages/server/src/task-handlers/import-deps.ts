@@ -28,8 +28,6 @@ export interface ImportDeps {
    * (ROCKIT_MAX_BUILD_BYTES / ROCKIT_MAX_BUILD_FILES); absent = the engine's defaults.
    */
   buildLimits?: { maxTotalBytes: number; maxFiles: number };
-  /** Attempts of each follow-up task. */
-  maxAttempts: number;
   /** Delay before files a new release no longer needs are removed (api.md §7.3). */
   gracePeriodSeconds: number;
   /** SSRF guard for download URLs; absent = any address. */

@@ -83,7 +83,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         // take-over raced us) rolls back its whole commit: the other run's stands.
         const deploy = await deps.queue.enqueueFollowUpOnce(
           trx,
-          { type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+          { type: 'deploy', payload: { importTask }, orgId: imp.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id) },
           (name) => claimFollowUp(trx, importTask, 'deploy_task', name),
         );
         if (!deploy) throw new AlreadyLinked();

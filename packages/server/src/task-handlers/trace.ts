@@ -157,7 +157,7 @@ export function traceHandler(deps: ImportDeps): TaskHandler {
         // variant moved) claims nothing.
         const deploy = await deps.queue.enqueueFollowUpOnce(
           trx,
-          { type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id), maxAttempts: deps.maxAttempts },
+          { type: 'deploy', payload: { importTask: source.task_name }, orgId: app.org_id, appName: app.name, buildId, queueKey: appQueueKey(app.id) },
           () => replaceBuildImage(trx, app.id, buildId, currentDxf, dxfName, uploaded.sizeBytes),
         );
         if (!deploy) return undefined;
