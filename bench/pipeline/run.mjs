@@ -34,6 +34,7 @@ const { values: opt } = parseArgs({
     repeat: { type: 'string', default: '1' },
     'poll-ms': { type: 'string', default: '250' },
     out: { type: 'string', default: join(here, 'results.md') },
+    'cpu-prof': { type: 'string', default: '' },
   },
 });
 
@@ -156,7 +157,8 @@ async function throughServer(tar) {
     ROCKIT_SCRYPT_COST: '1024',
     ROCKIT_WORKER_POLL_MS: '100',
   });
-  const child = spawnNode([serverBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], env);
+  const profArgs = opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opt['cpu-prof'])}`] : [];
+  const child = spawnNode([...profArgs, serverBin, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], env);
   const base = `http://127.0.0.1:${port}`;
   await waitHealthy(child, base);
 
