@@ -28,6 +28,8 @@ const JOB_BYTES = 8 << 20;
 const JOB_FILES = 256;
 /** Files up to this size are written by one job (which then checks their whole hash); larger ones in pieces. */
 const WHOLE_FILE_JOB_BYTES = 16 << 20;
+/** Files of B created at once ahead of the jobs (libuv's thread pool runs four file system calls at a time). */
+const CREATORS = 4;
 /** Jobs sent and not finished, at most (two per codec thread keep both busy). */
 const MAX_JOBS_IN_FLIGHT = 4;
 
@@ -72,6 +74,9 @@ export class Applier {
   private job = new ApplyJobBuilder();
   private jobFiles = new Set<number>();
   private readonly inFlight: Array<Promise<void>> = [];
+  /** Per assembled B file: settles once the file exists (see createFiles). */
+  private readonly created = new Map<number, Promise<void>>();
+  private stopCreating = false;
   private records!: DataRecords;
   private done = 0;
   private readonly total: number;
@@ -172,6 +177,7 @@ export class Applier {
    */
   private async writeAssembled(files: Array<[number, FileEntry]>): Promise<void> {
     const split: FileEntry[] = [];
+    const creating = this.createFiles(files);
     try {
       for (const [fi, f] of files) {
         if (f.sizeBytes > WHOLE_FILE_JOB_BYTES) {
@@ -189,21 +195,55 @@ export class Applier {
       const settled = await Promise.allSettled(this.inFlight.splice(0));
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
       throw err;
+    } finally {
+      this.stopCreating = true;
+      await creating;
     }
     // Files too large for one job were written in pieces: check each whole once all its pieces are written.
     for (const f of split) this.background(this.finishSplit(f));
+  }
+
+  /**
+   * Creates the (empty) files the jobs write, in the order they are planned, several at a time: creating a file
+   * is a journaled metadata operation that can take milliseconds on a busy disk, so one at a time on the
+   * workers would leave them waiting. Jobs open these files without O_CREAT or O_TRUNC.
+   */
+  private async createFiles(files: Array<[number, FileEntry]>): Promise<void> {
+    const waiting = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
+    for (const [fi] of files) {
+      const p = new Promise<void>((resolve, reject) => waiting.set(fi, { resolve, reject }));
+      p.catch(() => undefined);
+      this.created.set(fi, p);
+    }
+    let next = 0;
+    const creator = async () => {
+      while (next < files.length) {
+        const [fi, f] = files[next++];
+        const w = waiting.get(fi)!;
+        if (this.stopCreating) {
+          w.reject(new Error('apply stopped'));
+          continue;
+        }
+        try {
+          await (await open(join(this.opts.outDir, f.path), 'w')).close();
+          w.resolve();
+        } catch (err) {
+          w.reject(err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CREATORS }, creator));
   }
 
   /** Plans the steps of file fi into jobs (one job, or pieces of up to JOB_BYTES when `split`). */
   private async planFile(fi: number, f: FileEntry, split: boolean): Promise<void> {
     const outPath = join(this.opts.outDir, f.path);
     const head = { path: outPath, name: f.path, size: f.sizeBytes, sha256: hex(f.sha256), mode: fileMode(f.mode), durable: this.internals.durable === true };
-    if (split) {
-      // Pieces open the file without creating it: it must exist before any of them runs.
-      await this.send();
-      await (await open(outPath, 'w')).close();
-    }
-    const piece = () => this.job.file({ ...head, whole: !split });
+    if (split) await this.send();
+    const piece = () => {
+      this.job.file({ ...head, whole: !split });
+      this.job.creating.push(this.created.get(fi)!);
+    };
     piece();
     this.jobFiles.add(fi);
     let off = 0;
@@ -298,9 +338,11 @@ export class Applier {
     if (builder.empty) return;
     const total = builder.rawBytes;
     const job = builder.build();
-    const waitFor = builder.waitFor;
     const p = (async () => {
-      if (waitFor.length > 0) await Promise.allSettled(waitFor);
+      // Earlier jobs whose output this one reads (waited for, whatever their outcome: theirs is reported first),
+      // then the files this one writes (a failure to create one is this job's failure).
+      await Promise.allSettled(builder.waitFor);
+      await Promise.all(builder.creating);
       const r = await this.codec.applyPatchJob(job);
       if (r.failure) throw jobError(r.failure);
       this.copiedBytes += r.copied;

@@ -1,8 +1,9 @@
 // One piece of applyPatch's assembly, run on a codec worker (or, without workers, on the calling thread): the
-// main thread reads the data part and plans, the worker does the per-file work. For each piece of a B file it
-// reads A's bytes (copied spans, delta references), checks them, decodes the run's zstd frame against its
-// reference, checks every chunk of B against its SHA-256 before writing it with positional writes, and — when
-// the job holds the whole file — hashes the file's bytes in order and checks them against B's manifest.
+// main thread reads the data part and plans, the worker does the per-file work: it reads A's bytes (copied spans,
+// delta references), decodes the runs' zstd frames against their references and writes B with positional writes.
+// Every byte is checked: a file written whole by the job is hashed as it is written and compared with B's
+// manifest (on a mismatch its chunks are checked one by one to name the culprit: A's file or the data part);
+// a piece of a larger file has each chunk checked before it is written.
 // Errors are returned as plain descriptions (error classes do not cross threads); the caller rethrows them typed.
 
 import { createHash, type Hash } from 'node:crypto';
@@ -62,7 +63,7 @@ export interface JobFile {
   path: string;
   name: string;
   steps: JobStep[];
-  /** The job writes the whole file: it creates (truncates) it, hashes it, sets its mode and maybe fsyncs it. */
+  /** The job writes the whole file: it hashes it, sets its mode and maybe fsyncs it. */
   whole: boolean;
   /** Whole files: expected size, SHA-256 (hex), permission bits, fsync before close. */
   size: number;
@@ -175,7 +176,11 @@ class AFiles {
 }
 
 /** The B bytes of one step (a view of a per-thread buffer or of the job's buffer), not yet checked. */
-function stepBytes(job: ApplyJob, all: Uint8Array, s: JobStep, a: AFiles): Uint8Array {
+/**
+ * The B bytes of one step (a view of a per-thread buffer or of the job's buffer). `eager`: check the A chunks of
+ * a delta reference as they are read; otherwise only when the frame fails (see failedStep).
+ */
+function stepBytes(job: ApplyJob, all: Uint8Array, s: JobStep, a: AFiles, eager: boolean): Uint8Array {
   const raw = spanBytes(job, s.chunk, s.count);
   if (s.op === JobOp.Copy || s.op === JobOp.Reuse) {
     readBuf = grown(readBuf, raw);
@@ -194,7 +199,7 @@ function stepBytes(job: ApplyJob, all: Uint8Array, s: JobStep, a: AFiles): Uint8
     const total = s.refs!.reduce((t, r) => t + spanBytes(job, r.chunk, r.count), 0);
     refBuf = grown(refBuf, total);
     let p = 0;
-    for (const r of s.refs!) p += a.read(r, refBuf, p, true);
+    for (const r of s.refs!) p += a.read(r, refBuf, p, eager);
     dict = refBuf.subarray(0, p);
   }
   outBuf = grown(outBuf, raw);
@@ -206,18 +211,32 @@ function stepBytes(job: ApplyJob, all: Uint8Array, s: JobStep, a: AFiles): Uint8
   } catch (err) {
     // A failed frame may leave the context mid-frame: start the next one from a fresh context.
     dctx = undefined;
+    checkRefs(job, s, a);
     throw new Stop({ kind: 'corrupt', part: 'data', detail: `zstd: ${(err as Error).message}`, offset: s.record });
   }
-  if (n !== raw) throw new Stop({ kind: 'corrupt', part: 'data', detail: `zstd: frame decodes to ${n} bytes, expected ${raw}`, offset: s.record });
+  if (n !== raw) {
+    checkRefs(job, s, a);
+    throw new Stop({ kind: 'corrupt', part: 'data', detail: `zstd: frame decodes to ${n} bytes, expected ${raw}`, offset: s.record });
+  }
   return out;
 }
 
-/** Checks each chunk of a step's bytes against B's manifest. */
-function checkStep(job: ApplyJob, f: JobFile, s: JobStep, bytes: Uint8Array): void {
+/** Before blaming a delta frame: reads its reference again, checking A's chunks (a changed A file is named). */
+function checkRefs(job: ApplyJob, s: JobStep, a: AFiles): void {
+  if (s.op !== JobOp.ZstdDelta) return;
+  const total = s.refs!.reduce((t, r) => t + spanBytes(job, r.chunk, r.count), 0);
+  const buf = Buffer.allocUnsafe(total);
+  let p = 0;
+  for (const r of s.refs!) p += a.read(r, buf, p, true);
+}
+
+/** Checks each chunk of a step's bytes against B's manifest; names what was wrong. */
+function checkStep(job: ApplyJob, f: JobFile, s: JobStep, bytes: Uint8Array, a: AFiles): void {
   let p = 0;
   for (let j = 0; j < s.count; j++) {
     const c = s.chunk + j;
     if (!sameHash(job, c, bytes.subarray(p, p + job.sizes[c]))) {
+      checkRefs(job, s, a);
       if (s.op === JobOp.Reuse) throw new Stop({ kind: 'input', detail: `output file ${job.aNames[s.from!.aFile]} changed while applying` });
       if (s.op === JobOp.Copy) {
         const from = s.from!;
@@ -234,15 +253,22 @@ function writeAll(fd: number, bytes: Uint8Array, at: number): void {
   while (w < bytes.length) w += writeSync(fd, bytes, w, bytes.length - w, at + w);
 }
 
+/**
+ * Writes one file (or piece). A whole file is hashed as it is written and checked once against B's manifest:
+ * one hashing pass over its bytes; only on a mismatch are its steps read back and checked chunk by chunk, to
+ * name the culprit. A piece of a larger file has each chunk checked before it is written (the caller checks the
+ * whole file once every piece is written).
+ */
 function runFile(job: ApplyJob, all: Uint8Array, f: JobFile, a: AFiles, result: ApplyJobResult): void {
-  // Whole files are created (or truncated: a rerun into the same folder) here; pieces of a larger file
-  // write into the file the caller created.
-  const fd = openSync(f.path, f.whole ? constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC : constants.O_WRONLY, 0o600);
+  // The caller created the file, empty. Neither O_CREAT (creating is slow on a busy disk: the caller does it
+  // several at a time) nor O_TRUNC (ext4 flushes a file truncated to zero when it is closed).
+  const fd = openSync(f.path, constants.O_RDWR);
   try {
     const h: Hash | undefined = f.whole ? createHash('sha256') : undefined;
     for (const s of f.steps) {
-      const bytes = stepBytes(job, all, s, a);
-      checkStep(job, f, s, bytes);
+      const bytes = stepBytes(job, all, s, a, !f.whole);
+      // Bytes read back from B are always checked: B's own copy might have been changed under us.
+      if (!f.whole || s.op === JobOp.Reuse) checkStep(job, f, s, bytes, a);
       writeAll(fd, bytes, s.at);
       h?.update(bytes);
       // Bytes of B repeated from earlier in B count as neither copied from A nor decoded from the patch.
@@ -252,12 +278,29 @@ function runFile(job: ApplyJob, all: Uint8Array, f: JobFile, a: AFiles, result: 
     if (h) {
       // The bytes written, in file order, must be B's file (size and SHA-256 of the manifest).
       const size = fstatSync(fd).size;
-      if (size !== f.size || h.digest('hex') !== f.sha256) throw new Stop({ kind: 'corrupt', part: 'manifest', detail: `file ${f.name} does not match its hash` });
+      if (size !== f.size || h.digest('hex') !== f.sha256) {
+        findCulprit(job, f, fd, a);
+        throw new Stop({ kind: 'corrupt', part: 'manifest', detail: `file ${f.name} does not match its hash` });
+      }
       fchmodSync(fd, f.mode);
       if (f.durable) fsyncSync(fd);
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/** After a whole-file mismatch: reads each step's bytes back from the file and checks them chunk by chunk. */
+function findCulprit(job: ApplyJob, f: JobFile, fd: number, a: AFiles): void {
+  for (const s of f.steps) {
+    const bytes = Buffer.allocUnsafe(spanBytes(job, s.chunk, s.count));
+    let got = 0;
+    while (got < bytes.length) {
+      const n = readSync(fd, bytes, got, bytes.length - got, s.at + got);
+      if (n === 0) break;
+      got += n;
+    }
+    checkStep(job, f, s, bytes.subarray(0, got), a);
   }
 }
 
