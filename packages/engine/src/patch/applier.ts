@@ -77,6 +77,7 @@ export class Applier {
   /** Per assembled B file: settles once the file exists (see createFiles). */
   private readonly created = new Map<number, Promise<void>>();
   private stopCreating = false;
+  private readonly jobBytes: number;
   private records!: DataRecords;
   private done = 0;
   private readonly total: number;
@@ -105,6 +106,7 @@ export class Applier {
     this.bLoc = new Array(b.chunks.length);
     this.total = b.files.reduce((s, f) => s + f.sizeBytes, 0);
     this.base = new BaseReader(a, opts.fromDir);
+    this.jobBytes = internals.jobBytes ?? JOB_BYTES;
   }
 
   async run(reader: DataReader): Promise<void> {
@@ -180,11 +182,11 @@ export class Applier {
     const creating = this.createFiles(files);
     try {
       for (const [fi, f] of files) {
-        if (f.sizeBytes > WHOLE_FILE_JOB_BYTES) {
+        if (f.sizeBytes > (this.internals.wholeFileJobBytes ?? WHOLE_FILE_JOB_BYTES)) {
           split.push(f);
           await this.planFile(fi, f, true);
         } else {
-          if (this.job.rawBytes + f.sizeBytes > JOB_BYTES || this.job.fileCount >= JOB_FILES) await this.send();
+          if (this.job.rawBytes + f.sizeBytes > this.jobBytes || this.job.fileCount >= JOB_FILES) await this.send();
           await this.planFile(fi, f, false);
         }
       }
@@ -249,7 +251,7 @@ export class Applier {
     let off = 0;
     let k = 0;
     while (k < f.chunks.length) {
-      if (split && this.job.rawBytes >= JOB_BYTES) {
+      if (split && this.job.rawBytes >= this.jobBytes) {
         await this.send();
         piece();
       }

@@ -46,6 +46,11 @@ export interface ApplyInternals {
   linkUnchanged?: boolean;
   /** fsync every written file before returning (the in-place swap must only ever expose durable bytes). */
   durable?: boolean;
+  /** Codec worker threads for the assembly (0: on the calling thread; default: available parallelism). Tests. */
+  codecThreads?: number;
+  /** Files larger than this are written in pieces of about this many bytes (default 16 MiB / 8 MiB). Tests. */
+  wholeFileJobBytes?: number;
+  jobBytes?: number;
 }
 
 /** Threads copying and hashing B's files taken whole from A (and checking files written in pieces). */
@@ -61,7 +66,7 @@ const HASH_THREADS = 2;
 export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyInternals = {}): Promise<ApplyPatchResult> {
   // Threads boot while the manifests load.
   const pool = new HashPool(HASH_THREADS);
-  const codec = new CodecPool({ tasksPerThread: 2 });
+  const codec = new CodecPool({ tasksPerThread: 2, threads: internals.codecThreads });
   const patch = await openPatch(opts.patch).catch(async (err: unknown) => {
     await Promise.all([pool.close(), codec.close()]);
     throw err;
