@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { decodeBatch, decodeBatchResult, encodeBatch, type CodecBatch, type CodecBatchResult, type DecodeBatch } from './codec-batch.js';
 import { decodeAndWrite, type DecodeWriteJob } from './decode-write.js';
+import { runApplyJob, type ApplyJob, type ApplyJobResult } from '../patch/apply-job.js';
 
 export interface CodecPoolOptions {
   /** Worker threads; 0 runs everything on the calling thread. Default: available parallelism. */
@@ -78,6 +79,15 @@ export class CodecPool {
   async decodeAndWrite(job: DecodeWriteJob): Promise<Uint8Array> {
     if (!this.piscina) return decodeAndWrite(job);
     return (await this.piscina.run(job, { transferList: [job.buffer] })) as Uint8Array;
+  }
+
+  /**
+   * Runs one piece of a patch apply (see runApplyJob): reads of A, decoding, checks and writes. The job's buffer
+   * is transferred to the worker. Failures are returned, not thrown.
+   */
+  async applyPatchJob(job: ApplyJob): Promise<ApplyJobResult> {
+    if (!this.piscina) return runApplyJob(job);
+    return (await this.piscina.run(job, { transferList: [job.buffer] })) as ApplyJobResult;
   }
 
   async close(): Promise<void> {

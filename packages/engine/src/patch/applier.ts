@@ -1,10 +1,10 @@
 // Writes B into applyPatch's output folder: files identical to a file of A are copied whole (linked or
-// reflinked when allowed), the others are assembled chunk by chunk from A's spans, earlier bytes of B and the
-// data part's runs. Every file is then verified whole on the hash pool, beside the assembly.
+// reflinked when allowed) and verified on the hash pool; the others are assembled chunk by chunk from A's spans,
+// earlier bytes of B and the data part's runs by jobs on the codec workers (apply-job.ts), which check every
+// chunk before writing it and every file whole once written.
 
-import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, open, symlink, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, open, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileEntry, Manifest } from '../format/types.js';
 import type { ApplyInternals, ApplyPatchOptions } from './apply.js';
@@ -14,22 +14,40 @@ import { dirMode, fileMode, foldersOf, syncPath } from './apply-target.js';
 import { BASE_PART_NAME, DATA_PART_NAME, MANIFEST_PART_NAME } from './constants.js';
 import { PatchCorruptError, PatchInputError, WrongBaseError } from './errors.js';
 import type { FileDigest, HashPool } from './hash-pool.js';
+import type { CodecPool } from '../codec/codec-pool.js';
+import { JobOp, type ApplyJobFailure, type JobStep } from './apply-job.js';
+import { ApplyJobBuilder } from './apply-job-builder.js';
 
 /** Errors of a forced reflink that mean "not on this file system" (then files are copied). */
 const CLONE_UNSUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS', 'ENOTTY', 'EPERM', 'EBADF']);
 /** Largest read of consecutive A chunks copied into B (a single larger chunk is read alone). */
 const SPAN_BYTES = 8 << 20;
+/** Bytes of B one job writes, at most (a single run or span may exceed it): bounds the memory of jobs in flight. */
+const JOB_BYTES = 8 << 20;
+/** Files per job, at most: many small files share a job (a job costs a round trip to a thread). */
+const JOB_FILES = 256;
+/** Files up to this size are written by one job (which then checks their whole hash); larger ones in pieces. */
+const WHOLE_FILE_JOB_BYTES = 16 << 20;
+/** Files of B created at once ahead of the jobs (libuv's thread pool runs four file system calls at a time). */
+const CREATORS = 4;
+/** Jobs sent and not finished, at most (two per codec thread keep both busy). */
+const MAX_JOBS_IN_FLIGHT = 4;
+
+/** The typed error for a job's failure. */
+function jobError(f: ApplyJobFailure): Error {
+  switch (f.kind) {
+    case 'wrongBase':
+      return new WrongBaseError(f.path, f.detail);
+    case 'corrupt':
+      return new PatchCorruptError(f.part === 'data' ? DATA_PART_NAME : MANIFEST_PART_NAME, f.detail, f.offset);
+    case 'input':
+      return new PatchInputError(f.detail);
+    case 'fs':
+      return Object.assign(new Error(f.message), { code: f.code });
+  }
+}
 
 const hex = (h: Uint8Array) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('hex');
-
-interface CopiedSpan {
-  /** Offset in the B file being written. */
-  offset: number;
-  /** B chunk indexes of the span. */
-  chunks: number[];
-  aFile: number;
-  aOffset: number;
-}
 
 interface ALoc {
   file: number;
@@ -52,8 +70,14 @@ export class Applier {
   private cloneWorks: boolean | undefined;
   /** Whole-file checks of assembled files (on the hash pool) and fsyncs, running beside the assembly. */
   private readonly verifications: Array<Promise<void>> = [];
-  /** Reusable read buffers for copied spans (a few are in flight at once); large buffers churned per span cost GC time. */
-  private readonly spanBuffers: Buffer[] = [];
+  /** The job being planned, the B files whose every step is in it, and the jobs sent and not yet finished. */
+  private job = new ApplyJobBuilder();
+  private jobFiles = new Set<number>();
+  private readonly inFlight: Array<Promise<void>> = [];
+  /** Per assembled B file: settles once the file exists (see createFiles). */
+  private readonly created = new Map<number, Promise<void>>();
+  private stopCreating = false;
+  private readonly jobBytes: number;
   private records!: DataRecords;
   private done = 0;
   private readonly total: number;
@@ -64,6 +88,7 @@ export class Applier {
     private readonly opts: ApplyPatchOptions,
     private readonly internals: ApplyInternals,
     private readonly pool: HashPool,
+    private readonly codec: CodecPool,
   ) {
     const aByHash = new Map<string, number>();
     a.chunks.forEach((c, i) => aByHash.set(hex(c.hash), i));
@@ -81,6 +106,7 @@ export class Applier {
     this.bLoc = new Array(b.chunks.length);
     this.total = b.files.reduce((s, f) => s + f.sizeBytes, 0);
     this.base = new BaseReader(a, opts.fromDir);
+    this.jobBytes = internals.jobBytes ?? JOB_BYTES;
   }
 
   async run(reader: DataReader): Promise<void> {
@@ -135,12 +161,7 @@ export class Applier {
       }
     };
     const copiers = [copier(), copier(), copier()];
-    const results = await Promise.allSettled([
-      ...copiers,
-      (async () => {
-        for (const [fi, f] of assembled) await this.writeFile(fi, f);
-      })(),
-    ]);
+    const results = await Promise.allSettled([...copiers, this.writeAssembled(assembled)]);
     const checks = await Promise.allSettled(this.verifications);
     for (const r of [...results, ...checks]) if (r.status === 'rejected') throw r.reason;
   }
@@ -150,120 +171,198 @@ export class Applier {
     this.opts.onProgress?.({ phase: 'write', doneBytes: this.done, totalBytes: this.total });
   }
 
-  private async writeFile(fi: number, f: FileEntry): Promise<void> {
-    const outPath = join(this.opts.outDir, f.path);
-    const fh = await open(outPath, 'w+');
-    const sources: CopiedSpan[] = [];
-    let off = 0;
-    // Writes are queued (a few in flight) so the next read and hash overlap the previous write.
-    const queue: Array<Promise<void>> = [];
-    const writeAt = async (buf: Buffer, at: number) => {
-      let w = 0;
-      while (w < buf.length) w += (await fh.write(buf, w, buf.length - w, at + w)).bytesWritten;
-    };
-    const drain = async () => {
-      while (queue.length > 0) await queue.shift();
-    };
-    const put = async (buf: Buffer, release?: () => void) => {
-      const p = writeAt(buf, off).then(release);
-      p.catch(() => undefined);
-      queue.push(p);
-      off += buf.length;
-      while (queue.length > 3) await queue.shift();
-    };
+  /**
+   * Assembles the files of B that are not whole copies, in the data part's order: the main thread reads the
+   * records, checks them against B's manifest and plans jobs; codec workers read A, decode, check every chunk
+   * and whole file, and write. A few jobs are in flight at once (bounded memory); the first failure, in job
+   * order, is the one thrown.
+   */
+  private async writeAssembled(files: Array<[number, FileEntry]>): Promise<void> {
+    const split: FileEntry[] = [];
+    const creating = this.createFiles(files);
     try {
-      let k = 0;
-      while (k < f.chunks.length) {
-        const ci = f.chunks[k];
-        const c = this.b.chunks[ci];
-        const ai = this.aOfB[ci];
-        if (ai >= 0) {
-          // Coalesce chunks that sit one after another in the same A file (bounded read size).
-          const loc = this.aLoc[ai];
-          if (!loc) throw new PatchCorruptError(BASE_PART_NAME, `chunk of ${f.path} is in no file of the base`);
-          const idx = [ai];
-          let end = loc.offset + c.rawSizeBytes;
-          let bytes = c.rawSizeBytes;
-          while (k + idx.length < f.chunks.length) {
-            const nai = this.aOfB[f.chunks[k + idx.length]];
-            const nl = nai < 0 ? undefined : this.aLoc[nai];
-            if (!nl || nl.file !== loc.file || nl.offset !== end || bytes + this.a.chunks[nai].rawSizeBytes > SPAN_BYTES) break;
-            idx.push(nai);
-            end += this.a.chunks[nai].rawSizeBytes;
-            bytes += this.a.chunks[nai].rawSizeBytes;
-          }
-          // Copied spans are verified by B's whole-file hash (one hashing pass over B, on the pool);
-          // only on a mismatch are they re-checked chunk by chunk to name the culprit.
-          sources.push({ offset: off, chunks: f.chunks.slice(k, k + idx.length), aFile: loc.file, aOffset: loc.offset });
-          const span = this.spanBuffers.pop() ?? Buffer.allocUnsafe(SPAN_BYTES);
-          const got = await this.base.readA(loc.file, loc.offset, idx, false, span);
-          const recycle = () => void this.spanBuffers.push(span);
-          if (got.buffer === span.buffer) await put(got, recycle);
-          else {
-            recycle();
-            await put(got);
-          }
-          this.copiedBytes += bytes;
-          this.progress(bytes);
-          k += idx.length;
-          continue;
+      for (const [fi, f] of files) {
+        if (f.sizeBytes > (this.internals.wholeFileJobBytes ?? WHOLE_FILE_JOB_BYTES)) {
+          split.push(f);
+          await this.planFile(fi, f, true);
+        } else {
+          if (this.job.rawBytes + f.sizeBytes > this.jobBytes || this.job.fileCount >= JOB_FILES) await this.send();
+          await this.planFile(fi, f, false);
         }
-        const prev = this.bLoc[ci];
-        if (prev) {
-          await drain();
-          const src = prev.file === fi ? fh : await open(join(this.opts.outDir, this.b.files[prev.file].path), 'r');
-          try {
-            const buf = Buffer.allocUnsafe(c.rawSizeBytes);
-            await src.read(buf, 0, buf.length, prev.offset);
-            if (!createHash('sha256').update(buf).digest().equals(c.hash)) throw new PatchInputError(`output file ${this.b.files[prev.file].path} changed while applying`);
-            await put(buf);
-          } finally {
-            if (src !== fh) await src.close();
-          }
-          this.progress(c.rawSizeBytes);
-          k++;
-          continue;
-        }
-        const rec = await this.records.peek();
-        if (!rec || rec.run.bFile !== fi || rec.run.ordinal !== k) {
-          throw new PatchCorruptError(DATA_PART_NAME, `expected the run of ${f.path} chunk ${k}`, rec?.offset ?? this.records.pos);
-        }
-        this.records.take();
-        const raw = await this.records.decodeRun(rec.run, rec.payload, rec.offset, f, k);
-        let p = 0;
-        for (let j = 0; j < rec.run.count; j++) {
-          const cj = this.b.chunks[f.chunks[k + j]];
-          const piece = raw.subarray(p, p + cj.rawSizeBytes);
-          if (!createHash('sha256').update(piece).digest().equals(cj.hash)) {
-            throw new PatchCorruptError(DATA_PART_NAME, `chunk ${k + j} of ${f.path} does not match its hash`, rec.offset);
-          }
-          if (!this.bLoc[f.chunks[k + j]]) this.bLoc[f.chunks[k + j]] = { file: fi, offset: off + p };
-          p += cj.rawSizeBytes;
-        }
-        await put(raw);
-        this.patchedBytes += raw.length;
-        this.progress(raw.length);
-        k += rec.run.count;
       }
-      await drain();
+      await this.send();
+      while (this.inFlight.length > 0) await this.inFlight.shift();
+    } catch (err) {
+      // A job sent earlier covers earlier bytes of the data part: its failure is the one to report.
+      const settled = await Promise.allSettled(this.inFlight.splice(0));
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      throw err;
     } finally {
-      await Promise.allSettled(queue);
-      await fh.close();
+      this.stopCreating = true;
+      await creating;
     }
-    await chmod(outPath, fileMode(f.mode));
-    // fsync off the sequential assembly path: it only has to be done before run() returns.
-    if (this.internals.durable) this.background(syncPath(outPath));
-    const check = this.pool.hashFile(outPath).then(async (d) => {
-      if (d.size === f.sizeBytes && d.sha256 === hex(f.sha256)) return;
-      const rfh = await open(outPath, 'r');
-      try {
-        await this.diagnose(rfh, sources);
-      } finally {
-        await rfh.close();
+    // Files too large for one job were written in pieces: check each whole once all its pieces are written.
+    for (const f of split) this.background(this.finishSplit(f));
+  }
+
+  /**
+   * Creates the (empty) files the jobs write, in the order they are planned, several at a time: creating a file
+   * is a journaled metadata operation that can take milliseconds on a busy disk, so one at a time on the
+   * workers would leave them waiting. Jobs open these files without O_CREAT or O_TRUNC.
+   */
+  private async createFiles(files: Array<[number, FileEntry]>): Promise<void> {
+    const waiting = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
+    for (const [fi] of files) {
+      const p = new Promise<void>((resolve, reject) => waiting.set(fi, { resolve, reject }));
+      p.catch(() => undefined);
+      this.created.set(fi, p);
+    }
+    let next = 0;
+    const creator = async () => {
+      while (next < files.length) {
+        const [fi, f] = files[next++];
+        const w = waiting.get(fi)!;
+        if (this.stopCreating) {
+          w.reject(new Error('apply stopped'));
+          continue;
+        }
+        try {
+          await (await open(join(this.opts.outDir, f.path), 'w')).close();
+          w.resolve();
+        } catch (err) {
+          w.reject(err);
+        }
       }
-      throw new PatchCorruptError(MANIFEST_PART_NAME, `file ${f.path} does not match its hash`);
-    });
-    this.background(check);
+    };
+    await Promise.all(Array.from({ length: CREATORS }, creator));
+  }
+
+  /** Plans the steps of file fi into jobs (one job, or pieces of up to JOB_BYTES when `split`). */
+  private async planFile(fi: number, f: FileEntry, split: boolean): Promise<void> {
+    const outPath = join(this.opts.outDir, f.path);
+    const head = { path: outPath, name: f.path, size: f.sizeBytes, sha256: hex(f.sha256), mode: fileMode(f.mode), durable: this.internals.durable === true };
+    if (split) await this.send();
+    const piece = () => {
+      this.job.file({ ...head, whole: !split });
+      this.job.creating.push(this.created.get(fi)!);
+    };
+    piece();
+    this.jobFiles.add(fi);
+    let off = 0;
+    let k = 0;
+    while (k < f.chunks.length) {
+      if (split && this.job.rawBytes >= this.jobBytes) {
+        await this.send();
+        piece();
+      }
+      const ci = f.chunks[k];
+      let n: number;
+      if (this.aOfB[ci] >= 0) n = this.planCopy(f, k, off);
+      else if (this.bLoc[ci]) n = this.planReuse(f, k, off);
+      else n = await this.planRun(fi, f, k, off);
+      for (let j = k; j < k + n; j++) off += this.b.chunks[f.chunks[j]].rawSizeBytes;
+      k += n;
+    }
+  }
+
+  /** Chunks of A lying one after another in the same A file (bounded read size), copied as they are. */
+  private planCopy(f: FileEntry, k: number, off: number): number {
+    const ai = this.aOfB[f.chunks[k]];
+    const loc = this.aLoc[ai];
+    if (!loc) throw new PatchCorruptError(BASE_PART_NAME, `chunk of ${f.path} is in no file of the base`);
+    let n = 1;
+    let end = loc.offset + this.a.chunks[ai].rawSizeBytes;
+    while (k + n < f.chunks.length) {
+      const nai = this.aOfB[f.chunks[k + n]];
+      const nl = nai < 0 ? undefined : this.aLoc[nai];
+      if (!nl || nl.file !== loc.file || nl.offset !== end || end - loc.offset + this.a.chunks[nai].rawSizeBytes > SPAN_BYTES) break;
+      end += this.a.chunks[nai].rawSizeBytes;
+      n++;
+    }
+    const af = this.a.files[loc.file];
+    const chunk = this.job.chunks(f.chunks.slice(k, k + n).map((ci) => this.b.chunks[ci]));
+    const from = this.job.span(this.job.path(join(this.opts.fromDir, af.path), af.path), loc.offset, chunk, n);
+    this.job.step({ op: JobOp.Copy, at: off, chunk, count: n, from, ordinal: k }, end - loc.offset);
+    return n;
+  }
+
+  /** A chunk of B written earlier (in B's order): read back from where it was written, and checked. */
+  private planReuse(f: FileEntry, k: number, off: number): number {
+    const ci = f.chunks[k];
+    const prev = this.bLoc[ci]!;
+    // Written by a job already sent (not this one, nor an earlier part of it): this job waits for those.
+    if (!this.jobFiles.has(prev.file)) this.job.waitFor.push(...this.inFlight);
+    const bf = this.b.files[prev.file];
+    const chunk = this.job.chunks([this.b.chunks[ci]]);
+    const from = this.job.span(this.job.path(join(this.opts.outDir, bf.path), bf.path), prev.offset, chunk, 1);
+    this.job.step({ op: JobOp.Reuse, at: off, chunk, count: 1, from, ordinal: k }, this.b.chunks[ci].rawSizeBytes);
+    return 1;
+  }
+
+  /** The data part's next run, which must be file fi's at chunk k: checked here, decoded by the job. */
+  private async planRun(fi: number, f: FileEntry, k: number, off: number): Promise<number> {
+    const rec = await this.records.peek();
+    if (!rec || rec.run.bFile !== fi || rec.run.ordinal !== k) {
+      throw new PatchCorruptError(DATA_PART_NAME, `expected the run of ${f.path} chunk ${k}`, rec?.offset ?? this.records.pos);
+    }
+    this.records.take();
+    const { run, offset } = rec;
+    const prep = this.records.prepareRun(run, rec.payload, offset, f, k);
+    const chunk = this.job.chunks(f.chunks.slice(k, k + run.count).map((ci) => this.b.chunks[ci]));
+    const step: JobStep = { op: JobOp.Bytes, at: off, chunk, count: run.count, record: offset, ordinal: k };
+    if ('bytes' in prep) {
+      step.start = this.job.payload(prep.bytes);
+      step.length = prep.bytes.length;
+    } else {
+      step.op = prep.refs ? JobOp.ZstdDelta : JobOp.Zstd;
+      step.start = this.job.payload(prep.frame);
+      step.length = prep.frame.length;
+      step.refs = prep.refs?.map((r) => {
+        const af = this.a.files[r.aFile];
+        return this.job.span(this.job.path(join(this.opts.fromDir, af.path), af.path), r.offset, this.job.chunks(r.chunks.map((ci) => this.a.chunks[ci])), r.chunks.length);
+      });
+    }
+    this.job.step(step, run.rawSize);
+    let p = 0;
+    for (let j = 0; j < run.count; j++) {
+      const bci = f.chunks[k + j];
+      if (!this.bLoc[bci]) this.bLoc[bci] = { file: fi, offset: off + p };
+      p += this.b.chunks[bci].rawSizeBytes;
+    }
+    return run.count;
+  }
+
+  /** Sends the job being planned (if any) to a codec worker; waits while too many are in flight. */
+  private async send(): Promise<void> {
+    const builder = this.job;
+    this.job = new ApplyJobBuilder();
+    this.jobFiles = new Set();
+    if (builder.empty) return;
+    const total = builder.rawBytes;
+    const job = builder.build();
+    const p = (async () => {
+      // Earlier jobs whose output this one reads (waited for, whatever their outcome: theirs is reported first),
+      // then the files this one writes (a failure to create one is this job's failure).
+      await Promise.allSettled(builder.waitFor);
+      await Promise.all(builder.creating);
+      const r = await this.codec.applyPatchJob(job);
+      if (r.failure) throw jobError(r.failure);
+      this.copiedBytes += r.copied;
+      this.patchedBytes += r.patched;
+      this.progress(total);
+    })();
+    p.catch(() => undefined);
+    this.inFlight.push(p);
+    while (this.inFlight.length > MAX_JOBS_IN_FLIGHT) await this.inFlight.shift();
+  }
+
+  /** A file written in pieces: mode, whole-file check on the hash pool, fsync when asked. */
+  private async finishSplit(f: FileEntry): Promise<void> {
+    const outPath = join(this.opts.outDir, f.path);
+    await chmod(outPath, fileMode(f.mode));
+    const d = await this.pool.hashFile(outPath);
+    if (d.size !== f.sizeBytes || d.sha256 !== hex(f.sha256)) throw new PatchCorruptError(MANIFEST_PART_NAME, `file ${f.path} does not match its hash`);
+    if (this.internals.durable) await syncPath(outPath);
   }
 
   /**
@@ -286,22 +385,6 @@ export class Applier {
   private background(p: Promise<void>): void {
     p.catch(() => undefined);
     this.verifications.push(p);
-  }
-
-  /** After a whole-file mismatch: finds the copied span of A that was wrong and names A's file. */
-  private async diagnose(fh: FileHandle, sources: CopiedSpan[]): Promise<void> {
-    for (const s of sources) {
-      let p = 0;
-      for (const ci of s.chunks) {
-        const c = this.b.chunks[ci];
-        const buf = Buffer.allocUnsafe(c.rawSizeBytes);
-        await fh.read(buf, 0, buf.length, s.offset + p);
-        if (!createHash('sha256').update(buf).digest().equals(c.hash)) {
-          throw new WrongBaseError(this.a.files[s.aFile].path, `bytes at offset ${s.aOffset + p} differ`);
-        }
-        p += c.rawSizeBytes;
-      }
-    }
   }
 
   private async copyWhole(ai: number, f: FileEntry, outPath: string): Promise<void> {

@@ -12,6 +12,13 @@ import type { RefSegment } from './format.js';
 /** Open A files kept at once (least recently opened closed first). */
 const MAX_OPEN_BASE_FILES = 64;
 
+/** A reference segment located in A: file index, byte offset, A's chunk indexes. */
+export interface PlannedRef {
+  aFile: number;
+  offset: number;
+  chunks: number[];
+}
+
 /** A's files, opened on first use. `closeAll()` must be called. */
 export class BaseReader {
   private readonly handles = new Map<number, FileHandle>();
@@ -25,18 +32,28 @@ export class BaseReader {
   /** Concatenated bytes of reference segments of A, each chunk checked against A's manifest. */
   async readRefs(refs: RefSegment[], maxBytes: number, offset: number): Promise<Buffer> {
     const parts: Buffer[] = [];
+    for (const s of this.planRefs(refs, maxBytes, offset)) parts.push(await this.readA(s.aFile, s.offset, s.chunks));
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /**
+   * Where reference segments of A are (file, byte offset, A chunk indexes), checked to lie inside A's
+   * manifest and to total at most `maxBytes`; nothing is read.
+   */
+  planRefs(refs: RefSegment[], maxBytes: number, offset: number): PlannedRef[] {
+    const out: PlannedRef[] = [];
     let size = 0;
     for (const s of refs) {
       const af = this.a.files[s.aFile];
       if (!af || af.type !== 'file' || s.count === 0 || s.ordinal + s.count > af.chunks.length) {
         throw new PatchCorruptError(DATA_PART_NAME, 'reference outside the base build', offset);
       }
-      const idx = af.chunks.slice(s.ordinal, s.ordinal + s.count);
-      size += idx.reduce((t, ci) => t + this.a.chunks[ci].rawSizeBytes, 0);
+      const chunks = af.chunks.slice(s.ordinal, s.ordinal + s.count);
+      size += chunks.reduce((t, ci) => t + this.a.chunks[ci].rawSizeBytes, 0);
       if (size > maxBytes) throw new PatchCorruptError(DATA_PART_NAME, 'reference too large', offset);
-      parts.push(await this.readA(s.aFile, this.offsetsOf(s.aFile)[s.ordinal], idx));
+      out.push({ aFile: s.aFile, offset: this.offsetsOf(s.aFile)[s.ordinal], chunks });
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    return out;
   }
 
   /**

@@ -1,9 +1,10 @@
 // The data part of a patch as applyPatch consumes it: records read in order, stream records decoded as they
-// are met, runs decoded into B's bytes (docs/FORMATS.md, "## Patch", data part).
+// are met, runs checked against B's manifest and handed to the applier's jobs (which decode them on the codec
+// workers) (docs/FORMATS.md, "## Patch", data part).
 
 import type { FileHandle } from 'node:fs/promises';
 import type { FileEntry, Manifest } from '../format/types.js';
-import type { BaseReader } from './apply-base.js';
+import type { BaseReader, PlannedRef } from './apply-base.js';
 import { DATA_PART_NAME, MAX_REF_BYTES, MAX_STREAM_REF_BYTES, RecordTag, RunCodec } from './constants.js';
 import { PatchCorruptError } from './errors.js';
 import { DATA_HEADER_BYTES, decodeDataPartHeader, decodeRecordHeader, MAX_RUN_HEADER_BYTES, type RunHeader, type StreamHeader } from './format.js';
@@ -20,6 +21,9 @@ export interface StreamRecord {
   payload: Buffer;
   offset: number;
 }
+
+/** How a run's bytes are had: ready, or by decoding a zstd frame (against A's reference spans when given). */
+export type PreparedRun = { bytes: Buffer } | { frame: Buffer; refs?: PlannedRef[] };
 
 /** Sequential reader of the data part's records. */
 export class DataReader {
@@ -114,15 +118,19 @@ export class DataRecords {
     this.pending = null;
   }
 
-  /** B's bytes of run `run` (chunks k.. of file f), checked to have the size B's manifest gives them. */
-  async decodeRun(run: RunHeader, payload: Buffer, offset: number, f: FileEntry, k: number): Promise<Buffer> {
+  /**
+   * Checks run `run` (chunks k.. of file f) against B's manifest and the open stream, and says how to get its
+   * bytes: ready (a raw run, or the open stream's next bytes) or a zstd frame to decode, against reference spans
+   * of A (located and bounded here, read by whoever decodes) for a delta run.
+   */
+  prepareRun(run: RunHeader, payload: Buffer, offset: number, f: FileEntry, k: number): PreparedRun {
     let expect = 0;
     if (k + run.count > f.chunks.length) throw new PatchCorruptError(DATA_PART_NAME, `run goes past the end of ${f.path}`, offset);
     for (let j = 0; j < run.count; j++) expect += this.b.chunks[f.chunks[k + j]].rawSizeBytes;
     if (expect !== run.rawSize) throw new PatchCorruptError(DATA_PART_NAME, `run size ${run.rawSize} does not match ${f.path}`, offset);
     if (run.codec === RunCodec.Raw) {
       if (payload.length !== run.rawSize) throw new PatchCorruptError(DATA_PART_NAME, 'raw run of the wrong size', offset);
-      return payload;
+      return { bytes: payload };
     }
     if (run.codec === RunCodec.Stream) {
       const st = this.stream;
@@ -130,15 +138,10 @@ export class DataRecords {
       const out = st.buf.subarray(st.pos, st.pos + run.rawSize);
       st.pos += run.rawSize;
       if (st.pos === st.buf.length) this.stream = undefined;
-      return out;
+      return { bytes: out };
     }
     if (this.stream) throw new PatchCorruptError(DATA_PART_NAME, 'stream bytes left unused before another run', this.stream.offset);
-    const dict = run.codec === RunCodec.ZstdDelta ? await this.base.readRefs(run.refs, MAX_REF_BYTES, offset) : undefined;
-    try {
-      return zstdDecompressExact(payload, run.rawSize, dict);
-    } catch (err) {
-      throw new PatchCorruptError(DATA_PART_NAME, `zstd: ${(err as Error).message}`, offset);
-    }
+    return { frame: payload, refs: run.codec === RunCodec.ZstdDelta ? this.base.planRefs(run.refs, MAX_REF_BYTES, offset) : undefined };
   }
 
   /** After the last file: every run and every stream byte must have been used, up to a valid end record. */

@@ -11,6 +11,7 @@ import { prepareEmptyDir, validateBase, validateTarget } from './apply-target.js
 import type { PatchPointer } from './format.js';
 import type { PatchProgress } from './make.js';
 import { HashPool } from './hash-pool.js';
+import { CodecPool } from '../codec/codec-pool.js';
 import { openPatch } from './patch-source.js';
 
 export { readPatchBase } from './apply-manifests.js';
@@ -45,9 +46,14 @@ export interface ApplyInternals {
   linkUnchanged?: boolean;
   /** fsync every written file before returning (the in-place swap must only ever expose durable bytes). */
   durable?: boolean;
+  /** Codec worker threads for the assembly (0: on the calling thread; default: available parallelism). Tests. */
+  codecThreads?: number;
+  /** Files larger than this are written in pieces of about this many bytes (default 16 MiB / 8 MiB). Tests. */
+  wholeFileJobBytes?: number;
+  jobBytes?: number;
 }
 
-/** Threads hashing B's finished files beside the main thread's reads and writes. */
+/** Threads copying and hashing B's files taken whole from A (and checking files written in pieces). */
 const HASH_THREADS = 2;
 
 /**
@@ -60,8 +66,9 @@ const HASH_THREADS = 2;
 export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyInternals = {}): Promise<ApplyPatchResult> {
   // Threads boot while the manifests load.
   const pool = new HashPool(HASH_THREADS);
+  const codec = new CodecPool({ tasksPerThread: 2, threads: internals.codecThreads });
   const patch = await openPatch(opts.patch).catch(async (err: unknown) => {
-    await pool.close();
+    await Promise.all([pool.close(), codec.close()]);
     throw err;
   });
   try {
@@ -70,7 +77,7 @@ export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyIntern
     validateBase(a);
     const dataPath = await patch.partPath('data');
     await prepareEmptyDir(opts.outDir);
-    const applier = new Applier(a, b, opts, internals, pool);
+    const applier = new Applier(a, b, opts, internals, pool, codec);
     const dataFh = await open(dataPath, 'r');
     try {
       await applier.run(new DataReader(dataFh, (await dataFh.stat()).size, patch.pointer.to.manifestId));
@@ -81,7 +88,7 @@ export async function applyPatch(opts: ApplyPatchOptions, internals: ApplyIntern
     return { pointer: patch.pointer, manifest: b, baseManifest: a, copiedBytes: applier.copiedBytes, patchedBytes: applier.patchedBytes };
   } finally {
     await patch.close();
-    await pool.close();
+    await Promise.all([pool.close(), codec.close()]);
   }
 }
 
