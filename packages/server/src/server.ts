@@ -21,6 +21,7 @@ import { dltarHandler } from './task-handlers/dltar.js';
 import type { ImportDeps } from './task-handlers/import-deps.js';
 import { mkrawHandler } from './task-handlers/mkraw.js';
 import { s3ImportScopeOf } from './pipeline/s3-import-scope.js';
+import { EarlyBuilds } from './pipeline/early-build.js';
 import { traceHandler } from './task-handlers/trace.js';
 import { withPipelineEvents } from './task-handlers/pipeline-events.js';
 import { createDepotOrigin, createOrigin, type OriginTuning } from './publish/origin.js';
@@ -90,6 +91,8 @@ export interface Server {
   queue: TaskQueue;
   /** The installation's blob store (uploads and the depot); closed by `close`. */
   blobStore: BlobStore;
+  /** Images built while their tars were uploaded (ROCKIT_EARLY_BUILD; absent without workers). */
+  earlyBuilds: EarlyBuilds | undefined;
   /** Stops taking requests, drains in-flight requests and running tasks, closes the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -188,6 +191,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   });
 
   let worker: Worker | undefined;
+  // Images built while their tars upload: only where mkraw runs too (this process has workers).
+  const earlyBuilds = config.worker.enabled && config.imports.earlyBuild
+    ? new EarlyBuilds({ workDir: mkrawWorkDir, limits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles } })
+    : undefined;
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'), sweepWork,
     maxUploadBytes: config.imports.maxUploadBytes,
@@ -198,6 +205,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     ...(s3ImportScope ? { s3ImportScope } : {}),
     openDeployment: (row) => createOrigin(openDeploymentSettings(row, secrets), originTuning),
     queue,
+    ...(earlyBuilds ? { earlyBuilds } : {}),
   };
   // The real probes (api.md §3): the blob store and each deployment's origin (probes.ts).
   const blobStoreCheck = blobStoreProbe(blobStore);
@@ -245,7 +253,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     uploads: new UploadService(deps, {
       blobStore, maxUploadBytes: config.imports.maxUploadBytes, writerLeaseMs: config.worker.leaseSeconds * 1000,
       idleMs: config.imports.uploadIdleSeconds * 1000, stallMs: config.imports.uploadStallSeconds * 1000,
-      queue,
+      queue, ...(earlyBuilds ? { earlyBuilds } : {}),
     }),
     depot: new DepotService(depotStore),
     keys,
@@ -279,8 +287,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const scheduler = new Scheduler(maintenance);
   scheduler.start();
 
-  const close = closeOnce([() => scheduler.stop(), () => app.close(), () => worker?.stop({ drain: true }), () => db.close(), () => blobStore.close()]);
-  return { app, db, config, worker, queue, blobStore, close };
+  const close = closeOnce([
+    () => scheduler.stop(), () => app.close(), () => worker?.stop({ drain: true }), async () => earlyBuilds?.close(), () => db.close(), () => blobStore.close(),
+  ]);
+  return { app, db, config, worker, queue, blobStore, earlyBuilds, close };
 }
 
 /** One close for all callers: the steps run in order, once; later calls share the first call's promise. */

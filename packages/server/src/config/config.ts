@@ -103,6 +103,11 @@ export interface ImportsConfig {
   uploadStallSeconds: number;
   /** Files a new release no longer needs are removed this long after it is published (api.md §7.3). */
   gracePeriodSeconds: number;
+  /**
+   * A whole-tar PUT received by a process that runs workers also builds the image as the bytes arrive; mkraw
+   * then takes it instead of building again (ROCKIT_EARLY_BUILD, default on).
+   */
+  earlyBuild: boolean;
 }
 
 /** Flags of `rockit-edge serve` / `migrate`; undefined = not given. */
@@ -290,7 +295,7 @@ function workerConfig(flags: ConfigFlags, env: Env, { int, bool }: ValueParsers)
 }
 
 /** ROCKIT_MAX_BUILD_BYTES defaults to maxUploadBytes (ROCKIT_MAX_UPLOAD_BYTES, read before). */
-function importsConfig(env: Env, { int }: ValueParsers, maxUploadBytes: number): ImportsConfig {
+function importsConfig(env: Env, { int, bool }: ValueParsers, maxUploadBytes: number): ImportsConfig {
   return {
     uploadExpirySeconds: int('ROCKIT_UPLOAD_EXPIRY_SECONDS', env.ROCKIT_UPLOAD_EXPIRY_SECONDS, 24 * 3600, 60, 30 * 24 * 3600),
     maxUploadBytes,
@@ -299,6 +304,7 @@ function importsConfig(env: Env, { int }: ValueParsers, maxUploadBytes: number):
     uploadIdleSeconds: int('ROCKIT_UPLOAD_IDLE_SECONDS', env.ROCKIT_UPLOAD_IDLE_SECONDS, 60, 1, 3600),
     uploadStallSeconds: int('ROCKIT_UPLOAD_STALL_SECONDS', env.ROCKIT_UPLOAD_STALL_SECONDS, 10, 1, 3600),
     gracePeriodSeconds: int('ROCKIT_GRACE_PERIOD_SECONDS', env.ROCKIT_GRACE_PERIOD_SECONDS, 24 * 3600, 0, 365 * 24 * 3600),
+    earlyBuild: bool('ROCKIT_EARLY_BUILD', env.ROCKIT_EARLY_BUILD, true),
   };
 }
 

@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { buildImage } from '@rockit/engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findImport } from '../db/repositories/import.repository.js';
 import { bindRepositories } from '../db/repositories/index.js';
@@ -174,7 +176,7 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     const chain = await settled(up.task);
     expect(chain.map((x) => [x.type, x.status])).toEqual([['dltar', 'succeeded'], ['mkraw', 'succeeded'], ['deploy', 'succeeded']]);
     expect(chain[0].result).toMatchObject({ sizeBytes: tar.length, sha256: sha256(tar) });
-    // Resumed: no PUT saw every byte, so dltar read the tar back to hash it.
+    // Resumed: no PUT saw every byte, so dltar read the tar back to hash it (and mkraw built the image from it).
     expect((await findImport(t.server.db.db, up.task))?.upload_sha256).toBeNull();
     // Once complete, the URL takes nothing more (not even the probe form).
     const again = (await put(up.url, Buffer.alloc(0), { 'content-range': `bytes */${tar.length}` })) as Answer;
@@ -347,11 +349,17 @@ describe.each(VARIANTS)('resumable uploads ($dialect, $store blob store)', ({ di
     expect(failed[0]).toMatchObject({ status: 'failed', error: { code: 'sha256-mismatch', sha256Actual: sha256(tar), sha256Expected: 'ab'.repeat(32) } });
     expect(await t.server.blobStore.head((await findImport(t.server.db.db, wrong.task))!.tar_key)).toBeNull();
 
+    const takenBefore = t.server.earlyBuilds!.taken;
     const right = await submit({ sha256: sha256(tar), size: tar.length });
     expect(((await put(right.url, tar)) as Answer).status).toBe(200);
     const chain = await settled(right.task);
     expect(chain.map((x) => x.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     expect(chain[0].result).toMatchObject({ sizeBytes: tar.length, sha256: sha256(tar), compression: 'none' });
+    // The image was built while the bytes arrived (ROCKIT_EARLY_BUILD) and mkraw took it: the same image a build
+    // of the tar makes. The refused upload's early image was not taken.
+    expect(t.server.earlyBuilds!.taken).toBe(takenBefore + 1);
+    const reference = await buildImage({ input: Readable.from([tar]), outDir: path.join(t.dataDir, `reference-${right.task}`) });
+    expect((await findImport(t.server.db.db, right.task))?.manifest_file).toBe(reference.manifestName);
   }, 120_000);
 
   it.skipIf(store !== 'fs')('housekeeping aborts multipart uploads that no waiting upload uses, and only those', async () => {

@@ -8,7 +8,7 @@ import { PassThrough, type Readable } from 'node:stream';
 
 import {
   EngineError, IMAGE_JSON_NAME, PATCH_POINTER_NAME, LimitError, TarError, buildImage, makePatch, mapTracesToManifest, openImage, openImageSource, trainImage,
-  type InputLimits, type Trace,
+  type BuildResult, type InputLimits, type Trace,
 } from '@rockit/engine';
 
 import type { BlobStore } from '../storage/blob-store.js';
@@ -65,6 +65,11 @@ export interface MakeReleaseOptions {
    * ordered by the app's training). None, or none that fall on the build: tar order.
    */
   traces?: readonly Trace[];
+  /**
+   * The tar's image, already built from the same bytes while they were uploaded (early-build.ts): used instead
+   * of reading `tarKey` back and building it. The caller removes it afterwards.
+   */
+  prebuilt?: { imageDir: string; result: BuildResult };
 }
 
 export interface MakeReleaseResult {
@@ -131,11 +136,13 @@ export async function makeRelease(options: MakeReleaseOptions): Promise<MakeRele
   const releaseCache = holdWorkFolder(cacheRoot);
   try {
     await mkdir(scratch, { recursive: true });
-    // 1. tar → image (streamed from the depot into the engine).
-    const built = await buildFromStore(options, imageDir, (f) => report('image', f * (0.9 - patchWeight)));
+    // 1. tar → image (streamed from the depot into the engine), unless it was built while the tar was uploaded.
+    const builtDir = options.prebuilt?.imageDir ?? imageDir;
+    const built = options.prebuilt?.result ?? (await buildFromStore(options, imageDir, (f) => report('image', f * (0.9 - patchWeight))));
+    report('image', 0.9 - patchWeight);
     throwIfAborted(signal);
-    const ordered = await orderByTraces(imageDir, join(scratch, 'ordered'), options.traces ?? []);
-    const finalDir = ordered ? join(scratch, 'ordered') : imageDir;
+    const ordered = await orderByTraces(builtDir, join(scratch, 'ordered'), options.traces ?? []);
+    const finalDir = ordered ? join(scratch, 'ordered') : builtDir;
     const manifestName = ordered ? ordered.manifestName : built.manifestName;
     throwIfAborted(signal);
 

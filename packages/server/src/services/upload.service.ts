@@ -18,6 +18,7 @@ import { IMPORTS_PREFIX } from '../publish/layout.js';
 import { findTask, releaseSubmittedTask, setSubmittedProgress } from '../queue/tasks.queue.js';
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
+import type { EarlyBuilds, EarlyFeed } from '../pipeline/early-build.js';
 import type { ServiceDeps } from './context.js';
 import type { TaskDto, UploadStatusDto } from '@rockit/contract';
 import { toTaskDto } from './mappers.js';
@@ -48,6 +49,8 @@ export interface UploadServiceOptions {
    * this long (ROCKIT_UPLOAD_STALL_SECONDS): the client that gave up on a stalled connection resumes at once.
    */
   stallMs?: number;
+  /** Where a whole-tar PUT's bytes also go as they arrive: the image is built while the upload runs (absent: not). */
+  earlyBuilds?: EarlyBuilds;
   /** The task queue: the released dltar task wakes the local worker once committed. */
   queue: TaskQueue;
 }
@@ -249,20 +252,34 @@ export class UploadService {
       },
     });
     const expected = piece.kind === 'range' ? piece.last - piece.first + 1 : piece.total;
-    let seen: number;
+    // The whole tar from its first byte: its image can be built as it arrives (pipeline/early-build.ts).
+    const early = piece.kind === 'whole' && start === 0 ? this.opts.earlyBuilds?.start(taskName) : undefined;
+    let fed = false;
     try {
-      seen = await this.pump(body, parts$, { start, expected, taskName, inbound, writer, progress });
+      let seen: number;
+      try {
+        seen = await this.pump(body, parts$, { start, expected, taskName, inbound, early, writer, progress });
+      } finally {
+        // Never leave a part in flight behind a refusal: its record must land (or fail) first.
+        await parts$.settle().catch(() => undefined);
+      }
+      if (expected !== undefined && seen < expected) {
+        await this.keepTail(parts$, taskName, writer);
+        throw brokeOff(taskName, parts$.storedBytes);
+      }
+      const endsTar = piece.kind === 'whole' || piece.last + 1 === piece.total;
+      await parts$.flushTail({ last: endsTar });
+      if (endsTar) {
+        const digest = inbound?.result();
+        await this.complete({ ...imp, upload_id: uploadId }, writer, parts$.parts, digest);
+        if (early && digest) {
+          early.finish(digest.sha256);
+          fed = true;
+        }
+      }
     } finally {
-      // Never leave a part in flight behind a refusal: its record must land (or fail) first.
-      await parts$.settle().catch(() => undefined);
+      if (!fed) early?.abort();
     }
-    if (expected !== undefined && seen < expected) {
-      await this.keepTail(parts$, taskName, writer);
-      throw brokeOff(taskName, parts$.storedBytes);
-    }
-    const endsTar = piece.kind === 'whole' || piece.last + 1 === piece.total;
-    await parts$.flushTail({ last: endsTar });
-    if (endsTar) await this.complete({ ...imp, upload_id: uploadId }, writer, parts$.parts, inbound?.result());
   }
 
   /**
@@ -274,7 +291,8 @@ export class UploadService {
     body: Readable,
     parts$: PartWriter,
     ctx: {
-      start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined; writer: string; progress: Progress;
+      start: number; expected: number | undefined; taskName: string; inbound: InboundDigest | undefined; early: EarlyFeed | undefined;
+      writer: string; progress: Progress;
     },
   ): Promise<number> {
     const max = this.opts.maxUploadBytes;
@@ -312,7 +330,7 @@ export class UploadService {
           throw invalidParam('content-range', `the body is longer than the ${ctx.expected} bytes announced`);
         }
         ctx.inbound?.update(next.value);
-        await parts$.write(next.value);
+        await Promise.all([parts$.write(next.value), ctx.early?.write(next.value)]);
       }
     } finally {
       if (idleCheck) clearInterval(idleCheck);

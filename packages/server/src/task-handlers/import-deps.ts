@@ -8,6 +8,7 @@ import type { Origin } from '../publish/origin.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import { PermanentTaskError, type TaskFailure } from '../queue/worker.js';
 import type { BlobStore } from '../storage/blob-store.js';
+import type { EarlyBuilds } from '../pipeline/early-build.js';
 
 /** Everything the import handlers (dltar, mkraw, deploy, cleanup) need; built once in server.ts. */
 export interface ImportDeps {
@@ -40,6 +41,8 @@ export interface ImportDeps {
   threads?: number;
   /** The task queue: follow-up tasks go there, and wake the local worker once committed. */
   queue: TaskQueue;
+  /** Images built while their tars were uploaded to this process (mkraw takes them); absent = none. */
+  earlyBuilds?: EarlyBuilds;
 }
 
 /**

@@ -61,8 +61,11 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
       const previous = await patchSources(db, app, buildId);
       // FastStart: the app's traces (of earlier builds) order the new build's first image.
       const traces = await readAppTraces(deps, imp.org_id, app.id);
+      // The image built while this process received the upload, when it holds exactly the tar dltar accepted.
+      const prebuilt = (payload as MkrawPayload).tarKey === undefined ? await deps.earlyBuilds?.take(importTask, imp.upload_sha256) : undefined;
       const made = await makeRelease({
         traces,
+        ...(prebuilt ? { prebuilt } : {}),
         orgName,
         appName: app.name,
         buildId,
@@ -76,7 +79,7 @@ export function mkrawHandler(deps: ImportDeps): TaskHandler {
         onProgress: (p) => progress(p.fraction * 0.99),
         ...(deps.threads !== undefined ? { threads: deps.threads } : {}),
         ...(deps.buildLimits ? { limits: deps.buildLimits } : {}),
-      });
+      }).finally(() => prebuilt?.release());
       let nextTask: string | null = null;
       await deps.queue.transaction(async (trx) => {
         // The import's `deploy_task` link is the once-key; a run that finds it set (a lease
