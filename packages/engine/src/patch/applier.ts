@@ -33,6 +33,21 @@ const CREATORS = 4;
 /** Jobs sent and not finished, at most (two per codec thread keep both busy). */
 const MAX_JOBS_IN_FLIGHT = 4;
 
+/**
+ * Creates B's folders (sorted, parents first), each as soon as its parent exists, many at a time: creating a
+ * folder is a journaled metadata operation that can take milliseconds on a busy disk.
+ */
+async function makeFolders(out: string, folders: string[]): Promise<void> {
+  const made = new Map<string, Promise<unknown>>();
+  for (const d of folders) {
+    const cut = d.lastIndexOf('/');
+    const parent = cut < 0 ? undefined : made.get(d.slice(0, cut));
+    made.set(d, (parent ?? Promise.resolve()).then(() => mkdir(join(out, d), { recursive: true })));
+  }
+  const settled = await Promise.allSettled(made.values());
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+}
+
 /** The typed error for a job's failure. */
 function jobError(f: ApplyJobFailure): Error {
   switch (f.kind) {
@@ -74,8 +89,6 @@ export class Applier {
   private job = new ApplyJobBuilder();
   private jobFiles = new Set<number>();
   private readonly inFlight: Array<Promise<void>> = [];
-  /** Per assembled B file: settles once the file exists (see createFiles). */
-  private readonly created = new Map<number, Promise<void>>();
   private stopCreating = false;
   private readonly jobBytes: number;
   private records!: DataRecords;
@@ -115,18 +128,18 @@ export class Applier {
     const out = this.opts.outDir;
     // Validated: no entry of B is a link or file above another, and links are created last, so no
     // folder is ever made through a link.
-    for (const d of foldersOf(this.b)) await mkdir(join(out, d), { recursive: true });
+    await makeFolders(out, foldersOf(this.b));
     await this.writeFiles();
     await this.records.checkAllUsed();
-    for (const f of this.b.files) {
-      if (f.type === 'hardlink') await link(join(out, f.linkTarget), join(out, f.path));
-      else if (f.type === 'symlink') await symlink(f.linkTarget, join(out, f.path));
-    }
-    // Directory modes last (a read-only directory would refuse its own content).
-    for (let i = this.b.files.length - 1; i >= 0; i--) {
-      const f = this.b.files[i];
-      if (f.type === 'dir') await chmod(join(out, f.path), dirMode(f.mode));
-    }
+    // Links, then directory modes (a read-only directory would refuse its own content), each batch at once:
+    // one at a time, metadata calls wait on the disk's journal in turn.
+    await Promise.all(
+      this.b.files.map(async (f) => {
+        if (f.type === 'hardlink') await link(join(out, f.linkTarget), join(out, f.path));
+        else if (f.type === 'symlink') await symlink(f.linkTarget, join(out, f.path));
+      }),
+    );
+    await Promise.all(this.b.files.map(async (f) => (f.type === 'dir' ? chmod(join(out, f.path), dirMode(f.mode)) : undefined)));
     if (this.internals.durable) {
       // Files were fsynced as they were finished (in the background); the entries naming them are
       // made durable here, deepest folders first, so the caller's rename only ever exposes a durable tree.
@@ -206,32 +219,20 @@ export class Applier {
   }
 
   /**
-   * Creates the (empty) files the jobs write, in the order they are planned, several at a time: creating a file
-   * is a journaled metadata operation that can take milliseconds on a busy disk, so one at a time on the
-   * workers would leave them waiting. Jobs open these files without O_CREAT or O_TRUNC.
+   * Creates the (empty) files the jobs will write, in the order they are planned, several at a time, ahead of
+   * the jobs: creating a file is a journaled metadata operation that can take milliseconds on a busy disk, and
+   * the workers would otherwise wait for each. Creating is idempotent here and in the jobs (O_CREAT, never
+   * O_TRUNC), so a job that gets to its file first simply creates it itself; failures are left to the job.
    */
   private async createFiles(files: Array<[number, FileEntry]>): Promise<void> {
-    const waiting = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
-    for (const [fi] of files) {
-      const p = new Promise<void>((resolve, reject) => waiting.set(fi, { resolve, reject }));
-      p.catch(() => undefined);
-      this.created.set(fi, p);
-    }
     let next = 0;
     const creator = async () => {
-      while (next < files.length) {
-        const [fi, f] = files[next++];
-        const w = waiting.get(fi)!;
-        if (this.stopCreating) {
-          w.reject(new Error('apply stopped'));
-          continue;
-        }
-        try {
-          await (await open(join(this.opts.outDir, f.path), 'w')).close();
-          w.resolve();
-        } catch (err) {
-          w.reject(err);
-        }
+      while (next < files.length && !this.stopCreating) {
+        const [, f] = files[next++];
+        await open(join(this.opts.outDir, f.path), fsConstants.O_WRONLY | fsConstants.O_CREAT, 0o600).then(
+          (fh) => fh.close(),
+          () => undefined,
+        );
       }
     };
     await Promise.all(Array.from({ length: CREATORS }, creator));
@@ -242,10 +243,7 @@ export class Applier {
     const outPath = join(this.opts.outDir, f.path);
     const head = { path: outPath, name: f.path, size: f.sizeBytes, sha256: hex(f.sha256), mode: fileMode(f.mode), durable: this.internals.durable === true };
     if (split) await this.send();
-    const piece = () => {
-      this.job.file({ ...head, whole: !split });
-      this.job.creating.push(this.created.get(fi)!);
-    };
+    const piece = () => this.job.file({ ...head, whole: !split });
     piece();
     this.jobFiles.add(fi);
     let off = 0;
@@ -341,10 +339,8 @@ export class Applier {
     const total = builder.rawBytes;
     const job = builder.build();
     const p = (async () => {
-      // Earlier jobs whose output this one reads (waited for, whatever their outcome: theirs is reported first),
-      // then the files this one writes (a failure to create one is this job's failure).
+      // Earlier jobs whose output this one reads (waited for, whatever their outcome: theirs is reported first).
       await Promise.allSettled(builder.waitFor);
-      await Promise.all(builder.creating);
       const r = await this.codec.applyPatchJob(job);
       if (r.failure) throw jobError(r.failure);
       this.copiedBytes += r.copied;

@@ -18,8 +18,6 @@ export class ApplyJobBuilder {
   private current: JobFile | undefined;
   /** Jobs sent earlier that this one reads the output of (Reuse steps): it is sent once they have finished. */
   readonly waitFor: Array<Promise<unknown>> = [];
-  /** Creation of the files this job writes (they must exist before it runs). */
-  readonly creating: Array<Promise<void>> = [];
 
   get empty(): boolean {
     return this.files.length === 0;

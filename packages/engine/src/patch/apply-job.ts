@@ -260,9 +260,9 @@ function writeAll(fd: number, bytes: Uint8Array, at: number): void {
  * whole file once every piece is written).
  */
 function runFile(job: ApplyJob, all: Uint8Array, f: JobFile, a: AFiles, result: ApplyJobResult): void {
-  // The caller created the file, empty. Neither O_CREAT (creating is slow on a busy disk: the caller does it
-  // several at a time) nor O_TRUNC (ext4 flushes a file truncated to zero when it is closed).
-  const fd = openSync(f.path, constants.O_RDWR);
+  // Created here unless the caller's creators (see Applier.createFiles) got to it first. Never O_TRUNC: the
+  // file is new (B's folder started empty), and ext4 flushes a file truncated to zero when it is closed.
+  const fd = openSync(f.path, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
     const h: Hash | undefined = f.whole ? createHash('sha256') : undefined;
     for (const s of f.steps) {
