@@ -86,6 +86,25 @@ describe.each(TEST_DIALECTS)('SQL statements per authenticated request (%s)', (d
     expect(await usernames('/be/v1/users?limit=2&offset=1')).toEqual((await usernames('/be/v1/users?limit=3')).slice(1, 3));
   });
 
+  it('lists each user once with all its role names sorted, a user without roles with none, and the same fields as GET one', async () => {
+    const zeta = await createRole(t, admin.headers, { apps: 2 }, 'zz_Zeta');
+    const alpha = await createRole(t, admin.headers, { apps: 2 }, 'Aa_alpha');
+    const beta = await createRole(t, admin.headers, { apps: 2 }, 'aa_beta');
+    const many = await createUser(t, org, admin.headers, [zeta, beta, alpha], 'aaa_many_roles');
+    await createUser(t, org, admin.headers, [], 'aaa_no_roles');
+    const { r, sql } = await counted('GET', '/be/v1/users?username=aaa_&limit=10', admin.headers);
+    expect(r.statusCode, r.body).toBe(200);
+    expect(sql.length).toBeLessThanOrEqual(2);
+    const listed = r.json();
+    expect(listed.total).toBe(2);
+    expect(listed.users.map((u: { username: string }) => u.username)).toEqual(['aaa_many_roles', 'aaa_no_roles']);
+    expect(listed.users[0].roles).toEqual(['Aa_alpha', 'aa_beta', 'zz_Zeta']);
+    expect(listed.users[1].roles).toEqual([]);
+    const one = (await t.req('GET', `/be/v1/users/${many.username}`, { headers: admin.headers })).json().user;
+    expect(listed.users[0]).toEqual(one);
+    expect(Object.keys(listed.users[0]).sort()).toEqual(Object.keys(one).sort());
+  });
+
   it('a role change, a disabled account, a revoked key and a logout take effect on the next request', async () => {
     const reader = await createRole(t, admin.headers, { beUsers: 2 });
     const other = await createRole(t, admin.headers, { apps: 2 });

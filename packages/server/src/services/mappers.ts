@@ -1,5 +1,6 @@
 import type { OrgDto, RoleDto, TaskDto, UserDto } from '@rockit/contract';
-import type { OrgRow, RoleRow, TaskRow, UserRow } from '../db/database.js';
+import type { OrgRow, RoleRow, TaskRow } from '../db/database.js';
+import type { UserDtoRow } from '../db/repositories/user.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { noPermissions, RESOURCES, type Permissions } from '../domain/permissions.js';
 
@@ -28,7 +29,7 @@ export const toRoleDto = (r: RoleRow & { users: number }): RoleDto => ({
   updated: toUnixSeconds(r.updated_ms),
 });
 
-export function toUserDto(r: UserRow, roles: string[]): UserDto {
+export function toUserDto(r: UserDtoRow, roles: string[]): UserDto {
   const dto: UserDto = {
     username: r.username,
     type: r.type,
