@@ -97,6 +97,12 @@ export interface Server {
   close(): Promise<void>;
 }
 
+/** Images built while their tars upload (pipeline/early-build.ts): only where mkraw runs too (this process has workers). */
+function earlyBuildsOf(config: Config, mkrawWorkDir: string): EarlyBuilds | undefined {
+  if (!config.worker.enabled || !config.imports.earlyBuild) return undefined;
+  return new EarlyBuilds({ workDir: mkrawWorkDir, limits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles } });
+}
+
 const ADMIN_TOKEN_FILE = 'admin-token.sha256';
 /** Where the depot (the publication layout of api.md §7.3) lives inside the blob store. */
 const DEPOT_PREFIX = 'cdn';
@@ -191,10 +197,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   });
 
   let worker: Worker | undefined;
-  // Images built while their tars upload: only where mkraw runs too (this process has workers).
-  const earlyBuilds = config.worker.enabled && config.imports.earlyBuild
-    ? new EarlyBuilds({ workDir: mkrawWorkDir, limits: { maxTotalBytes: config.imports.maxBuildBytes, maxFiles: config.imports.maxBuildFiles } })
-    : undefined;
+  const earlyBuilds = earlyBuildsOf(config, mkrawWorkDir);
   const importDeps: ImportDeps = {
     db: db.db, clock, blobStore, depotPrefix: DEPOT_PREFIX, workDir: path.join(config.dataDir, 'work'), sweepWork,
     maxUploadBytes: config.imports.maxUploadBytes,
@@ -287,9 +290,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const scheduler = new Scheduler(maintenance);
   scheduler.start();
 
-  const close = closeOnce([
-    () => scheduler.stop(), () => app.close(), () => worker?.stop({ drain: true }), async () => earlyBuilds?.close(), () => db.close(), () => blobStore.close(),
-  ]);
+  const stopEarlyBuilds = async (): Promise<void> => earlyBuilds?.close();
+  const close = closeOnce([() => scheduler.stop(), () => app.close(), () => worker?.stop({ drain: true }), stopEarlyBuilds, () => db.close(), () => blobStore.close()]);
   return { app, db, config, worker, queue, blobStore, earlyBuilds, close };
 }
 

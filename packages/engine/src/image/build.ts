@@ -35,6 +35,8 @@ export interface BuildImageOptions {
   onProgress?: (p: BuildProgress) => void;
   /** Cancels the build: it stops at the next entry or batch, removes its partial output and throws signal.reason. */
   signal?: AbortSignal;
+  /** Flush each finished pack to disk in the background (ImageWriter `syncPacks`): for callers that store the image durably. */
+  syncPacks?: boolean;
 }
 
 export interface BuildStats {
@@ -80,7 +82,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildResult> 
   const chunking: ChunkingParams = { ...DEFAULT_CHUNKING, ...opts.chunking, algorithm: 'fastcdc' };
   validateChunkingParams(chunking);
   const entries = await openInput(opts.input);
-  const writer = await ImageWriter.create(opts.outDir, opts.packSizeBytes ?? DEFAULT_PACK_SIZE_BYTES);
+  const writer = await ImageWriter.create(opts.outDir, opts.packSizeBytes ?? DEFAULT_PACK_SIZE_BYTES, { syncPacks: opts.syncPacks ?? false });
   const build = new ImageBuild(opts, chunking, writer);
   try {
     for await (const e of entries) {

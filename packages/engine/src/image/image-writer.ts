@@ -42,15 +42,22 @@ export class ImageWriter {
   private packSeq = 0;
   private writing: Promise<void> = Promise.resolve();
   private backlogBytes = 0;
+  /** Packs being flushed to disk (syncPacks) and closed in the background; finish() waits for them. */
+  private closing: Array<Promise<void>> = [];
 
   private constructor(
     readonly outDir: string,
     readonly stagingDir: string,
     private readonly packSizeBytes: number,
+    private readonly syncPacks: boolean,
   ) {}
 
-  /** Prepares a staging folder. Throws EngineError 'output-exists' when outDir exists and is not empty. */
-  static async create(outDir: string, packSizeBytes: number): Promise<ImageWriter> {
+  /**
+   * Prepares a staging folder. Throws EngineError 'output-exists' when outDir exists and is not empty.
+   * `syncPacks`: each finished pack is flushed to disk (fdatasync) in the background while the next fills, so a
+   * caller that must store the image durably (a server's depot) finds its bytes already on disk.
+   */
+  static async create(outDir: string, packSizeBytes: number, opts: { syncPacks?: boolean } = {}): Promise<ImageWriter> {
     const target = resolve(outDir);
     let entries: string[] | undefined;
     try {
@@ -63,7 +70,7 @@ export class ImageWriter {
     await mkdir(dirname(target), { recursive: true });
     const staging = `${target}.building-${randomBytes(6).toString('hex')}`;
     await mkdir(join(staging, PACKS_DIR), { recursive: true });
-    return new ImageWriter(target, staging, packSizeBytes);
+    return new ImageWriter(target, staging, packSizeBytes, opts.syncPacks ?? false);
   }
 
   /** Appends one stored payload; returns its chunk index. Payload bytes are copied or written before the next await resolves. */
@@ -129,8 +136,14 @@ export class ImageWriter {
     const p = this.pack;
     if (!p) return;
     await this.drainWrites();
-    await p.fh.close();
     this.pack = undefined;
+    if (this.syncPacks) {
+      const closed = p.fh.datasync().finally(() => p.fh.close());
+      closed.catch(() => undefined); // observed by finish() or abort()
+      this.closing.push(closed);
+    } else {
+      await p.fh.close();
+    }
     // Content-addressed: the name hashes the header and, per chunk, its raw-content hash, codec and stored size.
     // Two packs with one name hold the same chunks at the same offsets, each verifiable by its hash.
     const name = p.nameHash.digest('hex').slice(0, NAME_HASH_HEX_CHARS) + PACK_SUFFIX;
@@ -144,6 +157,7 @@ export class ImageWriter {
    */
   async finish(base: Omit<Manifest, 'chunks' | 'packs' | 'formatVersion'>): Promise<{ manifest: Manifest; imageJson: ImageJson; manifestBytes: number }> {
     await this.closePack();
+    await Promise.all(this.closing);
     const manifest: Manifest = { formatVersion: IMAGE_FORMAT_VERSION, ...base, chunks: this.chunks, packs: this.packs };
     const bytes = encodeManifest(manifest);
     const sha = createHash('sha256').update(bytes).digest('hex');
@@ -175,6 +189,7 @@ export class ImageWriter {
   /** Removes the staging folder (after a failure). */
   async abort(): Promise<void> {
     await this.writing.catch(() => undefined);
+    await Promise.allSettled(this.closing);
     if (this.pack) await this.pack.fh.close().catch(() => undefined);
     this.pack = undefined;
     await rm(this.stagingDir, { recursive: true, force: true });

@@ -76,6 +76,14 @@ describe('build → extract round trips', () => {
     expect(await readdir(join(tmp, 'pooled', 'packs'))).toEqual(await readdir(join(tmp, 'base', 'packs')));
   });
 
+  it('gives the same image when every pack is flushed to disk in the background (syncPacks)', async () => {
+    const synced = await buildImage({ input: src, outDir: join(tmp, 'synced'), threads: 0, packSizeBytes: SMALL_PACKS, syncPacks: true });
+    expect(synced.manifest).toEqual(base.manifest);
+    expect(await readdir(join(tmp, 'synced', 'packs'))).toEqual(await readdir(join(tmp, 'base', 'packs')));
+    expect(synced.manifest.packs.length).toBeGreaterThan(3);
+    expect((await verifyImage(join(tmp, 'synced'))).ok).toBe(true);
+  });
+
   it('can be cancelled: build removes its partial output, extract keeps its staging for a resume', async () => {
     const ac = new AbortController();
     ac.abort(new Error('stop'));

@@ -75,6 +75,8 @@ export class EarlyBuilds {
     const done = buildImage({
       input,
       outDir: join(folder, 'image'),
+      // The depot stores it durably: its packs reach the disk while the upload still runs, not when mkraw stores them.
+      syncPacks: true,
       ...(this.opts.limits ? { limits: this.opts.limits } : {}),
       ...(this.opts.threads !== undefined ? { threads: this.opts.threads } : {}),
     }).then(

@@ -259,6 +259,8 @@ async function buildFromStore(
     return await buildImage({
       input: counted,
       outDir,
+      syncPacks: true, // the depot stores the image durably: its packs reach the disk while the build runs
+
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       onProgress: () => progress(head.sizeBytes === 0 ? 1 : readBytes / head.sizeBytes),
