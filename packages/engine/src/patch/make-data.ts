@@ -30,9 +30,11 @@ const RUNS_IN_FLIGHT = 3;
 /** A run whose frame is being coded: written, in order, once its frame is back. */
 interface PendingRun {
   run: Run;
-  raw: Buffer;
+  raw: Uint8Array;
   refs: RefSegment[];
   coded: Promise<EncodedRun>;
+  /** Shared memory holding raw and its reference, given back once the run is written. */
+  slab: SharedArrayBuffer;
 }
 
 export interface DataPartResult {
@@ -102,6 +104,7 @@ class DataPartEncoder {
   private readonly am: Manifest;
   private readonly aCache: ChunkCache;
   private readonly pending: PendingRun[] = [];
+  private readonly slabs = new SlabPool();
 
   constructor(
     private readonly a: BuildSide,
@@ -147,20 +150,29 @@ class DataPartEncoder {
     const f = this.b.manifest.files[run.bFile];
     const pieces: Buffer[] = [];
     for (let k = run.ordinal; k < run.ordinal + run.count; k++) pieces.push(await this.b.readChunk(f.chunks[k]));
-    const raw = Buffer.concat(pieces);
     const refs = chooseReference(run, f, pieces, this.ctx);
     const ref: Buffer[] = [];
     for (const s of refs) for (let k = s.ordinal; k < s.ordinal + s.count; k++) ref.push(await this.aCache.get(this.am.files[s.aFile].chunks[k]));
-    const dict = refs.length > 0 ? Buffer.concat(ref) : new Uint8Array(0);
+    // Run and reference go straight into shared memory: the zstd threads read them there, no copy per pass.
+    const rawBytes = byteLength(pieces);
+    const slab = this.slabs.take(rawBytes + byteLength(ref));
+    const raw = new Uint8Array(slab, 0, rawBytes);
+    const dict = new Uint8Array(slab, rawBytes, byteLength(ref));
+    fill(raw, pieces);
+    fill(dict, ref);
     const coded = this.pool.encode({ raw, dict, windowLog: this.coding.windowLog, policy: levelPolicy(this.coding.level) });
     // Observed here so a failure while earlier runs are still being written is not reported as unhandled.
     coded.catch(() => undefined);
-    this.pending.push({ run, raw, refs, coded });
+    this.pending.push({ run, raw, refs, coded, slab });
   }
 
   /** Writes coded runs, oldest first, until at most `keep` are left in flight. */
   async drain(keep: number): Promise<void> {
-    while (this.pending.length > keep) await this.writeCoded(this.pending.shift()!);
+    while (this.pending.length > keep) {
+      const p = this.pending.shift()!;
+      await this.writeCoded(p);
+      this.slabs.give(p.slab);
+    }
   }
 
   /** A run coded on its own: zstd against reference bytes of A when some were found, raw when zstd does not help. */
@@ -192,6 +204,44 @@ class DataPartEncoder {
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+}
+
+/**
+ * Reused SharedArrayBuffers for the runs in flight. A SharedArrayBuffer is freed only once every thread that
+ * saw it has collected it, which the zstd threads (allocating little) rarely do: fresh ones per run piled up
+ * as ~100 MB of garbage. Sizes are rounded up so that most runs fit any free one.
+ */
+class SlabPool {
+  private readonly free: SharedArrayBuffer[] = [];
+
+  take(bytes: number): SharedArrayBuffer {
+    const i = this.free.findIndex((s) => s.byteLength >= bytes);
+    if (i >= 0) return this.free.splice(i, 1)[0];
+    // None large enough: one free one is dropped, so there are never more than the runs in flight.
+    this.free.shift();
+    return new SharedArrayBuffer(Math.ceil(Math.max(1, bytes) / SLAB_ROUND_BYTES) * SLAB_ROUND_BYTES);
+  }
+
+  give(slab: SharedArrayBuffer): void {
+    this.free.push(slab);
+  }
+}
+
+const SLAB_ROUND_BYTES = 1 << 20;
+
+function byteLength(bufs: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
+}
+
+/** Copies `bufs` one after another into `out` (sized by byteLength). */
+function fill(out: Uint8Array, bufs: readonly Uint8Array[]): void {
+  let at = 0;
+  for (const b of bufs) {
+    out.set(b, at);
+    at += b.length;
   }
 }
 

@@ -30,10 +30,17 @@ export function zstdCompress(data: Uint8Array, settings: ZstdSettings, dict?: Ui
     c.setParameters({ compressionLevel: settings.level, windowLog: settings.windowLog, checksumFlag: false, contentSizeFlag: false });
     compressors.set(key, c);
   }
-  // An empty buffer unloads the previous dictionary.
-  c.loadDictionary(dict && dict.length > 0 ? dict : new Uint8Array(0));
-  return c.compress(data);
+  if (!dict || dict.length === 0) return c.compress(data);
+  c.loadDictionary(dict);
+  try {
+    return c.compress(data);
+  } finally {
+    // An empty buffer unloads it: zstd's copy and the tables built from it are freed now, not at the next call.
+    c.loadDictionary(NO_DICT);
+  }
 }
+
+const NO_DICT = new Uint8Array(0);
 
 /**
  * Decompresses one zstd frame into exactly `rawSize` bytes. Throws (a plain Error, the caller
