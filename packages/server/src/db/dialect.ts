@@ -121,13 +121,23 @@ function cachePreparedStatements(database: SQLite.Database, maxStatements = 512)
  * prepared. Bounded per connection: past `maxPerConnection` distinct texts, queries run unnamed.
  */
 function cachePgStatements(pool: pg.Pool, maxPerConnection = 256): void {
+  // The name of a text is hashed once per pool, not on every query (a page statement is ~1 kB of SQL).
+  const names = new Map<string, string>();
+  const nameOf = (text: string): string => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `rk_${createHash('sha1').update(text).digest('base64url')}`;
+      if (names.size < 4 * maxPerConnection) names.set(text, name);
+    }
+    return name;
+  };
   pool.on('connect', (client) => {
     const named = new Set<string>();
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const [text, values] = args;
       if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && args.length === 2) {
-        const name = `rk_${createHash('sha1').update(text).digest('base64url')}`;
+        const name = nameOf(text);
         if (named.has(name) || named.size < maxPerConnection) {
           named.add(name);
           return query({ name, text, values });

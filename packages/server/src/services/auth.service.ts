@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { OrgRow, UserRow } from '../db/database.js';
 import {
   findApiKey,
   findAuthTokenByHash,
@@ -7,19 +6,18 @@ import {
   insertAuthToken,
   insertSession,
   revokeSession,
-  type CredentialOwner,
+  type PrincipalOwner,
 } from '../db/repositories/credential.repository.js';
 import { findOrgByName } from '../db/repositories/org.repository.js';
 import { grantsOfUser } from '../db/repositories/role.repository.js';
 import { findUser, roleNamesOfUsers, updateUser } from '../db/repositories/user.repository.js';
 import { toUnixSeconds } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
-import { unionPermissions } from '../domain/permissions.js';
 import { constantTimeEqual, hashPassword, randomSecret, sha256Hex, verifyPassword } from '../domain/secrets.js';
 import { LoginThrottle, keyOf, waitSeconds, type ThrottleRule } from './login-throttle.js';
 import type { AdminPrincipal, ServiceDeps, UserPrincipal } from './context.js';
 import type { LoginAnswer, LoginInput } from '@rockit/contract';
-import { parsePermissions, toUserDto } from './mappers.js';
+import { toUserDto, unionOfStored } from './mappers.js';
 
 /** The login answer without its envelope. */
 export type LoginResult = Omit<LoginAnswer, 'status'>;
@@ -182,7 +180,7 @@ export class AuthService {
 
   /** `grants`: the owner's roles when the credential's statement already read them; otherwise read now. */
   private async principalOf(
-    owner: { user: UserRow; org: OrgRow } | CredentialOwner,
+    owner: PrincipalOwner,
     via: 'token' | 'apikey',
     known?: Array<{ permissions: string; builtin: number }>,
   ): Promise<UserPrincipal> {
@@ -196,7 +194,7 @@ export class AuthService {
       username: owner.user.username,
       userType: owner.user.type,
       via,
-      permissions: unionPermissions(grants.map((g) => parsePermissions(g.permissions))),
+      permissions: unionOfStored(grants),
       isAdministrator: grants.some((g) => Number(g.builtin) === 1),
     };
   }

@@ -20,6 +20,19 @@ export function parsePermissions(json: string): Permissions {
   return out;
 }
 
+/**
+ * The union (bitwise OR, spec §2.3) of roles' stored permission texts, parsed in one pass into one
+ * object: the principal of every authenticated request is built with it from the roles just read.
+ */
+export function unionOfStored(roles: Iterable<{ permissions: string }>): Permissions {
+  const out = noPermissions();
+  for (const role of roles) {
+    const stored = JSON.parse(role.permissions) as Partial<Permissions>;
+    for (const r of RESOURCES) out[r] |= stored[r] ?? 0;
+  }
+  return out;
+}
+
 export const toRoleDto = (r: RoleRow & { users: number }): RoleDto => ({
   name: r.name,
   label: r.label,

@@ -41,6 +41,25 @@ function owner(r: any): CredentialOwner {
   };
 }
 
+/** What a request's principal is built from (auth.service principalOf): all the hot credential statements read. */
+export interface PrincipalOwner {
+  user: Pick<UserRow, 'id' | 'username' | 'type' | 'disabled'>;
+  org: Pick<OrgRow, 'id' | 'name'>;
+}
+
+const principalColumns = [
+  'users.id as u_id',
+  'users.username as u_username',
+  'users.type as u_type',
+  'users.disabled as u_disabled',
+  'orgs.id as o_id',
+  'orgs.name as o_name',
+] as const;
+
+function principalOwner(r: any): PrincipalOwner {
+  return { user: { id: r.u_id, username: r.u_username, type: r.u_type, disabled: r.u_disabled }, org: { id: r.o_id, name: r.o_name } };
+}
+
 export async function insertSession(
   db: Executor,
   row: { id: string; token_hash: string; user_id: string; created_ms: number; expires_ms: number },
@@ -77,7 +96,7 @@ export async function insertAuthToken(
   await db.insertInto('auth_tokens').values(row).execute();
 }
 
-export interface AuthTokenLookup extends CredentialOwner {
+export interface AuthTokenLookup extends PrincipalOwner {
   expiresMs: number;
   /** The session the token was derived from was revoked (logout): the token is revoked too. */
   revoked: boolean;
@@ -110,7 +129,7 @@ const authTokenQuery = compiledOnce<{ tokenHash: string }, Record<string, any>>(
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
     .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
     .leftJoin('roles', 'roles.id', 'user_roles.role_id')
-    .select([...ownerColumns, ...grantColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
+    .select([...principalColumns, ...grantColumns, 'auth_tokens.expires_ms as t_expires_ms', 'sessions.revoked as s_revoked'])
     .where('auth_tokens.token_hash', '=', p.tokenHash),
 );
 
@@ -122,7 +141,7 @@ export async function findAuthTokenByHash(db: Executor, tokenHash: string): Prom
   const rows = await authTokenQuery(db, { tokenHash });
   const r = rows[0];
   if (!r) return undefined;
-  return { ...owner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0, grants: grantsOf(rows) };
+  return { ...principalOwner(r), expiresMs: Number(r.t_expires_ms), revoked: Number(r.s_revoked) !== 0, grants: grantsOf(rows) };
 }
 
 /** Deletes expired sessions (their auth tokens cascade). Returns nothing; housekeeping only. */
@@ -135,7 +154,7 @@ export async function insertApiKey(db: Executor, row: { id: string; user_id: str
 }
 
 /** An API key's owner with its roles, and whether the client address was blocked when the key was read. */
-export interface ApiKeyLookup extends CredentialOwner, WithGrants {
+export interface ApiKeyLookup extends PrincipalOwner, WithGrants {
   /** When the address's live credential-failure window ends (ms), if that window has reached its max; else undefined. */
   blockedUntilMs: number | undefined;
 }
@@ -149,7 +168,7 @@ const apiKeyQuery = compiledOnce<ApiKeyParams, Record<string, any>>(['keyHash', 
     .innerJoin('orgs', 'orgs.id', 'users.org_id')
     .leftJoin('user_roles', 'user_roles.user_id', 'users.id')
     .leftJoin('roles', 'roles.id', 'user_roles.role_id')
-    .select(ownerColumns)
+    .select(principalColumns)
     .select(grantColumns)
     .select((eb) =>
       eb
@@ -181,7 +200,7 @@ export async function findApiKey(
   const r = rows[0];
   if (!r) return undefined;
   const blocked = r.blocked_until_ms;
-  return { ...owner(r), grants: grantsOf(rows), blockedUntilMs: blocked === null || blocked === undefined ? undefined : Number(blocked) };
+  return { ...principalOwner(r), grants: grantsOf(rows), blockedUntilMs: blocked === null || blocked === undefined ? undefined : Number(blocked) };
 }
 
 /** Key ids are per org: a key of another org is never found. */

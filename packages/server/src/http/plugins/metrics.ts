@@ -11,13 +11,20 @@ const UPLOAD_ROUTE = '/be/v1/uploads/:taskName';
  * token is set; without it `/metrics` is an unknown route (404 in the envelope).
  */
 export function registerMetrics(app: FastifyInstance, metrics: Metrics, token: string): void {
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url;
-    metrics.request(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
-    if (route === UPLOAD_ROUTE && req.method === 'PUT' && reply.statusCode === 200) {
-      const length = Number(req.headers['content-length']);
-      if (Number.isSafeInteger(length)) metrics.uploaded(length);
+  // Callback style, not async: no promise per response.
+  app.addHook('onResponse', (req, reply, done) => {
+    try {
+      const route = req.routeOptions.url;
+      metrics.request(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
+      if (route === UPLOAD_ROUTE && req.method === 'PUT' && reply.statusCode === 200) {
+        const length = Number(req.headers['content-length']);
+        if (Number.isSafeInteger(length)) metrics.uploaded(length);
+      }
+    } catch (e) {
+      done(e as Error);
+      return;
     }
+    done();
   });
   app.get('/metrics', { schema: { hide: true }, config: { auth: 'none' } }, async (req, reply) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');

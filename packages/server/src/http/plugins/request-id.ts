@@ -11,8 +11,9 @@ export function genRequestId(req: { headers: Record<string, string | string[] | 
 
 /** Every response, errors and 404s included, carries x-request-id. */
 export function registerRequestId(app: FastifyInstance): void {
-  app.addHook('onSend', async (req, reply, payload) => {
+  // Callback style, not async: no promise per response for a one-line hook.
+  app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
-    return payload;
+    done(null, payload);
   });
 }
