@@ -90,6 +90,8 @@ export class Applier {
   private jobFiles = new Set<number>();
   private readonly inFlight: Array<Promise<void>> = [];
   private stopCreating = false;
+  /** Errors that are a job's failure (told apart from the planner's own). */
+  private readonly jobFailures = new WeakSet<object>();
   private readonly jobBytes: number;
   private records!: DataRecords;
   private done = 0;
@@ -206,9 +208,10 @@ export class Applier {
       await this.send();
       while (this.inFlight.length > 0) await this.inFlight.shift();
     } catch (err) {
-      // A job sent earlier covers earlier bytes of the data part: its failure is the one to report.
+      // Jobs are awaited oldest first, so a job's failure caught here is the earliest one; a failure of the
+      // planning concerns bytes after every job sent, so a failure of a job still in flight comes first.
       const settled = await Promise.allSettled(this.inFlight.splice(0));
-      for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      if (!this.jobFailures.has(err as object)) for (const r of settled) if (r.status === 'rejected') throw r.reason;
       throw err;
     } finally {
       this.stopCreating = true;
@@ -342,7 +345,11 @@ export class Applier {
       // Earlier jobs whose output this one reads (waited for, whatever their outcome: theirs is reported first).
       await Promise.allSettled(builder.waitFor);
       const r = await this.codec.applyPatchJob(job);
-      if (r.failure) throw jobError(r.failure);
+      if (r.failure) {
+        const e = jobError(r.failure);
+        this.jobFailures.add(e);
+        throw e;
+      }
       this.copiedBytes += r.copied;
       this.patchedBytes += r.patched;
       this.progress(total);

@@ -265,10 +265,20 @@ function runFile(job: ApplyJob, all: Uint8Array, f: JobFile, a: AFiles, result: 
   const fd = openSync(f.path, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
     const h: Hash | undefined = f.whole ? createHash('sha256') : undefined;
-    for (const s of f.steps) {
+    for (let i = 0; i < f.steps.length; i++) {
+      const s = f.steps[i];
       const bytes = stepBytes(job, all, s, a, !f.whole);
-      // Bytes read back from B are always checked: B's own copy might have been changed under us.
-      if (!f.whole || s.op === JobOp.Reuse) checkStep(job, f, s, bytes, a);
+      if (!f.whole) checkStep(job, f, s, bytes, a);
+      else if (s.op === JobOp.Reuse) {
+        // Bytes read back from B are always checked. When they are wrong, the earlier steps of this file (not
+        // checked yet) may be why: a damaged run is named before "changed while applying".
+        try {
+          checkStep(job, f, s, bytes, a);
+        } catch (err) {
+          findCulprit(job, f, fd, a, i);
+          throw err;
+        }
+      }
       writeAll(fd, bytes, s.at);
       h?.update(bytes);
       // Bytes of B repeated from earlier in B count as neither copied from A nor decoded from the patch.
@@ -279,7 +289,7 @@ function runFile(job: ApplyJob, all: Uint8Array, f: JobFile, a: AFiles, result: 
       // The bytes written, in file order, must be B's file (size and SHA-256 of the manifest).
       const size = fstatSync(fd).size;
       if (size !== f.size || h.digest('hex') !== f.sha256) {
-        findCulprit(job, f, fd, a);
+        findCulprit(job, f, fd, a, f.steps.length);
         throw new Stop({ kind: 'corrupt', part: 'manifest', detail: `file ${f.name} does not match its hash` });
       }
       fchmodSync(fd, f.mode);
@@ -290,9 +300,9 @@ function runFile(job: ApplyJob, all: Uint8Array, f: JobFile, a: AFiles, result: 
   }
 }
 
-/** After a whole-file mismatch: reads each step's bytes back from the file and checks them chunk by chunk. */
-function findCulprit(job: ApplyJob, f: JobFile, fd: number, a: AFiles): void {
-  for (const s of f.steps) {
+/** After a mismatch: reads the first `steps` steps' bytes back from the file and checks them chunk by chunk. */
+function findCulprit(job: ApplyJob, f: JobFile, fd: number, a: AFiles, steps: number): void {
+  for (const s of f.steps.slice(0, steps)) {
     const bytes = Buffer.allocUnsafe(spanBytes(job, s.chunk, s.count));
     let got = 0;
     while (got < bytes.length) {

@@ -25,7 +25,7 @@ const BIG = 2 << 20;
 const EDIT_AT = 1 << 20;
 
 /** A: one 2 MiB file and a small one. B: the big file edited in the middle, new bytes three times in one file and once in another. */
-async function pair(): Promise<{ A: string; B: string }> {
+async function pair(again = true): Promise<{ A: string; B: string }> {
   const rng = new Rng(77);
   const big = rng.bytes(BIG);
   const small = rng.bytes(20_000);
@@ -41,18 +41,18 @@ async function pair(): Promise<{ A: string; B: string }> {
   await writeFile(join(B, 'small.txt'), small);
   const fresh = rng.bytes(300_000);
   await writeFile(join(B, 'data/thrice.bin'), Buffer.concat([fresh, fresh, fresh]));
-  await writeFile(join(B, 'again.bin'), fresh);
+  if (again) await writeFile(join(B, 'again.bin'), fresh);
   return { A, B };
 }
 
-/** Offset and payload position of the first delta run of the data part. */
-function firstDeltaRun(data: Buffer): { offset: number; payloadAt: number; payloadSize: number } {
+/** Offset and payload position of the first run of the data part that is (or is not) a delta run. */
+function firstRun(data: Buffer, delta = true): { offset: number; payloadAt: number; payloadSize: number } {
   let pos = DATA_HEADER_BYTES;
   for (;;) {
     const rec = decodeRecordHeader(DATA_PART_NAME, data.subarray(pos), pos);
-    if (rec.tag === RecordTag.End) throw new Error('no delta run');
+    if (rec.tag === RecordTag.End) throw new Error('no such run');
     const head = rec.tag === RecordTag.Run ? rec.run : rec.stream;
-    if (rec.tag === RecordTag.Run && rec.run.codec === RunCodec.ZstdDelta) return { offset: pos, payloadAt: pos + rec.headerBytes, payloadSize: head.payloadSize };
+    if (rec.tag === RecordTag.Run && (rec.run.codec === RunCodec.ZstdDelta) === delta) return { offset: pos, payloadAt: pos + rec.headerBytes, payloadSize: head.payloadSize };
     pos += rec.headerBytes + head.payloadSize;
   }
 }
@@ -99,13 +99,29 @@ describe.each(modes)('apply jobs: %s', (_name, internals) => {
     const p = join(work, 'p');
     await makePatch({ from: A, to: B, outDir: p, level: 3 });
     const data = await readFile(join(p, DATA_PART_NAME));
-    const run = firstDeltaRun(data);
+    const run = firstRun(data);
     data[run.payloadAt + (run.payloadSize >> 1)] ^= 0x40;
     await resign(p, data);
     const err = await applyPatch({ patch: p, fromDir: A, outDir: join(work, 'out') }, internals).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PatchCorruptError);
     expect((err as PatchCorruptError).part).toBe(DATA_PART_NAME);
     expect((err as PatchCorruptError).offset).toBe(run.offset);
+  });
+
+  it('names the data part when a run whose bytes the same file repeats later is damaged', async () => {
+    // Without again.bin the new bytes are first written in thrice.bin, which then repeats them: the repeat reads
+    // back bytes its file's whole-file check has not covered yet.
+    const { A, B } = await pair(false);
+    const p = join(work, 'p');
+    const { stats } = await makePatch({ from: A, to: B, outDir: p, level: 3 });
+    expect(stats.internalCopies).toBeGreaterThan(0);
+    const data = await readFile(join(p, DATA_PART_NAME));
+    const run = firstRun(data, false);
+    data[run.payloadAt + (run.payloadSize >> 1)] ^= 0x40;
+    await resign(p, data);
+    const err = await applyPatch({ patch: p, fromDir: A, outDir: join(work, 'out') }, internals).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PatchCorruptError);
+    expect((err as PatchCorruptError).part).toBe(DATA_PART_NAME);
   });
 
   it('names the base file when a copied span of it differs', async () => {
