@@ -103,6 +103,8 @@ export const importTarKey = (orgId: string, taskName: string): string => `${orgI
 
 /** `imports/{orgId}/{taskName}.rkdl` — a delta import's upload (docs/FORMATS.md, "Delta"), keyed by its dltar task. */
 export const importDeltaKey = (orgId: string, taskName: string): string => `${orgImportsPrefix(orgId)}${checkId(taskName, 'task name')}.rkdl`;
+/** Whether an import's upload key is a delta's (`importDeltaKey`), not a tar's. */
+export const isImportDeltaKey = (key: string): boolean => key.endsWith('.rkdl');
 
 /** Joins a store prefix ('' or with or without a trailing '/') and a relative key. */
 export function joinKey(prefix: string, key: string): string {

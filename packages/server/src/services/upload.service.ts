@@ -14,7 +14,7 @@ import { toUnixSeconds } from '../domain/clock.js';
 import { AppError, invalidParam, notFound } from '../domain/errors.js';
 import { constantTimeEqual, sha256Hex } from '../domain/secrets.js';
 import { sniffTar, type TarCompression } from '@rockit/engine';
-import { IMPORTS_PREFIX } from '../publish/layout.js';
+import { IMPORTS_PREFIX, isImportDeltaKey } from '../publish/layout.js';
 import { findTask, releaseSubmittedTask, setSubmittedProgress } from '../queue/tasks.queue.js';
 import { MAX_MULTIPART_PARTS, type BlobStore, type StoredPart } from '../storage/blob-store.js';
 import { PartWriter } from '../storage/part-writer.js';
@@ -252,8 +252,8 @@ export class UploadService {
       },
     });
     const expected = piece.kind === 'range' ? piece.last - piece.first + 1 : piece.total;
-    // The whole tar from its first byte: its image can be built as it arrives (pipeline/early-build.ts).
-    const early = piece.kind === 'whole' && start === 0 ? this.opts.earlyBuilds?.start(taskName) : undefined;
+    // The whole tar from its first byte (not a delta): its image can be built as it arrives (pipeline/early-build.ts).
+    const early = piece.kind === 'whole' && start === 0 && !isImportDeltaKey(imp.tar_key) ? this.opts.earlyBuilds?.start(taskName) : undefined;
     let fed = false;
     try {
       let seen: number;
